@@ -1,0 +1,292 @@
+// Node bindings: convert between JS values and the engine's Runtime. No math here.
+#include <napi.h>
+
+#include <memory>
+#include <thread>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "train/runtime.h"
+
+namespace {
+
+using ml::Runtime;
+
+int64_t get_int(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsNumber()) throw ml::Error(std::string("native config: '") + key + "' must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+double get_double(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsNumber()) throw ml::Error(std::string("native config: '") + key + "' must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+ml::ModelConfig parse_config(const Napi::Object& c) {
+  ml::ModelConfig cfg;
+  cfg.vocab_size = get_int(c, "vocabSize");
+  cfg.padded_vocab = get_int(c, "paddedVocabSize");
+  cfg.d_model = get_int(c, "dModel");
+  cfg.layers = c.Get("layers").ToString().Utf8Value();
+  cfg.norm_eps = get_double(c, "normEps");
+  cfg.seed = uint64_t(get_int(c, "seed"));
+  const Napi::Object m = c.Get("mamba").As<Napi::Object>();
+  cfg.mamba.d_model = cfg.d_model;
+  cfg.mamba.d_state = get_int(m, "dState");
+  cfg.mamba.d_conv = get_int(m, "dConv");
+  cfg.mamba.expand = get_int(m, "expand");
+  cfg.mamba.dt_rank = get_int(m, "dtRank");
+  cfg.mamba.dt_min = get_double(m, "dtMin");
+  cfg.mamba.dt_max = get_double(m, "dtMax");
+  cfg.mamba.dt_init_floor = get_double(m, "dtInitFloor");
+  return cfg;
+}
+
+ml::Slot parse_slot(const std::string& s) {
+  if (s == "value") return ml::Slot::Value;
+  if (s == "grad") return ml::Slot::Grad;
+  if (s == "adam_m") return ml::Slot::FirstMoment;
+  if (s == "adam_v") return ml::Slot::SecondMoment;
+  throw ml::Error("slot: expected value, grad, adam_m or adam_v; got '" + s + "'");
+}
+
+uint8_t* bytes_of(const Napi::TypedArray& array) {
+  return static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+}
+
+Napi::Array shape_array(Napi::Env env, const ml::Shape& shape) {
+  Napi::Array out = Napi::Array::New(env, shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) out.Set(uint32_t(i), Napi::Number::New(env, double(shape[i])));
+  return out;
+}
+
+// Runs one engine call on libuv's thread pool and settles a promise with its result,
+// so the JS event loop stays free while a step runs.
+class Job final : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Napi::Value(Napi::Env)>;  // builds the JS result after the work
+  Job(Napi::Env env, std::shared_ptr<Runtime> runtime, std::function<void()> work, Work result)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), runtime_(std::move(runtime)),
+        work_(std::move(work)), result_(std::move(result)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    runtime_->release();
+    deferred_.Resolve(result_(Env()));
+  }
+  void OnError(const Napi::Error& e) override {
+    runtime_->release();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Runtime> runtime_;
+  std::function<void()> work_;
+  Work result_;
+};
+
+class Model final : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {InstanceMethod("parameters", &Model::Parameters), InstanceMethod("read", &Model::Read),
+                        InstanceMethod("write", &Model::Write), InstanceMethod("evaluate", &Model::Evaluate),
+                        InstanceMethod("lossAndGradients", &Model::LossAndGradients),
+                        InstanceMethod("trainStep", &Model::TrainStep),
+                        InstanceAccessor("dtype", &Model::DType, nullptr),
+                        InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone)});
+  }
+
+  explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+    guard(info.Env(), [&] {
+      if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsString())
+        throw ml::Error("new Model(config, dtype): expected a config object and a dtype string");
+      runtime_ = ml::make_runtime(parse_config(info[0].As<Napi::Object>()),
+                                  ml::parse_dtype(info[1].As<Napi::String>().Utf8Value()));
+    });
+  }
+
+ private:
+  template <typename F>
+  static auto guard(Napi::Env env, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  void acquire(Napi::Env env) {
+    if (!runtime_->try_acquire())
+      throw Napi::Error::New(env, "model is busy: another call on it is still running (await it first)");
+  }
+
+  // Holds the busy flag for the duration of a synchronous call.
+  template <typename F>
+  auto exclusive(Napi::Env env, F&& f) -> decltype(f()) {
+    acquire(env);
+    struct Release {
+      Runtime& r;
+      ~Release() { r.release(); }
+    } release{*runtime_};
+    return guard(env, f);
+  }
+
+  Napi::Value DType(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(runtime_->dtype())); }
+  Napi::Value StepsDone(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(runtime_->steps_done()));
+  }
+  void SetStepsDone(const Napi::CallbackInfo& info, const Napi::Value& value) {
+    exclusive(info.Env(), [&] { runtime_->set_steps_done(value.As<Napi::Number>().Int64Value()); });
+  }
+
+  Napi::Value Parameters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto params = exclusive(env, [&] { return runtime_->params(); });
+    Napi::Array out = Napi::Array::New(env, params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      Napi::Object p = Napi::Object::New(env);
+      p.Set("name", params[i].name);
+      p.Set("shape", shape_array(env, params[i].shape));
+      p.Set("fileShape", shape_array(env, params[i].file_shape));
+      p.Set("weightDecay", params[i].weight_decay);
+      out.Set(uint32_t(i), p);
+    }
+    return out;
+  }
+
+  // read(name, slot, out: Float32Array | Float64Array)
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto [name, slot, array] = buffer_args(info);
+    exclusive(env, [&] { runtime_->read(name, slot, bytes_of(array), array.ByteLength()); });
+    return env.Undefined();
+  }
+
+  // write(name, slot, values: Float32Array | Float64Array)
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto [name, slot, array] = buffer_args(info);
+    exclusive(env, [&] { runtime_->write(name, slot, bytes_of(array), array.ByteLength()); });
+    return env.Undefined();
+  }
+
+  std::tuple<std::string, ml::Slot, Napi::TypedArray> buffer_args(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsTypedArray())
+      throw Napi::TypeError::New(env, "expected (name: string, slot: string, array: TypedArray)");
+    Napi::TypedArray array = info[2].As<Napi::TypedArray>();
+    const auto want = runtime_->dtype() == ml::DType::F32 ? napi_float32_array : napi_float64_array;
+    if (array.TypedArrayType() != want)
+      throw Napi::TypeError::New(env, std::string("expected a ") +
+                                          (want == napi_float32_array ? "Float32Array" : "Float64Array") +
+                                          " for a " + dtype_name(runtime_->dtype()) + " model");
+    const ml::Slot slot = guard(env, [&] { return parse_slot(info[1].As<Napi::String>().Utf8Value()); });
+    return {info[0].As<Napi::String>().Utf8Value(), slot, array};
+  }
+
+  struct Batch {
+    std::vector<int32_t> tokens;
+    int64_t batch, len_plus_one;
+  };
+
+  // (tokens: Int32Array, batch, lenPlusOne), copied so the JS buffer may go away mid-step.
+  static Batch batch_args(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        !info[1].IsNumber() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "expected (tokens: Int32Array, batch: number, lenPlusOne: number)");
+    Napi::Int32Array t = info[0].As<Napi::Int32Array>();
+    Batch b{std::vector<int32_t>(t.Data(), t.Data() + t.ElementLength()), info[1].As<Napi::Number>().Int64Value(),
+            info[2].As<Napi::Number>().Int64Value()};
+    if (b.batch <= 0 || b.len_plus_one < 2 || int64_t(b.tokens.size()) != b.batch * b.len_plus_one)
+      throw Napi::RangeError::New(env, "tokens: expected batch × lenPlusOne = " + std::to_string(b.batch) + " × " +
+                                           std::to_string(b.len_plus_one) + " values, got " +
+                                           std::to_string(b.tokens.size()));
+    return b;
+  }
+
+  Napi::Value launch(Napi::Env env, std::function<void()> work, Job::Work result) {
+    acquire(env);
+    auto* job = new Job(env, runtime_, std::move(work), std::move(result));
+    Napi::Promise promise = job->promise();
+    job->Queue();
+    return promise;
+  }
+
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    auto batch = std::make_shared<Batch>(batch_args(info));
+    auto loss = std::make_shared<double>(0);
+    auto rt = runtime_;
+    return launch(
+        info.Env(), [=] { *loss = rt->evaluate(batch->tokens.data(), batch->batch, batch->len_plus_one); },
+        [=](Napi::Env env) { return Napi::Number::New(env, *loss); });
+  }
+
+  Napi::Value LossAndGradients(const Napi::CallbackInfo& info) {
+    auto batch = std::make_shared<Batch>(batch_args(info));
+    auto loss = std::make_shared<double>(0);
+    auto rt = runtime_;
+    return launch(
+        info.Env(), [=] { *loss = rt->loss_and_gradients(batch->tokens.data(), batch->batch, batch->len_plus_one); },
+        [=](Napi::Env env) { return Napi::Number::New(env, *loss); });
+  }
+
+  // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip})
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto batch = std::make_shared<Batch>(batch_args(info));
+    if (info.Length() < 5 || !info[3].IsNumber() || !info[4].IsObject())
+      throw Napi::TypeError::New(env, "trainStep: expected lr: number and an optimizer object after the batch");
+    const double lr = info[3].As<Napi::Number>().DoubleValue();
+    const Napi::Object o = info[4].As<Napi::Object>();
+    const ml::OptimizerConfig opt = guard(env, [&] {
+      return ml::OptimizerConfig{get_double(o, "beta1"), get_double(o, "beta2"), get_double(o, "eps"),
+                                 get_double(o, "weightDecay"), get_double(o, "gradClip")};
+    });
+    auto metrics = std::make_shared<ml::StepMetrics>();
+    auto rt = runtime_;
+    return launch(
+        env, [=] { *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt); },
+        [=](Napi::Env env) {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", metrics->loss);
+          out.Set("gradNorm", metrics->grad_norm);
+          return out;
+        });
+  }
+
+  std::shared_ptr<Runtime> runtime_;
+};
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("threads", ml::num_threads());
+  Napi::Array backends = Napi::Array::New(env, 1);
+  backends.Set(0u, "cpu");
+  out.Set("backends", backends);
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", Model::Define(env));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mambalab, Init)

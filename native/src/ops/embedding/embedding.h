@@ -1,0 +1,18 @@
+// embedding: rows of a table picked by token id.
+//   forward:  out[t, :] = weight[ids[t], :]          ids (T) int32 in [0, vocab), weight (V, D)
+//   backward: dweight[ids[t], :] += dout[t, :]        (accumulates)
+#pragma once
+#include <cstdint>
+
+namespace ml::cpu {
+
+// Throws ml::Error naming the first id outside [0, vocab).
+void check_token_ids(const int32_t* ids, int64_t tokens, int64_t vocab);
+
+template <typename T>
+void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t tokens, int64_t dim);
+
+template <typename T>
+void embedding_backward(const int32_t* ids, const T* dout, T* dweight, int64_t tokens, int64_t dim);
+
+}  // namespace ml::cpu

@@ -1,0 +1,40 @@
+// One training step on the CPU: forward, backward, global-norm clipping, AdamW.
+// Holds the optimizer state (first and second moments per parameter, and the step count).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../core/tensor.h"
+#include "../nn/lm.h"
+
+namespace ml {
+
+struct OptimizerConfig {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double grad_clip = 1.0;  // ≤ 0: no clipping
+};
+
+struct StepMetrics {
+  double loss;
+  double grad_norm;  // before clipping
+};
+
+template <typename T>
+class TrainStep {
+ public:
+  explicit TrainStep(LanguageModel<T>& model);
+
+  StepMetrics run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr, const OptimizerConfig& opt);
+
+  int64_t steps_done() const { return steps_done_; }
+  void set_steps_done(int64_t steps) { steps_done_ = steps; }
+  Tensor<T>& first_moment(size_t param) { return m_.at(param); }
+  Tensor<T>& second_moment(size_t param) { return v_.at(param); }
+
+ private:
+  LanguageModel<T>& model_;
+  std::vector<Tensor<T>> m_, v_;
+  int64_t steps_done_ = 0;
+};
+
+}  // namespace ml
