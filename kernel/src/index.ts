@@ -1,1 +1,12 @@
-export {};
+// The public API of mambalab: what a notebook imports.
+export { createModel, loadModel, Model, type ParameterInfo } from './models/model.js';
+export { DEFAULT_CONFIG, resolveConfig, type ModelConfig } from './models/config.js';
+export { parsePattern, LAYER_KINDS } from './models/pattern.js';
+export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
+export { Trainer, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
+export { lrAt, type Schedule } from './train/schedule.js';
+export { readSafetensors, writeSafetensors } from './train/safetensors.js';
+export { toBatch, type Batch } from './data/batch.js';
+export { loadTextCorpus, GPT2_VOCAB_SIZE, GPT2_END_OF_TEXT } from './data/text.js';
+export type { TokenSource, BatchSampler, Split, SamplerState } from './data/source.js';
+export { MambalabError } from './errors.js';

@@ -1,2 +1,53 @@
 #!/usr/bin/env node
-export {};
+// `mambalab <command>`: the command-line entry point.
+import { MambalabError } from '../errors.js';
+import { train, usage as trainUsage } from './train.js';
+
+interface Command {
+  summary: string;
+  usage: string;
+  run: (argv: string[]) => Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  train: { summary: 'train a model on a text corpus', usage: trainUsage, run: train },
+};
+
+function help(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `usage: mambalab <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nmambalab <command> --help for its options`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    process.stdout.write(help() + '\n');
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`mambalab: unknown command '${name}'\n${help()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.usage + '\n');
+    return 0;
+  }
+  await command.run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof MambalabError) {
+      process.stderr.write(`mambalab: ${error.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`mambalab: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

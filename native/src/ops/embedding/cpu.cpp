@@ -8,7 +8,7 @@ namespace ml::cpu {
 
 void check_token_ids(const int32_t* ids, int64_t tokens, int64_t vocab) {
   for (int64_t t = 0; t < tokens; ++t)
-    ML_CHECK(ids[t] >= 0 && ids[t] < vocab, "token id ", ids[t], " at position ", t, " is outside the vocabulary [0, ",
+    ML_CHECK(ids[t] >= 0 && ids[t] < vocab, "token id ", ids[t], " at position ", t, " of the batch is outside the vocabulary [0, ",
              vocab, ")");
 }
 

@@ -1,0 +1,30 @@
+// Flag parsing for the CLI commands, with errors that name the flag.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { MambalabError } from '../errors.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>;
+
+export function parseFlags<O extends Options>(command: string, argv: string[], options: O): Parsed<O> {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw new MambalabError(`${command}: ${(e as Error).message.replace(/\. To specify a positional argument.*$/, '')}`);
+  }
+}
+
+export function intFlag(name: string, value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new MambalabError(`--${name}: expected an integer ≥ ${min}, got '${value}'`);
+  return n;
+}
+
+export function numberFlag(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new MambalabError(`--${name}: expected a non-negative number, got '${value}'`);
+  return n;
+}

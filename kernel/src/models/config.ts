@@ -1,0 +1,120 @@
+// Model configs: defaults from the papers, and validation that names the bad field before
+// anything is allocated.
+import { MambalabError } from '../errors.js';
+import type { DType, NativeModelConfig } from '../native.js';
+import { engineLayers } from './pattern.js';
+
+export type Device = 'cpu' | 'cuda' | 'auto';
+
+export interface ModelConfig {
+  /** Family name, for presets and display (e.g. "mamba"). */
+  model: string;
+  /** Token ids must be below this (GPT-2: 50257). */
+  vocabSize: number;
+  /** The embedding has vocabSize rounded up to a multiple of this (mamba_ssm uses 8). */
+  padVocabMultiple: number;
+  dModel: number;
+  /** Layer pattern, e.g. "M*4" (see models/pattern.ts). */
+  pattern: string;
+  dState: number;
+  dConv: number;
+  expand: number;
+  /** "auto" is ceil(dModel / 16). */
+  dtRank: number | 'auto';
+  dtMin: number;
+  dtMax: number;
+  dtInitFloor: number;
+  normEps: number;
+  seed: number;
+  dtype: DType;
+  device: Device;
+}
+
+export const DEFAULT_CONFIG: ModelConfig = {
+  model: 'mamba',
+  vocabSize: 50257,
+  padVocabMultiple: 8,
+  dModel: 64,
+  pattern: 'M*2',
+  dState: 16,
+  dConv: 4,
+  expand: 2,
+  dtRank: 'auto',
+  dtMin: 0.001,
+  dtMax: 0.1,
+  dtInitFloor: 1e-4,
+  normEps: 1e-5,
+  seed: 0,
+  dtype: 'float32',
+  device: 'cpu',
+};
+
+const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof ModelConfig)[];
+
+function bad(field: string, expected: string, got: unknown): never {
+  throw new MambalabError(`config.${field}: expected ${expected}, got ${JSON.stringify(got)}`);
+}
+
+function positiveInt(c: ModelConfig, field: keyof ModelConfig, max = 1 << 24): void {
+  const v = c[field];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) bad(field, `an integer in [1, ${max}]`, v);
+}
+
+function positiveNumber(c: ModelConfig, field: keyof ModelConfig): void {
+  const v = c[field];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(field, 'a positive finite number', v);
+}
+
+/** Fills defaults and checks every field; throws MambalabError naming the first bad one. */
+export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
+  if (partial === null || typeof partial !== 'object') bad('', 'an object', partial);
+  for (const key of Object.keys(partial)) {
+    if (!KEYS.includes(key as keyof ModelConfig)) {
+      throw new MambalabError(`config.${key}: unknown field (known: ${KEYS.join(', ')})`);
+    }
+  }
+  const c: ModelConfig = { ...DEFAULT_CONFIG, ...partial };
+  if (c.model !== 'mamba') bad('model', '"mamba" (MoE models arrive with the mixture-of-experts work)', c.model);
+  positiveInt(c, 'vocabSize', 1 << 20);
+  positiveInt(c, 'padVocabMultiple', 4096);
+  positiveInt(c, 'dModel', 1 << 16);
+  positiveInt(c, 'dState', 256);
+  positiveInt(c, 'dConv', 64);
+  positiveInt(c, 'expand', 16);
+  if (c.dtRank !== 'auto') positiveInt(c, 'dtRank', 1 << 16);
+  positiveNumber(c, 'dtMin');
+  positiveNumber(c, 'dtMax');
+  positiveNumber(c, 'dtInitFloor');
+  positiveNumber(c, 'normEps');
+  if (c.dtMin > c.dtMax) bad('dtMin', `a value ≤ dtMax (${c.dtMax})`, c.dtMin);
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) bad('seed', 'a non-negative integer', c.seed);
+  if (c.dtype !== 'float32' && c.dtype !== 'float64') bad('dtype', '"float32" or "float64"', c.dtype);
+  if (!['cpu', 'cuda', 'auto'].includes(c.device)) bad('device', '"cpu", "cuda" or "auto"', c.device);
+  if (typeof c.pattern !== 'string') bad('pattern', 'a layer pattern string such as "M*4"', c.pattern);
+  engineLayers(c.pattern);
+  return c;
+}
+
+export function paddedVocabSize(c: ModelConfig): number {
+  return Math.ceil(c.vocabSize / c.padVocabMultiple) * c.padVocabMultiple;
+}
+
+export function toNativeConfig(c: ModelConfig): NativeModelConfig {
+  return {
+    vocabSize: c.vocabSize,
+    paddedVocabSize: paddedVocabSize(c),
+    dModel: c.dModel,
+    layers: engineLayers(c.pattern),
+    normEps: c.normEps,
+    seed: c.seed,
+    mamba: {
+      dState: c.dState,
+      dConv: c.dConv,
+      expand: c.expand,
+      dtRank: c.dtRank === 'auto' ? 0 : c.dtRank,
+      dtMin: c.dtMin,
+      dtMax: c.dtMax,
+      dtInitFloor: c.dtInitFloor,
+    },
+  };
+}

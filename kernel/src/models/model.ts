@@ -1,0 +1,150 @@
+// A language model the notebook holds: config, parameters by name, forward to a loss, and
+// checkpoints as safetensors (parameter names as mamba_ssm's MambaLMHeadModel).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { toBatch, type Batch } from '../data/batch.js';
+import { MambalabError } from '../errors.js';
+import { native, type NativeModel, type Slot } from '../native.js';
+import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
+import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
+
+export interface ParameterInfo {
+  name: string;
+  shape: number[];
+  /** Shape in checkpoints (conv1d.weight is (d_inner, 1, d_conv) there, as in torch). */
+  fileShape: number[];
+  numel: number;
+  weightDecay: boolean;
+}
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+
+export class Model {
+  readonly config: ModelConfig;
+  /** The device the model runs on ("auto" resolved). */
+  readonly device: 'cpu';
+  /** @internal the engine's model; Trainer steps it. */
+  readonly engine: NativeModel;
+  private readonly params: ParameterInfo[];
+
+  constructor(config: Partial<ModelConfig>) {
+    this.config = resolveConfig(config);
+    if (this.config.device === 'cuda') {
+      throw new MambalabError('config.device: "cuda" was asked for, but this build has no CUDA backend yet; use "cpu" or "auto"');
+    }
+    this.device = 'cpu';
+    this.engine = new (native().Model)(toNativeConfig(this.config), this.config.dtype);
+    this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
+  }
+
+  parameters(): ParameterInfo[] {
+    return this.params.map((p) => ({ ...p, shape: [...p.shape], fileShape: [...p.fileShape] }));
+  }
+
+  /** Parameter counts; the embedding (tied with the LM head) is counted apart, as the papers do. */
+  parameterCount(): { total: number; embedding: number; nonEmbedding: number } {
+    const total = this.params.reduce((n, p) => n + p.numel, 0);
+    const embedding = this.params.find((p) => p.name === 'backbone.embedding.weight')?.numel ?? 0;
+    return { total, embedding, nonEmbedding: total - embedding };
+  }
+
+  private info(name: string): ParameterInfo {
+    const p = this.params.find((q) => q.name === name);
+    if (!p) throw new MambalabError(`no parameter named '${name}' (see model.parameters())`);
+    return p;
+  }
+
+  private newArray(numel: number): FloatArray {
+    return this.config.dtype === 'float64' ? new Float64Array(numel) : new Float32Array(numel);
+  }
+
+  /** @internal reads one buffer of a parameter (value, gradient or optimizer moment). */
+  readSlot(name: string, slot: Slot): FloatArray {
+    const out = this.newArray(this.info(name).numel);
+    this.engine.read(name, slot, out);
+    return out;
+  }
+
+  /** @internal */
+  writeSlot(name: string, slot: Slot, values: ArrayLike<number>): void {
+    const p = this.info(name);
+    if (values.length !== p.numel) {
+      throw new MambalabError(`parameter '${name}': expected ${p.numel} values (shape [${p.shape}]), got ${values.length}`);
+    }
+    const data = this.newArray(p.numel);
+    data.set(values);
+    this.engine.write(name, slot, data);
+  }
+
+  getParameter(name: string): FloatArray {
+    return this.readSlot(name, 'value');
+  }
+
+  setParameter(name: string, values: ArrayLike<number>): void {
+    this.writeSlot(name, 'value', values);
+  }
+
+  /** The gradient left by the last lossAndGradients() or training step. */
+  gradient(name: string): FloatArray {
+    return this.readSlot(name, 'grad');
+  }
+
+  /** Mean next-token cross-entropy of a batch (no gradients). */
+  async forward(batch: Batch | number[][]): Promise<number> {
+    const b = this.checked(batch);
+    return this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1);
+  }
+
+  /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
+  async lossAndGradients(batch: Batch | number[][]): Promise<number> {
+    const b = this.checked(batch);
+    return this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1);
+  }
+
+  /** @internal token ids are checked against the vocabulary by the engine. */
+  checked(batch: Batch | number[][]): Batch {
+    return toBatch(batch);
+  }
+
+  /** Writes `dir/config.json` and `dir/model.safetensors` (loadable by Python's safetensors). */
+  save(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    const tensors = this.params.map((p) => ({ name: p.name, shape: p.fileShape, data: this.getParameter(p.name) }));
+    writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt', mambalab_config: JSON.stringify(this.config) });
+    writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(this.config, null, 2) + '\n');
+  }
+
+  /** Replaces every parameter from a safetensors file; checks names, shapes and dtype first. */
+  loadWeights(path: string): void {
+    const { tensors } = readSafetensors(path);
+    for (const p of this.params) {
+      const t = tensors.get(p.name);
+      if (!t) throw new MambalabError(`checkpoint: ${path} has no tensor '${p.name}'`);
+      if (t.shape.join() !== p.fileShape.join() && t.shape.join() !== p.shape.join()) {
+        throw new MambalabError(`checkpoint: '${p.name}' in ${path} has shape [${t.shape}], the model expects [${p.fileShape}]`);
+      }
+    }
+    const extra = [...tensors.keys()].filter((k) => !this.params.some((p) => p.name === k));
+    if (extra.length > 0) throw new MambalabError(`checkpoint: ${path} has tensors this model lacks: ${extra.slice(0, 5).join(', ')}`);
+    for (const p of this.params) this.setParameter(p.name, tensors.get(p.name)!.data);
+  }
+}
+
+export function createModel(config: Partial<ModelConfig> = {}): Model {
+  return new Model(config);
+}
+
+/** Loads a model saved by model.save(dir). */
+export function loadModel(dir: string, overrides: Partial<Pick<ModelConfig, 'device' | 'dtype'>> = {}): Model {
+  let config: Partial<ModelConfig>;
+  try {
+    config = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as Partial<ModelConfig>;
+  } catch (e) {
+    throw new MambalabError(`checkpoint: cannot read ${join(dir, CONFIG_FILE)} (${(e as Error).message})`);
+  }
+  const model = new Model({ ...config, ...overrides });
+  model.loadWeights(join(dir, WEIGHTS_FILE));
+  return model;
+}

@@ -1,0 +1,74 @@
+// Loads the C++ engine (built by cmake-js into native/build) and types its surface.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { MambalabError } from './errors.js';
+
+export type DType = 'float32' | 'float64';
+export type Slot = 'value' | 'grad' | 'adam_m' | 'adam_v';
+
+/** The model config as the engine reads it (filled and checked by models/config.ts). */
+export interface NativeModelConfig {
+  vocabSize: number;
+  paddedVocabSize: number;
+  dModel: number;
+  layers: string;
+  normEps: number;
+  seed: number;
+  mamba: { dState: number; dConv: number; expand: number; dtRank: number; dtMin: number; dtMax: number; dtInitFloor: number };
+}
+
+export interface NativeParameter {
+  name: string;
+  shape: number[];
+  fileShape: number[];
+  weightDecay: boolean;
+}
+
+export interface NativeOptimizer {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  gradClip: number;
+}
+
+export interface NativeModel {
+  readonly dtype: DType;
+  stepsDone: number;
+  parameters(): NativeParameter[];
+  read(name: string, slot: Slot, out: Float32Array | Float64Array): void;
+  write(name: string, slot: Slot, values: Float32Array | Float64Array): void;
+  evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<number>;
+  lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<number>;
+  trainStep(
+    tokens: Int32Array,
+    batch: number,
+    lenPlusOne: number,
+    lr: number,
+    optimizer: NativeOptimizer,
+  ): Promise<{ loss: number; gradNorm: number }>;
+}
+
+export interface NativeAddon {
+  Model: new (config: NativeModelConfig, dtype: DType) => NativeModel;
+  info(): { threads: number; backends: string[] };
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// From kernel/src or kernel/dist alike, the build lives in native/build at the repo root.
+const addonPath = join(here, '..', '..', 'native', 'build', 'Release', 'mambalab.node');
+
+let loaded: NativeAddon | undefined;
+
+/** The engine, loaded once per process. */
+export function native(): NativeAddon {
+  if (loaded) return loaded;
+  if (!existsSync(addonPath)) {
+    throw new MambalabError(`the native engine is not built (no ${addonPath}); run \`npm install\` at the repo root`);
+  }
+  loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
+  return loaded;
+}

@@ -1,0 +1,232 @@
+// Trains a model: each step runs forward, backward, clipping and AdamW inside the engine,
+// off the JS thread; the trainer owns the schedule, the data order and the metrics.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { Batch } from '../data/batch.js';
+import type { SamplerState, TokenSource } from '../data/source.js';
+import { MambalabError } from '../errors.js';
+import type { Model } from '../models/model.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { lrAt } from './schedule.js';
+
+export interface TrainerOptions {
+  /** Peak learning rate. */
+  lr: number;
+  /** Floor the cosine decays to. */
+  minLr: number;
+  warmupSteps: number;
+  /** Steps the cosine spans (fit() sets it from its `steps` when left 0). */
+  totalSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global-norm clipping threshold; 0 turns clipping off. */
+  gradClip: number;
+  batchSize: number;
+  seqLen: number;
+  /** Seed of the training batch order. */
+  seed: number;
+}
+
+export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
+  lr: 1e-3,
+  minLr: 1e-5,
+  warmupSteps: 0,
+  totalSteps: 0,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  gradClip: 1.0,
+  batchSize: 8,
+  seqLen: 128,
+  seed: 0,
+};
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Tokens trained on so far (inputs, batchSize × seqLen per step). */
+  tokens: number;
+  tokensPerS: number;
+  /** Seconds since this trainer's first step. */
+  elapsedS: number;
+  /** Validation loss, on steps where fit() evaluated. */
+  evalLoss?: number;
+}
+
+export interface FitOptions {
+  steps: number;
+  onStep?: (metrics: StepMetrics) => void;
+  /** Evaluate every this many steps (and after the last); 0 only after the last. */
+  evalEvery?: number;
+  evalBatches?: number;
+  /** Stops at the next step boundary when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface FitResult {
+  steps: number;
+  stopped: boolean;
+  history: StepMetrics[];
+  initialEvalLoss: number;
+  finalEvalLoss: number;
+}
+
+const EVAL_SEED = 0x5eed;
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const TRAINER_FILE = 'trainer.json';
+
+export class Trainer {
+  readonly options: TrainerOptions;
+  private step_ = 0;
+  private tokens = 0;
+  private elapsedS = 0;
+  private sampler?: { source: TokenSource; state: () => SamplerState; next: () => Batch };
+  private resumeSampler?: SamplerState;
+
+  constructor(
+    readonly model: Model,
+    options: Partial<TrainerOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_TRAINER_OPTIONS, ...options };
+    for (const [key, value] of Object.entries(this.options)) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        throw new MambalabError(`trainer.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
+      }
+    }
+    if (this.options.lr <= 0) throw new MambalabError(`trainer.lr: expected a positive number, got ${this.options.lr}`);
+    if (this.options.beta1 >= 1 || this.options.beta2 >= 1) throw new MambalabError('trainer.beta1/beta2: expected values below 1');
+    for (const key of ['batchSize', 'seqLen'] as const) {
+      if (!Number.isInteger(this.options[key]) || this.options[key] < 1) {
+        throw new MambalabError(`trainer.${key}: expected a positive integer, got ${this.options[key]}`);
+      }
+    }
+  }
+
+  /** Steps taken so far. */
+  get stepCount(): number {
+    return this.step_;
+  }
+
+  lrAt(step: number): number {
+    const o = this.options;
+    return lrAt(step, { lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps || step });
+  }
+
+  /** One optimizer step on a batch. */
+  async step(batch: Batch | number[][]): Promise<StepMetrics> {
+    const b = this.model.checked(batch);
+    const step = this.step_ + 1;
+    const lr = this.lrAt(step);
+    const o = this.options;
+    const start = performance.now();
+    const { loss, gradNorm } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      gradClip: o.gradClip,
+    });
+    const seconds = (performance.now() - start) / 1000;
+    this.step_ = step;
+    this.tokens += b.batchSize * b.seqLen;
+    this.elapsedS += seconds;
+    return { step, loss, lr, gradNorm, tokens: this.tokens, tokensPerS: (b.batchSize * b.seqLen) / seconds, elapsedS: this.elapsedS };
+  }
+
+  /** Mean loss over fixed validation batches (the same ones every call). */
+  async evaluate(data: TokenSource, options: { batches?: number } = {}): Promise<number> {
+    const sampler = data.sampler('validation', { batchSize: this.options.batchSize, seqLen: this.options.seqLen, seed: EVAL_SEED });
+    const n = options.batches ?? 4;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const b = sampler.next();
+      total += await this.model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1);
+    }
+    return total / n;
+  }
+
+  /** Trains for `steps` steps on batches drawn from `data` in a seeded order. */
+  async fit(data: TokenSource, options: FitOptions): Promise<FitResult> {
+    const { steps, onStep, evalEvery = 0, evalBatches = 4, signal } = options;
+    if (!Number.isInteger(steps) || steps < 1) throw new MambalabError(`fit: steps must be a positive integer, got ${steps}`);
+    if (data.vocabSize > this.model.config.vocabSize) {
+      throw new MambalabError(`fit: the data's vocabulary (${data.vocabSize}) is larger than the model's (${this.model.config.vocabSize})`);
+    }
+    if (this.options.totalSteps === 0) this.options.totalSteps = this.step_ + steps;
+    if (!this.sampler || this.sampler.source !== data) {
+      const s = data.sampler('train', {
+        batchSize: this.options.batchSize,
+        seqLen: this.options.seqLen,
+        seed: this.options.seed,
+        resume: this.resumeSampler,
+      });
+      this.sampler = { source: data, state: () => s.state(), next: () => s.next() };
+      this.resumeSampler = undefined;
+    }
+    const initialEvalLoss = await this.evaluate(data, { batches: evalBatches });
+    const history: StepMetrics[] = [];
+    let finalEvalLoss = initialEvalLoss;
+    let stopped = false;
+    for (let i = 0; i < steps; i++) {
+      if (signal?.aborted) {
+        stopped = true;
+        break;
+      }
+      const metrics = await this.step(this.sampler.next());
+      if ((evalEvery > 0 && metrics.step % evalEvery === 0) || i === steps - 1) {
+        metrics.evalLoss = finalEvalLoss = await this.evaluate(data, { batches: evalBatches });
+      }
+      history.push(metrics);
+      onStep?.(metrics);
+    }
+    return { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
+  }
+
+  /** Writes the model, the AdamW moments and the trainer's position, to resume exactly. */
+  saveCheckpoint(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    this.model.save(dir);
+    const tensors = this.model.parameters().flatMap((p) => [
+      { name: `${p.name}.exp_avg`, shape: p.shape, data: this.model.readSlot(p.name, 'adam_m') },
+      { name: `${p.name}.exp_avg_sq`, shape: p.shape, data: this.model.readSlot(p.name, 'adam_v') },
+    ]);
+    writeSafetensors(join(dir, OPTIMIZER_FILE), tensors, { step: String(this.step_) });
+    const state = { step: this.step_, tokens: this.tokens, elapsedS: this.elapsedS, options: this.options, sampler: this.sampler?.state() };
+    writeFileSync(join(dir, TRAINER_FILE), JSON.stringify(state, null, 2) + '\n');
+  }
+
+  /** Restores what saveCheckpoint wrote into this trainer and its model. */
+  loadCheckpoint(dir: string): void {
+    const file = join(dir, TRAINER_FILE);
+    if (!existsSync(file)) throw new MambalabError(`checkpoint: ${file} does not exist`);
+    const state = JSON.parse(readFileSync(file, 'utf8')) as {
+      step: number;
+      tokens: number;
+      elapsedS: number;
+      options: TrainerOptions;
+      sampler?: SamplerState;
+    };
+    const { tensors } = readSafetensors(join(dir, OPTIMIZER_FILE));
+    this.model.loadWeights(join(dir, 'model.safetensors'));
+    for (const p of this.model.parameters()) {
+      for (const [suffix, slot] of [['exp_avg', 'adam_m'], ['exp_avg_sq', 'adam_v']] as const) {
+        const t = tensors.get(`${p.name}.${suffix}`);
+        if (!t) throw new MambalabError(`checkpoint: ${join(dir, OPTIMIZER_FILE)} has no '${p.name}.${suffix}'`);
+        this.model.writeSlot(p.name, slot, t.data);
+      }
+    }
+    Object.assign(this.options, state.options);
+    this.step_ = state.step;
+    this.tokens = state.tokens;
+    this.elapsedS = state.elapsedS;
+    this.model.engine.stepsDone = state.step;
+    this.sampler = undefined;
+    this.resumeSampler = state.sampler;
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm test`: every test group in turn with Node's test runner (TypeScript through tsx).
+// `node scripts/run-tests.mjs unit` (or any group names) runs only those groups.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+
+// Test files under tests/, by group. GPU tests run on the GPU host (tests/gpu/run.sh).
+const GROUPS = {
+  unit: (file) => !file.startsWith('tests/browser/') && !file.startsWith('tests/gpu/'),
+  browser: (file) => file.startsWith('tests/browser/'),
+};
+
+function testFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === 'node_modules' ? [] : testFiles(path);
+    return name.endsWith('.test.ts') ? [relative(root, path)] : [];
+  });
+}
+
+const all = testFiles(join(root, 'tests')).sort();
+const wanted = process.argv.slice(2);
+for (const name of wanted) if (!(name in GROUPS)) throw new Error(`unknown test group '${name}' (groups: ${Object.keys(GROUPS)})`);
+let failed = false;
+for (const [group, includes] of Object.entries(GROUPS)) {
+  if (wanted.length > 0 && !wanted.includes(group)) continue;
+  const files = all.filter(includes);
+  if (files.length === 0) continue;
+  console.log(`\n# ${group} tests (${files.length} files)`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
