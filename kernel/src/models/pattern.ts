@@ -18,9 +18,9 @@ export const BUILT_KINDS: readonly LayerKind[] = ['M'];
 /** One layer of the expanded pattern: a single kind, or a parallel group of kinds. */
 export type PatternLayer = LayerKind[];
 
-function fail(pattern: string, at: number, what: string): never {
+function fail(pattern: string, at: number, what: string, hint?: string): never {
   const caret = ' '.repeat(at) + '^';
-  throw new MambalabError(`pattern: ${what} at position ${at}\n  ${pattern}\n  ${caret}`);
+  throw new MambalabError(`pattern: ${what} at position ${at}${hint ? ` (${hint})` : ''}\n  ${pattern}\n  ${caret}`);
 }
 
 function isKind(c: string | undefined): c is LayerKind {
@@ -39,7 +39,7 @@ export function parsePattern(pattern: string): PatternLayer[] {
     .join(', ');
   const kind = (): LayerKind => {
     const c = pattern[i];
-    if (!isKind(c)) fail(pattern, i, c === undefined ? 'expected a layer letter' : `unknown layer '${c}' (known: ${known})`);
+    if (!isKind(c)) fail(pattern, i, c === undefined ? 'expected a layer letter' : `unknown layer '${c}'`, `known: ${known}`);
     i++;
     return c;
   };
