@@ -68,3 +68,19 @@ test('bad flags and bad data are one-line errors with exit code 2, no stack trac
     assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace for ${args.join(' ')}`);
   }
 });
+
+test('MoE models report tokens per expert and dropped tokens on every JSON line', () => {
+  for (const [model, k] of [['moe-mamba', 1], ['blackmamba', 1]] as const) {
+    const run = mambalab(['train', '--model', model, '--size', 'tiny', '--steps', '3', '--data', C4_SAMPLE, '--json',
+      '--batch-size', '2', '--seq-len', '16', '--out', join(scratchDir(), model)]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /active per token/);
+    for (const line of run.stdout.trim().split('\n').map((l) => JSON.parse(l))) {
+      assert.equal(line.experts.length, 1, 'one MoE layer');
+      assert.equal(line.experts[0].length, 4, 'four experts');
+      const routed = line.experts[0].reduce((a: number, b: number) => a + b, 0) + line.dropped[0];
+      assert.equal(routed, k * 2 * 16, `${model}: counts + dropped = tokens`);
+      assert.equal(typeof line.aux_loss, 'number');
+    }
+  }
+});

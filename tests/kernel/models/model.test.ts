@@ -32,7 +32,12 @@ test('parameters follow mamba_ssm names; counts match the formula', () => {
   // in_proj 2·di·d + conv di·4 + di + x_proj (R + 2N)·di + dt_proj di·R + di + A_log di·N + D di + out_proj d·di + norm d
   const d = 16, di = 32, R = 1, N = 16;
   const perLayer = 2 * di * d + di * 4 + di + (R + 2 * N) * di + di * R + di + di * N + di + d * di + d;
-  assert.deepEqual(model.parameterCount(), { total: 304 * d + 2 * perLayer + d, embedding: 304 * d, nonEmbedding: 2 * perLayer + d });
+  assert.deepEqual(model.parameterCount(), {
+    total: 304 * d + 2 * perLayer + d,
+    embedding: 304 * d,
+    nonEmbedding: 2 * perLayer + d,
+    active: 2 * perLayer + d,
+  });
   const decay = Object.fromEntries(model.parameters().map((p) => [p.name.split('.').slice(-2).join('.'), p.weightDecay]));
   assert.equal(decay['mixer.A_log'], false);
   assert.equal(decay['mixer.D'], false);

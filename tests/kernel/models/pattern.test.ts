@@ -27,8 +27,9 @@ test('parsePattern points at the offending character', () => {
   assert.throws(() => parsePattern('MMXM'), (e: Error) => e.message.includes('MMXM\n    ^'));
 });
 
-test('engineLayers gives one letter per layer and rejects kinds not built yet', () => {
-  assert.equal(engineLayers('M*4'), 'MMMM');
-  assert.throws(() => engineLayers('ME*2'), /layer 1 is 'E' \(mixture of experts\), which this engine cannot build yet/);
-  assert.throws(() => engineLayers('(M|E)'), /parallel group/);
+test('engineLayers gives one spec per layer and rejects kinds not built yet', () => {
+  assert.equal(engineLayers('M*4'), 'M M M M');
+  assert.equal(engineLayers('(M|E) F'), 'M|E F');
+  assert.throws(() => engineLayers('(M|M)'), /repeats a kind/);
+  assert.throws(() => engineLayers('MA'), /layer 1 is 'A' \(causal attention\), which this engine cannot build yet/);
 });
