@@ -266,23 +266,19 @@ class Model final : public Napi::ObjectWrap<Model> {
     return promise;
   }
 
-  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+  // Runs a Runtime call that takes a batch and returns metrics, as a promise of them.
+  using BatchCall = ml::StepMetrics (Runtime::*)(const int32_t*, int64_t, int64_t);
+  Napi::Value batch_job(const Napi::CallbackInfo& info, BatchCall call) {
     auto batch = std::make_shared<Batch>(batch_args(info));
     auto metrics = std::make_shared<ml::StepMetrics>();
     auto rt = runtime_;
     return launch(
-        info.Env(), [=] { *metrics = rt->evaluate(batch->tokens.data(), batch->batch, batch->len_plus_one); },
+        info.Env(), [=] { *metrics = ((*rt).*call)(batch->tokens.data(), batch->batch, batch->len_plus_one); },
         [=](Napi::Env env) { return metrics_object(env, *metrics); });
   }
 
-  Napi::Value LossAndGradients(const Napi::CallbackInfo& info) {
-    auto batch = std::make_shared<Batch>(batch_args(info));
-    auto metrics = std::make_shared<ml::StepMetrics>();
-    auto rt = runtime_;
-    return launch(
-        info.Env(), [=] { *metrics = rt->loss_and_gradients(batch->tokens.data(), batch->batch, batch->len_plus_one); },
-        [=](Napi::Env env) { return metrics_object(env, *metrics); });
-  }
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
+  Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
   // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip})
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {

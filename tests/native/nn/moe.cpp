@@ -1,35 +1,11 @@
 #include "nn/moe.h"
 
-#include "../harness.h"
+#include "layer_check.h"
 #include "nn/mlp.h"
 
 using namespace mltest;
 
 namespace {
-
-// Finite differences of ⟨y, dy⟩ + aux over the input and every parameter of a layer.
-std::string check_layer(ml::Layer<double>& layer, ml::ParamList<double>& params, int64_t d, ml::Rng& rng) {
-  randomise_parameters(params, rng);
-  const int64_t batch = 2, len = 9, rows = batch * len;
-  auto x = random_vector(rng, rows * d), dy = random_vector(rng, rows * d);
-  std::vector<double> y(rows * d), dx(rows * d);
-  std::vector<std::vector<double>> values(params.size()), grads(params.size());
-  for (size_t i = 0; i < params.size(); ++i)
-    values[i].assign(params[i].value.data(), params[i].value.data() + params[i].value.numel());
-  auto loss = [&] {
-    for (size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value.data());
-    layer.forward(x.data(), y.data(), batch, len);
-    return dot(y, dy) + layer.aux_loss();
-  };
-  loss();
-  layer.backward(dy.data(), dx.data());
-  std::vector<Input> inputs = {{"x", &x, &dx}};
-  for (size_t i = 0; i < params.size(); ++i) {
-    grads[i].assign(params[i].grad.data(), params[i].grad.data() + params[i].grad.numel());
-    inputs.push_back({params[i].name, &values[i], &grads[i]});
-  }
-  return check_gradients(loss, inputs, rng);
-}
 
 ml::MoeConfig moe_config(ml::FfnKind kind, ml::cpu::RouterKind router, int64_t top_k, double capacity) {
   ml::MoeConfig c;
@@ -44,7 +20,7 @@ NATIVE_TEST(moe_switch_gelu_with_capacity_backward_matches_finite_differences) {
   ml::ParamList<double> params;
   ml::MoeLayer<double> moe(5, moe_config(ml::FfnKind::Gelu, ml::cpu::RouterKind::Switch, 1, 1.0), params, "moe.", 1, 2);
   ml::Rng rng(121);
-  return check_layer(moe, params, 5, rng);
+  return check_layer_gradients(moe, params, 5, rng);
 }
 
 // Top-2 of 2 experts, dropless: every token uses both, so the loss is smooth in the router
@@ -55,7 +31,7 @@ NATIVE_TEST(moe_top2_swiglu_dropless_backward_matches_finite_differences) {
   config.num_experts = 2;
   ml::MoeLayer<double> moe(5, config, params, "moe.", 1, 2);
   ml::Rng rng(122);
-  return check_layer(moe, params, 5, rng);
+  return check_layer_gradients(moe, params, 5, rng);
 }
 
 NATIVE_TEST(moe_sinkhorn_swiglu_backward_matches_finite_differences) {
@@ -63,7 +39,7 @@ NATIVE_TEST(moe_sinkhorn_swiglu_backward_matches_finite_differences) {
   ml::MoeLayer<double> moe(5, moe_config(ml::FfnKind::SwiGLU, ml::cpu::RouterKind::Sinkhorn, 1, 0), params, "moe.", 1,
                            2);
   ml::Rng rng(123);
-  return check_layer(moe, params, 5, rng);
+  return check_layer_gradients(moe, params, 5, rng);
 }
 
 NATIVE_TEST(mlp_backward_matches_finite_differences) {
@@ -72,7 +48,7 @@ NATIVE_TEST(mlp_backward_matches_finite_differences) {
     ml::ParamList<double> params;
     ml::MlpLayer<double> mlp(6, {kind, 7}, params, "mlp.", 1, 2);
     ml::Rng rng(124);
-    out += (out.empty() ? "" : "; ") + check_layer(mlp, params, 6, rng);
+    out += (out.empty() ? "" : "; ") + check_layer_gradients(mlp, params, 6, rng);
   }
   return out;
 }
