@@ -40,7 +40,8 @@ export function heatmapFigure(routing: LayerRouting[], numExperts: number, theme
     colorbar: {
       title: { text: 'share of tokens', side: 'right' },
       tickvals: ticks,
-      ticktext: ticks.map((k) => `${formatPercent(2 ** k / numExperts)}${k === 0 ? ' (uniform)' : ''}`),
+      // the ends saturate: say so
+      ticktext: ticks.map((k) => `${k === LOAD_LIMIT_LOG2 ? '≥ ' : k === -LOAD_LIMIT_LOG2 ? '≤ ' : ''}${formatPercent(2 ** k / numExperts)}${k === 0 ? ' (uniform)' : ''}`),
       outlinewidth: 0,
       tickfont: { color: theme.mutedText },
     },

@@ -24,7 +24,8 @@ test('heatmap: one row per layer, one column per expert, shares on a log scale c
   assert.deepEqual(trace.customdata[1]![0], ['40', '100.0%']);
   assert.deepEqual([trace.zmin, trace.zmax], [-3, 3]);
   assert.equal(trace.colorbar.ticktext[3], '25.0% (uniform)');
-  assert.equal(trace.colorbar.ticktext[6], '200.0%');
+  assert.equal(trace.colorbar.ticktext[6], '≥ 200.0%');
+  assert.equal(trace.colorbar.ticktext[0], '≤ 3.1%');
 });
 
 test('relative load: log2 of share × E, clamped to ±3', () => {
