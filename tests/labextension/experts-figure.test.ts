@@ -16,7 +16,7 @@ const routing = routingAt(experts, 0);
 
 test('heatmap: one row per layer, one column per expert, shares on a log scale centred on uniform', () => {
   const figure = heatmapFigure(routing, 4, theme);
-  const trace = figure.data[0]! as { z: number[][]; y: string[]; x: number[]; zmin: number; zmax: number; customdata: string[][][]; colorbar: { ticktext: string[] } };
+  const trace = figure.data[0]! as unknown as { z: number[][]; y: string[]; x: number[]; zmin: number; zmax: number; customdata: string[][][]; colorbar: { ticktext: string[] } };
   assert.deepEqual(trace.y, ['layer 1', 'layer 3', 'layer 5']);
   assert.deepEqual(trace.x, [0, 1, 2, 3]);
   // uniform shares sit at 0; one expert taking all 4 experts' tokens is 4× uniform = log2 4
