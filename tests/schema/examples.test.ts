@@ -31,3 +31,13 @@ test('the schema rejects what it should (so the checks above can fail)', () => {
   assert.equal(validate({ ...bundle, plots: [] }), false);
   assert.equal(validate({ ...bundle, extra: true }), false);
 });
+
+test('the browser fixture notebook carries the example bundles unchanged', () => {
+  // Regenerate with: node --import tsx tests/browser/fixtures/make-notebook.ts
+  const notebookPath = join(import.meta.dirname, '..', 'browser', 'fixtures', 'plots.ipynb');
+  const notebook = JSON.parse(readFileSync(notebookPath, 'utf8')) as { cells: Array<{ outputs?: Array<{ data: Record<string, unknown> }> }> };
+  const stored = notebook.cells.flatMap((cell) => cell.outputs ?? []).map((output) => output.data['application/vnd.mambalab.v1+json']);
+  for (const name of ['loss.json', 'savings.json', 'experts.json']) {
+    assert.ok(stored.some((bundle) => JSON.stringify(bundle) === JSON.stringify(load(name))), `plots.ipynb lacks an up-to-date ${name}`);
+  }
+});
