@@ -12,7 +12,7 @@ export interface XRange {
 /**
  * Indices (ascending) of the points to draw from a series with ascending `x`. With `range`,
  * only points inside it are kept, plus one neighbour on each side so that the line reaches the
- * edges of a zoomed view. Non-finite y values are never kept.
+ * edges of a zoomed view. Points with a non-finite x or y are never kept.
  */
 export function downsampleIndices(x: ArrayLike<number>, y: ArrayLike<number>, buckets: number, range?: XRange): number[] {
   const n = Math.min(x.length, y.length);
@@ -24,8 +24,9 @@ export function downsampleIndices(x: ArrayLike<number>, y: ArrayLike<number>, bu
     end = Math.min(partitionPoint(x, n, (v) => v <= range.max) + 1, n);
   }
   const finite: number[] = [];
+  const drawable = (i: number): boolean => Number.isFinite(y[i]!) && Number.isFinite(x[i]!);
   if (end - start <= 4 * buckets) {
-    for (let i = start; i < end; i++) if (Number.isFinite(y[i]!)) finite.push(i);
+    for (let i = start; i < end; i++) if (drawable(i)) finite.push(i);
     return finite;
   }
   const x0 = x[start]!;
@@ -41,8 +42,8 @@ export function downsampleIndices(x: ArrayLike<number>, y: ArrayLike<number>, bu
     for (const index of [...new Set([first, low, high, last])].sort((a, b) => a - b)) kept.push(index);
   };
   for (let i = start; i < end; i++) {
+    if (!drawable(i)) continue;
     const value = y[i]!;
-    if (!Number.isFinite(value)) continue;
     const b = Math.min(Math.floor((x[i]! - x0) / width), buckets - 1);
     if (b !== bucket) {
       flush();

@@ -40,10 +40,39 @@ export function parseBundle(data: unknown): ParseResult {
   if (!validate(value)) {
     return fail('This mambalab output does not match the display schema (version 1)', formatSchemaErrors(validate.errors ?? []));
   }
-  const bundle = value as Bundle;
+  const bundle = withNaNs(value as Bundle);
   const problems = crossReferenceProblems(bundle);
   if (problems.length > 0) return fail('This mambalab output is inconsistent', limit(problems));
   return { ok: true, bundle };
+}
+
+/**
+ * JSON has no NaN, so the kernel writes a non-finite value (a diverged loss) as null; the figures
+ * skip NaN. Returns a bundle whose series hold NaN there, copying only the series that had a
+ * null: the data object belongs to JupyterLab's output model and must stay as it came.
+ */
+export function withNaNs(bundle: Bundle): Bundle {
+  const revive = (series: Array<number | null>): number[] => (series.includes(null) ? series.map((v) => v ?? Number.NaN) : (series as number[]));
+  const columns = <T extends object>(table: T): T => Object.fromEntries(Object.entries(table).map(([key, series]) => [key, revive(series)])) as T;
+  return {
+    ...bundle,
+    runs: bundle.runs.map((run) => ({
+      ...run,
+      train: columns(run.train),
+      ...(run.validation ? { validation: columns(run.validation) } : {}),
+      ...(run.experts
+        ? {
+            experts: {
+              ...run.experts,
+              step: revive(run.experts.step),
+              counts: run.experts.counts.map((table) => table.map(revive)),
+              ...(run.experts.dropped ? { dropped: run.experts.dropped.map(revive) } : {}),
+            },
+          }
+        : {}),
+    })),
+    ...(bundle.comparisons ? { comparisons: bundle.comparisons.map((comparison) => ({ ...comparison, curve: columns(comparison.curve) })) } : {}),
+  };
 }
 
 function fail(title: string, details: string[]): ParseResult {

@@ -50,6 +50,13 @@ test('a zoomed range spends the buckets inside it, plus one neighbour each side'
   assert.ok(kept.length > 200, 'the zoomed range is drawn in detail');
 });
 
+test('points with a non-finite x or y are never drawn', () => {
+  const x = range(10_000).map((i) => (i % 5 === 0 ? Number.NaN : i));
+  const kept = downsampleIndices(x, range(10_000), 10);
+  assert.ok(kept.length > 0 && kept.every((i) => Number.isFinite(x[i]!)));
+  assert.deepEqual(downsampleIndices([0, Number.NaN, 2], [1, 1, 1], 10), [0, 2]);
+});
+
 test('non-finite y values are never drawn', () => {
   const x = range(10_000);
   const y = x.map((i) => (i % 7 === 0 ? Number.NaN : i));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Bundle } from '../../labextension/src/bundle.js';
-import { parseBundle } from '../../labextension/src/validate.js';
+import { parseBundle, withNaNs } from '../../labextension/src/validate.js';
 
 const examples = join(import.meta.dirname, '..', '..', 'kernel', 'schema', 'examples');
 const example = (name: string): Bundle => JSON.parse(readFileSync(join(examples, name), 'utf8'));
@@ -94,4 +94,25 @@ test('duplicate run ids are caught', () => {
   const bundle = minimal();
   bundle.runs.push({ ...bundle.runs[0]! });
   assert.ok(failure(bundle).details.includes("/runs/1: run id 'a' is used twice"));
+});
+
+test('nulls (how the kernel writes a non-finite value in JSON) become NaN, in copies only', () => {
+  const bundle = minimal() as unknown as { runs: Array<{ train: Record<string, Array<number | null>> }> };
+  bundle.runs[0]!.train['loss'] = [5, null];
+  const frozen = JSON.stringify(bundle);
+  const revived = withNaNs(bundle as unknown as Bundle);
+  assert.ok(Number.isNaN(revived.runs[0]!.train.loss[1]!));
+  assert.equal(revived.runs[0]!.train.loss[0], 5);
+  assert.equal(revived.runs[0]!.train.step, (bundle as unknown as Bundle).runs[0]!.train.step, 'series without null are not copied');
+  assert.equal(JSON.stringify(bundle), frozen, 'the output model data is left as it came');
+});
+
+test('nulls in expert counts and savings curves are revived too', () => {
+  const bundle = example('savings.json');
+  (bundle.comparisons![0]!.curve.ratio as Array<number | null>)[0] = null;
+  bundle.runs[1]!.experts = { layers: [1], numExperts: 2, step: [0], counts: [[[1, null as unknown as number]]], dropped: [[null as unknown as number]] };
+  const revived = withNaNs(bundle);
+  assert.ok(Number.isNaN(revived.comparisons![0]!.curve.ratio[0]!));
+  assert.ok(Number.isNaN(revived.runs[1]!.experts!.counts[0]![0]![1]!));
+  assert.ok(Number.isNaN(revived.runs[1]!.experts!.dropped![0]![0]!));
 });
