@@ -1,0 +1,59 @@
+// Routing statistics of one MoE layer at one recorded step, from the token counts the kernel
+// sends. counts are the router's assignments (tokens later dropped over capacity included), so a
+// layer's shares say how the router spreads tokens and the dropped fraction says how many of
+// them the capacity limit then passed through the residual instead.
+import type { ExpertCounts } from './bundle.js';
+
+export interface LayerRouting {
+  /** the model's layer index (experts.layers[l]) */
+  layer: number;
+  /** tokens routed in this layer at this step (sum over experts) */
+  tokens: number;
+  /** count / tokens per expert; all 0 when no tokens were routed */
+  shares: number[];
+  /** busiest expert's count over the mean count: 1 is perfectly balanced, E is one expert taking all */
+  maxOverMean: number | null;
+  /** coefficient of variation of the counts (population std / mean): 0 is perfectly balanced */
+  cv: number | null;
+  dropped: number | null;
+  droppedFraction: number | null;
+}
+
+export function shares(counts: readonly number[]): number[] {
+  const total = sum(counts);
+  return counts.map((count) => (total > 0 ? count / total : 0));
+}
+
+export function balance(counts: readonly number[]): { maxOverMean: number; cv: number } | null {
+  const total = sum(counts);
+  if (counts.length === 0 || !(total > 0)) return null;
+  const mean = total / counts.length;
+  const variance = counts.reduce((acc, count) => acc + (count - mean) ** 2, 0) / counts.length;
+  return { maxOverMean: Math.max(...counts) / mean, cv: Math.sqrt(variance) / mean };
+}
+
+/** Every MoE layer's routing at recorded step index `i`. */
+export function routingAt(experts: ExpertCounts, i: number): LayerRouting[] {
+  const table = experts.counts[i] ?? [];
+  return experts.layers.map((layer, l) => {
+    const counts = table[l] ?? [];
+    const tokens = sum(counts);
+    const metrics = balance(counts);
+    const dropped = experts.dropped?.[i]?.[l] ?? null;
+    return {
+      layer,
+      tokens,
+      shares: shares(counts),
+      maxOverMean: metrics?.maxOverMean ?? null,
+      cv: metrics?.cv ?? null,
+      dropped,
+      droppedFraction: dropped !== null && tokens > 0 ? dropped / tokens : null,
+    };
+  });
+}
+
+function sum(values: readonly number[]): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
+}

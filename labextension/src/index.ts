@@ -1,0 +1,44 @@
+// The JupyterLab MIME extension: our renderer for notebook outputs, and a file type plus a
+// document viewer so that a run's *.mambalab.json opens from the file browser.
+import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { MIME_TYPE } from './bundle.js';
+import { MambalabOutput } from './widget.js';
+
+export const FILE_TYPE = 'mambalab';
+export const VIEWER = 'Mamba Lab plots';
+
+const rendererFactory: IRenderMime.IRendererFactory = {
+  // Safe: the data is only drawn by Plotly (which sanitises text); no HTML or script from it
+  // reaches the page, so untrusted notebooks (e.g. opened from disk) render too.
+  safe: true,
+  mimeTypes: [MIME_TYPE],
+  defaultRank: 50,
+  createRenderer: (options) => new MambalabOutput(options.mimeType),
+};
+
+const extension: IRenderMime.IExtension = {
+  id: 'mambalab-labextension:plots',
+  description: 'Renders mambalab training outputs: loss curves, training-step savings, expert token counts.',
+  rendererFactory,
+  rank: 50,
+  // The document viewer reads the file as text; parseBundle reports invalid JSON in the view.
+  dataType: 'string',
+  fileTypes: [
+    {
+      name: FILE_TYPE,
+      displayName: 'Mamba Lab run metrics',
+      mimeTypes: [MIME_TYPE],
+      extensions: ['.mambalab.json'],
+      fileFormat: 'text',
+      iconClass: 'jp-MaterialIcon jp-JSONIcon',
+    },
+  ],
+  documentWidgetFactoryOptions: {
+    name: VIEWER,
+    primaryFileType: FILE_TYPE,
+    fileTypes: [FILE_TYPE],
+    defaultFor: [FILE_TYPE],
+  },
+};
+
+export default extension;
