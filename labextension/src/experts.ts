@@ -1,13 +1,14 @@
 // Routing statistics of one MoE layer at one recorded step, from the token counts the kernel
-// sends. counts are the router's assignments (tokens later dropped over capacity included), so a
-// layer's shares say how the router spreads tokens and the dropped fraction says how many of
-// them the capacity limit then passed through the residual instead.
+// sends. counts are the tokens each expert processed (within its capacity); dropped are the
+// assignments over capacity, passed through the residual instead. So a layer's assignments
+// are sum(counts) + dropped, shares say how the processed tokens spread over the experts and
+// the dropped fraction is dropped / assignments.
 import type { ExpertCounts } from './bundle.js';
 
 export interface LayerRouting {
   /** the model's layer index (experts.layers[l]) */
   layer: number;
-  /** tokens routed in this layer at this step (sum over experts) */
+  /** assignments in this layer at this step: processed (sum over experts) plus dropped */
   tokens: number;
   /** count / tokens per expert; all 0 when no tokens were routed */
   shares: number[];
@@ -37,9 +38,9 @@ export function routingAt(experts: ExpertCounts, i: number): LayerRouting[] {
   const table = experts.counts[i] ?? [];
   return experts.layers.map((layer, l) => {
     const counts = table[l] ?? [];
-    const tokens = sum(counts);
     const metrics = balance(counts);
     const dropped = experts.dropped?.[i]?.[l] ?? null;
+    const tokens = sum(counts) + (dropped ?? 0);
     return {
       layer,
       tokens,

@@ -48,10 +48,10 @@ test('routing at a step: per layer tokens, shares, balance and dropped fraction'
   };
   const first = routingAt(experts, 0);
   assert.equal(first[0]!.layer, 1);
-  assert.equal(first[0]!.tokens, 40);
+  assert.equal(first[0]!.tokens, 48, '40 processed + 8 dropped');
   assert.deepEqual(first[0]!.shares, [0.25, 0.75]);
   close(first[0]!.maxOverMean!, 1.5);
-  close(first[0]!.droppedFraction!, 0.2);
+  close(first[0]!.droppedFraction!, 8 / 48);
   assert.equal(first[1]!.maxOverMean, 1);
   const second = routingAt(experts, 1);
   assert.equal(second[1]!.maxOverMean, null);
