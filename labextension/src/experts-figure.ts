@@ -26,7 +26,7 @@ export function relativeLoad(share: number, numExperts: number): number {
 export function heatmapFigure(routing: LayerRouting[], numExperts: number, theme: PlotTheme): Figure {
   const experts = Array.from({ length: numExperts }, (_, e) => e);
   const labels = routing.map((row) => layerLabel(row.layer));
-  const hover = routing.map((row) => row.shares.map((share) => [formatInteger(share * row.tokens), formatPercent(share)]));
+  const hover = routing.map((row) => row.shares.map((share, e) => [formatInteger(row.counts[e] ?? 0), formatPercent(share)]));
   const ticks = Array.from({ length: 2 * LOAD_LIMIT_LOG2 + 1 }, (_, i) => i - LOAD_LIMIT_LOG2);
   const heatmap: Partial<PlotData> = {
     type: 'heatmap',
@@ -45,7 +45,7 @@ export function heatmapFigure(routing: LayerRouting[], numExperts: number, theme
       outlinewidth: 0,
       tickfont: { color: theme.mutedText },
     },
-    hovertemplate: '%{y} · expert %{x}<br>%{customdata[0]} tokens (%{customdata[1]} of the layer)<extra></extra>',
+    hovertemplate: "%{y} · expert %{x}<br>%{customdata[0]} tokens (%{customdata[1]} of the layer's processed tokens)<extra></extra>",
   } as Partial<PlotData>;
   const axis = axisStyle(theme);
   const layout: Partial<Layout> = {

@@ -10,7 +10,9 @@ export interface LayerRouting {
   layer: number;
   /** assignments in this layer at this step: processed (sum over experts) plus dropped */
   tokens: number;
-  /** count / tokens per expert; all 0 when no tokens were routed */
+  /** tokens each expert processed */
+  counts: number[];
+  /** each expert's share of the processed tokens; all 0 when none were processed */
   shares: number[];
   /** busiest expert's count over the mean count: 1 is perfectly balanced, E is one expert taking all */
   maxOverMean: number | null;
@@ -44,6 +46,7 @@ export function routingAt(experts: ExpertCounts, i: number): LayerRouting[] {
     return {
       layer,
       tokens,
+      counts: [...counts],
       shares: shares(counts),
       maxOverMean: metrics?.maxOverMean ?? null,
       cv: metrics?.cv ?? null,

@@ -63,7 +63,7 @@ test('the grid for 8 MoE layers is 2 × 4, for 15 (BlackMamba 340M) 4 × 4', () 
 test('balance table rows: tokens, max/mean, CV and dropped per layer', () => {
   assert.deepEqual(balanceRows(routing), [
     ['1', '40', '1.00', '0.00', '0 (0.0%)'],
-    ['3', '40', '4.00', '1.73', '30 (75.0%)'],
+    ['3', '70', '4.00', '1.73', '30 (42.9%)'],
     ['5', '0', '–', '–', '0 (–)'],
   ]);
 });
