@@ -8,6 +8,7 @@ const root = new URL('..', import.meta.url).pathname;
 const STEPS = [
   ['native engine (C++, cmake-js)', 'npm', ['run', 'build:native', '--workspace', 'kernel']],
   ['TypeScript API and CLI', 'npm', ['run', 'build:ts', '--workspace', 'kernel']],
+  ['Jupyter environment (.venv with JupyterLab, the Mamba Lab kernel)', process.execPath, ['scripts/setup-python.mjs']],
 ];
 
 for (const [what, command, args] of STEPS) {
