@@ -3,7 +3,7 @@ export { createModel, loadModel, Model, type ParameterInfo } from './models/mode
 export { DEFAULT_CONFIG, resolveConfig, type ModelConfig } from './models/config.js';
 export { parsePattern, LAYER_KINDS } from './models/pattern.js';
 export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
-export { Trainer, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
+export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
 export { Run, loadRun, type RunConfig } from './train/runs.js';
 export { trainRun, type TrainRunOptions } from './train/train-run.js';
 export { compareRuns, ema, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';

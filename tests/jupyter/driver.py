@@ -1,15 +1,17 @@
 """Drives one kernel over the Jupyter protocol with jupyter_client, for tests/jupyter/*.test.ts.
 
 Reads a JSON script on stdin: {"kernel": name, "cwd": dir, "steps": [...]}, each step one of
-  {"op": "execute", "code": str, "timeout": s, "interrupt_after_updates": n}
+  {"op": "execute", "code": str, "timeout": s, "interrupt_after_updates": n, "interrupt_after_s": s}
   {"op": "restart"}
 and prints one JSON object: {"kernel_info": ..., "steps": [{"op", "reply", "messages"}...]}, where
 messages are the step's iopub messages (msg_type, content, date) in arrival order. With
 interrupt_after_updates, the kernel is interrupted (as JupyterLab does: SIGINT, the spec's
-interrupt_mode) once that many update_display_data messages arrived.
+interrupt_mode) once that many update_display_data messages arrived; with interrupt_after_s,
+that many seconds after the request.
 """
 
 import json
+import queue
 import sys
 import time
 
@@ -18,13 +20,21 @@ from jupyter_client.manager import KernelManager
 
 def collect(km, kc, step):
     msg_id = kc.execute(step["code"])
+    started = time.time()
     deadline = time.time() + step.get("timeout", 120)
     messages, updates, interrupted_at = [], 0, None
     while True:
         remaining = deadline - time.time()
         if remaining <= 0:
             raise TimeoutError(f"no idle status within {step.get('timeout', 120)} s for: {step['code'][:80]}")
-        msg = kc.get_iopub_msg(timeout=remaining)
+        after_s = step.get("interrupt_after_s")
+        if after_s is not None and interrupted_at is None and time.time() - started >= after_s:
+            km.interrupt_kernel()
+            interrupted_at = time.time()
+        try:
+            msg = kc.get_iopub_msg(timeout=min(remaining, 0.1))
+        except queue.Empty:
+            continue
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         kind = msg["msg_type"]

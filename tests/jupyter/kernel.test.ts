@@ -38,9 +38,11 @@ const FLAKY = `const flaky: TokenSource = {
 const t3 = newTrainer();`;
 
 const script = [
+  // Before any cell used mambalab:
+  { op: 'execute', code: `Object.keys(require.cache).filter((path) => path.endsWith('mambalab.node'))` },
   { op: 'execute', code: SETUP },
   { op: 'execute', code: `const r1 = await trainRun(t1, data, { steps: 25, dir: 'runs/live', evalEvery: 5 });` },
-  { op: 'execute', code: `await trainRun(t2, data, { steps: 5000, dir: 'runs/interrupted' });`, interrupt_after_updates: 2 },
+  { op: 'execute', code: `await trainRun(t2, data, { steps: 5000, dir: 'runs/interrupted' });\nconsole.log('this line runs only if training was not interrupted');`, interrupt_after_updates: 2 },
   { op: 'execute', code: `const back = loadRun('runs/interrupted');\nJSON.stringify([back.status, back.steps, back.checkpointStep, t2.stepCount])` },
   { op: 'execute', code: `(await trainRun(t2, data, { steps: 3, dir: 'runs/interrupted' })).steps - back.steps` },
   { op: 'execute', code: `createModel({ dModel: -1 })` },
@@ -50,6 +52,8 @@ const script = [
   { op: 'execute', code: `await trainRun(t3, flaky, { steps: 10, dir: 'runs/failed' });` },
   { op: 'execute', code: `const f = loadRun('runs/failed');\nJSON.stringify([f.status, f.steps, f.error, t3.stepCount])` },
   { op: 'execute', code: `1 + 1` },
+  // With no training to stop, an interrupt ends the cell at once, as in tslab.
+  { op: 'execute', code: `await new Promise((resolve) => setTimeout(resolve, 60_000));`, interrupt_after_s: 1 },
   { op: 'restart' },
   { op: 'execute', code: `t1.stepCount` },
   { op: 'execute', code: `import { preset } from 'mambalab';\npreset('mamba', 'tiny').config.dModel` },
@@ -78,13 +82,19 @@ before(async () => {
 
 test('the kernel starts, answers kernel_info as TypeScript, and imports mambalab', () => {
   assert.equal((kernelInfo.language_info as { name: string }).name, 'typescript');
-  const setup = steps[0]!;
+  const setup = steps[1]!;
   assert.equal(setup.reply?.status, 'ok', streamText(setup, 'stderr'));
   assert.equal(streamText(setup, 'stdout').trim(), '38');
 });
 
+test('the kernel loaded the native engine once, at start', () => {
+  const loaded = steps[0]!;
+  assert.equal(loaded.reply?.status, 'ok', streamText(loaded, 'stderr'));
+  assert.match(streamText(loaded, 'stdout'), /^\[\s*'[^']*native\/build\/Release\/mambalab\.node'\s*\]\s*$/);
+});
+
 test('a training cell shows one output that updates in place, at most 4 times a second', () => {
-  const train = steps[1]!;
+  const train = steps[2]!;
   assert.equal(train.reply?.status, 'ok', streamText(train, 'stderr'));
   const shown = displays(train);
   assert.ok(shown.length >= 3, `${shown.length} display messages`);
@@ -108,55 +118,63 @@ test('a training cell shows one output that updates in place, at most 4 times a 
 });
 
 test('interrupt stops training at a step boundary, keeps the run and its checkpoint, and the kernel goes on', () => {
-  const stopped = steps[2]!;
+  const stopped = steps[3]!;
   assert.equal(stopped.reply?.status, 'error', 'an interrupted cell ends in error, so "run all" stops there');
   assert.ok((stopped.interrupt_to_idle_s ?? Infinity) < 10, `idle ${stopped.interrupt_to_idle_s} s after the interrupt`);
   const message = streamText(stopped, 'stderr');
-  const match = /interrupted: interrupted stopped after (\d+) of 5000 steps \(at step (\d+)\)/.exec(message);
+  const match = /^\[TrainingInterrupted: interrupted: stopped after (\d+) of 5000 steps \(at step \1\); the run and its checkpoint are saved in runs\/interrupted\]\n$/.exec(message);
   assert.ok(match, message);
+  assert.equal(streamText(stopped, 'stdout'), '', 'the rest of the cell does not run');
   const final = displays(stopped).at(-1)!.doc.runs[0]!;
   assert.equal(final.status, 'stopped');
   const n = Number(match[1]);
   assert.ok(n >= 1 && n < 5000, `stopped after ${n} steps`);
   assert.equal(final.train.step.length, n);
 
-  const after = steps[3]!;
+  const after = steps[4]!;
   assert.equal(after.reply?.status, 'ok', streamText(after, 'stderr'));
   assert.equal(streamText(after, 'stdout').trim(), JSON.stringify(['stopped', n, n, n]));
-  const more = steps[4]!;
+  const more = steps[5]!;
   assert.equal(more.reply?.status, 'ok', streamText(more, 'stderr'));
   assert.equal(streamText(more, 'stdout').trim(), '3', 'the same trainer continues the run');
 });
 
 test('bad input in a cell gives a readable error, not a dead kernel', () => {
-  const [badConfig, missing] = [steps[5]!, steps[6]!];
+  const [badConfig, missing] = [steps[6]!, steps[7]!];
   assert.equal(badConfig.reply?.status, 'error');
   assert.match(streamText(badConfig, 'stderr'), /MambalabError: config\.dModel: expected an integer in \[1, 65536\], got -1/);
   assert.equal(missing.reply?.status, 'error');
   assert.match(streamText(missing, 'stderr'), /data: missing\.json\.gz does not exist/);
-  assert.equal(steps[10]!.reply?.status, 'ok');
-  assert.equal(streamText(steps[10]!, 'stdout').trim(), '2');
+  assert.equal(steps[11]!.reply?.status, 'ok');
+  assert.equal(streamText(steps[11]!, 'stdout').trim(), '2');
 });
 
 test('an error during training is reported, and the run and trainer stay consistent', () => {
-  const failed = steps[8]!;
-  assert.equal(steps[7]!.reply?.status, 'ok', streamText(steps[7]!, 'stderr'));
+  const failed = steps[9]!;
+  assert.equal(steps[8]!.reply?.status, 'ok', streamText(steps[8]!, 'stderr'));
   assert.equal(failed.reply?.status, 'error');
   assert.match(streamText(failed, 'stderr'), /disk read failed/);
   assert.equal(displays(failed).at(-1)!.doc.runs[0]!.status, 'failed');
-  const after = steps[9]!;
+  const after = steps[10]!;
   assert.equal(after.reply?.status, 'ok', streamText(after, 'stderr'));
   assert.equal(streamText(after, 'stdout').trim(), '["failed",3,"disk read failed",3]');
 });
 
+test('an interrupt with no training running ends the cell at once', () => {
+  const waiting = steps[12]!;
+  assert.equal(waiting.reply?.status, 'error');
+  assert.match(streamText(waiting, 'stderr'), /Interrupted asynchronously/);
+  assert.ok((waiting.interrupt_to_idle_s ?? Infinity) < 5, `idle ${waiting.interrupt_to_idle_s} s after the interrupt`);
+});
+
 test('restart gives a fresh kernel where mambalab imports again', () => {
-  const restart = steps[11]!;
+  const restart = steps[13]!;
   assert.equal(restart.op, 'restart');
   assert.equal(restart.alive, true);
-  const gone = steps[12]!;
+  const gone = steps[14]!;
   assert.equal(gone.reply?.status, 'error');
   assert.match(streamText(gone, 'stderr'), /Cannot find name 't1'/);
-  const fresh = steps[13]!;
+  const fresh = steps[15]!;
   assert.equal(fresh.reply?.status, 'ok', streamText(fresh, 'stderr'));
   assert.equal(streamText(fresh, 'stdout').trim(), '64');
 });

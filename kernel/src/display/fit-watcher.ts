@@ -1,7 +1,7 @@
 // Draws every fit() of a notebook cell into one output that updates in place (all the cell's
 // runs, and a progress line for the one training now), and stops fits on interrupt.
 import { modelSummary } from '../train/runs.js';
-import type { FitOptions, FitWatch, FitWatcher, StepMetrics, Trainer } from '../train/trainer.js';
+import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type StepMetrics, type Trainer } from '../train/trainer.js';
 import { displayDocument } from './document.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
 import type { ProgressDoc, RunDoc } from './schema.js';
@@ -16,15 +16,13 @@ interface Cell {
   output: LiveOutput;
   runs: RunDoc[];
   progress?: ProgressDoc;
-  /** Once interrupted, a cell trains no more (a loop of fits stops with the first). */
+  /** Once interrupted, a cell trains no more (code that catches the interrupt cannot go on training). */
   interrupted: boolean;
 }
 
 export interface FitWatcherOptions {
   /** The writer of the cell running now; fits outside a cell are not drawn. */
   writer: () => CellWriter | undefined;
-  /** Called after a fit stopped by interrupt() has ended (the kernel then ends the cell). */
-  onInterruptedEnd: (message: string) => void;
   minIntervalMs?: number;
   now?: () => number;
 }
@@ -87,15 +85,12 @@ export class LiveFitWatcher implements FitWatcher {
       },
       end: (outcome) => {
         this.running.delete(controller);
-        const interrupted = controller.signal.aborted && !('error' in outcome);
-        run.status = 'error' in outcome ? 'failed' : outcome.result.stopped ? 'stopped' : 'done';
+        const interrupted = 'error' in outcome && outcome.error instanceof TrainingInterrupted ? outcome.error : undefined;
+        const result = 'result' in outcome ? outcome.result : interrupted?.result;
+        run.status = !result ? 'failed' : result.stopped ? 'stopped' : 'done';
         cell.progress = undefined;
         cell.output.flush();
-        if (interrupted) {
-          cell.interrupted = true;
-          const steps = 'result' in outcome ? outcome.result.steps : 0;
-          this.options.onInterruptedEnd(`interrupted: ${run.name} stopped after ${steps} of ${fit.steps} steps (at step ${fromStep + steps})`);
-        }
+        if (interrupted) cell.interrupted = true;
       },
     };
   }

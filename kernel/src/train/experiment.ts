@@ -11,9 +11,9 @@ import { MambalabError } from '../errors.js';
 import { resolveConfig, type ModelConfig } from '../models/config.js';
 import { createModel } from '../models/model.js';
 import { compareRuns, type CompareOptions } from './compare.js';
-import type { Run } from './runs.js';
+import { loadRun, type Run } from './runs.js';
 import { trainRun } from './train-run.js';
-import { Trainer, type TrainerOptions } from './trainer.js';
+import { Trainer, TrainingInterrupted, type TrainerOptions } from './trainer.js';
 
 export interface Arm {
   /** Names the arm's run and its directory (letters, digits, '.', '_' and '-'). */
@@ -41,7 +41,7 @@ export interface ExperimentResult {
   runs: Run[];
   /** Every other arm against the baseline. */
   comparisons: ComparisonDoc[];
-  /** True when training was stopped (interrupt or signal) before every arm finished. */
+  /** True when options.signal stopped training before every arm finished (an interrupt rejects instead). */
   stopped: boolean;
 }
 
@@ -87,6 +87,7 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
 
   const runs: Run[] = [];
   let stopped = false;
+  let interrupted: TrainingInterrupted | undefined;
   for (const arm of arms) {
     if (signal?.aborted) {
       stopped = true;
@@ -94,7 +95,16 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
     }
     const model = createModel(arm.model);
     const trainer = new Trainer(model, { ...options.trainer, ...arm.trainer, totalSteps: steps });
-    const run = await trainRun(trainer, data, { steps, dir: join(dir, arm.name), name: arm.name, evalEvery, evalBatches, signal });
+    let run: Run;
+    try {
+      run = await trainRun(trainer, data, { steps, dir: join(dir, arm.name), name: arm.name, evalEvery, evalBatches, signal });
+    } catch (error) {
+      // An interrupt ends the experiment: what was trained is compared and saved, then it goes on up.
+      if (!(error instanceof TrainingInterrupted)) throw error;
+      runs.push(loadRun(join(dir, arm.name)));
+      interrupted = error;
+      break;
+    }
     runs.push(run);
     if (run.status === 'stopped') {
       stopped = true;
@@ -107,5 +117,6 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
     : [];
   const doc = displayDocument({ runs: runs.map((r) => r.toDoc()), comparisons, title: `experiment ${arms.map((a) => a.name).join(' vs ')}` });
   writeFileSync(join(dir, EXPERIMENT_DISPLAY_FILE), JSON.stringify(doc, null, 1) + '\n');
+  if (interrupted) throw interrupted;
   return { dir: resolve(dir), runs, comparisons, stopped };
 }

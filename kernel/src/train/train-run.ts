@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import { loadRun, removeRunFiles, Run, RUN_FILE } from './runs.js';
-import type { FitResult, StepMetrics, Trainer } from './trainer.js';
+import { TrainingInterrupted, type FitResult, type StepMetrics, type Trainer } from './trainer.js';
 
 export interface TrainRunOptions {
   steps: number;
@@ -76,6 +76,13 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
     trainer.saveCheckpoint(run.checkpointDir);
     run.checkpointStep = trainer.stepCount;
   };
+  const finish = (result: FitResult) => {
+    // The loss before the first step, measured by fit(), is the validation curve's first point.
+    run.recordValidation({ ...start, loss: result.initialEvalLoss });
+    checkpoint();
+    run.status = result.stopped ? 'stopped' : 'done';
+    run.save();
+  };
   let result: FitResult;
   try {
     result = await trainer.fit(data, {
@@ -95,6 +102,10 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
       },
     });
   } catch (error) {
+    if (error instanceof TrainingInterrupted) {
+      finish(error.result);
+      throw new TrainingInterrupted(`${error.message}; the run and its checkpoint are saved in ${dir}`, error.result);
+    }
     // The trainer stays at its last completed step; the run keeps the metrics up to it and
     // its last checkpoint, and says why it failed.
     run.status = 'failed';
@@ -102,10 +113,6 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
     run.save();
     throw error;
   }
-  // The loss before the first step, measured by fit(), is the validation curve's first point.
-  run.recordValidation({ ...start, loss: result.initialEvalLoss });
-  checkpoint();
-  run.status = result.stopped ? 'stopped' : 'done';
-  run.save();
+  finish(result);
   return run;
 }

@@ -89,10 +89,26 @@ export interface FitWatcher {
 }
 
 export interface FitWatch {
-  /** Aborting it stops the fit at the next step boundary, as FitOptions.signal does. */
+  /**
+   * Aborting it stops the fit at the next step boundary, and fit() then rejects with
+   * TrainingInterrupted (an interrupt ends the code that awaited the fit, as in Python).
+   */
   signal?: AbortSignal;
   step(metrics: StepMetrics): void;
   end(outcome: { result: FitResult } | { error: unknown }): void;
+}
+
+/** fit() stopped by its watcher (the notebook's interrupt); `result` holds what was trained. */
+export class TrainingInterrupted extends MambalabError {
+  override name = 'TrainingInterrupted';
+  declare readonly result: FitResult;
+
+  constructor(message: string, result: FitResult) {
+    super(message);
+    // Kept off the printed error: a notebook shows the message, not the whole history.
+    Object.defineProperty(this, 'result', { value: result, enumerable: false });
+    this.stack = `${this.name}: ${message}`;
+  }
 }
 
 let fitWatcher: FitWatcher | undefined;
@@ -220,6 +236,12 @@ export class Trainer {
       result = { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
     } catch (error) {
       watch?.end({ error });
+      throw error;
+    }
+    if (watch?.signal?.aborted) {
+      const label = options.name ? `${options.name}: ` : '';
+      const error = new TrainingInterrupted(`${label}stopped after ${result.steps} of ${steps} steps (at step ${this.step_})`, result);
+      watch.end({ error });
       throw error;
     }
     watch?.end({ result });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { LiveFitWatcher } from '../../../kernel/src/display/fit-watcher.js';
 import { MAMBALAB_MIME, type DisplayDoc } from '../../../kernel/src/display/schema.js';
 import type { CellWriter } from '../../../kernel/src/display/tslab.js';
-import { setFitWatcher } from '../../../kernel/src/train/trainer.js';
+import { setFitWatcher, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { schemaErrors } from '../../support/schema.js';
 import { tinyData, tinyTrainer } from '../../support/tiny.js';
 
@@ -36,10 +36,9 @@ function recordingCell(): { writer: CellWriter; sent: Sent[] } {
 }
 
 function watching(writer: () => CellWriter | undefined, minIntervalMs = 250) {
-  const interrupted: string[] = [];
-  const watcher = new LiveFitWatcher({ writer, onInterruptedEnd: (m) => interrupted.push(m), minIntervalMs });
+  const watcher = new LiveFitWatcher({ writer, minIntervalMs });
   const previous = setFitWatcher(watcher);
-  return { watcher, interrupted, restore: () => setFitWatcher(previous) };
+  return { watcher, restore: () => setFitWatcher(previous) };
 }
 
 test('a fit in a cell draws one output that updates in place, at most 4 times a second', async () => {
@@ -99,27 +98,29 @@ test('every fit of one cell goes into the same output; a new cell gets a new one
   }
 });
 
-test('interrupt stops the fit at the next step boundary, and the cell trains no more', async () => {
+test('interrupt stops the fit at the next step boundary and rejects it; the cell trains no more', async () => {
   const cell = recordingCell();
   const w = watching(() => cell.writer, 0);
   try {
     const data = tinyData();
     const { trainer } = tinyTrainer();
     let interruptedOk: boolean | undefined;
-    const result = await trainer.fit(data, { steps: 100, evalBatches: 1, name: 'long', onStep: (m) => {
+    const fit = trainer.fit(data, { steps: 100, evalBatches: 1, name: 'long', onStep: (m) => {
       if (m.step === 5) interruptedOk = w.watcher.interrupt();
     } });
+    const error = await fit.then(() => assert.fail('fit resolved'), (e: unknown) => e);
+    assert.ok(error instanceof TrainingInterrupted, String(error));
+    assert.equal(error.message, 'long: stopped after 5 of 100 steps (at step 5)');
+    assert.equal(String(error.stack), 'TrainingInterrupted: long: stopped after 5 of 100 steps (at step 5)', 'no stack frames in the notebook');
+    assert.deepEqual([error.result.stopped, error.result.steps], [true, 5]);
     assert.equal(interruptedOk, true);
-    assert.equal(result.stopped, true);
-    assert.equal(result.steps, 5);
     assert.equal(trainer.stepCount, 5);
     assert.equal(cell.sent.at(-1)!.doc.runs[0]!.status, 'stopped');
-    assert.deepEqual(w.interrupted, ['interrupted: long stopped after 5 of 100 steps (at step 5)']);
     assert.equal(w.watcher.interrupt(), false, 'nothing left to stop: the kernel interrupts the cell itself');
 
-    // The rest of an interrupted cell (a loop of fits, say) trains nothing.
-    const again = await trainer.fit(data, { steps: 10, evalBatches: 1 });
-    assert.deepEqual([again.stopped, again.steps, trainer.stepCount], [true, 0, 5]);
+    // Code of that cell that caught the interrupt cannot train on.
+    await assert.rejects(trainer.fit(data, { steps: 10, evalBatches: 1 }), /stopped after 0 of 10 steps/);
+    assert.equal(trainer.stepCount, 5);
   } finally {
     w.restore();
   }
@@ -139,7 +140,6 @@ test('a fit that throws shows its run as failed', async () => {
     await assert.rejects(tinyTrainer().trainer.fit(data, { steps: 10, evalBatches: 1 }), /disk read failed/);
     const run = cell.sent.at(-1)!.doc.runs[0]!;
     assert.deepEqual([run.status, run.train.step], ['failed', [1, 2]]);
-    assert.equal(w.interrupted.length, 0);
   } finally {
     w.restore();
   }

@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import type { TokenSource } from '../../../kernel/src/data/source.js';
 import { experiment } from '../../../kernel/src/train/experiment.js';
 import { loadRun } from '../../../kernel/src/train/runs.js';
+import { TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
+import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
 import { TINY_MODEL, TINY_TRAINER, tinyData } from '../../support/tiny.js';
 
@@ -87,6 +89,34 @@ test('a stop signal ends the experiment after the arm it stopped', async () => {
   assert.deepEqual(result.runs.map((r) => [r.name, r.status, r.steps]), [['a', 'stopped', 4]]);
   assert.equal(existsSync(join(dir, 'b')), false);
   assert.deepEqual(result.comparisons, []);
+});
+
+test("the kernel's interrupt ends the experiment, saving and comparing what was trained, then rejects", async () => {
+  const dir = join(tmp(), 'interrupted');
+  const data = tinyData();
+  let steps = 0;
+  const error = await withKernelInterrupts((interrupt) => {
+    const original = data.sampler.bind(data);
+    data.sampler = (split, options) => {
+      const inner = original(split, options);
+      return { next: () => (split === 'train' && ++steps === 8 && interrupt(), inner.next()), state: () => inner.state() };
+    };
+    return experiment([{ name: 'a', model: TINY_MODEL }, { name: 'b', model: TINY_MODEL }, { name: 'c', model: TINY_MODEL }], data, {
+      steps: 5,
+      dir,
+      trainer: TINY_TRAINER,
+      evalBatches: 1,
+      smoothing: 1,
+    });
+  }).then(() => assert.fail('experiment resolved'), (e: unknown) => e);
+  assert.ok(error instanceof TrainingInterrupted, String(error));
+  assert.match(error.message, /^b: stopped after 3 of 5 steps/);
+  assert.deepEqual([loadRun(join(dir, 'a')).status, loadRun(join(dir, 'b')).status], ['done', 'stopped']);
+  assert.equal(existsSync(join(dir, 'c')), false);
+  const doc = JSON.parse(readFileSync(join(dir, 'experiment.mambalab.json'), 'utf8'));
+  assert.equal(schemaErrors(doc), '');
+  assert.deepEqual(doc.runs.map((r: { id: string; status: string }) => [r.id, r.status]), [['a', 'done'], ['b', 'stopped']]);
+  assert.equal(doc.comparisons.length, 1);
 });
 
 test('bad arms are refused before any training, naming the arm', async () => {

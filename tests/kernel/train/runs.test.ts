@@ -12,7 +12,8 @@ import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.
 import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
 import { trainRun } from '../../../kernel/src/train/train-run.js';
-import { Trainer } from '../../../kernel/src/train/trainer.js';
+import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
+import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
 import { tinyData, tinyTrainer } from '../../support/tiny.js';
 
@@ -116,6 +117,19 @@ test('a signal stops the run at a step boundary with its checkpoint', async () =
   const resumed = tinyTrainer().trainer;
   resumed.loadCheckpoint(run.checkpointDir);
   assert.equal(resumed.stepCount, 3);
+});
+
+test("the kernel's interrupt saves the stopped run with its checkpoint, then rejects", async () => {
+  const dir = join(tmp(), 'paused');
+  const { trainer } = tinyTrainer();
+  const error = await withKernelInterrupts((interrupt) =>
+    trainRun(trainer, tinyData(), { steps: 50, dir, evalBatches: 1, onStep: (m) => m.step === 3 && interrupt() }),
+  ).then(() => assert.fail('trainRun resolved'), (e: unknown) => e);
+  assert.ok(error instanceof TrainingInterrupted);
+  assert.match(error.message, /^paused: stopped after 3 of 50 steps \(at step 3\); the run and its checkpoint are saved in .*paused$/);
+  const run = loadRun(dir);
+  assert.deepEqual([run.status, run.steps, run.checkpointStep, trainer.stepCount], ['stopped', 3, 3, 3]);
+  assert.deepEqual(run.validation.step, [0], 'the loss before training is the first validation point');
 });
 
 /** The tiny data, with a train sampler that fails on its n-th batch (a read error mid-run). */
