@@ -24,7 +24,14 @@ function testFiles(dir) {
 const all = testFiles(join(root, 'tests')).sort();
 const wanted = process.argv.slice(2);
 for (const name of wanted) if (!(name in GROUPS)) throw new Error(`unknown test group '${name}' (groups: ${Object.keys(GROUPS)})`);
-let failed = false;
+// tsx strips types without checking them: the whole tree (sources and tests) is
+// type-checked first, in strict mode. (node_modules/.bin/tsc may be tslab's older compiler.)
+console.log('# type check (tsc --noEmit)');
+const typecheck = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], {
+  stdio: 'inherit',
+});
+let failed = typecheck.status !== 0;
+if (failed) console.log('not ok - type check failed (see above)');
 for (const [group, includes] of Object.entries(GROUPS)) {
   if (wanted.length > 0 && !wanted.includes(group)) continue;
   const files = all.filter(includes);

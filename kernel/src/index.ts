@@ -1,6 +1,7 @@
 // The public API of mambalab: what a notebook imports.
 export { createModel, loadModel, Model, type ParameterInfo } from './models/model.js';
-export { DEFAULT_CONFIG, resolveConfig, type ModelConfig } from './models/config.js';
+export { DEFAULT_CONFIG, resolveConfig, MODEL_FAMILIES, type ModelConfig } from './models/config.js';
+export { countParameters, type ParameterCount } from './models/params.js';
 export { parsePattern, LAYER_KINDS } from './models/pattern.js';
 export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
 export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';

@@ -18,6 +18,29 @@ export interface NativeModelConfig {
   normEps: number;
   seed: number;
   mamba: { dState: number; dConv: number; expand: number; dtRank: number; dtMin: number; dtMax: number; dtInitFloor: number };
+  mlp: { kind: 'gelu' | 'swiglu'; hidden: number };
+  moe: {
+    numExperts: number;
+    expertKind: 'gelu' | 'swiglu';
+    expertHidden: number;
+    router: 'switch' | 'sinkhorn';
+    topK: number;
+    /** 0: dropless */
+    capacityFactor: number;
+    auxWeight: number;
+    routerBias: boolean;
+    sinkhornTol: number;
+    sinkhornMaxIter: number;
+  };
+}
+
+/** What a forward (and step) reports: losses and, per MoE layer, tokens per expert. */
+export interface NativeMetrics {
+  loss: number;
+  auxLoss: number;
+  /** 0 unless a training step (norm before clipping). */
+  gradNorm: number;
+  experts: { counts: number[]; dropped: number }[];
 }
 
 export interface NativeParameter {
@@ -41,15 +64,9 @@ export interface NativeModel {
   parameters(): NativeParameter[];
   read(name: string, slot: Slot, out: Float32Array | Float64Array): void;
   write(name: string, slot: Slot, values: Float32Array | Float64Array): void;
-  evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<number>;
-  lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<number>;
-  trainStep(
-    tokens: Int32Array,
-    batch: number,
-    lenPlusOne: number,
-    lr: number,
-    optimizer: NativeOptimizer,
-  ): Promise<{ loss: number; gradNorm: number }>;
+  evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
+  lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
+  trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer): Promise<NativeMetrics>;
 }
 
 export interface NativeAddon {

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `mambalab <command>`: the command-line entry point.
 import { MambalabError } from '../errors.js';
 import { kernel, usage as kernelUsage } from './kernel.js';

@@ -11,8 +11,8 @@ import { intFlag, numberFlag, parseFlags } from './args.js';
 import { formatRate, progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
-  --model NAME        model family (mamba)
-  --size NAME         preset size (tiny, small, moe-mamba-v1)
+  --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
+  --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
   --steps N           optimizer steps (default 200)
   --data PATH         C4-style .json.gz / .jsonl file, or a directory of them
   --device DEV        cpu | cuda | auto (default cpu)
@@ -22,7 +22,8 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --batch-size B, --seq-len L, --lr LR, --warmup N     override the preset's training settings
   --eval-every N      validation loss every N steps (default: only at the end)
   --log-every N       log every N steps (default 1)
-  --json              one JSON line per logged step on stdout, nothing else there`;
+  --json              one JSON line per logged step on stdout, nothing else there
+                      (with MoE layers, "experts": tokens per expert per layer, and "dropped")`;
 
 export async function train(argv: string[]): Promise<void> {
   const { values: f } = parseFlags('train', argv, {
@@ -61,7 +62,8 @@ export async function train(argv: string[]): Promise<void> {
   const data = loadTextCorpus(f.data);
   const model = createModel({ ...p.config, seed, device: f.device as 'cpu', dtype: f.dtype as 'float32' });
   const counts = model.parameterCount();
-  say(`model ${f.model}/${f.size} on ${model.device}: ${counts.nonEmbedding.toLocaleString()} parameters + ${counts.embedding.toLocaleString()} embedding (pattern ${model.config.pattern}, d_model ${model.config.dModel})`);
+  const active = counts.active === counts.nonEmbedding ? '' : ` (${Math.round(counts.active).toLocaleString()} active per token)`;
+  say(`model ${f.model}/${f.size} on ${model.device}: ${counts.nonEmbedding.toLocaleString()} parameters${active} + ${counts.embedding.toLocaleString()} embedding (pattern ${model.config.pattern}, d_model ${model.config.dModel})`);
   const trainStats = data.stats('train');
   say(`data ${data.description}: ${trainStats.tokens.toLocaleString()} train tokens in ${trainStats.documents} documents`);
 
@@ -87,6 +89,7 @@ export async function train(argv: string[]): Promise<void> {
       grad_norm: m.gradNorm,
       tokens: m.tokens,
       tokens_per_s: m.tokensPerS,
+      ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
       ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
     };
     appendFileSync(metricsFile, JSON.stringify(line) + '\n');

@@ -5,6 +5,11 @@ import type { DType, NativeModelConfig } from '../native.js';
 import { engineLayers } from './pattern.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
+export type FeedForwardKind = 'gelu' | 'swiglu';
+export type RouterKind = 'switch' | 'sinkhorn';
+
+/** Model families (see presets.ts); the pattern and router settings define the model. */
+export const MODEL_FAMILIES = ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'blackmamba'] as const;
 
 export interface ModelConfig {
   /** Family name, for presets and display (e.g. "mamba"). */
@@ -25,6 +30,24 @@ export interface ModelConfig {
   dtMax: number;
   dtInitFloor: number;
   normEps: number;
+  /** Dense MLP ('F' layers): hidden size and kind. */
+  dFF: number;
+  mlpKind: FeedForwardKind;
+  /** Mixture of experts ('E' layers). */
+  numExperts: number;
+  expertHidden: number;
+  expertKind: FeedForwardKind;
+  router: RouterKind;
+  /** Experts per token (Jamba-style: 2). */
+  topK: number;
+  /** Each expert takes at most capacityFactor · topK · tokens / numExperts tokens; 'dropless' takes all. */
+  capacityFactor: number | 'dropless';
+  /** Weight α of the switch router's load-balancing loss α·E·Σ f·P. */
+  auxLossWeight: number;
+  routerBias: boolean;
+  /** Sinkhorn stops when its normalised column scales change by less than this (L1). */
+  sinkhornTol: number;
+  sinkhornMaxIter: number;
   seed: number;
   dtype: DType;
   device: Device;
@@ -44,6 +67,18 @@ export const DEFAULT_CONFIG: ModelConfig = {
   dtMax: 0.1,
   dtInitFloor: 1e-4,
   normEps: 1e-5,
+  dFF: 256,
+  mlpKind: 'gelu',
+  numExperts: 8,
+  expertHidden: 256,
+  expertKind: 'gelu',
+  router: 'switch',
+  topK: 1,
+  capacityFactor: 1.0,
+  auxLossWeight: 0.01,
+  routerBias: false,
+  sinkhornTol: 1e-4,
+  sinkhornMaxIter: 100,
   seed: 0,
   dtype: 'float32',
   device: 'cpu',
@@ -74,7 +109,7 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
     }
   }
   const c: ModelConfig = { ...DEFAULT_CONFIG, ...partial };
-  if (c.model !== 'mamba') bad('model', '"mamba" (MoE models arrive with the mixture-of-experts work)', c.model);
+  if (!(MODEL_FAMILIES as readonly string[]).includes(c.model)) bad('model', `one of ${MODEL_FAMILIES.join(', ')}`, c.model);
   positiveInt(c, 'vocabSize', 1 << 20);
   positiveInt(c, 'padVocabMultiple', 4096);
   positiveInt(c, 'dModel', 1 << 16);
@@ -87,6 +122,22 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   positiveNumber(c, 'dtInitFloor');
   positiveNumber(c, 'normEps');
   if (c.dtMin > c.dtMax) bad('dtMin', `a value ≤ dtMax (${c.dtMax})`, c.dtMin);
+  positiveInt(c, 'dFF', 1 << 20);
+  positiveInt(c, 'numExperts', 4096);
+  positiveInt(c, 'expertHidden', 1 << 20);
+  positiveInt(c, 'topK', 4096);
+  positiveInt(c, 'sinkhornMaxIter', 1 << 20);
+  positiveNumber(c, 'sinkhornTol');
+  for (const key of ['mlpKind', 'expertKind'] as const) {
+    if (c[key] !== 'gelu' && c[key] !== 'swiglu') bad(key, '"gelu" or "swiglu"', c[key]);
+  }
+  if (c.router !== 'switch' && c.router !== 'sinkhorn') bad('router', '"switch" or "sinkhorn"', c.router);
+  if (c.topK > c.numExperts) bad('topK', `at most numExperts (${c.numExperts})`, c.topK);
+  if (c.capacityFactor !== 'dropless' && (typeof c.capacityFactor !== 'number' || !(c.capacityFactor > 0))) {
+    bad('capacityFactor', 'a positive number or "dropless"', c.capacityFactor);
+  }
+  if (typeof c.auxLossWeight !== 'number' || !(c.auxLossWeight >= 0)) bad('auxLossWeight', 'a number ≥ 0', c.auxLossWeight);
+  if (typeof c.routerBias !== 'boolean') bad('routerBias', 'true or false', c.routerBias);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) bad('seed', 'a non-negative integer', c.seed);
   if (c.dtype !== 'float32' && c.dtype !== 'float64') bad('dtype', '"float32" or "float64"', c.dtype);
   if (!['cpu', 'cuda', 'auto'].includes(c.device)) bad('device', '"cpu", "cuda" or "auto"', c.device);
@@ -115,6 +166,19 @@ export function toNativeConfig(c: ModelConfig): NativeModelConfig {
       dtMin: c.dtMin,
       dtMax: c.dtMax,
       dtInitFloor: c.dtInitFloor,
+    },
+    mlp: { kind: c.mlpKind, hidden: c.dFF },
+    moe: {
+      numExperts: c.numExperts,
+      expertKind: c.expertKind,
+      expertHidden: c.expertHidden,
+      router: c.router,
+      topK: c.topK,
+      capacityFactor: c.capacityFactor === 'dropless' ? 0 : c.capacityFactor,
+      auxWeight: c.auxLossWeight,
+      routerBias: c.routerBias,
+      sinkhornTol: c.sinkhornTol,
+      sinkhornMaxIter: c.sinkhornMaxIter,
     },
   };
 }

@@ -8,6 +8,7 @@ import { MambalabError } from '../errors.js';
 import { native, type NativeModel, type Slot } from '../native.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
+import type { ParameterCount } from './params.js';
 
 export interface ParameterInfo {
   name: string;
@@ -43,11 +44,18 @@ export class Model {
     return this.params.map((p) => ({ ...p, shape: [...p.shape], fileShape: [...p.fileShape] }));
   }
 
-  /** Parameter counts; the embedding (tied with the LM head) is counted apart, as the papers do. */
-  parameterCount(): { total: number; embedding: number; nonEmbedding: number } {
+  /**
+   * Parameter counts of the allocated tensors. The embedding (tied with the LM head) is
+   * counted apart, as the papers do; `active` is the non-embedding parameters one token uses.
+   */
+  parameterCount(): ParameterCount {
     const total = this.params.reduce((n, p) => n + p.numel, 0);
     const embedding = this.params.find((p) => p.name === 'backbone.embedding.weight')?.numel ?? 0;
-    return { total, embedding, nonEmbedding: total - embedding };
+    const expertShare = this.config.topK / this.config.numExperts;
+    const active = this.params
+      .filter((p) => p.name !== 'backbone.embedding.weight')
+      .reduce((n, p) => n + (p.name.includes('.moe.experts.') ? p.numel * expertShare : p.numel), 0);
+    return { total, embedding, nonEmbedding: total - embedding, active };
   }
 
   private info(name: string): ParameterInfo {
@@ -94,13 +102,13 @@ export class Model {
   /** Mean next-token cross-entropy of a batch (no gradients). */
   async forward(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1);
+    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
   /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1);
+    return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
   /** @internal token ids are checked against the vocabulary by the engine. */

@@ -13,14 +13,14 @@ export const LAYER_KINDS = {
 export type LayerKind = keyof typeof LAYER_KINDS;
 
 /** Layers this engine can build today. */
-export const BUILT_KINDS: readonly LayerKind[] = ['M'];
+export const BUILT_KINDS: readonly LayerKind[] = ['M', 'E', 'F'];
 
 /** One layer of the expanded pattern: a single kind, or a parallel group of kinds. */
 export type PatternLayer = LayerKind[];
 
-function fail(pattern: string, at: number, what: string): never {
+function fail(pattern: string, at: number, what: string, hint?: string): never {
   const caret = ' '.repeat(at) + '^';
-  throw new MambalabError(`pattern: ${what} at position ${at}\n  ${pattern}\n  ${caret}`);
+  throw new MambalabError(`pattern: ${what} at position ${at}${hint ? ` (${hint})` : ''}\n  ${pattern}\n  ${caret}`);
 }
 
 function isKind(c: string | undefined): c is LayerKind {
@@ -39,7 +39,7 @@ export function parsePattern(pattern: string): PatternLayer[] {
     .join(', ');
   const kind = (): LayerKind => {
     const c = pattern[i];
-    if (!isKind(c)) fail(pattern, i, c === undefined ? 'expected a layer letter' : `unknown layer '${c}' (known: ${known})`);
+    if (!isKind(c)) fail(pattern, i, c === undefined ? 'expected a layer letter' : `unknown layer '${c}'`, `known: ${known}`);
     i++;
     return c;
   };
@@ -79,17 +79,26 @@ export function parsePattern(pattern: string): PatternLayer[] {
   return layers;
 }
 
-/** The one-letter-per-layer string the engine builds; rejects kinds it cannot build yet. */
+/**
+ * The layer list the engine builds: one spec per layer separated by spaces, a letter or a
+ * parallel group such as "M|E". Rejects kinds it cannot build yet and repeated kinds in a group.
+ */
 export function engineLayers(pattern: string): string {
   const layers = parsePattern(pattern);
   for (const [index, layer] of layers.entries()) {
-    if (layer.length > 1) {
-      throw new MambalabError(`pattern: layer ${index} is a parallel group (${layer.join('|')}); parallel groups are not available yet`);
+    for (const k of layer) {
+      if (!BUILT_KINDS.includes(k)) {
+        throw new MambalabError(`pattern: layer ${index} is '${k}' (${LAYER_KINDS[k]}), which this engine cannot build yet (available: ${BUILT_KINDS.join(', ')})`);
+      }
     }
-    const k = layer[0]!;
-    if (!BUILT_KINDS.includes(k)) {
-      throw new MambalabError(`pattern: layer ${index} is '${k}' (${LAYER_KINDS[k]}), which this engine cannot build yet (available: ${BUILT_KINDS.join(', ')})`);
+    if (new Set(layer).size !== layer.length) {
+      throw new MambalabError(`pattern: layer ${index} repeats a kind in its parallel group (${layer.join('|')}); branches must differ`);
     }
   }
-  return layers.map((l) => l[0]).join('');
+  return layers.map((l) => l.join('|')).join(' ');
+}
+
+/** Kinds used anywhere in a pattern. */
+export function kindsIn(pattern: string): Set<LayerKind> {
+  return new Set(parsePattern(pattern).flat());
 }

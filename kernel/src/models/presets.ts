@@ -1,4 +1,5 @@
-// Named sizes: a model config and the training settings that suit it.
+// Named sizes per model family: a model config and the training settings that suit it.
+// The paper sizes carry the papers' hyperparameters (../shared/PAPERS.md).
 import { MambalabError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 
@@ -18,32 +19,64 @@ export interface Preset {
   training: TrainingDefaults;
 }
 
+const TINY_TRAINING: TrainingDefaults = { batchSize: 8, seqLen: 128, lr: 3e-3, minLr: 1e-5, warmupSteps: 10, weightDecay: 0.1, gradClip: 1.0 };
+const SMALL_TRAINING: TrainingDefaults = { batchSize: 8, seqLen: 256, lr: 2e-3, minLr: 1e-5, warmupSteps: 50, weightDecay: 0.1, gradClip: 1.0 };
+// MoE-Mamba v1: batch 256 × 256, lr 1e-3 (tuned for Mamba), 1% warmup of 100k steps, clip 0.5.
+const V1_TRAINING: TrainingDefaults = { batchSize: 256, seqLen: 256, lr: 1e-3, minLr: 1e-5, warmupSteps: 1000, weightDecay: 0.1, gradClip: 0.5 };
+// BlackMamba: context 2048.
+const BLACKMAMBA_TRAINING: TrainingDefaults = { batchSize: 8, seqLen: 2048, lr: 1.2e-3, minLr: 1.2e-4, warmupSteps: 1500, weightDecay: 0.1, gradClip: 1.0 };
+
+const SWITCH = { router: 'switch', expertKind: 'gelu', capacityFactor: 1.0, auxLossWeight: 0.01 } as const;
+const SINKHORN = { router: 'sinkhorn', expertKind: 'swiglu', routerBias: true, capacityFactor: 'dropless', auxLossWeight: 0 } as const;
+
 const PRESETS: Record<string, Record<string, Preset>> = {
   mamba: {
-    tiny: {
-      description: 'd_model 64, 2 Mamba layers, GPT-2 vocabulary: trains in seconds on a laptop CPU',
-      config: { model: 'mamba', dModel: 64, pattern: 'M*2' },
-      training: { batchSize: 8, seqLen: 128, lr: 3e-3, minLr: 1e-5, warmupSteps: 10, weightDecay: 0.1, gradClip: 1.0 },
+    tiny: { description: 'd_model 64, 2 Mamba layers: trains in seconds on a laptop CPU', config: { dModel: 64, pattern: 'M*2' }, training: TINY_TRAINING },
+    small: { description: 'd_model 256, 8 Mamba layers: learns real structure in minutes on a CPU', config: { dModel: 256, pattern: 'M*8' }, training: SMALL_TRAINING },
+    v1: { description: "MoE-Mamba paper v1 baseline: d_model 512, 16 Mamba layers (27M)", config: { dModel: 512, pattern: 'M*16' }, training: V1_TRAINING },
+  },
+  'mamba-mlp': {
+    tiny: { description: 'd_model 64, Mamba + MLP (hidden 128)', config: { dModel: 64, pattern: 'MF', dFF: 128 }, training: TINY_TRAINING },
+    v1: { description: 'MoE-Mamba paper v1 Mamba-MLP: 8 × (Mamba, MLP 1536), d_model 512 (26M)', config: { dModel: 512, pattern: 'MF*8', dFF: 1536 }, training: V1_TRAINING },
+  },
+  'moe-mamba': {
+    tiny: { description: 'd_model 64, Mamba + MoE (4 experts × 128, switch)', config: { dModel: 64, pattern: 'ME', numExperts: 4, expertHidden: 128, ...SWITCH }, training: TINY_TRAINING },
+    v1: {
+      description: 'MoE-Mamba paper v1: 8 × (Mamba, MoE of 32 experts × 1536), d_model 512 (416M total, 26M active)',
+      config: { dModel: 512, pattern: 'ME*8', numExperts: 32, expertHidden: 1536, ...SWITCH },
+      training: V1_TRAINING,
     },
-    small: {
-      description: 'd_model 256, 8 Mamba layers: a CPU-sized model that learns real structure in minutes',
-      config: { model: 'mamba', dModel: 256, pattern: 'M*8' },
-      training: { batchSize: 8, seqLen: 256, lr: 2e-3, minLr: 1e-5, warmupSteps: 50, weightDecay: 0.1, gradClip: 1.0 },
+  },
+  'parallel-moe-mamba': {
+    tiny: { description: 'd_model 64, Mamba and MoE in parallel (4 experts × 128)', config: { dModel: 64, pattern: '(M|E)', numExperts: 4, expertHidden: 128, ...SWITCH }, training: TINY_TRAINING },
+    v1: {
+      description: 'MoE-Mamba paper parallel variant: 8 × (Mamba | MoE of 32 × 1536), d_model 512',
+      config: { dModel: 512, pattern: '(M|E)*8', numExperts: 32, expertHidden: 1536, ...SWITCH },
+      training: V1_TRAINING,
     },
-    'moe-mamba-v1': {
-      description: "the MoE-Mamba paper's Mamba baseline (v1): d_model 512, 16 Mamba layers, context 256",
-      config: { model: 'mamba', dModel: 512, pattern: 'M*16' },
-      training: { batchSize: 256, seqLen: 256, lr: 1e-3, minLr: 1e-5, warmupSteps: 1000, weightDecay: 0.1, gradClip: 0.5 },
+  },
+  blackmamba: {
+    tiny: { description: 'd_model 64, Mamba + MoE (4 SwiGLU experts × 128, Sinkhorn)', config: { dModel: 64, pattern: 'ME', numExperts: 4, expertHidden: 128, ...SINKHORN }, training: TINY_TRAINING },
+    '340m-1.5b': {
+      description: 'BlackMamba 340M/1.5B: 15 × (Mamba, MoE of 8 SwiGLU experts × 3072), d_model 1152',
+      config: { dModel: 1152, pattern: 'ME*15', numExperts: 8, expertHidden: 3072, ...SINKHORN },
+      training: BLACKMAMBA_TRAINING,
+    },
+    '630m-2.8b': {
+      description: 'BlackMamba 630M/2.8B: 18 × (Mamba, MoE of 8 SwiGLU experts × 3872), d_model 1472',
+      config: { dModel: 1472, pattern: 'ME*18', numExperts: 8, expertHidden: 3872, ...SINKHORN },
+      training: BLACKMAMBA_TRAINING,
     },
   },
 };
 
+/** A family's size: its config (with `model` set) and training defaults. */
 export function preset(model: string, size: string): Preset {
   const family = PRESETS[model];
   if (!family) throw new MambalabError(`--model ${model}: unknown model (known: ${Object.keys(PRESETS).join(', ')})`);
   const p = family[size];
   if (!p) throw new MambalabError(`--size ${size}: unknown size for ${model} (known: ${Object.keys(family).join(', ')})`);
-  return p;
+  return { ...p, config: { model, ...p.config } };
 }
 
 export function presetNames(): Record<string, string[]> {

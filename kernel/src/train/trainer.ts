@@ -47,7 +47,14 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
 
 export interface StepMetrics {
   step: number;
+  /** Mean next-token cross-entropy (what the papers plot). */
   loss: number;
+  /** Load-balancing loss (weighted) added to the objective; 0 without switch routers. */
+  auxLoss: number;
+  /** Per MoE layer, tokens routed to each expert this step (empty without MoE layers). */
+  experts: number[][];
+  /** Per MoE layer, assignments dropped over capacity. */
+  dropped: number[];
   lr: number;
   gradNorm: number;
   /** Tokens trained on so far (inputs, batchSize × seqLen per step). */
@@ -168,7 +175,7 @@ export class Trainer {
     const lr = this.lrAt(step);
     const o = this.options;
     const start = performance.now();
-    const { loss, gradNorm } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
+    const { loss, auxLoss, gradNorm, experts } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
       beta1: o.beta1,
       beta2: o.beta2,
       eps: o.eps,
@@ -179,7 +186,18 @@ export class Trainer {
     this.step_ = step;
     this.tokens += b.batchSize * b.seqLen;
     this.elapsedS += seconds;
-    return { step, loss, lr, gradNorm, tokens: this.tokens, tokensPerS: (b.batchSize * b.seqLen) / seconds, elapsedS: this.elapsedS };
+    return {
+      step,
+      loss,
+      auxLoss,
+      experts: experts.map((l) => l.counts),
+      dropped: experts.map((l) => l.dropped),
+      lr,
+      gradNorm,
+      tokens: this.tokens,
+      tokensPerS: (b.batchSize * b.seqLen) / seconds,
+      elapsedS: this.elapsedS,
+    };
   }
 
   /** Mean loss over fixed validation batches (the same ones every call). */
@@ -189,7 +207,7 @@ export class Trainer {
     let total = 0;
     for (let i = 0; i < n; i++) {
       const b = sampler.next();
-      total += await this.model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1);
+      total += (await this.model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
     }
     return total / n;
   }

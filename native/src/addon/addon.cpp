@@ -24,6 +24,12 @@ double get_double(const Napi::Object& obj, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+ml::FfnKind parse_ffn_kind(const std::string& kind) {
+  if (kind == "gelu") return ml::FfnKind::Gelu;
+  if (kind == "swiglu") return ml::FfnKind::SwiGLU;
+  throw ml::Error("native config: feed-forward kind must be 'gelu' or 'swiglu', got '" + kind + "'");
+}
+
 ml::ModelConfig parse_config(const Napi::Object& c) {
   ml::ModelConfig cfg;
   cfg.vocab_size = get_int(c, "vocabSize");
@@ -41,6 +47,22 @@ ml::ModelConfig parse_config(const Napi::Object& c) {
   cfg.mamba.dt_min = get_double(m, "dtMin");
   cfg.mamba.dt_max = get_double(m, "dtMax");
   cfg.mamba.dt_init_floor = get_double(m, "dtInitFloor");
+  const Napi::Object mlp = c.Get("mlp").As<Napi::Object>();
+  cfg.mlp.kind = parse_ffn_kind(mlp.Get("kind").ToString().Utf8Value());
+  cfg.mlp.hidden = get_int(mlp, "hidden");
+  const Napi::Object moe = c.Get("moe").As<Napi::Object>();
+  cfg.moe.num_experts = get_int(moe, "numExperts");
+  cfg.moe.expert.kind = parse_ffn_kind(moe.Get("expertKind").ToString().Utf8Value());
+  cfg.moe.expert.hidden = get_int(moe, "expertHidden");
+  const std::string router = moe.Get("router").ToString().Utf8Value();
+  if (router != "switch" && router != "sinkhorn") throw ml::Error("native config: moe.router must be 'switch' or 'sinkhorn'");
+  cfg.moe.router.kind = router == "switch" ? ml::cpu::RouterKind::Switch : ml::cpu::RouterKind::Sinkhorn;
+  cfg.moe.router.top_k = get_int(moe, "topK");
+  cfg.moe.router.capacity_factor = get_double(moe, "capacityFactor");
+  cfg.moe.router.aux_weight = get_double(moe, "auxWeight");
+  cfg.moe.router.sinkhorn_tol = get_double(moe, "sinkhornTol");
+  cfg.moe.router.sinkhorn_max_iter = get_int(moe, "sinkhornMaxIter");
+  cfg.moe.router_bias = moe.Get("routerBias").ToBoolean().Value();
   return cfg;
 }
 
@@ -54,6 +76,24 @@ ml::Slot parse_slot(const std::string& s) {
 
 uint8_t* bytes_of(const Napi::TypedArray& array) {
   return static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+}
+
+Napi::Object metrics_object(Napi::Env env, const ml::StepMetrics& m) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", m.loss);
+  out.Set("auxLoss", m.aux_loss);
+  out.Set("gradNorm", m.grad_norm);
+  Napi::Array experts = Napi::Array::New(env, m.experts.size());
+  for (size_t l = 0; l < m.experts.size(); ++l) {
+    Napi::Object layer = Napi::Object::New(env);
+    Napi::Array counts = Napi::Array::New(env, m.experts[l].counts.size());
+    for (size_t e = 0; e < m.experts[l].counts.size(); ++e) counts.Set(uint32_t(e), double(m.experts[l].counts[e]));
+    layer.Set("counts", counts);
+    layer.Set("dropped", double(m.experts[l].dropped));
+    experts.Set(uint32_t(l), layer);
+  }
+  out.Set("experts", experts);
+  return out;
 }
 
 Napi::Array shape_array(Napi::Env env, const ml::Shape& shape) {
@@ -226,23 +266,19 @@ class Model final : public Napi::ObjectWrap<Model> {
     return promise;
   }
 
-  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+  // Runs a Runtime call that takes a batch and returns metrics, as a promise of them.
+  using BatchCall = ml::StepMetrics (Runtime::*)(const int32_t*, int64_t, int64_t);
+  Napi::Value batch_job(const Napi::CallbackInfo& info, BatchCall call) {
     auto batch = std::make_shared<Batch>(batch_args(info));
-    auto loss = std::make_shared<double>(0);
+    auto metrics = std::make_shared<ml::StepMetrics>();
     auto rt = runtime_;
     return launch(
-        info.Env(), [=] { *loss = rt->evaluate(batch->tokens.data(), batch->batch, batch->len_plus_one); },
-        [=](Napi::Env env) { return Napi::Number::New(env, *loss); });
+        info.Env(), [=] { *metrics = ((*rt).*call)(batch->tokens.data(), batch->batch, batch->len_plus_one); },
+        [=](Napi::Env env) { return metrics_object(env, *metrics); });
   }
 
-  Napi::Value LossAndGradients(const Napi::CallbackInfo& info) {
-    auto batch = std::make_shared<Batch>(batch_args(info));
-    auto loss = std::make_shared<double>(0);
-    auto rt = runtime_;
-    return launch(
-        info.Env(), [=] { *loss = rt->loss_and_gradients(batch->tokens.data(), batch->batch, batch->len_plus_one); },
-        [=](Napi::Env env) { return Napi::Number::New(env, *loss); });
-  }
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
+  Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
   // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip})
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
@@ -260,12 +296,7 @@ class Model final : public Napi::ObjectWrap<Model> {
     auto rt = runtime_;
     return launch(
         env, [=] { *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt); },
-        [=](Napi::Env env) {
-          Napi::Object out = Napi::Object::New(env);
-          out.Set("loss", metrics->loss);
-          out.Set("gradNorm", metrics->grad_norm);
-          return out;
-        });
+        [=](Napi::Env env) { return metrics_object(env, *metrics); });
   }
 
   std::shared_ptr<Runtime> runtime_;

@@ -32,15 +32,16 @@ class TypedRuntime final : public Runtime {
     std::memcpy(t.data(), src, bytes);
   }
 
-  double evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
-    return model_.forward(tokens, batch, len_plus_one);
+  StepMetrics evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+    const double loss = model_.forward(tokens, batch, len_plus_one, false);
+    return {loss, model_.aux_loss(), 0.0, expert_counts(model_)};
   }
 
-  double loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+  StepMetrics loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
     model_.zero_grad();
     const double loss = model_.forward(tokens, batch, len_plus_one);
     model_.backward();
-    return loss;
+    return {loss, model_.aux_loss(), 0.0, expert_counts(model_)};
   }
 
   StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,

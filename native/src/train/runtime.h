@@ -33,9 +33,10 @@ class Runtime {
   virtual void read(const std::string& name, Slot slot, void* dst, size_t bytes) = 0;
   virtual void write(const std::string& name, Slot slot, const void* src, size_t bytes) = 0;
 
-  virtual double evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
-  // Zeroes gradients, then forward and backward; gradients stay readable.
-  virtual double loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
+  // Inference-mode loss (routers as at inference), with the routing it used.
+  virtual StepMetrics evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
+  // Zeroes gradients, then a training-mode forward and backward; gradients stay readable.
+  virtual StepMetrics loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
   virtual StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
                                  const OptimizerConfig& opt) = 0;
   virtual int64_t steps_done() const = 0;

@@ -6,6 +6,13 @@
 namespace ml {
 
 template <typename T>
+std::vector<ExpertCounts> expert_counts(const LanguageModel<T>& model) {
+  std::vector<ExpertCounts> out;
+  for (const cpu::Routing* r : model.routings()) out.push_back({r->counts, r->dropped});
+  return out;
+}
+
+template <typename T>
 TrainStep<T>::TrainStep(LanguageModel<T>& model) : model_(model) {
   auto& params = model.params();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -32,9 +39,11 @@ StepMetrics TrainStep<T>::run(const int32_t* tokens, int64_t batch, int64_t len_
     const cpu::AdamWParams hp{lr, opt.beta1, opt.beta2, opt.eps, p.weight_decay ? opt.weight_decay : 0.0, steps_done_};
     cpu::adamw_update<T>(hp, p.value.data(), p.grad.data(), m_[i].data(), v_[i].data(), p.value.numel());
   }
-  return {loss, norm};
+  return {loss, model_.aux_loss(), norm, expert_counts(model_)};
 }
 
+template std::vector<ExpertCounts> expert_counts(const LanguageModel<float>&);
+template std::vector<ExpertCounts> expert_counts(const LanguageModel<double>&);
 template class TrainStep<float>;
 template class TrainStep<double>;
 

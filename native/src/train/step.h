@@ -14,10 +14,21 @@ struct OptimizerConfig {
   double grad_clip = 1.0;  // ≤ 0: no clipping
 };
 
-struct StepMetrics {
-  double loss;
-  double grad_norm;  // before clipping
+// Tokens each expert of one mixture-of-experts layer took in a step, and those dropped.
+struct ExpertCounts {
+  std::vector<int64_t> counts;
+  int64_t dropped = 0;
 };
+
+struct StepMetrics {
+  double loss;       // mean next-token cross-entropy
+  double aux_loss;   // load-balancing losses (weighted), also optimised
+  double grad_norm;  // before clipping
+  std::vector<ExpertCounts> experts;  // one per MoE layer, in layer order
+};
+
+template <typename T>
+std::vector<ExpertCounts> expert_counts(const LanguageModel<T>& model);
 
 template <typename T>
 class TrainStep {

@@ -1,6 +1,6 @@
 #include "nn/mamba.h"
 
-#include "../harness.h"
+#include "layer_check.h"
 
 using namespace mltest;
 
@@ -10,30 +10,7 @@ NATIVE_TEST(mamba_mixer_backward_matches_finite_differences) {
   ml::ParamList<double> params;
   ml::MambaMixer<double> mixer(cfg, params, "mixer.", 9, 2);
   ml::Rng rng(71);
-  randomise_parameters(params, rng);
-  const int64_t batch = 2, len = 7, rows = batch * len;
-  auto u = random_vector(rng, rows * cfg.d_model), dout = random_vector(rng, rows * cfg.d_model);
-  std::vector<double> out(rows * cfg.d_model), du(rows * cfg.d_model);
-  // Parameters are perturbed in place, through copies the loss writes back.
-  std::vector<std::vector<double>> values(params.size()), grads(params.size());
-  auto sync = [&] {
-    for (size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value.data());
-  };
-  for (size_t i = 0; i < params.size(); ++i)
-    values[i].assign(params[i].value.data(), params[i].value.data() + params[i].value.numel());
-  auto loss = [&] {
-    sync();
-    mixer.forward(u.data(), out.data(), batch, len);
-    return dot(out, dout);
-  };
-  loss();
-  mixer.backward(dout.data(), du.data());
-  std::vector<Input> inputs = {{"u", &u, &du}};
-  for (size_t i = 0; i < params.size(); ++i) {
-    grads[i].assign(params[i].grad.data(), params[i].grad.data() + params[i].grad.numel());
-    inputs.push_back({params[i].name, &values[i], &grads[i]});
-  }
-  return check_gradients(loss, inputs, rng);
+  return check_layer_gradients(mixer, params, cfg.d_model, rng, 2, 7);
 }
 
 NATIVE_TEST(mamba_mixer_initialisation_follows_the_reference) {

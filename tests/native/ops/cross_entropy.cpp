@@ -52,3 +52,18 @@ NATIVE_TEST(cross_entropy_chunked_matches_unfused_and_finite_differences) {
   ml::cpu::cross_entropy_backward<double>(d, h.data(), E.data(), targets.data(), lse.data(), 1.0, dh.data(), dE.data());
   return "fused = unfused for 3 chunkings; " + check_gradients(loss, {{"h", &h, &dh}, {"embedding", &E, &dE}}, rng);
 }
+
+// The float32 path (vectorised exp) against the float64 definition.
+NATIVE_TEST(cross_entropy_float32_matches_float64_definition) {
+  ml::Rng rng(52);
+  const int64_t rows = 33, dim = 16, vocab = 5003;
+  auto h = random_vector(rng, rows * dim, -2, 2), E = random_vector(rng, vocab * dim);
+  std::vector<int32_t> targets(rows);
+  for (auto& t : targets) t = int32_t(rng.next_u64() % vocab);
+  std::vector<float> hf(h.begin(), h.end()), Ef(E.begin(), E.end()), lse(rows);
+  const double got = ml::cpu::cross_entropy_forward<float>({rows, dim, vocab, 1024}, hf.data(), Ef.data(), targets.data(),
+                                                           lse.data());
+  const double want = naive_loss(h, E, targets, rows, dim, vocab);
+  EXPECT(std::abs(got - want) / want < 1e-5, "float32 ", got, " vs float64 ", want);
+  return str("relative difference ", std::abs(got - want) / want);
+}

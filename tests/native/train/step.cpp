@@ -8,7 +8,7 @@ using namespace mltest;
 // forward, backward, clipping and AdamW move the loss the right way.
 NATIVE_TEST(train_step_overfits_one_batch) {
   ml::ModelConfig c;
-  c.vocab_size = 50, c.padded_vocab = 56, c.d_model = 16, c.layers = "MM", c.seed = 1;
+  c.vocab_size = 50, c.padded_vocab = 56, c.d_model = 16, c.layers = "M M", c.seed = 1;
   c.mamba.d_model = 16;
   ml::LanguageModel<float> model(c);
   ml::TrainStep<float> step(model);

@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "../../core/fast_exp.h"
 #include "../../core/parallel.h"
 #include "../gemm/gemm.h"
 #include "cross_entropy.h"
@@ -30,15 +31,17 @@ double cross_entropy_forward(const HeadDims& d, const T* h, const T* E, const in
     gemm<T>(false, true, d.rows, vc, d.dim, T(1), h, d.dim, E + v0 * d.dim, d.dim, T(0), logits.data(), vc);
     parallel_for(d.rows, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const T* row = logits.data() + r * vc;
-        const T chunk_max = *std::max_element(row, row + vc);
-        const T m = std::max(running_max[r], chunk_max);
-        T s = running_sum[r] * std::exp(running_max[r] - m);
-        for (int64_t j = 0; j < vc; ++j) s += std::exp(row[j] - m);
-        running_max[r] = m;
-        running_sum[r] = s;
+        T* row = logits.data() + r * vc;
         const int64_t t = targets[r] - v0;
         if (t >= 0 && t < vc) target_logit[r] = row[t];
+        const T chunk_max = *std::max_element(row, row + vc);
+        const T m = std::max(running_max[r], chunk_max);
+        // exp in place (vectorised), then the sum: a sum loop only vectorises if reassociated.
+        for (int64_t j = 0; j < vc; ++j) row[j] = fast_exp(row[j] - m);
+        double s = double(running_sum[r]) * std::exp(double(running_max[r] - m));
+        for (int64_t j = 0; j < vc; ++j) s += row[j];
+        running_max[r] = m;
+        running_sum[r] = T(s);
       }
     });
   }
@@ -62,7 +65,7 @@ void cross_entropy_backward(const HeadDims& d, const T* h, const T* E, const int
     parallel_for(d.rows, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         T* row = p.data() + r * vc;
-        for (int64_t j = 0; j < vc; ++j) row[j] = std::exp(row[j] - lse[r]) * scale;
+        for (int64_t j = 0; j < vc; ++j) row[j] = fast_exp(row[j] - lse[r]) * scale;
         const int64_t t = targets[r] - v0;
         if (t >= 0 && t < vc) row[t] -= scale;
       }

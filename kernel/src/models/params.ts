@@ -1,0 +1,53 @@
+// Parameter counts from a config alone, so paper-sized models can be sized without
+// allocating them (tests check these formulas against the engine's real tensors).
+import { paddedVocabSize, resolveConfig, type ModelConfig } from './config.js';
+import { parsePattern, type LayerKind } from './pattern.js';
+
+export interface ParameterCount {
+  total: number;
+  /** The embedding, tied with the LM head; the papers leave it out of model sizes. */
+  embedding: number;
+  nonEmbedding: number;
+  /** Non-embedding parameters one token uses: topK of numExperts experts. */
+  active: number;
+}
+
+function layerParameters(kind: LayerKind, c: ModelConfig): { total: number; active: number } {
+  const d = c.dModel;
+  switch (kind) {
+    case 'M': {
+      const di = c.expand * d;
+      const rank = c.dtRank === 'auto' ? Math.ceil(d / 16) : c.dtRank;
+      const n = 2 * di * d + di * c.dConv + di + (rank + 2 * c.dState) * di + di * rank + di + di * c.dState + di + d * di;
+      return { total: n, active: n };
+    }
+    case 'F': {
+      const n = (c.mlpKind === 'swiglu' ? 3 : 2) * d * c.dFF;
+      return { total: n, active: n };
+    }
+    case 'E': {
+      const expert = (c.expertKind === 'swiglu' ? 3 : 2) * d * c.expertHidden;
+      const router = c.numExperts * d + (c.routerBias ? c.numExperts : 0);
+      return { total: router + c.numExperts * expert, active: router + c.topK * expert };
+    }
+    case 'A':
+      throw new Error('attention layers are not built yet');
+  }
+}
+
+export function countParameters(partial: Partial<ModelConfig>): ParameterCount {
+  const c = resolveConfig(partial);
+  const embedding = paddedVocabSize(c) * c.dModel;
+  let total = c.dModel; // norm_f
+  let active = c.dModel;
+  for (const layer of parsePattern(c.pattern)) {
+    total += c.dModel; // the layer's norm
+    active += c.dModel;
+    for (const kind of layer) {
+      const n = layerParameters(kind, c);
+      total += n.total;
+      active += n.active;
+    }
+  }
+  return { total: total + embedding, embedding, nonEmbedding: total, active };
+}

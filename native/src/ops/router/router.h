@@ -1,0 +1,57 @@
+// router: which experts each token goes to, with what gate, and the load-balancing loss.
+//   logits (tokens, experts) from the router's linear layer.
+//   switch:   p = softmax(logits); the top_k experts by p; gate = p[t, e] (MoE-Mamba, Switch).
+//             aux = α · E · Σ_e f_e · P_e, f_e the fraction of tokens whose first choice is e,
+//             P_e the mean of p[:, e] (gradient flows through P only).
+//   sinkhorn: training picks the top_k of the Sinkhorn-balanced scores K[t,e]·c[e],
+//             K = exp(2·logits) (temperature ½), with column scales c initialised to
+//             1/(E · column sum) and row/column normalisation repeated until c, normalised
+//             to sum 1, changes by less than tol (L1) (BlackMamba's test is on c itself, whose
+//             scale is arbitrary); inference picks the top_k logits.
+//             gate = sigmoid(logits[t, e]); no auxiliary loss.
+//   capacity: each expert keeps at most ceil(capacity_factor · top_k · tokens / experts)
+//             assignments, first choices first, then in token order; the rest are dropped
+//             (their tokens pass through the residual). capacity_factor ≤ 0: dropless.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace ml::cpu {
+
+enum class RouterKind { Switch, Sinkhorn };
+
+struct RouterOptions {
+  RouterKind kind = RouterKind::Switch;
+  int64_t top_k = 1;
+  double capacity_factor = 1.0;
+  double aux_weight = 0.01;
+  bool training = true;
+  double sinkhorn_tol = 1e-4;
+  int64_t sinkhorn_max_iter = 100;
+};
+
+// One routing decision. Assignment a = choice · tokens + token (choice-major).
+struct Routing {
+  int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
+  std::vector<int32_t> expert;   // (top_k · tokens) chosen expert
+  std::vector<uint8_t> kept;     // (top_k · tokens) 1 if within the expert's capacity
+  std::vector<int64_t> counts;   // (experts) kept assignments per expert
+  int64_t dropped = 0;           // assignments over capacity
+  std::vector<double> first_choice_fraction;  // (experts) f_e of the switch auxiliary loss
+  double aux_loss = 0;
+  int64_t sinkhorn_iterations = 0;
+};
+
+// probs: (tokens, experts) softmax (switch) or sigmoid (sinkhorn) of the logits;
+// gates: (top_k · tokens) gate of each assignment (0 where dropped).
+template <typename T>
+void route_forward(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                   Routing& routing);
+
+// dgates: (top_k · tokens) d(loss)/d(gate); adds the auxiliary loss's gradient (weight 1).
+// dlogits (tokens, experts) is overwritten.
+template <typename T>
+void route_backward(const RouterOptions& options, const T* logits, const T* probs, const Routing& routing,
+                    const T* dgates, T* dlogits);
+
+}  // namespace ml::cpu

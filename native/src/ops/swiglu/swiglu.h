@@ -1,0 +1,15 @@
+// swiglu: the gated unit of SwiGLU experts (BlackMamba), on the two up-projections.
+//   forward:  y = silu(gate) · up                                  gate, up, y (n)
+//   backward: dgate = dy · up · silu'(gate);  dup = dy · silu(gate)  (both overwritten)
+#pragma once
+#include <cstdint>
+
+namespace ml::cpu {
+
+template <typename T>
+void swiglu_forward(const T* gate, const T* up, T* y, int64_t n);
+
+template <typename T>
+void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n);
+
+}  // namespace ml::cpu

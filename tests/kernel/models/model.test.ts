@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { createModel, loadModel } from '../../../kernel/src/models/model.js';
+import { randomTokens, scratchDir } from '../../helpers.js';
+
+const small = { vocabSize: 300, dModel: 16, pattern: 'M*2', seed: 3 };
+
+test('forward returns the mean next-token loss, near log(vocab) at initialisation', async () => {
+  const model = createModel(small);
+  const loss = await model.forward(randomTokens(2, 12, 300));
+  assert.ok(Math.abs(loss - Math.log(304)) < 0.3, `loss ${loss} vs log(304) = ${Math.log(304)}`);
+});
+
+test('the same seed gives the same weights and loss; another seed does not', async () => {
+  const batch = randomTokens(2, 8, 300);
+  const [a, b, c] = [createModel(small), createModel(small), createModel({ ...small, seed: 4 })];
+  assert.deepEqual(a.getParameter('backbone.layers.1.mixer.in_proj.weight'), b.getParameter('backbone.layers.1.mixer.in_proj.weight'));
+  assert.equal(await a.forward(batch), await b.forward(batch));
+  assert.notEqual(await a.forward(batch), await c.forward(batch));
+});
+
+test('parameters follow mamba_ssm names; counts match the formula', () => {
+  const model = createModel(small);
+  const names = model.parameters().map((p) => p.name);
+  assert.equal(names[0], 'backbone.embedding.weight');
+  assert.ok(names.includes('backbone.layers.0.mixer.dt_proj.bias'));
+  assert.equal(names.at(-1), 'backbone.norm_f.weight');
+  // Per Mamba layer (d, d_inner = 2d, N = 16, R = ceil(d/16), width 4):
+  // in_proj 2·di·d + conv di·4 + di + x_proj (R + 2N)·di + dt_proj di·R + di + A_log di·N + D di + out_proj d·di + norm d
+  const d = 16, di = 32, R = 1, N = 16;
+  const perLayer = 2 * di * d + di * 4 + di + (R + 2 * N) * di + di * R + di + di * N + di + d * di + d;
+  assert.deepEqual(model.parameterCount(), {
+    total: 304 * d + 2 * perLayer + d,
+    embedding: 304 * d,
+    nonEmbedding: 2 * perLayer + d,
+    active: 2 * perLayer + d,
+  });
+  const decay = Object.fromEntries(model.parameters().map((p) => [p.name.split('.').slice(-2).join('.'), p.weightDecay]));
+  assert.equal(decay['mixer.A_log'], false);
+  assert.equal(decay['mixer.D'], false);
+  assert.equal(decay['norm.weight'], false);
+  assert.equal(decay['conv1d.bias'], false);
+  assert.equal(decay['in_proj.weight'], true);
+});
+
+test("the MoE-Mamba paper's Mamba baseline has its ~27M non-embedding parameters", () => {
+  const model = createModel({ dModel: 512, pattern: 'M*16' });
+  assert.equal(model.parameterCount().nonEmbedding, 27_124_224);
+});
+
+test('save and loadModel round-trip weights and loss exactly', async () => {
+  const dir = scratchDir();
+  const batch = randomTokens(3, 10, 300, 7);
+  const model = createModel(small);
+  model.save(dir);
+  const loaded = loadModel(dir);
+  assert.deepEqual(loaded.config, model.config);
+  assert.equal(await loaded.forward(batch), await model.forward(batch));
+});
+
+test('a truncated or foreign checkpoint is a clear error', () => {
+  const dir = scratchDir();
+  createModel(small).save(dir);
+  const weights = join(dir, 'model.safetensors');
+  const good = readFileSync(weights);
+  truncateSync(weights, good.length - 100);
+  assert.throws(() => loadModel(dir), /model\.safetensors is not a valid safetensors file: tensor backbone\.[a-z0-9_.]+ ends at byte \d+ of the data, which holds \d+ bytes \(truncated\?\)/);
+  truncateSync(weights, 5);
+  assert.throws(() => loadModel(dir), /shorter than the 8-byte header length/);
+  writeFileSync(weights, good);
+  assert.equal(loadModel(dir, { dtype: 'float64' }).config.dtype, 'float64', 'a float32 file loads into a float64 model');
+  const otherShape = scratchDir();
+  createModel({ ...small, dModel: 32 }).save(otherShape);
+  const model = createModel(small);
+  assert.throws(() => model.loadWeights(join(otherShape, 'model.safetensors')), /'backbone\.embedding\.weight' in .* has shape \[304,32\], the model expects \[304,16\]/);
+  assert.throws(() => loadModel(scratchDir()), /cannot read .*config\.json/);
+});
+
+test('token ids outside the vocabulary and malformed batches are rejected', async () => {
+  const model = createModel(small);
+  await assert.rejects(model.forward([[1, 2, 300]]), /token id 300 at position 2 of the batch is outside the vocabulary \[0, 300\)/);
+  await assert.rejects(model.forward([[1, 2, -5]]), /token id -5/);
+  await assert.rejects(async () => model.forward([[1, 2], [3]]), /row 1 has 1 ids, expected 2/);
+  await assert.rejects(async () => model.forward([[1]]), /at least 2 token ids/);
+  await assert.rejects(async () => model.forward({ tokens: new Int32Array(5), batchSize: 2, seqLen: 2 }), /expected batchSize × \(seqLen \+ 1\) = 6 ids, got 5/);
+});
+
+test('a model runs one call at a time and says so', async () => {
+  const model = createModel(small);
+  const running = model.forward(randomTokens(4, 64, 300));
+  await assert.rejects(model.forward([[1, 2]]), /model is busy/);
+  assert.throws(() => model.getParameter('backbone.norm_f.weight'), /model is busy/);
+  await running;
+  assert.equal((await model.forward([[1, 2]])) > 0, true);
+});
+
+test('setParameter checks the size; gradients are readable after lossAndGradients', async () => {
+  const model = createModel(small);
+  assert.throws(() => model.setParameter('backbone.norm_f.weight', [1, 2]), /expected 16 values \(shape \[16\]\), got 2/);
+  assert.throws(() => model.getParameter('nope'), /no parameter named 'nope'/);
+  await model.lossAndGradients(randomTokens(2, 6, 300));
+  const g = model.gradient('backbone.layers.0.mixer.out_proj.weight');
+  assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite));
+});
+
+test('asking for CUDA is a clear error in a CPU build; auto runs on the CPU', () => {
+  assert.throws(() => createModel({ ...small, device: 'cuda' }), /"cuda" was asked for, but this build has no CUDA backend/);
+  assert.equal(createModel({ ...small, device: 'auto' }).device, 'cpu');
+});

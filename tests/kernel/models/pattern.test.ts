@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { engineLayers, parsePattern } from '../../../kernel/src/models/pattern.js';
+
+test('parsePattern expands repeats, sequences and parallel groups', () => {
+  assert.deepEqual(parsePattern('M*3'), [['M'], ['M'], ['M']]);
+  assert.deepEqual(parsePattern('ME*2'), [['M'], ['E'], ['M'], ['E']]);
+  assert.deepEqual(parsePattern('(M|E)*2'), [['M', 'E'], ['M', 'E']]);
+  assert.deepEqual(parsePattern('MA M*2'), [['M'], ['A'], ['M'], ['M']]);
+  assert.deepEqual(parsePattern('F'), [['F']]);
+});
+
+test('parsePattern points at the offending character', () => {
+  const cases: [string, RegExp][] = [
+    ['MX', /unknown layer 'X' at position 1/],
+    ['M*0', /positive count after '\*' at position 2/],
+    ['*2', /'\*' must follow layers at position 0/],
+    ['(M|E', /expected '\|' or '\)' in a parallel group at position 4/],
+    ['(M)', /at least two branches/],
+    ['M*2E', /expected a space or the end after '\*N' at position 3/],
+    ['', /empty/],
+  ];
+  for (const [pattern, message] of cases) {
+    assert.throws(() => parsePattern(pattern), message, pattern);
+  }
+  assert.throws(() => parsePattern('MMXM'), (e: Error) => e.message.includes('MMXM\n    ^'));
+});
+
+test('engineLayers gives one spec per layer and rejects kinds not built yet', () => {
+  assert.equal(engineLayers('M*4'), 'M M M M');
+  assert.equal(engineLayers('(M|E) F'), 'M|E F');
+  assert.throws(() => engineLayers('(M|M)'), /repeats a kind/);
+  assert.throws(() => engineLayers('MA'), /layer 1 is 'A' \(causal attention\), which this engine cannot build yet/);
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { readSafetensors, writeSafetensors } from '../../../kernel/src/train/safetensors.js';
+import { referencePython } from '../../bench/reference/python.js';
+import { scratchDir } from '../../helpers.js';
+
+test('writeSafetensors and readSafetensors round-trip float32 and float64 with metadata', () => {
+  const path = join(scratchDir(), 'x.safetensors');
+  const a = Float32Array.from([1.5, -2, 3.25, 0, 7, 8]);
+  const b = Float64Array.from([Math.PI]);
+  writeSafetensors(path, [{ name: 'a', shape: [2, 3], data: a }, { name: 'b.c', shape: [1], data: b }], { note: 'hi' });
+  const file = readSafetensors(path);
+  assert.equal(file.metadata.note, 'hi');
+  assert.deepEqual(file.tensors.get('a')!.data, a);
+  assert.deepEqual(file.tensors.get('a')!.shape, [2, 3]);
+  assert.deepEqual(file.tensors.get('b.c')!.data, b);
+  assert.equal(readFileSync(path).readBigUInt64LE(0) % 8n, 0n, 'header padded to 8 bytes');
+});
+
+test('a failed write leaves the previous file intact', () => {
+  const path = join(scratchDir(), 'keep.safetensors');
+  writeSafetensors(path, [{ name: 'w', shape: [2], data: Float32Array.from([1, 2]) }]);
+  const before = readFileSync(path);
+  assert.throws(() => writeSafetensors(path, [{ name: 'w', shape: [3], data: Float32Array.from([1, 2]) }]), /has 2 values for shape \[3\]/);
+  assert.deepEqual(readFileSync(path), before);
+});
+
+test('corrupt files are clear errors', () => {
+  const dir = scratchDir();
+  const path = join(dir, 'bad.safetensors');
+  writeFileSync(path, Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{no}')]));
+  assert.throws(() => readSafetensors(path), /its JSON header does not parse/);
+  writeFileSync(path, Buffer.from([255, 255, 0, 0, 0, 0, 0, 0, 1]));
+  assert.throws(() => readSafetensors(path), /the header claims 65535 bytes but the file has 1/);
+  assert.throws(() => readSafetensors(join(dir, 'missing.safetensors')), /cannot read/);
+});
+
+test("Python's safetensors reads what we write, names, shapes and values", () => {
+  const python = referencePython();
+  const path = join(scratchDir(), 'py.safetensors');
+  writeSafetensors(path, [
+    { name: 'backbone.layers.0.mixer.conv1d.weight', shape: [2, 1, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+    { name: 'x', shape: [2], data: Float64Array.from([0.5, -0.25]) },
+  ]);
+  const script = `
+import json, sys
+from safetensors.numpy import load_file
+t = load_file(sys.argv[1])
+print(json.dumps({k: [list(v.shape), str(v.dtype), v.ravel().tolist()] for k, v in t.items()}))`;
+  const run = spawnSync(python, ['-c', script, path], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), {
+    'backbone.layers.0.mixer.conv1d.weight': [[2, 1, 3], 'float32', [1, 2, 3, 4, 5, 6]],
+    x: [[2], 'float64', [0.5, -0.25]],
+  });
+  assert.ok(existsSync(path));
+});

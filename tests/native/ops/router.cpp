@@ -1,0 +1,128 @@
+#include "ops/router/router.h"
+
+#include <numeric>
+
+#include "../harness.h"
+
+using namespace mltest;
+using ml::cpu::RouterKind;
+using ml::cpu::RouterOptions;
+using ml::cpu::Routing;
+
+namespace {
+
+// Each token ranks the experts in a random order with gaps of at least 0.6 between
+// consecutive logits, so the finite-difference steps (≤ 0.002) never change a choice.
+std::vector<double> separated_logits(ml::Rng& rng, int64_t tokens, int64_t experts) {
+  std::vector<double> logits(tokens * experts);
+  std::vector<int64_t> order(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::iota(order.begin(), order.end(), 0);
+    for (int64_t i = experts - 1; i > 0; --i) std::swap(order[i], order[rng.next_u64() % uint64_t(i + 1)]);
+    for (int64_t e = 0; e < experts; ++e) logits[t * experts + order[e]] = double(e) + rng.uniform(-0.2, 0.2);
+  }
+  return logits;
+}
+
+std::string check_router_gradient(RouterOptions o, uint64_t seed) {
+  ml::Rng rng(seed);
+  const int64_t tokens = 23, experts = 5, k = o.top_k;
+  auto logits = separated_logits(rng, tokens, experts);
+  auto dgates = random_vector(rng, k * tokens);
+  std::vector<double> probs(tokens * experts), gates(k * tokens), dlogits(tokens * experts);
+  Routing r;
+  auto loss = [&] {
+    ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+    return dot(gates, dgates) + r.aux_loss;
+  };
+  loss();
+  ml::cpu::route_backward<double>(o, logits.data(), probs.data(), r, dgates.data(), dlogits.data());
+  return check_gradients(loss, {{"logits", &logits, &dlogits}}, rng);
+}
+
+}  // namespace
+
+NATIVE_TEST(router_switch_backward_matches_finite_differences) {
+  RouterOptions o;
+  o.capacity_factor = 1.0;  // some tokens are dropped: their gates carry no gradient
+  return check_router_gradient(o, 111);
+}
+
+NATIVE_TEST(router_switch_top2_dropless_backward_matches_finite_differences) {
+  RouterOptions o;
+  o.top_k = 2, o.capacity_factor = 0, o.aux_weight = 0.1;
+  return check_router_gradient(o, 112);
+}
+
+NATIVE_TEST(router_sinkhorn_backward_matches_finite_differences) {
+  RouterOptions o;
+  o.kind = RouterKind::Sinkhorn, o.capacity_factor = 0;
+  return check_router_gradient(o, 113) + "; inference: " + (o.training = false, check_router_gradient(o, 114));
+}
+
+// All tokens prefer expert 0: capacity ceil(1.0 · 10 / 4) = 3 keeps the first three, drops
+// the rest; the auxiliary loss is α·E·Σ f·P = α·4·(1 · P_0).
+NATIVE_TEST(router_capacity_drops_tokens_in_order_and_counts_add_up) {
+  const int64_t tokens = 10, experts = 4;
+  std::vector<double> logits(tokens * experts, 0.0), probs(tokens * experts), gates(tokens);
+  for (int64_t t = 0; t < tokens; ++t) logits[t * experts] = 2.0;
+  RouterOptions o;
+  Routing r;
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  EXPECT(r.capacity == 3, "capacity ", r.capacity);
+  EXPECT(r.counts == std::vector<int64_t>({3, 0, 0, 0}) && r.dropped == 7, "counts ", r.counts[0], " dropped ", r.dropped);
+  for (int64_t t = 0; t < tokens; ++t) EXPECT((gates[t] > 0) == (t < 3), "token ", t, " kept iff among the first 3");
+  const double p0 = std::exp(2.0) / (std::exp(2.0) + 3.0);
+  EXPECT(std::abs(r.aux_loss - 0.01 * 4 * p0) < 1e-15, "aux ", r.aux_loss, " vs ", 0.01 * 4 * p0);
+
+  o.capacity_factor = 0;
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  EXPECT(r.counts[0] == 10 && r.dropped == 0, "dropless keeps all");
+  return "capacity 3 of 10, aux = α·E·f·P";
+}
+
+NATIVE_TEST(router_counts_always_sum_to_assignments) {
+  ml::Rng rng(115);
+  for (int64_t k : {1, 2, 3})
+    for (double cf : {0.0, 0.5, 1.0, 1.25}) {
+      const int64_t tokens = 37, experts = 6;
+      auto logits = random_vector(rng, tokens * experts, -3, 3);
+      std::vector<double> probs(tokens * experts), gates(k * tokens);
+      RouterOptions o;
+      o.top_k = k, o.capacity_factor = cf;
+      Routing r;
+      ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+      int64_t total = r.dropped;
+      for (auto c : r.counts) {
+        EXPECT(c <= r.capacity, "count ", c, " over capacity ", r.capacity);
+        total += c;
+      }
+      EXPECT(total == k * tokens, "k=", k, " cf=", cf, ": ", total, " != ", k * tokens);
+    }
+  return "counts + dropped = top_k × tokens for k = 1..3 and 4 capacity factors";
+}
+
+// BlackMamba's claim: Sinkhorn balances the load; with its column initialisation it
+// converges in few iterations.
+NATIVE_TEST(router_sinkhorn_balances_random_logits) {
+  ml::Rng rng(116);
+  const int64_t tokens = 8192, experts = 8;
+  std::vector<double> logits(tokens * experts);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t e = 0; e < experts; ++e) logits[t * experts + e] = rng.normal() + 0.3 * double(e);  // skewed to high e
+  std::vector<double> probs(tokens * experts), gates(tokens);
+  RouterOptions o;
+  o.kind = RouterKind::Sinkhorn, o.capacity_factor = 0;
+  Routing r;
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  const double mean = double(tokens) / experts;
+  const double max_over_mean = double(*std::max_element(r.counts.begin(), r.counts.end())) / mean;
+  EXPECT(max_over_mean <= 1.1, "max/mean tokens per expert ", max_over_mean);
+  o.training = false;  // argmax of the (skewed) logits: unbalanced
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  const double greedy = double(*std::max_element(r.counts.begin(), r.counts.end())) / mean;
+  EXPECT(greedy > 1.5, "greedy routing of skewed logits should be unbalanced, max/mean ", greedy);
+  o.training = true;
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  return str("max/mean ", max_over_mean, " after ", r.sinkhorn_iterations, " iterations (greedy: ", greedy, ")");
+}
