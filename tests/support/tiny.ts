@@ -6,6 +6,8 @@ import type { ModelConfig } from '../../kernel/src/models/config.js';
 import { Trainer, type TrainerOptions } from '../../kernel/src/train/trainer.js';
 
 export const TINY_MODEL: Partial<ModelConfig> = { vocabSize: 256, dModel: 16, pattern: 'M*1', seed: 1 };
+/** MoE-Mamba in miniature: two Mamba + switch-MoE pairs, 4 experts (expert layers 1 and 3). */
+export const TINY_MOE: Partial<ModelConfig> = { ...TINY_MODEL, model: 'moe-mamba', pattern: 'ME*2', numExperts: 4, expertHidden: 16 };
 export const TINY_TRAINER: Partial<TrainerOptions> = { batchSize: 2, seqLen: 16, lr: 3e-3, warmupSteps: 0 };
 
 /** A repeating pattern with noise: next-token loss falls quickly from ln(256). */

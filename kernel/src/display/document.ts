@@ -14,6 +14,7 @@ export function displayDocument(parts: DocumentParts): DisplayDoc {
   const hasValidation = runs.some((r) => (r.validation?.step.length ?? 0) > 0);
   const plots: PlotSpec[] = [{ kind: 'loss', x: 'step', ...(hasValidation ? { showValidation: true } : {}) }];
   comparisons.forEach((c, i) => plots.push({ kind: 'savings', comparison: i, title: `${c.candidate} vs ${c.baseline}` }));
+  for (const r of runs) if ((r.experts?.step.length ?? 0) > 0) plots.push({ kind: 'experts', runs: [r.id], title: `${r.name}: tokens per expert` });
   return {
     version: 1,
     ...(title !== undefined ? { title } : {}),

@@ -1,6 +1,7 @@
 // Draws every fit() of a notebook cell into one output that updates in place (all the cell's
 // runs, and a progress line for the one training now), and stops fits on interrupt.
-import { modelSummary } from '../train/runs.js';
+import { appendExpertCounts, modelSummary } from '../train/runs.js';
+import { trainingFlopsPerToken } from '../models/flops.js';
 import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type StepMetrics, type Trainer } from '../train/trainer.js';
 import { displayDocument } from './document.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
@@ -9,6 +10,8 @@ import { sendBundle, type CellWriter } from './tslab.js';
 
 /** Live redraws carry at most this many points per series; run files keep every step. */
 export const LIVE_MAX_POINTS = 2000;
+/** Expert counts are drawn at about this many steps of a fit. */
+const LIVE_EXPERT_POINTS = 200;
 const POSITIONS = ['step', 'tokens', 'wallS'];
 
 interface Cell {
@@ -51,6 +54,7 @@ export class LiveFitWatcher implements FitWatcher {
       name: fit.name ?? `run ${cell.runs.length + 1}`,
       status: 'running',
       model: modelSummary(trainer.model),
+      flopsPerToken: trainingFlopsPerToken(trainer.model.config),
       train: { step: [], tokens: [], wallS: [], loss: [], lr: [], gradNorm: [], tokensPerS: [] },
     };
     cell.runs.push(run);
@@ -60,6 +64,7 @@ export class LiveFitWatcher implements FitWatcher {
     const stepTokens = trainer.options.batchSize * trainer.options.seqLen;
     let tokens = 0;
     let seconds = 0;
+    const expertsEvery = Math.max(1, Math.ceil(fit.steps / LIVE_EXPERT_POINTS));
     const controller = new AbortController();
     this.running.add(controller);
     cell.progress = { runId: run.id, step: 0, totalSteps: fit.steps };
@@ -69,9 +74,10 @@ export class LiveFitWatcher implements FitWatcher {
       signal: controller.signal,
       step: (m) => {
         append(run, m);
+        const done = m.step - fromStep;
+        if (done % expertsEvery === 0 || done === fit.steps) run.experts = appendExpertCounts(run.experts, trainer.model.config, m);
         tokens += stepTokens;
         seconds += stepTokens / m.tokensPerS;
-        const done = m.step - fromStep;
         const wallS = (this.now() - startMs) / 1000;
         cell.progress = {
           runId: run.id,

@@ -1,7 +1,7 @@
 // The text/html form of a display document: a static table for frontends without the lab
 // extension (classic notebook, GitHub, nbviewer). No scripts, no styles beyond the table.
 import type { DisplayDoc } from './schema.js';
-import { comparisonText, headline, progressText, runRow, type RunRow } from './summary.js';
+import { comparisonText, expertsText, headline, progressText, runRow, type RunRow } from './summary.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -31,6 +31,8 @@ export function htmlTable(doc: DisplayDoc): string {
     `<p><b>${escapeHtml(headline(doc))}</b></p>`,
     `<table><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`,
   ];
+  const experts = doc.runs.map(expertsText).filter((t) => t !== undefined);
+  if (experts.length > 0) parts.push(`<ul>${experts.map((t) => `<li>${escapeHtml(t)}</li>`).join('')}</ul>`);
   const comparisons = doc.comparisons ?? [];
   if (comparisons.length > 0) parts.push(`<ul>${comparisons.map((c) => `<li>${escapeHtml(comparisonText(c))}</li>`).join('')}</ul>`);
   if (doc.progress) parts.push(`<p><code>${escapeHtml(progressText(doc.progress))}</code></p>`);

@@ -30,6 +30,15 @@ export interface ModelSummary {
   paramsActive?: number;
 }
 
+/** counts[i][l][e]: tokens routed to expert e of MoE layer layers[l] at step[i]; dropped[i][l] over capacity. */
+export interface ExpertCounts {
+  layers: number[];
+  numExperts: number;
+  step: number[];
+  counts: number[][][];
+  dropped?: number[][];
+}
+
 export interface RunDoc {
   id: string;
   name: string;
@@ -38,6 +47,7 @@ export interface RunDoc {
   flopsPerToken?: number;
   train: TrainSeries;
   validation?: ValidationSeries;
+  experts?: ExpertCounts;
 }
 
 export interface SavingsCurve {

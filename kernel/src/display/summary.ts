@@ -66,6 +66,17 @@ export function comparisonText(c: ComparisonDoc): string {
   return `${head}: reaches ${c.baseline}'s final loss ${fixed(c.baselineFinalLoss)} at ${where(c.candidateReachesAt)} of ${where(c.baselineAt)} → ${fixed(c.ratio ?? undefined, 2)}× fewer ${unit}`;
 }
 
+/** "experts at step 40: layer 1 60/52/70/74, layer 3 …, 3 dropped", or undefined without MoE layers. */
+export function expertsText(run: RunDoc): string | undefined {
+  const e = run.experts;
+  const i = (e?.step.length ?? 0) - 1;
+  if (!e || i < 0) return undefined;
+  const shown = e.layers.slice(0, 4).map((layer, l) => `layer ${layer} ${e.counts[i]![l]!.join('/')}`);
+  if (e.layers.length > 4) shown.push(`… ${e.layers.length - 4} more`);
+  const dropped = (e.dropped?.[i] ?? []).reduce((a, b) => a + (b ?? 0), 0);
+  return `${run.name} tokens per expert at step ${e.step[i]}: ${shown.join(', ')}${dropped > 0 ? `, ${dropped} dropped` : ''}`;
+}
+
 export function headline(doc: DisplayDoc): string {
   const n = doc.runs.length;
   return doc.title ?? `mambalab: ${n} run${n === 1 ? '' : 's'}`;

@@ -18,6 +18,8 @@ export interface TrainRunOptions {
   evalBatches?: number;
   /** Also checkpoint every this many steps; 0 (default) only when training ends or stops. */
   checkpointEvery?: number;
+  /** Record the tokens routed to each expert (MoE models) every this many steps and at the last (default 10). */
+  expertsEvery?: number;
   /** Seconds between rewrites of the metrics files while training (default 10). */
   saveEveryS?: number;
   signal?: AbortSignal;
@@ -63,6 +65,7 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
   const { steps, name, evalEvery, evalBatches, signal, onStep } = options;
   if (!Number.isInteger(steps) || steps < 1) throw new MambalabError(`trainRun: steps must be a positive integer, got ${steps}`);
   const checkpointEvery = nonNegativeInt('checkpointEvery', options.checkpointEvery);
+  const expertsEvery = options.expertsEvery === undefined ? 10 : nonNegativeInt('expertsEvery', options.expertsEvery);
   const saveEveryMs = (options.saveEveryS ?? 10) * 1000;
   const dir = options.dir ?? join('runs', name ?? new Date().toISOString().replace(/[:.]/g, '-'));
   if (typeof dir !== 'string' || dir === '') throw new MambalabError(`trainRun: dir must be a directory path, got ${JSON.stringify(dir)}`);
@@ -92,7 +95,8 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
       signal,
       name: run.name,
       onStep: (m) => {
-        run.record(m);
+        const last = m.step === start.step + steps;
+        run.record(m, { experts: last || (expertsEvery > 0 && m.step % expertsEvery === 0) });
         if (checkpointEvery > 0 && m.step % checkpointEvery === 0) checkpoint();
         if (Date.now() - savedAt >= saveEveryMs) {
           run.save();

@@ -8,7 +8,7 @@ import { MAMBALAB_MIME, type DisplayDoc } from '../../../kernel/src/display/sche
 import type { CellWriter } from '../../../kernel/src/display/tslab.js';
 import { setFitWatcher, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { schemaErrors } from '../../support/schema.js';
-import { tinyData, tinyTrainer } from '../../support/tiny.js';
+import { TINY_MOE, tinyData, tinyTrainer } from '../../support/tiny.js';
 
 interface Sent {
   doc: DisplayDoc;
@@ -93,6 +93,23 @@ test('every fit of one cell goes into the same output; a new cell gets a new one
     await tinyTrainer().trainer.fit(data, { steps: 2, evalBatches: 1 });
     assert.deepEqual(cell.sent.at(-1)!.doc.runs.map((r) => r.name), ['run 1']);
     assert.notEqual(cell.sent[0]!.displayId, first.sent[0]!.displayId);
+  } finally {
+    w.restore();
+  }
+});
+
+test('an MoE fit also draws the tokens routed to each expert, per layer', async () => {
+  const cell = recordingCell();
+  const w = watching(() => cell.writer, 0);
+  try {
+    await tinyTrainer(TINY_MOE).trainer.fit(tinyData(), { steps: 4, evalBatches: 1, name: 'moe' });
+    const last = cell.sent.at(-1)!;
+    const experts = last.doc.runs[0]!.experts!;
+    assert.deepEqual([experts.layers, experts.numExperts, experts.step], [[1, 3], 4, [1, 2, 3, 4]]);
+    assert.deepEqual(last.doc.plots.map((p) => p.kind), ['loss', 'experts']);
+    assert.equal(schemaErrors(JSON.parse(JSON.stringify(last.doc))), '');
+    assert.match(last.text, /moe tokens per expert at step 4: layer 1 \d+\/\d+\/\d+\/\d+, layer 3 \d+\/\d+\/\d+\/\d+/);
+    assert.match(last.html, /<li>moe tokens per expert at step 4: layer 1/);
   } finally {
     w.restore();
   }

@@ -1,7 +1,6 @@
 // Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
@@ -15,9 +14,11 @@ import { trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
-import { tinyData, tinyTrainer } from '../../support/tiny.js';
+import { TINY_MOE, tinyData, tinyTrainer } from '../../support/tiny.js';
+import { trainingFlopsPerToken } from '../../../kernel/src/models/flops.js';
+import { scratchDir } from '../../helpers.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'mambalab-runs-'));
+const tmp = () => scratchDir('mambalab-runs-');
 
 test('trainRun records every step, the validation curve and a checkpoint, and loadRun reads them back', async () => {
   const dir = join(tmp(), 'first');
@@ -48,6 +49,33 @@ test('trainRun records every step, the validation curve and a checkpoint, and lo
   assert.deepEqual(doc.runs[0].train.loss, run.train.loss);
   assert.match(inspect(run), /^Run first \[done\] 12 steps, loss \d+\.\d{3}/);
   assert.ok(MAMBALAB_MIME.startsWith('application/vnd.mambalab.v1'));
+});
+
+test('an MoE run records tokens per expert every few steps, with its active parameters and FLOPs per token', async () => {
+  const dir = join(tmp(), 'moe');
+  const { model, trainer } = tinyTrainer(TINY_MOE);
+  const run = await trainRun(trainer, tinyData(), { steps: 5, dir, evalBatches: 1, expertsEvery: 2 });
+  const e = run.experts!;
+  assert.deepEqual([e.layers, e.numExperts, e.step], [[1, 3], 4, [2, 4, 5]]);
+  const routed = 2 * 16; // batchSize × seqLen tokens, top-1: each goes to one expert or is dropped
+  e.counts.forEach((layers, i) => layers.forEach((c, l) => assert.equal(c.reduce((a, b) => a + b, 0) + e.dropped![i]![l]!, routed)));
+
+  const loaded = loadRun(dir);
+  assert.deepEqual(loaded.experts, e);
+  const table = tableFromIPC(readFileSync(join(dir, 'experts.arrow')));
+  assert.deepEqual(table.schema.fields.map((f) => f.name), ['step', 'layer', 'dropped', 'expert_0', 'expert_1', 'expert_2', 'expert_3']);
+  assert.equal(table.numRows, 3 * 2);
+
+  const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
+  assert.equal(schemaErrors(doc), '');
+  assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'experts']);
+  const counts = model.parameterCount();
+  assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
+  assert.ok(counts.active < counts.nonEmbedding);
+  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config));
+
+  loaded.truncate(3);
+  assert.deepEqual(loaded.experts!.step, [2]);
 });
 
 test('the same trainer continues its run; a fresh trainer starts the directory over', async () => {
@@ -179,7 +207,7 @@ test('bad arguments are refused before anything is written', async () => {
 test('Run.record refuses steps out of order; validation points stay sorted', () => {
   const { model, trainer } = tinyTrainer();
   const run = Run.create(join(tmp(), 'manual'), { model, trainer: trainer.options });
-  const m = { step: 2, loss: 5, lr: 1e-3, gradNorm: 1, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
+  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
   run.record(m);
   assert.throws(() => run.record({ ...m, step: 2 }), /step 2 recorded after step 2/);
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 4 });
