@@ -2,14 +2,14 @@
 // import mambalab, a training output updating in place, interrupt during training, errors
 // in cells, restart. One kernel session, asserted step by step.
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 
 import { MAMBALAB_MIME, type DisplayDoc } from '../../kernel/src/display/schema.js';
 import { schemaErrors } from '../support/schema.js';
-import { root, runDriver, streamText, type DriverMessage, type DriverStep } from '../support/jupyter.js';
+import { runDriver, streamText, type DriverMessage, type DriverStep } from '../support/jupyter.js';
+import { C4_SAMPLE, scratchDir } from '../helpers.js';
 
 const SETUP = `import { createModel, loadRun, loadTextCorpus, Trainer, trainRun, type TokenSource } from 'mambalab';
 const data = loadTextCorpus('small.jsonl');
@@ -59,6 +59,7 @@ const script = [
   { op: 'execute', code: `import { preset } from 'mambalab';\npreset('mamba', 'tiny').config.dModel` },
 ];
 
+const cwd = scratchDir('mambalab-kernel-');
 let steps: DriverStep[];
 let kernelInfo: Record<string, unknown>;
 
@@ -69,11 +70,9 @@ function displays(step: DriverStep): (DriverMessage & { doc: DisplayDoc })[] {
 }
 
 before(async () => {
-  const cwd = mkdtempSync(join(tmpdir(), 'mambalab-kernel-'));
   // Forty real C4 documents: enough text for 2 × 33-token windows, quick to tokenize.
-  const sample = join(root, '..', 'shared', 'datasets', 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
   const { gunzipSync } = await import('node:zlib');
-  const lines = gunzipSync(readFileSync(sample)).toString('utf8').split('\n').filter(Boolean).slice(0, 40);
+  const lines = gunzipSync(readFileSync(C4_SAMPLE)).toString('utf8').split('\n').filter(Boolean).slice(0, 40);
   writeFileSync(join(cwd, 'small.jsonl'), lines.join('\n') + '\n');
   const result = await runDriver({ cwd, steps: script });
   steps = result.steps;

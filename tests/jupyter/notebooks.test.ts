@@ -2,17 +2,16 @@
 // execute`) from a directory outside the repo, on the C4 sample; then its outputs checked.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { MAMBALAB_MIME, type DisplayDoc } from '../../kernel/src/display/schema.js';
 import { ensureJupyter, root, venvBin } from '../support/jupyter.js';
 import { schemaErrors } from '../support/schema.js';
+import { C4_SAMPLE, scratchDir } from '../helpers.js';
 
 const NOTEBOOK = '01-quickstart.ipynb';
-const C4_SAMPLE = join(root, '..', 'shared', 'datasets', 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
 
 interface Output {
   output_type: string;
@@ -37,7 +36,7 @@ function docs(cells: Cell[]): DisplayDoc[] {
 test('the quick-start notebook trains tiny Mamba on C4 and shows a decreasing loss', () => {
   assert.ok(existsSync(C4_SAMPLE), `the C4 sample is missing: ${C4_SAMPLE}`);
   const env = ensureJupyter();
-  const dir = mkdtempSync(join(tmpdir(), 'mambalab-notebook-'));
+  const dir = scratchDir('mambalab-notebook-');
   copyFileSync(join(root, 'notebooks', NOTEBOOK), join(dir, NOTEBOOK));
   const run = spawnSync(join(venvBin, 'jupyter'), ['execute', '--inplace', '--timeout=600', NOTEBOOK], {
     cwd: dir,

@@ -2,15 +2,15 @@
 // quick-start notebook and our kernel spec.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { ensureJupyter, root } from '../support/jupyter.js';
+import { scratchDir } from '../helpers.js';
 
 test('npm start serves JupyterLab on 127.0.0.1 with a token, the quick-start notebook and the Mamba Lab kernel', async (t) => {
-  const env = { ...ensureJupyter(), JUPYTER_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'mambalab-runtime-')) };
+  const env = { ...ensureJupyter(), JUPYTER_RUNTIME_DIR: scratchDir('mambalab-runtime-') };
   const port = 20000 + Math.floor(Math.random() * 20000);
   const lab = spawn(process.execPath, [join(root, 'scripts', 'start.mjs'), '--no-browser', `--ServerApp.port=${port}`, '--ServerApp.port_retries=50'], {
     cwd: root,

@@ -1,12 +1,12 @@
 // `mambalab kernel install`: the spec lands where each flag says, and Jupyter lists it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { ensureJupyter, root, venvBin } from '../../support/jupyter.js';
+import { scratchDir } from '../../helpers.js';
 
 const cli = join(root, 'kernel', 'src', 'cli', 'main.ts');
 
@@ -19,7 +19,7 @@ function readSpec(kernelsDir: string): { argv: string[]; display_name: string; l
 }
 
 test('--prefix writes a spec that starts this node on the built mambalab, and Jupyter lists it', () => {
-  const prefix = mkdtempSync(join(tmpdir(), 'mambalab-prefix-'));
+  const prefix = scratchDir('mambalab-prefix-');
   const run = mambalab(['kernel', 'install', '--prefix', prefix]);
   assert.equal(run.status, 0, run.stderr);
   const kernels = join(prefix, 'share', 'jupyter', 'kernels');
@@ -41,7 +41,7 @@ test('--prefix writes a spec that starts this node on the built mambalab, and Ju
 });
 
 test('--user (the default) writes into the Jupyter data directory', () => {
-  const data = mkdtempSync(join(tmpdir(), 'mambalab-user-'));
+  const data = scratchDir('mambalab-user-');
   const run = mambalab(['kernel', 'install'], { ...process.env, JUPYTER_DATA_DIR: data });
   assert.equal(run.status, 0, run.stderr);
   assert.equal(readSpec(join(data, 'kernels')).display_name, 'Mamba Lab (TypeScript)');
@@ -51,7 +51,7 @@ test('--user (the default) writes into the Jupyter data directory', () => {
 });
 
 test('--sys-prefix writes into the prefix of --python (a virtualenv)', () => {
-  const venv = join(mkdtempSync(join(tmpdir(), 'mambalab-venv-')), 'env');
+  const venv = join(scratchDir('mambalab-venv-'), 'env');
   const made = spawnSync('python3', ['-m', 'venv', '--without-pip', venv], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
   const run = mambalab(['kernel', 'install', '--sys-prefix', '--python', join(venv, 'bin', 'python')]);

@@ -1,7 +1,5 @@
 // show() and toDisplayDoc(): runs, experiments and comparisons as one display document.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -10,8 +8,9 @@ import { compareRuns } from '../../../kernel/src/train/compare.js';
 import { trainRun } from '../../../kernel/src/train/train-run.js';
 import { schemaErrors } from '../../support/schema.js';
 import { tinyData, tinyTrainer } from '../../support/tiny.js';
+import { scratchDir } from '../../helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'mambalab-show-'));
+const dir = scratchDir('mambalab-show-');
 const data = tinyData();
 const a = await trainRun(tinyTrainer().trainer, data, { steps: 6, dir: join(dir, 'a'), evalBatches: 1 });
 const b = await trainRun(tinyTrainer({ dModel: 24 }).trainer, data, { steps: 6, dir: join(dir, 'b'), evalBatches: 1 });

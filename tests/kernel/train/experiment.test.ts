@@ -1,7 +1,6 @@
 // experiment(): several models on the same batches, compared with the baseline.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -12,8 +11,9 @@ import { TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
 import { TINY_MODEL, TINY_TRAINER, tinyData } from '../../support/tiny.js';
+import { scratchDir } from '../../helpers.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'mambalab-experiment-'));
+const tmp = () => scratchDir('mambalab-experiment-');
 
 /** The tiny data, remembering the first token of every training batch each sampler hands out. */
 function recording(data: TokenSource): { source: TokenSource; batches: string[][] } {
