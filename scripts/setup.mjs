@@ -8,8 +8,8 @@ const root = new URL('..', import.meta.url).pathname;
 const STEPS = [
   ['native engine (C++, cmake-js)', 'npm', ['run', 'build:native', '--workspace', 'kernel']],
   ['TypeScript API and CLI', 'npm', ['run', 'build:ts', '--workspace', 'kernel']],
+  ['Jupyter environment (.venv with JupyterLab, the Mamba Lab kernel)', process.execPath, ['scripts/setup-python.mjs']],
   ['JupyterLab extension (prebuilt, rspack)', 'npm', ['run', 'build', '--workspace', 'labextension']],
-  // Skips when .venv does not exist yet; the step that creates .venv runs it again.
   ['link the JupyterLab extension into .venv', 'node', ['labextension/scripts/link.mjs']],
 ];
 

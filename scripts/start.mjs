@@ -1,18 +1,27 @@
 #!/usr/bin/env node
-// `npm start`: trains the tiny Mamba on the C4 sample with a progress bar.
-// (JupyterLab on the quick-start notebook replaces this once the kernel lands.)
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// `npm start`: JupyterLab from the project's .venv, opened on the quick-start notebook, on
+// 127.0.0.1 with Jupyter's default token authentication. Extra arguments go to `jupyter lab`
+// (e.g. `npm start -- --no-browser --port 8899`).
+import { spawn, spawnSync } from 'node:child_process';
+import { delimiter, join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const sample = join(root, '..', 'shared', 'datasets', 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
-const data = process.env.MAMBALAB_DATA ?? sample;
-if (!existsSync(data)) {
-  console.error(`npm start: no training data at ${data}; set MAMBALAB_DATA to a C4 .json.gz file or directory`);
-  process.exit(2);
-}
-const cli = join(root, 'kernel', 'dist', 'cli', 'main.js');
-const args = ['train', '--model', 'mamba', '--size', 'tiny', '--steps', '300', '--data', data, '--eval-every', '100', '--out', join(root, 'runs', 'quickstart')];
-const result = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+const windows = process.platform === 'win32';
+const jupyter = join(root, '.venv', windows ? 'Scripts' : 'bin', windows ? 'jupyter.exe' : 'jupyter');
+
+// Makes sure .venv and the kernel spec are there (a second or so when they are).
+const setup = spawnSync(process.execPath, [join(root, 'scripts', 'setup-python.mjs')], { stdio: 'inherit' });
+if (setup.status !== 0) process.exit(setup.status ?? 1);
+
+const args = ['lab', join('notebooks', '01-quickstart.ipynb'), '--ServerApp.ip=127.0.0.1', `--ServerApp.root_dir=${root}`];
+// Jupyter refuses to run as root without this (containers, CI machines).
+if (process.getuid?.() === 0) args.push('--allow-root');
+args.push(...process.argv.slice(2));
+// Our kernel spec first, before any other "mambalab" spec in the user's Jupyter directories.
+const jupyterPath = [join(root, '.venv', 'share', 'jupyter'), process.env.JUPYTER_PATH].filter(Boolean).join(delimiter);
+
+const lab = spawn(jupyter, args, { cwd: root, stdio: 'inherit', env: { ...process.env, JUPYTER_PATH: jupyterPath } });
+// Ctrl-C reaches JupyterLab directly (same terminal); it asks to confirm and shuts down.
+process.on('SIGINT', () => {});
+for (const signal of ['SIGTERM', 'SIGHUP']) process.on(signal, () => lab.kill(signal));
+lab.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,5 +1,6 @@
 // `mambalab <command>`: the command-line entry point.
 import { MambalabError } from '../errors.js';
+import { kernel, usage as kernelUsage } from './kernel.js';
 import { train, usage as trainUsage } from './train.js';
 
 interface Command {
@@ -10,6 +11,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   train: { summary: 'train a model on a text corpus', usage: trainUsage, run: train },
+  kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
 };
 
 function help(): string {

@@ -74,6 +74,8 @@ export interface FitOptions {
   evalBatches?: number;
   /** Stops at the next step boundary when aborted. */
   signal?: AbortSignal;
+  /** Names what is being trained, for watchers (the notebook's live output labels the curve with it). */
+  name?: string;
 }
 
 export interface FitResult {
@@ -82,6 +84,47 @@ export interface FitResult {
   history: StepMetrics[];
   initialEvalLoss: number;
   finalEvalLoss: number;
+}
+
+/**
+ * Watches every fit() from outside the core. The Jupyter kernel installs one that draws
+ * the training live and stops it on interrupt; the core itself never imports a notebook.
+ */
+export interface FitWatcher {
+  /** Called once validation passed, before the first step; undefined watches nothing. */
+  start(trainer: Trainer, options: FitOptions): FitWatch | undefined;
+}
+
+export interface FitWatch {
+  /**
+   * Aborting it stops the fit at the next step boundary, and fit() then rejects with
+   * TrainingInterrupted (an interrupt ends the code that awaited the fit, as in Python).
+   */
+  signal?: AbortSignal;
+  step(metrics: StepMetrics): void;
+  end(outcome: { result: FitResult } | { error: unknown }): void;
+}
+
+/** fit() stopped by its watcher (the notebook's interrupt); `result` holds what was trained. */
+export class TrainingInterrupted extends MambalabError {
+  override name = 'TrainingInterrupted';
+  declare readonly result: FitResult;
+
+  constructor(message: string, result: FitResult) {
+    super(message);
+    // Kept off the printed error: a notebook shows the message, not the whole history.
+    Object.defineProperty(this, 'result', { value: result, enumerable: false });
+    this.stack = `${this.name}: ${message}`;
+  }
+}
+
+let fitWatcher: FitWatcher | undefined;
+
+/** Installs the watcher of all fit() calls in this process; returns the one it replaces. */
+export function setFitWatcher(watcher: FitWatcher | undefined): FitWatcher | undefined {
+  const previous = fitWatcher;
+  fitWatcher = watcher;
+  return previous;
 }
 
 const EVAL_SEED = 0x5eed;
@@ -187,23 +230,40 @@ export class Trainer {
       this.sampler = { source: data, state: () => s.state(), next: () => s.next() };
       this.resumeSampler = undefined;
     }
-    const initialEvalLoss = await this.evaluate(data, { batches: evalBatches });
-    const history: StepMetrics[] = [];
-    let finalEvalLoss = initialEvalLoss;
-    let stopped = false;
-    for (let i = 0; i < steps; i++) {
-      if (signal?.aborted) {
-        stopped = true;
-        break;
+    const watch = fitWatcher?.start(this, options);
+    const stop = watch?.signal && signal ? AbortSignal.any([signal, watch.signal]) : (watch?.signal ?? signal);
+    let result: FitResult;
+    try {
+      const initialEvalLoss = await this.evaluate(data, { batches: evalBatches });
+      const history: StepMetrics[] = [];
+      let finalEvalLoss = initialEvalLoss;
+      let stopped = false;
+      for (let i = 0; i < steps; i++) {
+        if (stop?.aborted) {
+          stopped = true;
+          break;
+        }
+        const metrics = await this.step(this.sampler.next());
+        if ((evalEvery > 0 && metrics.step % evalEvery === 0) || i === steps - 1) {
+          metrics.evalLoss = finalEvalLoss = await this.evaluate(data, { batches: evalBatches });
+        }
+        history.push(metrics);
+        onStep?.(metrics);
+        watch?.step(metrics);
       }
-      const metrics = await this.step(this.sampler.next());
-      if ((evalEvery > 0 && metrics.step % evalEvery === 0) || i === steps - 1) {
-        metrics.evalLoss = finalEvalLoss = await this.evaluate(data, { batches: evalBatches });
-      }
-      history.push(metrics);
-      onStep?.(metrics);
+      result = { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
+    } catch (error) {
+      watch?.end({ error });
+      throw error;
     }
-    return { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
+    if (watch?.signal?.aborted) {
+      const label = options.name ? `${options.name}: ` : '';
+      const error = new TrainingInterrupted(`${label}stopped after ${result.steps} of ${steps} steps (at step ${this.step_})`, result);
+      watch.end({ error });
+      throw error;
+    }
+    watch?.end({ result });
+    return result;
   }
 
   /** Writes the model, the AdamW moments and the trainer's position, to resume exactly. */

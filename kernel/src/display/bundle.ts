@@ -1,0 +1,15 @@
+// A display document as a Jupyter MIME bundle: our versioned type for the lab extension,
+// plus text/plain and text/html so that the output reads anywhere.
+import { htmlTable } from './html.js';
+import { MAMBALAB_MIME, type DisplayDoc } from './schema.js';
+import { textSummary } from './text.js';
+
+export interface MimeBundle {
+  [MAMBALAB_MIME]: DisplayDoc;
+  'text/plain': string;
+  'text/html': string;
+}
+
+export function toBundle(doc: DisplayDoc): MimeBundle {
+  return { [MAMBALAB_MIME]: doc, 'text/plain': textSummary(doc), 'text/html': htmlTable(doc) };
+}

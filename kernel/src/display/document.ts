@@ -1,0 +1,26 @@
+// Builds the display document for runs and comparisons, choosing the plots a reader expects:
+// the loss curves always, one savings curve per comparison.
+import type { ComparisonDoc, DisplayDoc, PlotSpec, ProgressDoc, RunDoc } from './schema.js';
+
+export interface DocumentParts {
+  runs: RunDoc[];
+  comparisons?: ComparisonDoc[];
+  title?: string;
+  progress?: ProgressDoc;
+}
+
+export function displayDocument(parts: DocumentParts): DisplayDoc {
+  const { runs, comparisons = [], title, progress } = parts;
+  const hasValidation = runs.some((r) => (r.validation?.step.length ?? 0) > 0);
+  const plots: PlotSpec[] = [{ kind: 'loss', x: 'step', ...(hasValidation ? { showValidation: true } : {}) }];
+  comparisons.forEach((c, i) => plots.push({ kind: 'savings', comparison: i, title: `${c.candidate} vs ${c.baseline}` }));
+  for (const r of runs) if ((r.experts?.step.length ?? 0) > 0) plots.push({ kind: 'experts', runs: [r.id], title: `${r.name}: tokens per expert` });
+  return {
+    version: 1,
+    ...(title !== undefined ? { title } : {}),
+    runs,
+    ...(comparisons.length > 0 ? { comparisons } : {}),
+    plots,
+    ...(progress ? { progress } : {}),
+  };
+}

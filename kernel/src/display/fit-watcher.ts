@@ -1,0 +1,150 @@
+// Draws every fit() of a notebook cell into one output that updates in place (all the cell's
+// runs, and a progress line for the one training now), and stops fits on interrupt.
+import { appendExpertCounts, modelSummary } from '../train/runs.js';
+import { trainingFlopsPerToken } from '../models/flops.js';
+import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type StepMetrics, type Trainer } from '../train/trainer.js';
+import { displayDocument } from './document.js';
+import { LiveOutput, thinColumns, type BundleSink } from './live.js';
+import type { ProgressDoc, RunDoc } from './schema.js';
+import { sendBundle, type CellWriter } from './tslab.js';
+
+/** Live redraws carry at most this many points per series; run files keep every step. */
+export const LIVE_MAX_POINTS = 2000;
+/** Expert counts are drawn at about this many steps of a fit. */
+const LIVE_EXPERT_POINTS = 200;
+const POSITIONS = ['step', 'tokens', 'wallS'];
+
+interface Cell {
+  writer: CellWriter;
+  output: LiveOutput;
+  runs: RunDoc[];
+  progress?: ProgressDoc;
+  /** Once interrupted, a cell trains no more (code that catches the interrupt cannot go on training). */
+  interrupted: boolean;
+}
+
+export interface FitWatcherOptions {
+  /** The writer of the cell running now; fits outside a cell are not drawn. */
+  writer: () => CellWriter | undefined;
+  minIntervalMs?: number;
+  now?: () => number;
+}
+
+export class LiveFitWatcher implements FitWatcher {
+  private cell: Cell | undefined;
+  private readonly running = new Set<AbortController>();
+
+  constructor(private readonly options: FitWatcherOptions) {}
+
+  /** Stops every running fit at its next step boundary; false when none was left to stop. */
+  interrupt(): boolean {
+    const live = [...this.running].filter((c) => !c.signal.aborted);
+    for (const c of live) c.abort();
+    return live.length > 0;
+  }
+
+  start(trainer: Trainer, fit: FitOptions): FitWatch | undefined {
+    const writer = this.options.writer();
+    if (!writer) return undefined;
+    const cell = this.cellOf(writer);
+    if (cell.interrupted) return { signal: AbortSignal.abort(), step() {}, end() {} };
+
+    const run: RunDoc = {
+      id: this.uniqueId(cell, fit.name ?? `run ${cell.runs.length + 1}`),
+      name: fit.name ?? `run ${cell.runs.length + 1}`,
+      status: 'running',
+      model: modelSummary(trainer.model),
+      flopsPerToken: trainingFlopsPerToken(trainer.model.config),
+      train: { step: [], tokens: [], wallS: [], loss: [], lr: [], gradNorm: [], tokensPerS: [] },
+    };
+    cell.runs.push(run);
+    const startMs = this.now();
+    const fromStep = trainer.stepCount;
+    // This fit's own throughput (its steps only, not the evaluations between them).
+    const stepTokens = trainer.options.batchSize * trainer.options.seqLen;
+    let tokens = 0;
+    let seconds = 0;
+    const expertsEvery = Math.max(1, Math.ceil(fit.steps / LIVE_EXPERT_POINTS));
+    const controller = new AbortController();
+    this.running.add(controller);
+    cell.progress = { runId: run.id, step: 0, totalSteps: fit.steps };
+    cell.output.changed();
+
+    return {
+      signal: controller.signal,
+      step: (m) => {
+        append(run, m);
+        const done = m.step - fromStep;
+        if (done % expertsEvery === 0 || done === fit.steps) run.experts = appendExpertCounts(run.experts, trainer.model.config, m);
+        tokens += stepTokens;
+        seconds += stepTokens / m.tokensPerS;
+        const wallS = (this.now() - startMs) / 1000;
+        cell.progress = {
+          runId: run.id,
+          step: done,
+          totalSteps: fit.steps,
+          loss: m.loss,
+          tokensPerS: tokens / seconds,
+          etaS: (wallS / done) * (fit.steps - done),
+        };
+        cell.output.changed();
+      },
+      end: (outcome) => {
+        this.running.delete(controller);
+        const interrupted = 'error' in outcome && outcome.error instanceof TrainingInterrupted ? outcome.error : undefined;
+        const result = 'result' in outcome ? outcome.result : interrupted?.result;
+        run.status = !result ? 'failed' : result.stopped ? 'stopped' : 'done';
+        cell.progress = undefined;
+        cell.output.flush();
+        if (interrupted) cell.interrupted = true;
+      },
+    };
+  }
+
+  private now(): number {
+    return (this.options.now ?? (() => performance.now()))();
+  }
+
+  private cellOf(writer: CellWriter): Cell {
+    if (this.cell?.writer === writer) return this.cell;
+    let output: LiveOutput | undefined;
+    const sink: BundleSink = (bundle, update) => sendBundle(writer, bundle, { displayId: output!.displayId, update });
+    output = new LiveOutput(sink, () => render(cell), this.options.minIntervalMs ?? 250, () => this.now());
+    const cell: Cell = { writer, output, runs: [], interrupted: false };
+    this.cell = cell;
+    return cell;
+  }
+
+  private uniqueId(cell: Cell, name: string): string {
+    let id = name;
+    for (let k = 2; cell.runs.some((r) => r.id === id); k++) id = `${name} #${k}`;
+    return id;
+  }
+}
+
+function append(run: RunDoc, m: StepMetrics): void {
+  const t = run.train;
+  t.step.push(m.step);
+  t.tokens.push(m.tokens);
+  t.wallS.push(m.elapsedS);
+  t.loss.push(m.loss);
+  t.lr!.push(m.lr);
+  t.gradNorm!.push(m.gradNorm);
+  t.tokensPerS!.push(m.tokensPerS);
+  if (m.evalLoss !== undefined) {
+    run.validation ??= { step: [], tokens: [], wallS: [], loss: [] };
+    run.validation.step.push(m.step);
+    run.validation.tokens.push(m.tokens);
+    run.validation.wallS.push(m.elapsedS);
+    run.validation.loss.push(m.evalLoss);
+  }
+}
+
+function render(cell: Cell) {
+  const runs = cell.runs.map((r) => ({
+    ...r,
+    train: thinColumns(r.train, LIVE_MAX_POINTS, POSITIONS),
+    ...(r.validation ? { validation: thinColumns(r.validation, LIVE_MAX_POINTS, POSITIONS) } : {}),
+  }));
+  return displayDocument({ runs, ...(cell.progress ? { progress: cell.progress } : {}) });
+}

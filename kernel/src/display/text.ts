@@ -1,0 +1,19 @@
+// The text/plain form of a display document: what a terminal, `jupyter execute` or a
+// notebook viewer without the lab extension shows.
+import type { DisplayDoc } from './schema.js';
+import { comparisonText, expertsText, headline, progressText, runRow } from './summary.js';
+
+export function textSummary(doc: DisplayDoc): string {
+  const lines = [headline(doc)];
+  for (const run of doc.runs) {
+    const r = runRow(run);
+    lines.push(`  ${r.name} [${r.status}] ${r.model}: step ${r.steps}, ${r.tokens} tokens, loss ${r.loss}, eval loss ${r.evalLoss}, ${r.tokensPerS} tok/s`);
+  }
+  for (const run of doc.runs) {
+    const experts = expertsText(run);
+    if (experts) lines.push(`  ${experts}`);
+  }
+  for (const c of doc.comparisons ?? []) lines.push(`  ${comparisonText(c)}`);
+  if (doc.progress) lines.push(`  ${progressText(doc.progress)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,218 @@
+// Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { inspect } from 'node:util';
+
+import { tableFromIPC } from 'apache-arrow';
+
+import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
+import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
+import { loadRun, Run } from '../../../kernel/src/train/runs.js';
+import { trainRun } from '../../../kernel/src/train/train-run.js';
+import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
+import { withKernelInterrupts } from '../../support/interrupt.js';
+import { schemaErrors } from '../../support/schema.js';
+import { TINY_MOE, tinyData, tinyTrainer } from '../../support/tiny.js';
+import { trainingFlopsPerToken } from '../../../kernel/src/models/flops.js';
+import { scratchDir } from '../../helpers.js';
+
+const tmp = () => scratchDir('mambalab-runs-');
+
+test('trainRun records every step, the validation curve and a checkpoint, and loadRun reads them back', async () => {
+  const dir = join(tmp(), 'first');
+  const { trainer } = tinyTrainer();
+  const run = await trainRun(trainer, tinyData(), { steps: 12, dir, evalEvery: 4, evalBatches: 1 });
+  assert.equal(run.status, 'done');
+  assert.equal(run.id, 'first');
+  assert.deepEqual(run.train.step, Array.from({ length: 12 }, (_, i) => i + 1));
+  assert.deepEqual(run.validation.step, [0, 4, 8, 12]);
+  assert.equal(run.checkpointStep, 12);
+  assert.ok(existsSync(join(dir, 'checkpoint', 'model.safetensors')));
+
+  const loaded = loadRun(dir);
+  assert.equal(loaded.status, 'done');
+  assert.deepEqual(loaded.train, run.train);
+  assert.deepEqual(loaded.validation, run.validation);
+  assert.deepEqual(loaded.config.model, trainer.model.config);
+  assert.equal(loaded.config.trainer.batchSize, 2);
+  assert.equal(loaded.model.paramsActive, trainer.model.parameterCount().nonEmbedding);
+
+  // The metrics file is plain Arrow IPC, with the loss of each step.
+  const table = tableFromIPC(readFileSync(join(dir, 'metrics.arrow')));
+  assert.equal(table.numRows, 12);
+  assert.deepEqual(Array.from(table.getChild('loss')!.toArray() as Float64Array), run.train.loss);
+
+  const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
+  assert.equal(schemaErrors(doc), '');
+  assert.deepEqual(doc.runs[0].train.loss, run.train.loss);
+  assert.match(inspect(run), /^Run first \[done\] 12 steps, loss \d+\.\d{3}/);
+  assert.ok(MAMBALAB_MIME.startsWith('application/vnd.mambalab.v1'));
+});
+
+test('an MoE run records tokens per expert every few steps, with its active parameters and FLOPs per token', async () => {
+  const dir = join(tmp(), 'moe');
+  const { model, trainer } = tinyTrainer(TINY_MOE);
+  const run = await trainRun(trainer, tinyData(), { steps: 5, dir, evalBatches: 1, expertsEvery: 2 });
+  const e = run.experts!;
+  assert.deepEqual([e.layers, e.numExperts, e.step], [[1, 3], 4, [2, 4, 5]]);
+  const routed = 2 * 16; // batchSize × seqLen tokens, top-1: each goes to one expert or is dropped
+  e.counts.forEach((layers, i) => layers.forEach((c, l) => assert.equal(c.reduce((a, b) => a + b, 0) + e.dropped![i]![l]!, routed)));
+
+  const loaded = loadRun(dir);
+  assert.deepEqual(loaded.experts, e);
+  const table = tableFromIPC(readFileSync(join(dir, 'experts.arrow')));
+  assert.deepEqual(table.schema.fields.map((f) => f.name), ['step', 'layer', 'dropped', 'expert_0', 'expert_1', 'expert_2', 'expert_3']);
+  assert.equal(table.numRows, 3 * 2);
+
+  const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
+  assert.equal(schemaErrors(doc), '');
+  assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'experts']);
+  const counts = model.parameterCount();
+  assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
+  assert.ok(counts.active < counts.nonEmbedding);
+  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config));
+
+  loaded.truncate(3);
+  assert.deepEqual(loaded.experts!.step, [2]);
+});
+
+test('the same trainer continues its run; a fresh trainer starts the directory over', async () => {
+  const dir = join(tmp(), 'continued');
+  const data = tinyData();
+  const { trainer } = tinyTrainer();
+  await trainRun(trainer, data, { steps: 5, dir, evalBatches: 1 });
+  const run = await trainRun(trainer, data, { steps: 3, dir, evalBatches: 1 });
+  assert.deepEqual(run.train.step, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(loadRun(dir).train.step, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(run.validation.step, [0, 5, 8]);
+
+  const fresh = await trainRun(tinyTrainer().trainer, data, { steps: 2, dir, evalBatches: 1 });
+  assert.deepEqual(fresh.train.step, [1, 2]);
+  assert.equal(loadRun(dir).checkpointStep, 2);
+});
+
+test('a trainer resumed from an earlier checkpoint continues the run from there, dropping the later steps', async () => {
+  const root = tmp();
+  const dir = join(root, 'resumed');
+  const data = tinyData();
+  const { trainer } = tinyTrainer();
+  await trainRun(trainer, data, { steps: 2, dir, evalBatches: 1 });
+  trainer.saveCheckpoint(join(root, 'at-step-2'));
+  const before = await trainRun(trainer, data, { steps: 3, dir, evalBatches: 1 });
+  assert.equal(before.steps, 5);
+
+  const back = tinyTrainer().trainer;
+  back.loadCheckpoint(join(root, 'at-step-2'));
+  const run = await trainRun(back, data, { steps: 2, dir, evalBatches: 1 });
+  assert.deepEqual(run.train.step, [1, 2, 3, 4]);
+  assert.deepEqual(run.train.loss.slice(0, 2), before.train.loss.slice(0, 2));
+  // Same weights, optimizer state and batch order: the resumed steps repeat the originals.
+  assert.deepEqual(run.train.loss.slice(2), before.train.loss.slice(2, 4));
+  assert.deepEqual(run.validation.step, [0, 2, 4]);
+  assert.equal(loadRun(dir).checkpointStep, 4);
+});
+
+test('a trainer ahead of the run in dir, or of another model, is refused', async () => {
+  const dir = join(tmp(), 'mismatch');
+  const data = tinyData();
+  const { trainer } = tinyTrainer();
+  await trainRun(trainer, data, { steps: 2, dir, evalBatches: 1 });
+  const other = tinyTrainer().trainer;
+  await other.fit(data, { steps: 3, evalBatches: 1 });
+  await assert.rejects(trainRun(other, data, { steps: 1, dir }), /holds a run that ends at step 2, but this trainer is at step 3/);
+  const wider = tinyTrainer({ dModel: 24 }).trainer;
+  await wider.fit(data, { steps: 1, evalBatches: 1 });
+  await assert.rejects(trainRun(wider, data, { steps: 1, dir }), /holds a run of another model config/);
+});
+
+test('a signal stops the run at a step boundary with its checkpoint', async () => {
+  const dir = join(tmp(), 'stopped');
+  const { trainer } = tinyTrainer();
+  const abort = new AbortController();
+  const run = await trainRun(trainer, tinyData(), {
+    steps: 50,
+    dir,
+    evalBatches: 1,
+    signal: abort.signal,
+    onStep: (m) => m.step === 3 && abort.abort(),
+  });
+  assert.equal(run.status, 'stopped');
+  assert.equal(run.steps, 3);
+  assert.equal(run.checkpointStep, 3);
+  assert.equal(loadRun(dir).status, 'stopped');
+  const resumed = tinyTrainer().trainer;
+  resumed.loadCheckpoint(run.checkpointDir);
+  assert.equal(resumed.stepCount, 3);
+});
+
+test("the kernel's interrupt saves the stopped run with its checkpoint, then rejects", async () => {
+  const dir = join(tmp(), 'paused');
+  const { trainer } = tinyTrainer();
+  const error = await withKernelInterrupts((interrupt) =>
+    trainRun(trainer, tinyData(), { steps: 50, dir, evalBatches: 1, onStep: (m) => m.step === 3 && interrupt() }),
+  ).then(() => assert.fail('trainRun resolved'), (e: unknown) => e);
+  assert.ok(error instanceof TrainingInterrupted);
+  assert.match(error.message, /^paused: stopped after 3 of 50 steps \(at step 3\); the run and its checkpoint are saved in .*paused$/);
+  const run = loadRun(dir);
+  assert.deepEqual([run.status, run.steps, run.checkpointStep, trainer.stepCount], ['stopped', 3, 3, 3]);
+  assert.deepEqual(run.validation.step, [0], 'the loss before training is the first validation point');
+});
+
+/** The tiny data, with a train sampler that fails on its n-th batch (a read error mid-run). */
+function failingOn(n: number, data: TokenSource): TokenSource {
+  return {
+    description: 'flaky',
+    vocabSize: data.vocabSize,
+    stats: (split) => data.stats(split),
+    sampler(split, options): BatchSampler {
+      const inner = data.sampler(split, options);
+      let batches = 0;
+      return {
+        next: () => {
+          if (split === 'train' && ++batches === n) throw new Error('disk read failed');
+          return inner.next();
+        },
+        state: () => inner.state(),
+      };
+    },
+  };
+}
+
+test('an error during training marks the run failed, keeping its steps and last checkpoint', async () => {
+  const dir = join(tmp(), 'failed');
+  const { trainer } = tinyTrainer();
+  await trainRun(trainer, tinyData(), { steps: 2, dir, evalBatches: 1 });
+  await assert.rejects(trainRun(trainer, failingOn(3, tinyData()), { steps: 10, dir, evalBatches: 1 }), /disk read failed/);
+  const run = loadRun(dir);
+  assert.equal(run.status, 'failed');
+  assert.equal(run.error, 'disk read failed');
+  assert.equal(run.steps, 4, 'two steps before, two in the failed fit');
+  assert.equal(trainer.stepCount, 4, 'the trainer stays at its last completed step');
+  assert.equal(run.checkpointStep, 2, 'the checkpoint from before the failure is kept');
+  assert.equal(schemaErrors(JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'))), '');
+});
+
+test('bad arguments are refused before anything is written', async () => {
+  const { trainer } = tinyTrainer();
+  const dir = join(tmp(), 'never');
+  await assert.rejects(trainRun(trainer, tinyData(), { steps: 0, dir }), /steps must be a positive integer, got 0/);
+  await assert.rejects(trainRun(trainer, tinyData(), { steps: 2, dir, checkpointEvery: -1 }), /checkpointEvery must be a non-negative integer/);
+  assert.equal(existsSync(dir), false);
+  assert.throws(() => loadRun(dir), /is not a run \(it has no run.json\)/);
+  assert.ok(trainer instanceof Trainer);
+});
+
+test('Run.record refuses steps out of order; validation points stay sorted', () => {
+  const { model, trainer } = tinyTrainer();
+  const run = Run.create(join(tmp(), 'manual'), { model, trainer: trainer.options });
+  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
+  run.record(m);
+  assert.throws(() => run.record({ ...m, step: 2 }), /step 2 recorded after step 2/);
+  run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 4 });
+  run.recordValidation({ step: 0, tokens: 0, wallS: 0, loss: 6 });
+  run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 3.5 });
+  assert.deepEqual(run.validation.step, [0, 2]);
+  assert.deepEqual(run.validation.loss, [6, 3.5]);
+});
