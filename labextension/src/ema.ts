@@ -18,11 +18,11 @@ export function emaPerStep(step: ArrayLike<number>, values: ArrayLike<number>, a
   const keep = Math.log1p(-Math.min(alpha, 1));
   let mean = 0;
   let weight = 0;
-  let previousStep = Number.NaN;
+  let previousStep = 0; // training starts at step 0: the first point stands for the steps up to it
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
     if (Number.isFinite(value)) {
-      const gap = Number.isFinite(previousStep) ? Math.max(step[i]! - previousStep, 1) : 1;
+      const gap = Math.max(step[i]! - previousStep, 1);
       const decay = Math.exp(keep * gap);
       mean = decay * mean + (1 - decay) * value;
       weight = decay * weight + (1 - decay);

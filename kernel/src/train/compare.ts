@@ -23,14 +23,26 @@ export interface LossCurves {
   train: { step: ArrayLike<number>; tokens: ArrayLike<number>; loss: ArrayLike<number> };
 }
 
-/** s₀ = x₀, sₜ = α·xₜ + (1 − α)·sₜ₋₁. */
-export function ema(values: ArrayLike<number>, alpha: number): number[] {
+/**
+ * The EMA of a loss curve per training step, bias-corrected: after step t,
+ * mₜ = (1 − α)^g · mₜ₋₁ + (1 − (1 − α)^g) · xₜ and wₜ likewise with xₜ = 1, where g is the
+ * number of steps since the last logged point; the smoothed loss is mₜ / wₜ. With a point per
+ * step this is α-weighted with weights normalised to sum 1, so the start is the running mean
+ * rather than the first loss; logging every k steps gives the same curve at the logged steps.
+ * The lab extension draws curves with the same definition.
+ */
+export function ema(steps: ArrayLike<number>, values: ArrayLike<number>, alpha: number): number[] {
   const out: number[] = [];
-  let s = Number.NaN;
+  const logKeep = Math.log1p(-Math.min(alpha, 1));
+  let mean = 0;
+  let weight = 0;
   for (let i = 0; i < values.length; i++) {
-    const x = values[i]!;
-    s = i === 0 ? x : alpha * x + (1 - alpha) * s;
-    out.push(s);
+    // Training starts at step 0, so the first point stands for the steps up to it.
+    const gap = Math.max(steps[i]! - (i === 0 ? 0 : steps[i - 1]!), 1);
+    const keep = alpha >= 1 ? 0 : Math.exp(logKeep * gap);
+    mean = keep * mean + (1 - keep) * values[i]!;
+    weight = keep * weight + (1 - keep);
+    out.push(mean / weight);
   }
   return out;
 }
@@ -97,8 +109,8 @@ export function compareRuns(baseline: LossCurves, candidate: LossCurves, options
   const c = checked(candidate, 'candidate');
   const xb = b.x(axis);
   const xc = c.x(axis);
-  const sb = ema(b.loss, smoothing);
-  const sc = ema(c.loss, smoothing);
+  const sb = ema(b.x('step'), b.loss, smoothing);
+  const sc = ema(c.x('step'), c.loss, smoothing);
   const baselineFinalLoss = sb[sb.length - 1]!;
   const baselineAt = xb[xb.length - 1]!;
   const candidateReachesAt = firstReach(xc, sc, baselineFinalLoss);

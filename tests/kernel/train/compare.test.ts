@@ -53,22 +53,41 @@ test('on the tokens axis, a candidate with twice the batch saves half as much', 
   close(tokens.ratio, steps.ratio! / 2, 1e-9, 'tokens ratio');
 });
 
-test('ema matches its closed form on an exponential sequence', () => {
-  // x_n = c + A r^n, s_0 = x_0, s_n = α x_n + (1 − α) s_{n−1}
-  //   ⇒ s_n = c + A (q^n + α r (r^n − q^n) / (r − q)), q = 1 − α.
-  const [c0, A, r, alpha] = [3, 5, 0.97, 0.05];
+// x_n = c + A rⁿ (n = 0, 1, …), q = 1 − α: the bias-corrected EMA after n + 1 steps is
+//   s_n = c + α A (r^(n+1) − q^(n+1)) / ((r − q)(1 − q^(n+1))).
+function smoothedExponential(c0: number, A: number, r: number, alpha: number, n: number): number {
   const q = 1 - alpha;
+  return c0 + (alpha * A * (r ** (n + 1) - q ** (n + 1))) / ((r - q) * (1 - q ** (n + 1)));
+}
+
+test('ema matches its closed form on an exponential sequence', () => {
+  const [c0, A, r, alpha] = [3, 5, 0.97, 0.05];
   const xs = Array.from({ length: 300 }, (_, n) => c0 + A * r ** n);
-  const s = ema(xs, alpha);
-  s.forEach((value, n) => close(value, c0 + A * (q ** n + (alpha * r * (r ** n - q ** n)) / (r - q)), 1e-12, `s_${n}`));
-  assert.deepEqual(ema(xs, 1), xs);
+  const steps = xs.map((_, n) => n + 1);
+  const s = ema(steps, xs, alpha);
+  s.forEach((value, n) => close(value, smoothedExponential(c0, A, r, alpha, n), 1e-12, `s_${n}`));
+  assert.equal(s[0], xs[0], 'the first smoothed value is the first loss');
+  assert.deepEqual(ema(steps, xs, 1), xs);
+});
+
+test('ema does not depend on the logging interval', () => {
+  const alpha = 0.01;
+  const steps = Array.from({ length: 1000 }, (_, i) => i + 1);
+  const loss = steps.map((t) => 2 + 8 * Math.exp(-t / 200));
+  const every = ema(steps, loss, alpha);
+  // Logging every 10th step sees a constant loss over each gap in this approximation, so
+  // compare with a curve that is constant over the same gaps.
+  const coarseSteps = steps.filter((t) => t % 10 === 0);
+  const coarseLoss = coarseSteps.map((t) => loss[t - 1]!);
+  const stepwise = ema(steps, steps.map((t) => coarseLoss[Math.ceil(t / 10) - 1]!), alpha);
+  ema(coarseSteps, coarseLoss, alpha).forEach((v, i) => close(v, stepwise[coarseSteps[i]! - 1]!, 1e-12, `step ${coarseSteps[i]}`));
+  assert.ok(Math.abs(every.at(-1)! - stepwise.at(-1)!) < 0.05);
 });
 
 test('smoothing is applied before the savings: EMA-lagged exponentials, solved in closed form', () => {
   const [alpha, rb, rc, n] = [0.05, Math.exp(-0.01), Math.exp(-0.03), 500];
-  const q = 1 - alpha;
-  // The closed-form smoothed loss of 2 + 8 r^(t−1) at step t (t = 1 + the sequence index).
-  const smoothed = (r: number, t: number) => 2 + 8 * (q ** (t - 1) + (alpha * r * (r ** (t - 1) - q ** (t - 1))) / (r - q));
+  // The smoothed loss of 2 + 8 r^(t−1) at step t (the sequence index is t − 1).
+  const smoothed = (r: number, t: number) => smoothedExponential(2, 8, r, alpha, t - 1);
   const target = smoothed(rb, n);
   let [lo, hi] = [1, n];
   for (let i = 0; i < 200; i++) {
