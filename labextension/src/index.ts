@@ -7,12 +7,16 @@ import { MambalabOutput } from './widget.js';
 export const FILE_TYPE = 'mambalab';
 export const VIEWER = 'Mamba Lab plots';
 
+// Ahead of every built-in renderer: the kernel sends text/html and text/plain beside our type, as
+// fallbacks for other front ends, and JupyterLab's HTML renderer ranks 50 (a tie goes to it).
+const RANK = 0;
+
 const rendererFactory: IRenderMime.IRendererFactory = {
   // Safe: the data is only drawn by Plotly (which sanitises text); no HTML or script from it
   // reaches the page, so untrusted notebooks (e.g. opened from disk) render too.
   safe: true,
   mimeTypes: [MIME_TYPE],
-  defaultRank: 50,
+  defaultRank: RANK,
   createRenderer: (options) => new MambalabOutput(options.mimeType),
 };
 
@@ -20,7 +24,7 @@ const extension: IRenderMime.IExtension = {
   id: 'mambalab-labextension:plots',
   description: 'Renders mambalab training outputs: loss curves, training-step savings, expert token counts.',
   rendererFactory,
-  rank: 50,
+  rank: RANK,
   // The document viewer reads the file as text; parseBundle reports invalid JSON in the view.
   dataType: 'string',
   fileTypes: [

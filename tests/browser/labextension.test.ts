@@ -1,5 +1,5 @@
 // The mambalab extension in a real JupyterLab 4.6.4 in headless Chromium: stored notebook
-// outputs render the three plots, bad bundles render a message, the dark theme applies, the
+// outputs (full bundles, as the kernel sends them) render the three plots, bad bundles render a message, the dark theme applies, the
 // plot follows its container, a live display updates in place keeping the zoom (through a real
 // Python kernel's update_display_data), 100k-point runs stay quick, and a run's .mambalab.json
 // opens from the file browser. Screenshots go to test-artifacts/browser/.
@@ -49,6 +49,9 @@ describe('the mambalab extension in a real JupyterLab', { skip: 'skip' in chromi
     // cells 1-5 hold the outputs: loss, savings, experts, malformed, newer schema
     for (let cell = 1; cell <= 5; cell++) await (await showCell(page, cell)).locator('.mambalab-output').waitFor({ timeout: 60_000 });
     assert.equal(await page.locator('.jp-OutputArea .mambalab-output').count(), 5);
+    // our renderer's widget is the output itself, not a div.mambalab-output inside JupyterLab's HTML
+    // renderer for the text/html fallback beside it
+    assert.equal(await page.locator('.jp-OutputArea-output.mambalab-output').count(), 5, 'every output drawn by the extension');
 
     const loss = (await showCell(page, 1)).locator('.mambalab-view-loss .mambalab-loss-plot');
     await loss.locator('.main-svg').first().waitFor();
