@@ -8,6 +8,8 @@ export interface ChartState {
   yTitle: string;
   fontColor: string;
   annotations: string[];
+  /** layout shapes (reference lines), as Plotly resolved them */
+  shapes: Array<{ xref: string; yref: string; x0: number; x1: number; y0: number; y1: number }>;
 }
 
 export async function chartState(chart: Locator): Promise<ChartState> {
@@ -23,6 +25,14 @@ export async function chartState(chart: Locator): Promise<ChartState> {
       yTitle: String(gd._fullLayout['yaxis']?.title?.text ?? ''),
       fontColor: String(gd._fullLayout['font']?.color ?? ''),
       annotations: ((gd._fullLayout['annotations'] ?? []) as Array<{ text: string }>).map((a) => a.text),
+      shapes: ((gd._fullLayout['shapes'] ?? []) as Array<Record<string, unknown>>).map((s) => ({
+        xref: String(s['xref']),
+        yref: String(s['yref']),
+        x0: Number(s['x0']),
+        x1: Number(s['x1']),
+        y0: Number(s['y0']),
+        y1: Number(s['y1']),
+      })),
     };
   });
 }
@@ -67,4 +77,29 @@ export async function openInLab(page: Page, url: string, path: string): Promise<
   await page.goto(`${url}/lab/tree/${path}?reset`);
   await page.waitForSelector('.jp-NotebookPanel, .jp-MimeDocument', { timeout: 60_000 });
   await page.waitForFunction(() => document.querySelectorAll('.jp-NotebookPanel, .jp-MimeDocument').length === 1);
+}
+
+/** The editor of notebook cell `index`: clicked into, then `code` inserted as one paste (no auto-closed brackets or auto-indent). */
+export async function enterCode(page: Page, index: number, code: string): Promise<void> {
+  const editor = (await showCell(page, index)).locator('.jp-InputArea-editor .cm-content');
+  await editor.click();
+  await page.keyboard.insertText(code);
+}
+
+/** The prompt of cell `index` once it ran: "[n]:" (also after an error), not "[ ]:" or "[*]:". */
+export async function waitForCellDone(page: Page, index: number, timeoutMs: number): Promise<string> {
+  const prompt = page.locator('.jp-NotebookPanel .jp-Cell').nth(index).locator('.jp-InputPrompt');
+  await page.waitForFunction(
+    (node) => /^\[\d+\]:$/.test(node?.textContent?.trim() ?? ''),
+    await prompt.elementHandle(),
+    { timeout: timeoutMs },
+  );
+  return ((await prompt.textContent()) ?? '').trim();
+}
+
+/** What cell `index` printed and the errors it showed, for assertion messages. */
+export async function cellText(page: Page, index: number): Promise<{ stdout: string; errors: string }> {
+  const outputs = page.locator('.jp-NotebookPanel .jp-Cell').nth(index).locator('.jp-OutputArea-output');
+  const texts = async (mime: string): Promise<string> => (await outputs.and(page.locator(`[data-mime-type="${mime}"]`)).allTextContents()).join('\n');
+  return { stdout: await texts('application/vnd.jupyter.stdout'), errors: await texts('application/vnd.jupyter.stderr') };
 }
