@@ -7,6 +7,7 @@
 #include "native/harness.h"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--list") return mltest::run_all(argc, argv);
   const ml::GpuInfo gpu = ml::query_gpu();
   if (gpu.device_count == 0) {
     const std::string prefix = "no GPU: ";

@@ -1,4 +1,5 @@
 #include "gpu/gpu_test.h"
+#include "core/error.h"
 #include "ops/selective_scan/selective_scan.h"
 
 using namespace gputest;
@@ -79,7 +80,12 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
   Grads<T> g(p);
   ml::cuda::selective_scan_forward<T>(d, p.inputs(), gout.get(), ckpt.get(), opt, nullptr);
   ml::cuda::selective_scan_backward<T>(d, p.inputs(), p.gdout.get(), ckpt.get(), g.view(), opt, nullptr);
+  // The inference forward (no checkpoints) must give the same output.
+  Dev<T> gout_inference(act);
+  gout_inference.poison();
+  ml::cuda::selective_scan_forward<T>(d, p.inputs(), gout_inference.get(), nullptr, opt, nullptr);
   sync("selective_scan");
+  EXPECT(gout_inference.bytes() == gout.bytes(), "the forward without checkpoints differs from the one with them");
   Errors errors(bound<T>());
   errors.add("out", gout.download(), out);
   errors.add("du", g.du.download(), du);
@@ -136,4 +142,17 @@ NATIVE_TEST(cuda_selective_scan_deterministic_backward_is_bit_identical) {
   same("dD", first.dD, second.dD);
   same("ddelta_bias", first.dbias, second.dbias);
   return mltest::str(bytes, " gradient bytes identical across two runs (b4 l1000 d256 n16 bf16)");
+}
+
+// checkpoint_every must be a multiple of 16 (the forward looks for checkpoints every 16 steps).
+NATIVE_TEST(cuda_selective_scan_rejects_a_checkpoint_spacing_off_the_grid) {
+  const ScanDims d{1, 64, 32, 16};
+  auto p = Problem<float>::make(d, 1301, 1.0);
+  Dev<float> out(d.batch * d.len * d.dim), ckpt(d.batch * 4 * d.dim * d.dstate);
+  try {
+    ml::cuda::selective_scan_forward<float>(d, p.inputs(), out.get(), ckpt.get(), {24, true}, nullptr);
+  } catch (const ml::Error& e) {
+    return std::string("rejected: ") + e.what();
+  }
+  throw mltest::Failure("checkpoint_every 24 was accepted");
 }
