@@ -5,11 +5,14 @@
 # ./gpu-out). Without a GPU it says so and exits 0.
 #
 #   bash tests/gpu/run.sh            # everything
-#   SKIP_BENCH=1 bash tests/gpu/run.sh
+#   SKIP_BENCH=1 bash tests/gpu/run.sh       # tests only
+#   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch reference
+#   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 BUILD=${BUILD:-native/build-gpu}
+WORK=$(mktemp -d)  # intermediate files; $OUT keeps the few that matter (the device tool returns 8)
 mkdir -p "$OUT"
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
@@ -17,7 +20,7 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
   exit 0
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw \
-  --format=csv | tee "$OUT/gpu.txt"
+  --format=csv
 
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
@@ -33,7 +36,7 @@ fi
 scan_obj=$(find "$BUILD" -path '*selective_scan/cuda.cu.o' | head -1)
 if [ -n "$scan_obj" ] && command -v cuobjdump >/dev/null 2>&1; then
   cuobjdump -sass "$scan_obj" | gzip >"$OUT/scan.sass.gz"
-  cuobjdump -res-usage "$scan_obj" >"$OUT/scan.res.txt" 2>&1
+  cuobjdump -res-usage "$scan_obj" 2>&1 | grep -A1 Function | grep -v '^--' >>"$OUT/build.log"
 fi
 
 echo "# tests"
@@ -42,18 +45,32 @@ tests_rc=${PIPESTATUS[0]}
 
 if [ -z "${SKIP_BENCH:-}" ]; then
   echo "# scan benchmark"
-  : >"$OUT/scan_ours.jsonl"
-  for config in "bf16 1 64" "bf16 0 64" "bf16 1 16" "fp32 1 64"; do
+  : >"$WORK/scan_ours.jsonl"
+  for config in "bf16 1 64" "bf16 0 64" "bf16 1 32" "bf16 1 16" "fp32 1 64"; do
     set -- $config
     "$BUILD/mambalab_bench_scan" --dtype "$1" --deterministic "$2" --checkpoint-every "$3" \
-      >>"$OUT/scan_ours.jsonl" 2>>"$OUT/bench.log" || echo "benchmark failed: $config (see $OUT/bench.log)"
+      >>"$WORK/scan_ours.jsonl" 2>>"$OUT/bench.log" || echo "benchmark failed: $config (see $OUT/bench.log)"
   done
-  PYTHONUNBUFFERED=1 python3 bench/reference/scan_reference.py --ours "$OUT/scan_ours.jsonl" \
-    >"$OUT/scan.jsonl" 2>>"$OUT/bench.log" || {
-    echo "PyTorch reference failed (see $OUT/bench.log)"
-    cp "$OUT/scan_ours.jsonl" "$OUT/scan.jsonl"
-  }
+  if [ -n "${SKIP_REFERENCE:-}" ]; then
+    cp "$WORK/scan_ours.jsonl" "$OUT/scan.jsonl"
+  else
+    PYTHONUNBUFFERED=1 python3 bench/reference/scan_reference.py --ours "$WORK/scan_ours.jsonl" \
+      >"$OUT/scan.jsonl" 2>>"$OUT/bench.log" || {
+      echo "PyTorch reference failed (see $OUT/bench.log)"
+      cp "$WORK/scan_ours.jsonl" "$OUT/scan.jsonl"
+    }
+  fi
   cat "$OUT/scan.jsonl"
+fi
+
+# Hardware counters of the scan kernels (one forward, one backward), for the notes.
+if [ -n "${PROFILE:-}" ] && command -v ncu >/dev/null 2>&1; then
+  echo "# profile (ncu, clocks left as they are)"
+  ncu --clock-control none --kernel-name regex:scan_ --launch-count 3 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    "$BUILD/mambalab_bench_scan" --warmup 0 --iters 1 --sets 1 >"$OUT/scan_profile.txt" 2>&1 ||
+    echo "ncu failed (see $OUT/scan_profile.txt)"
 fi
 
 echo
