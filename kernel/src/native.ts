@@ -71,7 +71,12 @@ export interface NativeModel {
 
 export interface NativeAddon {
   Model: new (config: NativeModelConfig, dtype: DType) => NativeModel;
-  info(): { threads: number; backends: string[] };
+  info(): {
+    threads: number;
+    backends: string[];
+    /** CUDA devices the engine can use; `status` says why there are none ("no GPU: ..."). */
+    gpu: { builtWithCuda: boolean; deviceCount: number; name: string; computeCapability: number; status: string };
+  };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -47,10 +47,8 @@ std::string check_gradients(const std::function<double()>& loss, const std::vect
   return worst.report();
 }
 
-}  // namespace mltest
-
-int main(int argc, char** argv) {
-  auto& cases = mltest::registry();
+int run_all(int argc, char** argv) {
+  auto& cases = registry();
   if (argc > 1 && std::strcmp(argv[1], "--list") == 0) {
     for (const auto& c : cases) std::cout << c.name << "\n";
     return 0;
@@ -71,3 +69,5 @@ int main(int argc, char** argv) {
   std::cout << passed << " passed, " << failed << " failed" << std::endl;
   return failed ? 1 : 0;
 }
+
+}  // namespace mltest

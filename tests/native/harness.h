@@ -89,6 +89,10 @@ void randomise_parameters(ParamListT& params, ml::Rng& rng) {
   }
 }
 
+// Runs the registered cases (all, or those named in argv; `--list` lists them), printing one
+// line per case and a summary; returns the exit status. main() in main.cpp calls it.
+int run_all(int argc, char** argv);
+
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/gpu.h"
 #include "core/parallel.h"
 #include "train/runtime.h"
 
@@ -306,9 +307,18 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("threads", ml::num_threads());
-  Napi::Array backends = Napi::Array::New(env, 1);
+  const ml::GpuInfo gpu = ml::query_gpu();
+  Napi::Array backends = Napi::Array::New(env);
   backends.Set(0u, "cpu");
+  if (gpu.device_count > 0) backends.Set(1u, "cuda");
   out.Set("backends", backends);
+  Napi::Object g = Napi::Object::New(env);
+  g.Set("builtWithCuda", gpu.built_with_cuda);
+  g.Set("deviceCount", gpu.device_count);
+  g.Set("name", gpu.name);
+  g.Set("computeCapability", gpu.compute_capability);
+  g.Set("status", gpu.status);
+  out.Set("gpu", g);
   return out;
 }
 

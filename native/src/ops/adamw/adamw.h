@@ -18,3 +18,36 @@ template <typename T>
 void adamw_update(const AdamWParams& params, T* param, const T* grad, T* m, T* v, int64_t n);
 
 }  // namespace ml::cpu
+
+#include <vector>
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+using cpu::AdamWParams;
+
+// One parameter tensor of a multi-tensor step: fp32 master weights, gradient and moments,
+// its own weight decay, and optionally a bf16 compute copy refreshed from the new weights.
+struct AdamWTensor {
+  float* param;
+  const float* grad;
+  float* m;
+  float* v;
+  int64_t size;
+  float weight_decay;
+  __nv_bfloat16* param_bf16 = nullptr;
+};
+
+// The CPU reference's update for every tensor, in a few launches (up to 32 tensors each);
+// params.weight_decay is ignored in favour of each tensor's. grad_scale (device, may be
+// null) multiplies every gradient first: pass the coefficient from clip_coefficient and
+// clipping costs no pass over the gradients and no host synchronisation.
+void adamw_update(const AdamWParams& params, const std::vector<AdamWTensor>& tensors, const float* grad_scale,
+                  cudaStream_t stream);
+
+// One tensor, as ml::cpu::adamw_update (weight decay from params).
+void adamw_update(const AdamWParams& params, float* param, const float* grad, float* m, float* v, int64_t n,
+                  cudaStream_t stream);
+
+}  // namespace ml::cuda

@@ -20,3 +20,22 @@ void conv1d_backward(const Conv1dDims& dims, const T* x, const T* weight, const 
                      T* dweight, T* dbias, bool apply_silu);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+using cpu::Conv1dDims;
+
+// The same on device pointers, enqueued on `stream`; width ≤ 4 (Mamba's d_conv). x, y, dy,
+// dx are T (float or __nv_bfloat16); weight, bias, dweight, dbias are fp32. The parameter
+// gradients accumulate through per-block partials added in a fixed order (deterministic).
+template <typename T>
+void conv1d_forward(const Conv1dDims& dims, const T* x, const float* weight, const float* bias, T* y,
+                    bool apply_silu, cudaStream_t stream);
+
+template <typename T>
+void conv1d_backward(const Conv1dDims& dims, const T* x, const float* weight, const float* bias, const T* dy, T* dx,
+                     float* dweight, float* dbias, bool apply_silu, cudaStream_t stream);
+
+}  // namespace ml::cuda

@@ -23,3 +23,24 @@ void cross_entropy_backward(const HeadDims& dims, const T* h, const T* embedding
                             const T* lse, T dloss, T* dh, T* dembedding);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+using cpu::HeadDims;
+
+// The same on device pointers, enqueued on `stream`: h and E are T (float or
+// __nv_bfloat16), logits are made in fp32 one vocabulary chunk at a time (default ~32M
+// logits per chunk) and never kept whole. The mean loss is written to loss[0] (fp32, on the
+// device: no host synchronisation), summed in fp64 in a fixed order. dh (fp32) is
+// overwritten; dE (fp32, the master gradient of the tied embedding) accumulates.
+template <typename T>
+void cross_entropy_forward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets, float* lse,
+                           float* loss, cudaStream_t stream);
+
+template <typename T>
+void cross_entropy_backward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets,
+                            const float* lse, float dloss, float* dh, float* dembedding, cudaStream_t stream);
+
+}  // namespace ml::cuda

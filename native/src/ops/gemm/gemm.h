@@ -11,3 +11,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+// The same product on device pointers through cuBLASLt, enqueued on `stream`. A and B hold
+// TIn (float or __nv_bfloat16), C holds TOut; products accumulate in fp32 (never TF32) and
+// alpha, beta are fp32. Instantiated for <float, float>, <bf16, bf16> and <bf16, float>
+// (bf16 operands with an fp32 result: the weight gradients of mixed-precision training).
+template <typename TIn, typename TOut>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
+          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream);
+
+}  // namespace ml::cuda

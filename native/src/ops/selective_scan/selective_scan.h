@@ -31,3 +31,48 @@ template <typename T>
 void selective_scan_backward(const ScanDims& dims, const ScanInputs<T>& in, const T* dout, const ScanGrads<T>& grads);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+using cpu::ScanDims;
+
+// The CUDA scan keeps activations in T (float or __nv_bfloat16) and the parameters A, D and
+// delta_bias in fp32, as the reference implementation does; states and sums are fp32.
+template <typename T>
+struct ScanInputs {
+  const T *u, *delta, *B, *C, *z;
+  const float *A, *D, *delta_bias;
+};
+
+template <typename T>
+struct ScanGrads {
+  T *du, *ddelta, *dB, *dC, *dz;  // overwritten
+  float *dA, *dD, *ddelta_bias;   // accumulate
+};
+
+struct ScanOptions {
+  // Steps between the states the forward saves for the backward: a multiple of 16. Fewer
+  // saved states cost the backward one more recomputation of the forward per chunk.
+  int64_t checkpoint_every = 64;
+  // Backward without atomics: dB and dC (sums over channels) go through per-block partials
+  // added in a fixed order, so two runs give bit-identical gradients.
+  bool deterministic = true;
+};
+
+// Elements of the fp32 checkpoint buffer: (batch, ceil(len / checkpoint_every), dim, dstate).
+int64_t scan_checkpoint_elements(const ScanDims& dims, const ScanOptions& options);
+
+// The contract above on device pointers, enqueued on `stream`; dstate must be 2, 4, 8 or 16.
+// The state lives in registers and never reaches device memory, except the checkpoints
+// (may be null when no backward follows). The backward recomputes the forward from them.
+template <typename T>
+void selective_scan_forward(const ScanDims& dims, const ScanInputs<T>& in, T* out, float* checkpoints,
+                            const ScanOptions& options, cudaStream_t stream);
+
+template <typename T>
+void selective_scan_backward(const ScanDims& dims, const ScanInputs<T>& in, const T* dout, const float* checkpoints,
+                             const ScanGrads<T>& grads, const ScanOptions& options, cudaStream_t stream);
+
+}  // namespace ml::cuda

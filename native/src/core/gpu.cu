@@ -1,0 +1,37 @@
+// query_gpu for the CUDA build. No driver, no device and a driver older than the runtime
+// all come back as a status line, never as an exception.
+#include <cuda_runtime.h>
+
+#include "gpu.h"
+
+namespace ml {
+
+GpuInfo query_gpu() {
+  GpuInfo info;
+  info.built_with_cuda = true;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // leave no error behind for later calls
+    info.status = std::string("no GPU: ") + cudaGetErrorString(err);
+    return info;
+  }
+  if (count == 0) {
+    info.status = "no GPU: CUDA found no device";
+    return info;
+  }
+  info.device_count = count;
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    info.name = prop.name;
+    info.compute_capability = prop.major * 10 + prop.minor;
+  } else {
+    cudaGetLastError();
+  }
+  info.status = std::to_string(count) + (count == 1 ? " GPU: " : " GPUs: ") + info.name + " (compute capability " +
+                std::to_string(info.compute_capability / 10) + "." + std::to_string(info.compute_capability % 10) +
+                ")";
+  return info;
+}
+
+}  // namespace ml

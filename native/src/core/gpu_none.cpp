@@ -1,0 +1,12 @@
+// query_gpu for the CPU-only build (no CUDA compiler was found when it was configured).
+#include "gpu.h"
+
+namespace ml {
+
+GpuInfo query_gpu() {
+  GpuInfo info;
+  info.status = "no GPU: the engine was built without CUDA (no CUDA compiler found at configure time)";
+  return info;
+}
+
+}  // namespace ml

@@ -1,0 +1,117 @@
+// Runs of consecutive elements between device memory and registers, up to 16 bytes per
+// access when the address is aligned and the whole run is in bounds, element by element otherwise
+// (ragged edges, odd sizes). Raw bits stay in 32-bit registers until used, so a load can be
+// issued early and its data consumed later (prefetching the next tile).
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "cuda_math.cuh"
+
+namespace ml::cuda {
+
+template <typename T, int kCount>
+struct Run;
+
+// fp32: one word per element.
+template <int kCount>
+struct Run<float, kCount> {
+  static constexpr int kWords = kCount;
+  uint32_t w[kWords];
+  __device__ __forceinline__ float at(int i) const { return __uint_as_float(w[i]); }
+  __device__ __forceinline__ void set_scalar(int i, const float* p) { w[i] = __float_as_uint(p[i]); }
+  __device__ __forceinline__ void zero(int i) { w[i] = 0; }
+};
+
+// bf16: two elements per word, element 2k in the low half (little-endian memory order).
+template <int kCount>
+struct Run<bf16, kCount> {
+  static constexpr int kWords = (kCount + 1) / 2;
+  uint32_t w[kWords];
+  __device__ __forceinline__ float at(int i) const {
+    return __uint_as_float((i & 1) ? (w[i / 2] & 0xffff0000u) : (w[i / 2] << 16));
+  }
+  __device__ __forceinline__ void set_scalar(int i, const bf16* p) {
+    const uint32_t bits = __bfloat16_as_ushort(p[i]);
+    w[i / 2] = (i & 1) ? ((w[i / 2] & 0x0000ffffu) | (bits << 16)) : ((w[i / 2] & 0xffff0000u) | bits);
+  }
+  __device__ __forceinline__ void zero(int i) { w[i / 2] &= (i & 1) ? 0x0000ffffu : 0xffff0000u; }
+  __device__ __forceinline__ uint32_t bits(int i) const { return (i & 1) ? (w[i / 2] >> 16) : (w[i / 2] & 0xffffu); }
+};
+
+// Widest access (16, 8 or 4 bytes) that a run of kCount elements divides into.
+template <typename T, int kCount>
+__host__ __device__ constexpr int access_bytes() {
+  constexpr int bytes = kCount * int(sizeof(T));
+  return bytes % 16 == 0 ? 16 : bytes % 8 == 0 ? 8 : bytes % 4 == 0 ? 4 : 0;
+}
+
+// Loads p[0, kCount) into r; elements at and past `valid` read as 0.
+template <typename T, int kCount>
+__device__ __forceinline__ void load_run(Run<T, kCount>& r, const T* __restrict__ p, int valid) {
+  constexpr int kBytes = access_bytes<T, kCount>();
+  if constexpr (kBytes > 0) {
+    if (valid >= kCount && (reinterpret_cast<uintptr_t>(p) & (kBytes - 1)) == 0) {
+      constexpr int kWordsPer = kBytes / 4;
+#pragma unroll
+      for (int v = 0; v < Run<T, kCount>::kWords / kWordsPer; ++v) {
+        if constexpr (kBytes == 16) {
+          const uint4 q = __ldg(reinterpret_cast<const uint4*>(p) + v);
+          r.w[4 * v] = q.x;
+          r.w[4 * v + 1] = q.y;
+          r.w[4 * v + 2] = q.z;
+          r.w[4 * v + 3] = q.w;
+        } else if constexpr (kBytes == 8) {
+          const uint2 q = __ldg(reinterpret_cast<const uint2*>(p) + v);
+          r.w[2 * v] = q.x;
+          r.w[2 * v + 1] = q.y;
+        } else {
+          r.w[v] = __ldg(reinterpret_cast<const unsigned int*>(p) + v);
+        }
+      }
+      return;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < Run<T, kCount>::kWords; ++i) r.w[i] = 0;
+#pragma unroll
+  for (int i = 0; i < kCount; ++i)
+    if (i < valid) r.set_scalar(i, p);
+}
+
+// Stores v[0, valid) to p as T (rounded to nearest even for bf16).
+template <typename T, int kCount>
+__device__ __forceinline__ void store_run(T* __restrict__ p, const float (&v)[kCount], int valid) {
+  constexpr int kBytes = access_bytes<T, kCount>();
+  if constexpr (kBytes > 0) {
+    if (valid >= kCount && (reinterpret_cast<uintptr_t>(p) & (kBytes - 1)) == 0) {
+      uint32_t w[kCount * sizeof(T) / 4];
+#pragma unroll
+      for (int k = 0; k < int(sizeof(w) / 4); ++k) {
+        if constexpr (sizeof(T) == 4) {
+          w[k] = __float_as_uint(v[k]);
+        } else {
+          const __nv_bfloat162 pair = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+          w[k] = *reinterpret_cast<const uint32_t*>(&pair);
+        }
+      }
+      constexpr int kWordsPer = kBytes / 4;
+#pragma unroll
+      for (int q = 0; q < int(sizeof(w) / 4) / kWordsPer; ++q) {
+        if constexpr (kBytes == 16)
+          reinterpret_cast<uint4*>(p)[q] = make_uint4(w[4 * q], w[4 * q + 1], w[4 * q + 2], w[4 * q + 3]);
+        else if constexpr (kBytes == 8)
+          reinterpret_cast<uint2*>(p)[q] = make_uint2(w[2 * q], w[2 * q + 1]);
+        else
+          reinterpret_cast<unsigned int*>(p)[q] = w[q];
+      }
+      return;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kCount; ++i)
+    if (i < valid) p[i] = from_float<T>(v[i]);
+}
+
+}  // namespace ml::cuda

@@ -1,0 +1,135 @@
+// Row-major GEMM through cuBLASLt (column-major): C = op(A)·op(B) in row-major is
+// Cᵀ = op(B)ᵀ·op(A)ᵀ in column-major, so B goes first and M, N swap; a row-major matrix
+// with leading dimension ld is its transpose in column-major with the same ld.
+// Plans (descriptors + the heuristic's algorithm) are cached per shape, types and pointer
+// alignment; each stream gets its own workspace so that streams never share one.
+#include <cuda_bf16.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "../../core/cublaslt.h"
+#include "../../core/cuda_check.h"
+#include "../../core/cuda_math.cuh"
+#include "../../core/device_allocator.h"
+#include "gemm.h"
+
+namespace ml::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+#define ML_LT_CHECK(call)                                                                       \
+  do {                                                                                          \
+    const lt::Status s_ = (call);                                                               \
+    ML_CHECK(s_ == 0, "gemm (cuBLASLt): ", #call, " returned ", lt::status_name(s_), " (", s_, ")"); \
+  } while (0)
+
+template <typename T>
+constexpr int lt_type() {
+  return std::is_same_v<T, float> ? lt::kF32 : lt::kBF16;
+}
+
+// Largest power of two (≤ 256) dividing the address: what cuBLASLt may assume.
+uint32_t alignment_of(const void* p) {
+  uint32_t a = 256;
+  while (a > 1 && (reinterpret_cast<uintptr_t>(p) % a) != 0) a >>= 1;
+  return a;
+}
+
+using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int, int, uint32_t,
+                           uint32_t, uint32_t>;
+
+struct Plan {
+  lt::MatmulDesc desc = nullptr;
+  lt::Layout a = nullptr, b = nullptr, c = nullptr;
+  lt::MatmulAlgo algo{};
+};
+
+struct Context {
+  std::mutex mutex;
+  lt::Handle handle = nullptr;
+  std::map<PlanKey, Plan> plans;
+  std::map<cudaStream_t, DeviceBuffer<uint8_t>> workspaces;
+};
+
+Context& context() {
+  static Context* ctx = new Context();  // lives as long as the process: plans hold library objects
+  return *ctx;
+}
+
+Plan make_plan(const lt::Api& api, Context& ctx, const PlanKey& key) {
+  const auto [M, N, K, lda, ldb, ldc, ta, tb, in_type, out_type, align_in, align_b, align_c] = key;
+  Plan p;
+  ML_LT_CHECK(api.matmul_desc_create(&p.desc, lt::kComputeF32, lt::kF32));
+  // cuBLAS's A is our B (first operand of the column-major product), cuBLAS's B our A.
+  const int32_t op_first = tb ? lt::kOpT : lt::kOpN, op_second = ta ? lt::kOpT : lt::kOpN;
+  ML_LT_CHECK(api.matmul_desc_set_attribute(p.desc, lt::kDescTransA, &op_first, sizeof(op_first)));
+  ML_LT_CHECK(api.matmul_desc_set_attribute(p.desc, lt::kDescTransB, &op_second, sizeof(op_second)));
+  ML_LT_CHECK(api.layout_create(&p.a, in_type, tb ? K : N, tb ? N : K, ldb));
+  ML_LT_CHECK(api.layout_create(&p.b, in_type, ta ? M : K, ta ? K : M, lda));
+  ML_LT_CHECK(api.layout_create(&p.c, out_type, N, M, ldc));
+
+  lt::Preference pref = nullptr;
+  ML_LT_CHECK(api.preference_create(&pref));
+  const uint64_t workspace = kWorkspaceBytes;
+  ML_LT_CHECK(api.preference_set_attribute(pref, lt::kPrefMaxWorkspaceBytes, &workspace, sizeof(workspace)));
+  ML_LT_CHECK(api.preference_set_attribute(pref, lt::kPrefMinAlignA, &align_b, sizeof(uint32_t)));
+  ML_LT_CHECK(api.preference_set_attribute(pref, lt::kPrefMinAlignB, &align_in, sizeof(uint32_t)));
+  ML_LT_CHECK(api.preference_set_attribute(pref, lt::kPrefMinAlignC, &align_c, sizeof(uint32_t)));
+  ML_LT_CHECK(api.preference_set_attribute(pref, lt::kPrefMinAlignD, &align_c, sizeof(uint32_t)));
+  lt::HeuristicResult result{};
+  int returned = 0;
+  const lt::Status s = api.algo_get_heuristic(ctx.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &returned);
+  api.preference_destroy(pref);
+  ML_CHECK(s == 0 && returned > 0, "gemm (cuBLASLt): no algorithm for M=", M, " N=", N, " K=", K, " trans_a=", ta,
+           " trans_b=", tb, " lda=", lda, " ldb=", ldb, " ldc=", ldc, " (", lt::status_name(s), ")");
+  p.algo = result.algo;
+  return p;
+}
+
+template <typename TOut>
+__global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float beta) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
+    TOut* c = C + (i / N) * ldc + i % N;
+    *c = from_float<TOut>(beta == 0.f ? 0.f : beta * to_float(*c));
+  }
+}
+
+}  // namespace
+
+template <typename TIn, typename TOut>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
+          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {  // no products: C = beta·C, as the CPU reference
+    scale_kernel<TOut><<<blocks_for(M * N, 256), 256, 0, stream>>>(C, M, N, ldc, beta);
+    ML_CUDA_CHECK_LAUNCH("gemm");
+    return;
+  }
+  const lt::Api& api = lt::api();
+  Context& ctx = context();
+  std::lock_guard<std::mutex> lock(ctx.mutex);
+  if (!ctx.handle) ML_LT_CHECK(api.create(&ctx.handle));
+  const PlanKey key{M, N, K, lda, ldb, ldc, trans_a, trans_b, lt_type<TIn>(), lt_type<TOut>(),
+                    alignment_of(A), alignment_of(B), alignment_of(C)};
+  auto it = ctx.plans.find(key);
+  if (it == ctx.plans.end()) it = ctx.plans.emplace(key, make_plan(api, ctx, key)).first;
+  auto ws = ctx.workspaces.find(stream);
+  if (ws == ctx.workspaces.end())
+    ws = ctx.workspaces.emplace(stream, DeviceBuffer<uint8_t>(int64_t(kWorkspaceBytes), "gemm workspace")).first;
+  const Plan& p = it->second;
+  ML_LT_CHECK(api.matmul(ctx.handle, p.desc, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo, ws->second.get(),
+                         kWorkspaceBytes, stream));
+  ML_CUDA_CHECK_LAUNCH("gemm");
+}
+
+#define ML_INSTANTIATE(TIn, TOut)                                                                                \
+  template void gemm<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, const TIn*,  \
+                                int64_t, float, TOut*, int64_t, cudaStream_t);
+ML_INSTANTIATE(float, float)
+ML_INSTANTIATE(bf16, bf16)
+ML_INSTANTIATE(bf16, float)
+
+}  // namespace ml::cuda

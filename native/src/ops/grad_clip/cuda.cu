@@ -1,0 +1,94 @@
+// Multi-tensor sum of squares: one block per 64K-element chunk writes its fp64 partial;
+// one block adds the partials in order and derives the norm and the clip coefficient;
+// clipping scales every chunk by that coefficient read on the device.
+#include "../../core/cuda_check.h"
+#include "../../core/cuda_math.cuh"
+#include "../../core/device_allocator.h"
+#include "../../core/multi_tensor.cuh"
+#include "grad_clip.h"
+
+namespace ml::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kChunk = 65536;
+
+struct Entry {
+  float* data;
+  int64_t size;
+};
+
+__device__ __forceinline__ const Entry& locate(const TensorBatch<Entry>& b, int64_t& begin, int64_t& end) {
+  const int i = entry_of(b, blockIdx.x);
+  begin = (int64_t(blockIdx.x) - b.first_block[i]) * kChunk;
+  end = min(b.entries[i].size, begin + kChunk);
+  return b.entries[i];
+}
+
+__global__ void sum_squares_kernel(const __grid_constant__ TensorBatch<Entry> batch, double* __restrict__ partial) {
+  __shared__ double scratch[32];
+  int64_t begin, end;
+  const Entry& e = locate(batch, begin, end);
+  double s = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += double(e.data[i]) * double(e.data[i]);
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) partial[batch.blocks_before + blockIdx.x] = s;
+}
+
+__global__ void finish_norm_kernel(const double* __restrict__ partial, int64_t parts, double max_norm,
+                                   float* __restrict__ norm_out, float* __restrict__ coef_out) {
+  __shared__ double scratch[32];
+  double s = 0;
+  for (int64_t p = threadIdx.x; p < parts; p += blockDim.x) s += partial[p];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) {
+    const double norm = sqrt(s);
+    norm_out[0] = float(norm);
+    if (coef_out) coef_out[0] = (max_norm > 0 && norm > max_norm) ? float(max_norm / (norm + 1e-6)) : 1.f;
+  }
+}
+
+__global__ void scale_kernel(const __grid_constant__ TensorBatch<Entry> batch, const float* __restrict__ coef) {
+  const float c = *coef;
+  if (c == 1.f) return;
+  int64_t begin, end;
+  const Entry& e = locate(batch, begin, end);
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) e.data[i] *= c;
+}
+
+std::vector<TensorBatch<Entry>> batches_of(const std::vector<GradSpan<float>>& grads) {
+  std::vector<Entry> entries;
+  entries.reserve(grads.size());
+  for (const auto& g : grads) entries.push_back({g.data, g.size});
+  return make_batches(entries, kChunk, [](const Entry& e) { return e.size; });
+}
+
+}  // namespace
+
+void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm, float* norm_out, float* coef_out,
+                      cudaStream_t stream) {
+  const auto batches = batches_of(grads);
+  const int64_t parts = batches.empty() ? 0 : batches.back().blocks_before + batches.back().blocks();
+  DeviceBuffer<double> partial(std::max<int64_t>(parts, 1), "global_norm");
+  for (const auto& batch : batches) {
+    sum_squares_kernel<<<unsigned(batch.blocks()), kThreads, 0, stream>>>(batch, partial.get());
+    ML_CUDA_CHECK_LAUNCH("global_norm");
+  }
+  finish_norm_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, max_norm, norm_out, coef_out);
+  ML_CUDA_CHECK_LAUNCH("global_norm");
+}
+
+void global_norm(const std::vector<GradSpan<float>>& grads, float* norm_out, cudaStream_t stream) {
+  clip_coefficient(grads, 0.0, norm_out, nullptr, stream);
+}
+
+void clip_grad_norm(const std::vector<GradSpan<float>>& grads, double max_norm, float* norm_out, cudaStream_t stream) {
+  DeviceBuffer<float> coef(1, "clip_grad_norm");
+  clip_coefficient(grads, max_norm, norm_out, coef.get(), stream);
+  for (const auto& batch : batches_of(grads)) {
+    scale_kernel<<<unsigned(batch.blocks()), kThreads, 0, stream>>>(batch, coef.get());
+    ML_CUDA_CHECK_LAUNCH("clip_grad_norm");
+  }
+}
+
+}  // namespace ml::cuda

@@ -1,0 +1,848 @@
+// The selective scan on the GPU: fused, with the state in registers.
+//
+// A block owns 32 consecutive channels of one sequence and walks time in tiles. G
+// neighbouring threads share a channel (4 for dstate 16), each holding dstate / G of its
+// states in registers, so a step of the recurrence is a few fused multiply-adds and one
+// exp2 per state. Inputs are laid out (batch, len, dim): a tile of u / delta / z is 32
+// consecutive channels per step, loaded up to 16 bytes per thread one tile ahead, turned
+// into fp32 (softplus, gates) once per element in shared memory, and B_t / C_t are
+// broadcast from shared memory to every channel. Sums over a channel's states (y, and the
+// backward's dt terms) go through shared memory as per-thread partials, so no step waits
+// on a shuffle.
+//
+// Forward: one pass; saves the state every `checkpoint_every` steps (fp32, the only state
+// that reaches device memory) when a backward will follow.
+// Backward: walks the chunks between checkpoints from the last to the first. For a chunk it
+// recomputes the forward once to get the states at the start of each 8-step tile (kept in
+// an L2-resident scratch), then for each tile from the last: recomputes the tile's states
+// into shared memory, walks it backwards with the adjoint state in registers (storing the
+// adjoints), and writes du, ddelta, dz. dB and dC are sums over channels of adjoint · dt·u
+// and state · dy: one pass over the stored tile per block, then per-block partials summed
+// in a fixed order (deterministic) or fp32 atomics.
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
+#include "../../core/cuda_check.h"
+#include "../../core/cuda_math.cuh"
+#include "../../core/device_allocator.h"
+#include "../../core/partials.h"
+#include "../../core/vector_io.cuh"
+#include "selective_scan.h"
+
+namespace ml::cuda {
+namespace {
+
+constexpr int kChannels = 32;  // channels per block
+constexpr int kFwdSteps = 32;  // time steps per forward tile
+constexpr int kBwdSteps = 8;   // per backward tile (its states and adjoints sit in shared memory)
+constexpr int kSegment = 16;   // checkpoints fall on multiples of this many steps
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr unsigned kFull = 0xffffffffu;
+
+// How a block's threads cover its 32 channels for a given dstate: G neighbouring lanes
+// share a channel, each holding NS = dstate / G states. More threads per channel means
+// more warps to hide the recurrence's latencies; fewer means less per-thread overhead.
+// Threads per channel for dstate ≥ 4 (a build-time knob for measuring the trade-off between
+// warps in flight and per-thread overhead; see bench/NOTES-scan.md).
+#ifndef MAMBALAB_SCAN_GROUPS
+#define MAMBALAB_SCAN_GROUPS 4
+#endif
+
+template <int N>
+struct Layout {
+  static constexpr int G = N >= MAMBALAB_SCAN_GROUPS ? MAMBALAB_SCAN_GROUPS : N;
+  static constexpr int NS = N / G;
+  static constexpr int kThreads = kChannels * G;
+  // Per-thread partial sums live at [t][g][c]: P apart between groups and S between steps,
+  // chosen so that both the scan role's stores (lanes = channels × groups) and the element
+  // role's loads (lanes = rows × channel runs) touch 32 different banks.
+  static constexpr int P = kChannels + kChannels / G;
+  static constexpr int S = G * P + 1;
+  __device__ static int part(int t, int g, int c) { return t * S + g * P + c; }
+};
+
+// Per-element arrays are [t][kRow]: the padding makes the element role's column stores
+// conflict-free while the scan role still reads 32 consecutive channels.
+constexpr int kRow = kChannels + 1;
+
+// min(limit, left) for a step count known to fit an int.
+__device__ __forceinline__ int steps_left(int limit, int64_t left) { return left < limit ? int(left) : limit; }
+
+__device__ __forceinline__ float exp2_approx(float x) {  // MUFU.EX2: relative error ~2⁻²²
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// NS consecutive floats between shared (or global) memory and registers, in one access
+// when NS allows (the addresses used are aligned to it).
+template <int NS>
+__device__ __forceinline__ void load_floats(const float* p, float (&v)[NS]) {
+  if constexpr (NS % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < NS / 4; ++q) {
+      const float4 x = reinterpret_cast<const float4*>(p)[q];
+      v[4 * q] = x.x;
+      v[4 * q + 1] = x.y;
+      v[4 * q + 2] = x.z;
+      v[4 * q + 3] = x.w;
+    }
+  } else if constexpr (NS == 2) {
+    const float2 x = *reinterpret_cast<const float2*>(p);
+    v[0] = x.x;
+    v[1] = x.y;
+  } else {
+#pragma unroll
+    for (int j = 0; j < NS; ++j) v[j] = p[j];
+  }
+}
+
+template <int NS>
+__device__ __forceinline__ void store_floats(float* p, const float (&v)[NS]) {
+  if constexpr (NS % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < NS / 4; ++q)
+      reinterpret_cast<float4*>(p)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
+  } else if constexpr (NS == 2) {
+    *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < NS; ++j) p[j] = v[j];
+  }
+}
+
+// ⟨c, h⟩ over a thread's states as a shallow tree (the serial chain would stall each step).
+template <int NS>
+__device__ __forceinline__ float dot_states(const float (&c)[NS], const float (&h)[NS]) {
+  if constexpr (NS >= 4) {
+    float p0 = c[0] * h[0], p1 = c[1] * h[1];
+#pragma unroll
+    for (int j = 2; j < NS; j += 2) {
+      p0 = fmaf(c[j], h[j], p0);
+      p1 = fmaf(c[j + 1], h[j + 1], p1);
+    }
+    return p0 + p1;
+  } else {
+    float y = 0.f;
+#pragma unroll
+    for (int j = 0; j < NS; ++j) y = fmaf(c[j], h[j], y);
+    return y;
+  }
+}
+
+// A step's operands from shared memory. The loops load step t+1's while computing step t
+// (software pipelining), so the shared-memory latency hides behind the arithmetic.
+template <int NS>
+struct StepOperands {
+  float dt, x;  // dt and, by loop, dt·u or dy
+  float B[NS], C[NS];
+};
+
+// Steps [first, last) of h ← exp(dt·A)·h + dt·u·B for one thread's states, software-pipelined:
+// load(t, op) fetches a step's operands from shared memory one step ahead, and the step's
+// decays are computed one step ahead too, so neither latency sits on the recurrence.
+// after(t, op, h) runs after each update (store the state, the output share, or nothing).
+template <int NS, typename Load, typename After>
+__device__ __forceinline__ void scan_steps(int first, int last, const float (&A2)[NS], float (&h)[NS], Load load,
+                                           After after) {
+  StepOperands<NS> next;
+  float a_next[NS];
+  load(first, next);
+#pragma unroll
+  for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+#pragma unroll 4
+  for (int t = first; t < last; ++t) {
+    const StepOperands<NS> op = next;
+    float a[NS];
+#pragma unroll
+    for (int j = 0; j < NS; ++j) a[j] = a_next[j];
+    load(min(t + 1, last - 1), next);
+#pragma unroll
+    for (int j = 0; j < NS; ++j) h[j] = fmaf(a[j], h[j], op.x * op.B[j]);
+    after(t, op, h);
+#pragma unroll
+    for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+  }
+}
+
+// Where a thread sits in its two roles. Scan role: channel `sc` of the block, states
+// [g·NS, (g+1)·NS). Element role: kPer consecutive elements of the (steps × 32 channels)
+// tile, row-major.
+template <int kSteps, int N>
+struct Roles {
+  static constexpr int kPer = kSteps * kChannels / Layout<N>::kThreads;
+  int sc, g, row, col;
+  int64_t ch;      // global channel of the scan role
+  bool ch_ok;      // ch < dim
+  int cols_valid;  // element role: how many of its kPer channels exist
+  __device__ Roles(int64_t c0, int64_t dim) {
+    const int tid = threadIdx.x;
+    sc = tid / Layout<N>::G;
+    g = tid % Layout<N>::G;
+    ch = c0 + sc;
+    ch_ok = ch < dim;
+    row = tid * kPer / kChannels;
+    col = tid * kPer % kChannels;
+    const int64_t left = dim - (c0 + col);
+    cols_valid = left <= 0 ? 0 : (left >= kPer ? kPer : int(left));
+  }
+  // Offset of this thread's element run at tile step t0 + row.
+  __device__ int64_t at(const ScanDims& d, int64_t b, int64_t t0, int64_t c0) const {
+    return ((b * d.len + t0 + row) * d.dim + c0 + col);
+  }
+};
+
+// B_t / C_t tiles are contiguous in memory ((batch, len, dstate)): thread i loads kPer
+// consecutive values of the flat (steps × dstate) block.
+template <int kSteps, int N>
+struct BCRun {
+  static constexpr int kThreads = Layout<N>::kThreads;
+  static constexpr int kTotal = kSteps * N;
+  static constexpr int kPer = kTotal >= kThreads ? kTotal / kThreads : 1;
+  __device__ static int first() { return threadIdx.x * kPer; }
+  template <typename T>
+  __device__ static void load(Run<T, kPer>& r, const T* base, int64_t b, int64_t len, int64_t t0, int steps) {
+    const int valid = steps * N - first();
+    load_run(r, base + (b * len + t0) * N + first(), valid < 0 ? 0 : valid);
+  }
+};
+
+// B_t and C_t of a tile in shared memory, in 2·kSteps·N floats. bf16 inputs stay bf16, as
+// (B, C) pairs in one word: a thread's NS states then cost one 4·NS-byte access instead of
+// two (broadcasting B and C to every channel is the scan's largest shared-memory traffic),
+// with nothing lost. fp32 inputs: B then C, in fp32.
+template <typename T, int kSteps, int N>
+struct BCTile {
+  using Loader = BCRun<kSteps, N>;
+  static constexpr int NS = Layout<N>::NS, kPer = Loader::kPer;
+  static constexpr bool kPacked = std::is_same_v<T, bf16>;
+
+  __device__ static void store(float* base, const Run<T, kPer>& rB, const Run<T, kPer>& rC) {
+    if (Loader::first() >= Loader::kTotal) return;
+    float b[kPer], c[kPer];
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      if constexpr (kPacked) {
+        b[e] = __uint_as_float(rB.bits(e) | (rC.bits(e) << 16));
+      } else {
+        b[e] = rB.at(e);
+        c[e] = rC.at(e);
+      }
+    }
+    store_floats(base + Loader::first(), b);
+    if constexpr (!kPacked) store_floats(base + kSteps * N + Loader::first(), c);
+  }
+  __device__ static void load(const float* base, int t, int g, float (&B)[NS], float (&C)[NS]) {
+    if constexpr (kPacked) {
+      float w[NS];
+      load_floats(base + t * N + g * NS, w);
+#pragma unroll
+      for (int j = 0; j < NS; ++j) {
+        const uint32_t x = __float_as_uint(w[j]);
+        B[j] = __uint_as_float(x << 16);
+        C[j] = __uint_as_float(x & 0xffff0000u);
+      }
+    } else {
+      load_floats(base + t * N + g * NS, B);
+      load_floats(base + kSteps * N + t * N + g * NS, C);
+    }
+  }
+  __device__ static void load_b(const float* base, int t, int g, float (&B)[NS]) {
+    if constexpr (kPacked) {
+      float C[NS];
+      load(base, t, g, B, C);
+    } else {
+      load_floats(base + t * N + g * NS, B);
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Forward
+
+template <int N>
+struct __align__(16) ForwardShared {
+  float dt[kFwdSteps][kRow];                      // softplus(delta + bias)
+  float dtu[kFwdSteps][kRow];                     // dt · u
+  float yp[kFwdSteps * Layout<N>::S];             // each thread's share of ⟨C_t, h_t⟩, at part(t, g, c)
+  float bc[2 * kFwdSteps * N];  // BCTile
+  float bias[kChannels], D[kChannels];
+};
+
+template <typename T, int N>
+__global__ void __launch_bounds__(Layout<N>::kThreads)
+    scan_forward_kernel(ScanDims d, ScanInputs<T> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every) {
+  constexpr int G = Layout<N>::G, NS = Layout<N>::NS;
+  using R = Roles<kFwdSteps, N>;
+  using BC = BCRun<kFwdSteps, N>;
+  using Tile = BCTile<T, kFwdSteps, N>;
+  constexpr int kPer = R::kPer;
+  __shared__ ForwardShared<N> sh;
+  const int64_t b = blockIdx.y, c0 = int64_t(blockIdx.x) * kChannels;
+  const R me(c0, d.dim);
+  if (threadIdx.x < kChannels) {
+    const int64_t c = c0 + threadIdx.x;
+    sh.bias[threadIdx.x] = c < d.dim ? in.delta_bias[c] : 0.f;
+    sh.D[threadIdx.x] = c < d.dim ? in.D[c] : 0.f;
+  }
+  float A2[NS], h[NS];
+#pragma unroll
+  for (int j = 0; j < NS; ++j) {
+    A2[j] = me.ch_ok ? in.A[me.ch * N + me.g * NS + j] * kLog2e : 0.f;
+    h[j] = 0.f;
+  }
+  const int len = int(d.len), n_ckpt = (len + ckpt_every - 1) / ckpt_every;
+  // This thread's element run at tile step 0; a tile further on is kFwdSteps·dim further.
+  const int64_t at0 = me.at(d, b, 0, c0), tile_stride = int64_t(kFwdSteps) * d.dim;
+  float* ckpt_at = ckpt ? ckpt + ((b * n_ckpt) * d.dim + me.ch) * N + me.g * NS : nullptr;
+  const int64_t ckpt_stride = d.dim * N;
+  int next_ckpt = 0;  // the step whose initial state is saved next
+
+  Run<T, kPer> ru, rd, rz;
+  Run<T, BC::kPer> rB, rC;
+  auto load_tile = [&](int t0) {
+    const int valid = t0 + me.row < len ? me.cols_valid : 0;
+    const int64_t at = at0 + (t0 / kFwdSteps) * tile_stride;
+    load_run(ru, in.u + at, valid);
+    load_run(rd, in.delta + at, valid);
+    load_run(rz, in.z + at, valid);
+    const int steps = steps_left(kFwdSteps, len - t0);
+    BC::load(rB, in.B, b, d.len, t0, steps);
+    BC::load(rC, in.C, b, d.len, t0, steps);
+  };
+  load_tile(0);
+  __syncthreads();  // sh.bias, sh.D
+
+  for (int t0 = 0; t0 < len; t0 += kFwdSteps) {
+    const int steps = steps_left(kFwdSteps, len - t0);
+    // Elementwise, once per element: dt, dt·u for the scan; the skip and gate for the output.
+    float skip[kPer], gate[kPer];
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int c = me.col + e;
+      const float dt = softplus_fast(rd.at(e) + sh.bias[c]), u = ru.at(e), z = rz.at(e);
+      sh.dt[me.row][c] = dt;
+      sh.dtu[me.row][c] = dt * u;
+      skip[e] = sh.D[c] * u;
+      gate[e] = z * sigmoid_fast(z);
+    }
+    Tile::store(sh.bc, rB, rC);
+    __syncthreads();
+    if (t0 + kFwdSteps < len) load_tile(t0 + kFwdSteps);  // in flight during the scan
+
+    for (int s0 = 0; s0 < steps; s0 += kSegment) {
+      if (t0 + s0 == next_ckpt) {  // the state before this step starts a chunk
+        if (ckpt && me.ch_ok) store_floats(ckpt_at, h);
+        ckpt_at += ckpt_stride;
+        next_ckpt += ckpt_every;
+      }
+      const int s1 = min(steps, s0 + kSegment);
+      scan_steps(
+          s0, s1, A2, h,
+          [&](int t, StepOperands<NS>& op) {
+            op.dt = sh.dt[t][me.sc];
+            op.x = sh.dtu[t][me.sc];
+            Tile::load(sh.bc, t, me.g, op.B, op.C);
+          },
+          // summed over the channel's G threads in the epilogue
+          [&](int t, const StepOperands<NS>& op, const float(&hs)[NS]) {
+            sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, hs);
+          });
+    }
+    __syncthreads();
+
+    float o[kPer];
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      float y = 0.f;
+#pragma unroll
+      for (int g = 0; g < G; ++g) y += sh.yp[Layout<N>::part(me.row, g, me.col + e)];
+      o[e] = (y + skip[e]) * gate[e];
+    }
+    if (me.row < steps) store_run(out + at0 + (t0 / kFwdSteps) * tile_stride, o, me.cols_valid);
+    // No barrier needed here: the next tile writes sh.dt / sh.dtu / sh.bc, which
+    // nobody reads after the barrier above, and sh.yp only after its own barrier.
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward
+
+// Shared memory of the backward, carved from one dynamic allocation (every piece a multiple
+// of 16 bytes, so vector accesses stay aligned).
+template <int N>
+struct BackwardShared {
+  static constexpr int NS = Layout<N>::NS, kThreads = Layout<N>::kThreads;
+  // Sizes rounded up to 4 floats so that every piece stays 16-byte aligned.
+  static constexpr int kRowsPadded = (kBwdSteps * kRow + 3) / 4 * 4;
+  static constexpr int kPartsPadded = (kBwdSteps * Layout<N>::S + 3) / 4 * 4;
+  float *dt, *dtu, *dy;     // [kBwdSteps][kRow]; dy = dout·silu(z)
+  float *yp, *shap, *sgbp;  // [kBwdSteps · S] at part(t, g, c): per-thread shares of ⟨C, h⟩, Σ q·A, Σ gh·B
+  float *bc;                // [2 · kBwdSteps · N]: BCTile
+  float *h;                 // [kBwdSteps + 1][kThreads][NS]: h[0] is the tile's initial state
+  float *gh;                // [kBwdSteps][kThreads][NS]: the adjoint dLoss/dh_t
+  float *bias, *D;          // [kChannels]
+
+  static constexpr size_t bytes() {
+    return sizeof(float) * (3 * kRowsPadded + 3 * kPartsPadded + 2 * kBwdSteps * N +
+                            (2 * kBwdSteps + 1) * kThreads * NS + 2 * kChannels);
+  }
+  __device__ explicit BackwardShared(float* p) {
+    auto take = [&p](int n) {
+      float* q = p;
+      p += n;
+      return q;
+    };
+    dt = take(kRowsPadded);
+    dtu = take(kRowsPadded);
+    dy = take(kRowsPadded);
+    yp = take(kPartsPadded);
+    shap = take(kPartsPadded);
+    sgbp = take(kPartsPadded);
+    bc = take(2 * kBwdSteps * N);
+    h = take((kBwdSteps + 1) * kThreads * NS);
+    gh = take(kBwdSteps * kThreads * NS);
+    bias = take(kChannels);
+    D = take(kChannels);
+  }
+  __device__ float* state(int t) { return h + (t * kThreads + threadIdx.x) * NS; }
+  __device__ float* adjoint(int t) { return gh + (t * kThreads + threadIdx.x) * NS; }
+};
+
+// The order in which the backward visits tiles: chunks from the last; in each, the forward
+// pass over all its tiles but the last (to find where each tile starts), then the backward
+// of its tiles from the last. Knowing the next tile lets its inputs load during this one.
+struct TileCursor {
+  int k = -1;         // chunk (−1: done)
+  int r = 0;          // tile within the chunk
+  bool main = false;  // false: forward pass 1; true: the tile's backward
+  bool first = false; // first visit of chunk k: its checkpoint is needed
+  int tiles = 0;      // tiles in chunk k
+
+  __device__ static int tiles_of(int k, int len, int every) {
+    return (min(every, len - k * every) + kBwdSteps - 1) / kBwdSteps;
+  }
+  __device__ static TileCursor start_of(int k, int len, int every) {
+    TileCursor c;
+    c.k = k;
+    c.tiles = tiles_of(k, len, every);
+    c.main = c.tiles == 1;
+    c.r = 0;
+    c.first = true;
+    return c;
+  }
+  __device__ TileCursor next(int len, int every) const {
+    TileCursor c = *this;
+    c.first = false;
+    if (!main) {
+      if (r + 2 < tiles) {
+        ++c.r;
+      } else {
+        c.main = true;
+        c.r = tiles - 1;
+      }
+    } else if (r > 0) {
+      --c.r;
+    } else {
+      c = k > 0 ? start_of(k - 1, len, every) : TileCursor{};
+    }
+    return c;
+  }
+  __device__ bool valid() const { return k >= 0; }
+  __device__ int t0(int every) const { return k * every + r * kBwdSteps; }
+};
+
+template <typename T, int N>
+__global__ void __launch_bounds__(Layout<N>::kThreads)
+    scan_backward_kernel(ScanDims d, ScanInputs<T> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
+                         int ckpt_every, ScanGrads<T> grads, float* __restrict__ sub, float* __restrict__ dbc,
+                         float* __restrict__ param_partial, bool deterministic) {
+  constexpr int G = Layout<N>::G, NS = Layout<N>::NS, kThreads = Layout<N>::kThreads;
+  using R = Roles<kBwdSteps, N>;
+  using BC = BCRun<kBwdSteps, N>;
+  using Tile = BCTile<T, kBwdSteps, N>;
+  constexpr int kPer = R::kPer;
+  extern __shared__ float4 smem4[];
+  BackwardShared<N> sh(reinterpret_cast<float*>(smem4));
+  const int64_t b = blockIdx.y, c0 = int64_t(blockIdx.x) * kChannels;
+  const int len = int(d.len), n_ckpt = (len + ckpt_every - 1) / ckpt_every;
+  const R me(c0, d.dim);
+  if (threadIdx.x < kChannels) {
+    const int64_t c = c0 + threadIdx.x;
+    sh.bias[threadIdx.x] = c < d.dim ? in.delta_bias[c] : 0.f;
+    sh.D[threadIdx.x] = c < d.dim ? in.D[c] : 0.f;
+  }
+  // This thread's states at the starts of the tiles of the current chunk (pass 1 writes,
+  // the tiles' backward reads; only this thread touches its slots, and they stay in L2).
+  float* my_sub = sub + ((int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * (ckpt_every / kBwdSteps) * kThreads +
+                         threadIdx.x) * NS;
+  auto sub_at = [&](int r) { return my_sub + int64_t(r) * kThreads * NS; };
+
+  float A2[NS], carry[NS], dA[NS];  // carry: a_{t+1}·(dLoss/dh_{t+1}), the adjoint state
+#pragma unroll
+  for (int j = 0; j < NS; ++j) {
+    A2[j] = me.ch_ok ? in.A[me.ch * N + me.g * NS + j] * kLog2e : 0.f;
+    carry[j] = 0.f;
+    dA[j] = 0.f;
+  }
+  float dD[kPer], dbias[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) dD[e] = dbias[e] = 0.f;
+
+  // This thread's element run at step 0; each tile is kBwdSteps·dim further.
+  const int64_t at0 = me.at(d, b, 0, c0), tile_stride = int64_t(kBwdSteps) * d.dim;
+  // Inputs of the next tile, loaded one tile ahead.
+  Run<T, kPer> ru, rd, rz, ro;
+  Run<T, BC::kPer> rB, rC;
+  float hc_next[NS], hc[NS], h0[NS], h[NS];  // checkpoint ahead; chunk start; next tile start; pass-1 state
+  auto prefetch = [&](const TileCursor& c, bool from_main) {
+    const int t0 = c.t0(ckpt_every), steps = steps_left(kBwdSteps, len - t0);
+    const int valid = me.row < steps ? me.cols_valid : 0;
+    const int64_t at = at0 + (t0 / kBwdSteps) * tile_stride;
+    load_run(ru, in.u + at, valid);
+    load_run(rd, in.delta + at, valid);
+    BC::load(rB, in.B, b, d.len, t0, steps);
+    if (c.main) {
+      load_run(rz, in.z + at, valid);
+      load_run(ro, dout + at, valid);
+      BC::load(rC, in.C, b, d.len, t0, steps);
+    }
+    if (c.first) {
+      if (me.ch_ok) {
+        load_floats(ckpt + ((b * n_ckpt + c.k) * d.dim + me.ch) * N + me.g * NS, hc_next);
+      } else {
+#pragma unroll
+        for (int j = 0; j < NS; ++j) hc_next[j] = 0.f;
+      }
+    }
+    if (c.main && from_main && c.r > 0) load_floats(sub_at(c.r - 1), h0);  // written long before
+  };
+
+  __syncthreads();  // sh.bias, sh.D
+  TileCursor cur = TileCursor::start_of(n_ckpt - 1, len, ckpt_every);
+  prefetch(cur, false);
+  for (; cur.valid();) {
+    const TileCursor nxt = cur.next(len, ckpt_every);
+    const int t0 = cur.t0(ckpt_every), steps = steps_left(kBwdSteps, len - t0);
+    if (cur.first) {
+#pragma unroll
+      for (int j = 0; j < NS; ++j) h[j] = hc[j] = hc_next[j];
+    }
+    if (cur.main && cur.r == 0) {
+#pragma unroll
+      for (int j = 0; j < NS; ++j) h0[j] = hc[j];
+    }
+
+    // Into shared memory: dt, dt·u, B (and dy, C); the element phase's values stay here.
+    float u[kPer], z[kPer], o[kPer], sig_z[kPer], sig_pre[kPer];
+    __syncthreads();  // the previous tile's readers are done
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int c = me.col + e, s = me.row * kRow + c;
+      const float dt = softplus_fast(rd.at(e) + sh.bias[c], &sig_pre[e]);
+      u[e] = ru.at(e);
+      sh.dt[s] = dt;
+      sh.dtu[s] = dt * u[e];
+      if (cur.main) {
+        z[e] = rz.at(e);
+        o[e] = ro.at(e);
+        sig_z[e] = sigmoid_fast(z[e]);
+        sh.dy[s] = o[e] * z[e] * sig_z[e];
+      }
+    }
+    Tile::store(sh.bc, rB, rC);  // C is stale in pass 1, which does not read it
+    if (cur.main) store_floats(sh.state(0), h0);
+    if (nxt.valid()) prefetch(nxt, cur.main);
+    __syncthreads();
+
+    if (!cur.main) {
+      // Pass 1: forward through a whole tile; its end state starts the next.
+      scan_steps(
+          0, kBwdSteps, A2, h,
+          [&](int t, StepOperands<NS>& op) {
+            op.dt = sh.dt[t * kRow + me.sc];
+            op.x = sh.dtu[t * kRow + me.sc];
+            Tile::load_b(sh.bc, t, me.g, op.B);
+          },
+          [](int, const StepOperands<NS>&, const float(&)[NS]) {});
+      if (cur.r + 2 == cur.tiles) {  // the next visit is the backward of the tile this state starts
+#pragma unroll
+        for (int j = 0; j < NS; ++j) h0[j] = h[j];
+      } else {
+        store_floats(sub_at(cur.r), h);
+      }
+      cur = nxt;
+      continue;
+    }
+
+    // Forward through the tile again, keeping every state (this thread's slots only).
+    {
+      float hs[NS];  // from shared memory: h0 may already hold the next tile's start
+      load_floats(sh.state(0), hs);
+      scan_steps(
+          0, steps, A2, hs,
+          [&](int t, StepOperands<NS>& op) {
+            op.dt = sh.dt[t * kRow + me.sc];
+            op.x = sh.dtu[t * kRow + me.sc];
+            Tile::load(sh.bc, t, me.g, op.B, op.C);
+          },
+          [&](int t, const StepOperands<NS>& op, const float(&h_t)[NS]) {
+            store_floats(sh.state(t + 1), h_t);
+            sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, h_t);
+          });
+    }
+
+    // Backwards through the tile: the adjoint state in registers, each step's adjoint kept.
+    {
+      auto load_step = [&](int t, StepOperands<NS>& op, float (&hprev)[NS]) {
+        op.dt = sh.dt[t * kRow + me.sc];
+        op.x = sh.dy[t * kRow + me.sc];
+        Tile::load(sh.bc, t, me.g, op.B, op.C);
+        load_floats(sh.state(t), hprev);
+      };
+      StepOperands<NS> next;
+      float next_hprev[NS], a_next[NS];
+      load_step(steps - 1, next, next_hprev);
+#pragma unroll
+      for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+#pragma unroll 2
+      for (int t = steps - 1; t >= 0; --t) {
+        const StepOperands<NS> op = next;
+        float hprev[NS], g[NS], a[NS];
+#pragma unroll
+        for (int j = 0; j < NS; ++j) {
+          hprev[j] = next_hprev[j];
+          a[j] = a_next[j];
+        }
+        load_step(max(t - 1, 0), next, next_hprev);
+        const float dt = op.dt, dy = op.x;
+        float sha = 0.f, sgb = 0.f;
+#pragma unroll
+        for (int j = 0; j < NS; ++j) {
+          g[j] = fmaf(dy, op.C[j], carry[j]);  // dLoss/dh_t
+          carry[j] = a[j] * g[j];
+          const float q = carry[j] * hprev[j];  // times A: dLoss/d(dt) through the decay; times dt: dLoss/dA
+          sha = fmaf(q, A2[j], sha);
+          dA[j] = fmaf(q, dt, dA[j]);
+          sgb = fmaf(g[j], op.B[j], sgb);
+        }
+#pragma unroll
+        for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+        store_floats(sh.adjoint(t), g);
+        sh.shap[Layout<N>::part(t, me.g, me.sc)] = sha * kLn2;
+        sh.sgbp[Layout<N>::part(t, me.g, me.sc)] = sgb;
+      }
+    }
+    __syncthreads();
+
+    // Per element: du, ddelta, dz from the channel's shares; dD and ddelta_bias in registers.
+    {
+      float du[kPer], ddelta[kPer], dz[kPer];
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) {
+        const int c = me.col + e, s = me.row * kRow + c;
+        float y = 0.f, sha = 0.f, sgb = 0.f;
+#pragma unroll
+        for (int k = 0; k < G; ++k) {
+          const int p = Layout<N>::part(me.row, k, c);
+          y += sh.yp[p];
+          sha += sh.shap[p];
+          sgb += sh.sgbp[p];
+        }
+        const float sz = sig_z[e], dy = sh.dy[s];
+        dz[e] = o[e] * (y + sh.D[c] * u[e]) * sz * (1.f + z[e] * (1.f - sz));
+        du[e] = dy * sh.D[c] + sgb * sh.dt[s];
+        ddelta[e] = (sha + sgb * u[e]) * sig_pre[e];
+        if (me.row < steps) {
+          dD[e] += dy * u[e];
+          dbias[e] += ddelta[e];
+        }
+      }
+      if (me.row < steps) {
+        const int64_t at = at0 + (t0 / kBwdSteps) * tile_stride;
+        store_run(grads.du + at, du, me.cols_valid);
+        store_run(grads.ddelta + at, ddelta, me.cols_valid);
+        store_run(grads.dz + at, dz, me.cols_valid);
+      }
+    }
+
+    // dB_t = Σ_c gh_t·dt·u and dC_t = Σ_c h_t·dy over this block's channels: a pair of
+    // threads per (step, B or C, state group), each taking every other channel.
+    {
+      const int q = threadIdx.x >> 1, half = threadIdx.x & 1;
+      const int t = q / (2 * G), kind = (q / G) & 1, grp = q % G;
+      float acc[NS];
+#pragma unroll
+      for (int j = 0; j < NS; ++j) acc[j] = 0.f;
+      if (t < steps) {
+        const float* src = kind == 0 ? sh.gh + t * kThreads * NS : sh.h + (t + 1) * kThreads * NS;
+        const float* w = (kind == 0 ? sh.dtu : sh.dy) + t * kRow;
+#pragma unroll 4
+        for (int i = 0; i < kChannels / 2; ++i) {
+          const int c = 2 * i + half;
+          float v[NS];
+          load_floats(src + (c * G + grp) * NS, v);
+          const float wc = w[c];
+#pragma unroll
+          for (int j = 0; j < NS; ++j) acc[j] = fmaf(v[j], wc, acc[j]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NS; ++j) acc[j] += __shfl_xor_sync(kFull, acc[j], 1);
+      if (half == 0 && t < steps) {
+        const int64_t out = ((b * d.len + t0 + t) * 2 + kind) * N + grp * NS;
+        if (deterministic) {
+          store_floats(dbc + int64_t(blockIdx.x) * d.batch * d.len * 2 * N + out, acc);
+        } else {
+#pragma unroll
+          for (int j = 0; j < NS; ++j) atomicAdd(dbc + out + j, acc[j]);
+        }
+      }
+    }
+    cur = nxt;
+  }
+
+  // Parameter gradients: dA per (channel, state) from the scan role; dD and ddelta_bias per
+  // channel from the element role, whose kBwdSteps rows are summed in row order first.
+  if (me.ch_ok) {
+#pragma unroll
+    for (int j = 0; j < NS; ++j) {
+      const int64_t i = me.ch * N + me.g * NS + j;
+      if (deterministic)
+        param_partial[b * d.dim * N + i] = dA[j];
+      else
+        atomicAdd(grads.dA + i, dA[j]);
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    sh.dt[me.row * kRow + me.col + e] = dD[e];
+    sh.dtu[me.row * kRow + me.col + e] = dbias[e];
+  }
+  __syncthreads();
+  if (threadIdx.x < kChannels && c0 + threadIdx.x < d.dim) {
+    float sd = 0.f, sb = 0.f;
+    for (int row = 0; row < kBwdSteps; ++row) {
+      sd += sh.dt[row * kRow + threadIdx.x];
+      sb += sh.dtu[row * kRow + threadIdx.x];
+    }
+    const int64_t c = c0 + threadIdx.x;
+    if (deterministic) {
+      float* dD_part = param_partial + d.batch * d.dim * N;
+      dD_part[b * d.dim + c] = sd;
+      dD_part[d.batch * d.dim + b * d.dim + c] = sb;
+    } else {
+      atomicAdd(grads.dD + c, sd);
+      atomicAdd(grads.ddelta_bias + c, sb);
+    }
+  }
+}
+
+// dB, dC from the fp32 (batch, len, {B, C}, dstate) sums: over the channel blocks' partials
+// in block order (deterministic), or straight from the atomics' buffer (parts = 1).
+template <typename T>
+__global__ void scan_dbc_kernel(const float* __restrict__ dbc, int64_t parts, int64_t rows, int64_t n_state,
+                                T* __restrict__ dB, T* __restrict__ dC) {
+  const int64_t total = rows * 2 * n_state;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    float s = 0.f;
+    for (int64_t p = 0; p < parts; ++p) s += dbc[p * total + i];
+    const int64_t row = i / (2 * n_state), kind = (i / n_state) % 2, n = i % n_state;
+    (kind == 0 ? dB : dC)[row * n_state + n] = from_float<T>(s);
+  }
+}
+
+void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
+  ML_CHECK(d.dstate == 2 || d.dstate == 4 || d.dstate == 8 || d.dstate == 16, op, ": dstate ", d.dstate,
+           " is not supported on CUDA (2, 4, 8 or 16)");
+  // The forward looks for checkpoints every kSegment steps, the backward walks kBwdSteps-step tiles.
+  static_assert(kSegment % kBwdSteps == 0 && kFwdSteps % kSegment == 0, "checkpoint grid");
+  ML_CHECK(o.checkpoint_every >= kSegment && o.checkpoint_every % kSegment == 0 && o.checkpoint_every <= (1 << 20),
+           op, ": checkpoint_every must be a positive multiple of ", kSegment, ", got ", o.checkpoint_every);
+  ML_CHECK(d.batch <= 65535, op, ": batch ", d.batch, " exceeds one launch");
+  ML_CHECK(d.len < (int64_t{1} << 31) - o.checkpoint_every, op, ": len ", d.len, " exceeds 2^31 steps");
+}
+
+dim3 grid_of(const ScanDims& d) { return dim3(unsigned((d.dim + kChannels - 1) / kChannels), unsigned(d.batch)); }
+
+template <typename T, int N>
+void launch_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, float* ckpt, const ScanOptions& o,
+                    cudaStream_t stream) {
+  scan_forward_kernel<T, N><<<grid_of(d), Layout<N>::kThreads, 0, stream>>>(d, in, out, ckpt, int(o.checkpoint_every));
+  ML_CUDA_CHECK_LAUNCH("selective_scan_forward");
+}
+
+template <typename T, int N>
+void launch_backward(const ScanDims& d, const ScanInputs<T>& in, const T* dout, const float* ckpt,
+                     const ScanGrads<T>& g, const ScanOptions& o, cudaStream_t stream) {
+  const int64_t blocks_c = (d.dim + kChannels - 1) / kChannels, rows = d.batch * d.len;
+  const int64_t parts = o.deterministic ? blocks_c : 1;
+  DeviceBuffer<float> dbc(parts * rows * 2 * N, "selective_scan_backward");
+  DeviceBuffer<float> param_partial(o.deterministic ? d.batch * d.dim * (N + 2) : 0, "selective_scan_backward");
+  DeviceBuffer<float> sub(d.batch * blocks_c * (o.checkpoint_every / kBwdSteps) * Layout<N>::kThreads * Layout<N>::NS,
+                          "selective_scan_backward");
+  if (!o.deterministic)
+    ML_CUDA_CHECK("selective_scan_backward", cudaMemsetAsync(dbc.get(), 0, dbc.bytes(), stream));
+  constexpr size_t smem = BackwardShared<N>::bytes();
+  auto kernel = scan_backward_kernel<T, N>;
+  ML_CUDA_CHECK("selective_scan_backward",
+                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  kernel<<<grid_of(d), Layout<N>::kThreads, smem, stream>>>(d, in, dout, ckpt, int(o.checkpoint_every), g, sub.get(),
+                                                            dbc.get(), param_partial.get(), o.deterministic);
+  ML_CUDA_CHECK_LAUNCH("selective_scan_backward");
+  scan_dbc_kernel<T><<<blocks_for(rows * 2 * N, 256), 256, 0, stream>>>(dbc.get(), parts, rows, N, g.dB, g.dC);
+  ML_CUDA_CHECK_LAUNCH("selective_scan_backward");
+  if (o.deterministic) {
+    const float* p = param_partial.get();
+    sum_partials(p, d.batch, d.dim * N, g.dA, true, stream, "selective_scan_backward");
+    sum_partials(p + d.batch * d.dim * N, d.batch, d.dim, g.dD, true, stream, "selective_scan_backward");
+    sum_partials(p + d.batch * d.dim * (N + 1), d.batch, d.dim, g.ddelta_bias, true, stream,
+                 "selective_scan_backward");
+  }
+}
+
+}  // namespace
+
+int64_t scan_checkpoint_elements(const ScanDims& d, const ScanOptions& o) {
+  return d.batch * ((d.len + o.checkpoint_every - 1) / o.checkpoint_every) * d.dim * d.dstate;
+}
+
+template <typename T>
+void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, float* ckpt, const ScanOptions& o,
+                            cudaStream_t stream) {
+  if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return;
+  check_dims(d, o, "selective_scan_forward");
+  switch (d.dstate) {
+    case 2: launch_forward<T, 2>(d, in, out, ckpt, o, stream); break;
+    case 4: launch_forward<T, 4>(d, in, out, ckpt, o, stream); break;
+    case 8: launch_forward<T, 8>(d, in, out, ckpt, o, stream); break;
+    default: launch_forward<T, 16>(d, in, out, ckpt, o, stream); break;
+  }
+}
+
+template <typename T>
+void selective_scan_backward(const ScanDims& d, const ScanInputs<T>& in, const T* dout, const float* ckpt,
+                             const ScanGrads<T>& g, const ScanOptions& o, cudaStream_t stream) {
+  if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return;
+  check_dims(d, o, "selective_scan_backward");
+  ML_CHECK(ckpt != nullptr, "selective_scan_backward: needs the checkpoints saved by the forward");
+  switch (d.dstate) {
+    case 2: launch_backward<T, 2>(d, in, dout, ckpt, g, o, stream); break;
+    case 4: launch_backward<T, 4>(d, in, dout, ckpt, g, o, stream); break;
+    case 8: launch_backward<T, 8>(d, in, dout, ckpt, g, o, stream); break;
+    default: launch_backward<T, 16>(d, in, dout, ckpt, g, o, stream); break;
+  }
+}
+
+#define ML_INSTANTIATE(T)                                                                                       \
+  template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T>&, T*, float*, const ScanOptions&, \
+                                          cudaStream_t);                                                       \
+  template void selective_scan_backward<T>(const ScanDims&, const ScanInputs<T>&, const T*, const float*,       \
+                                           const ScanGrads<T>&, const ScanOptions&, cudaStream_t);
+ML_INSTANTIATE(float)
+ML_INSTANTIATE(bf16)
+
+}  // namespace ml::cuda

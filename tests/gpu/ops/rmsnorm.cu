@@ -1,0 +1,49 @@
+#include "gpu/gpu_test.h"
+#include "ops/rmsnorm/rmsnorm.h"
+
+using namespace gputest;
+
+namespace {
+
+template <typename T>
+std::string check_rmsnorm(int64_t rows, int64_t dim, bool with_residual, uint64_t seed) {
+  ml::Rng rng(seed);
+  const int64_t n = rows * dim;
+  const auto x = rounded<T>(uniform(rng, n, -2, 2)), res = rounded<float>(uniform(rng, n, -2, 2));
+  const auto w = rounded<float>(uniform(rng, dim, 0.5, 1.5)), dy = rounded<T>(uniform(rng, n));
+  const auto dres = rounded<float>(uniform(rng, n)), dw0 = rounded<float>(uniform(rng, dim));
+  std::vector<double> r(n), y(n), rstd(rows), dx(n), dw = dw0;
+  const double* res_p = with_residual ? res.data() : nullptr;
+  ml::cpu::rmsnorm_forward<double>(x.data(), res_p, w.data(), r.data(), y.data(), rstd.data(), rows, dim, 1e-5);
+  ml::cpu::rmsnorm_backward<double>(r.data(), rstd.data(), w.data(), dy.data(), with_residual ? dres.data() : nullptr,
+                                    dx.data(), dw.data(), rows, dim);
+
+  Dev<T> gx(x), gy(n), gdy(dy);
+  Dev<float> gres(res), gw(w), gr(n), grstd(rows), gdres(dres), gdx(n), gdw(dw0);
+  gy.poison();
+  gr.poison();
+  grstd.poison();
+  gdx.poison();
+  ml::cuda::rmsnorm_forward<T>(gx.get(), with_residual ? gres.get() : nullptr, gw.get(), gr.get(), gy.get(),
+                               grstd.get(), rows, dim, 1e-5f, nullptr);
+  ml::cuda::rmsnorm_backward<T>(gr.get(), grstd.get(), gw.get(), gdy.get(), with_residual ? gdres.get() : nullptr,
+                                gdx.get(), gdw.get(), rows, dim, nullptr);
+  sync("rmsnorm");
+  Errors errors(bound<T>());
+  errors.add("residual_out", gr.download(), r);
+  errors.add("y", gy.download(), y);
+  errors.add("rstd", grstd.download(), rstd);
+  errors.add("dx", gdx.download(), dx);
+  errors.add("dweight", gdw.download(), dw);
+  return errors.report();
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_rmsnorm_fp32_matches_cpu) {
+  return check_rmsnorm<float>(67, 100, true, 401) + "; " + check_rmsnorm<float>(1, 33, false, 402) + "; " +
+         check_rmsnorm<float>(2049, 768, true, 403);
+}
+NATIVE_TEST(cuda_rmsnorm_bf16_matches_cpu) {
+  return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412);
+}
