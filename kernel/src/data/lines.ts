@@ -2,6 +2,8 @@
 // them independently and errors can still name the line), and the parser of one chunk.
 import { isUtf8 } from 'node:buffer';
 
+import { MambalabError } from '../errors.js';
+
 export interface LineChunk {
   /** 1-based number of the chunk's first line in its file. */
   firstLine: number;
@@ -17,7 +19,11 @@ export class LineChunker {
   private pendingBytes = 0;
   private nextLine = 1;
 
-  constructor(private readonly targetBytes = 1 << 20) {}
+  /** `file` names the input in errors. */
+  constructor(
+    private readonly file: string,
+    private readonly targetBytes = 1 << 20,
+  ) {}
 
   /** Takes the next bytes of the stream; returns the chunks of whole lines now complete. */
   push(data: Buffer): LineChunk[] {
@@ -41,7 +47,7 @@ export class LineChunker {
     this.pending.push(data);
     this.pendingBytes += data.length;
     if (this.pendingBytes > MAX_LINE_BYTES) {
-      throw new RangeError(`line ${this.nextLine} is longer than ${MAX_LINE_BYTES >> 20} MB: this is not a JSON-lines file`);
+      throw new MambalabError(`${this.file}: line ${this.nextLine} is longer than ${MAX_LINE_BYTES >> 20} MB: this is not a JSON-lines file`);
     }
   }
 

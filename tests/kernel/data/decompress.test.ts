@@ -4,28 +4,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { DecompressStream } from 'zstd-napi';
 
+import { zstdLargeWindow } from '../../../datasets/fixtures.js';
 import { readDecompressed } from '../../../kernel/src/data/decompress.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
-import { c4SamplePath, tempDir } from './helpers.js';
+import { C4_SAMPLE, scratchDir } from '../../helpers.js';
 
 async function readAll(file: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of readDecompressed(file)) chunks.push(c);
   return Buffer.concat(chunks);
-}
-
-/** zstd the way SlimPajama's files need it: streamed, so the frame asks for the full 2^30 window. */
-async function zstdLargeWindow(data: Buffer): Promise<Buffer> {
-  const stream = new CompressStream({ compressionLevel: 3, windowLog: 30, enableLongDistanceMatching: true });
-  const out: Buffer[] = [];
-  stream.on('data', (c: Buffer) => out.push(c));
-  const done = new Promise((resolve) => stream.on('end', resolve));
-  for (let i = 0; i < data.length; i += 65536) stream.write(data.subarray(i, i + 65536));
-  stream.end();
-  await done;
-  return Buffer.concat(out);
 }
 
 async function decodesWithDefaults(compressed: Buffer): Promise<boolean> {
@@ -42,28 +31,28 @@ const rejectsWith = (file: string, pattern: RegExp) =>
   assert.rejects(readAll(file), (e: unknown) => e instanceof MambalabError && pattern.test(e.message) && e.message.includes(file));
 
 test('gzip: the real C4 sample streams out byte-identical to gunzip', async () => {
-  const expected = gunzipSync(readFileSync(c4SamplePath()));
-  assert.ok((await readAll(c4SamplePath())).equals(expected));
+  const expected = gunzipSync(readFileSync(C4_SAMPLE));
+  assert.ok((await readAll(C4_SAMPLE)).equals(expected));
 });
 
 test('gzip: several members one after another are all read', async () => {
-  const file = join(tempDir(), 'two.json.gz');
+  const file = join(scratchDir(), 'two.json.gz');
   writeFileSync(file, Buffer.concat([gzipSync('{"text":"a"}\n'), gzipSync('{"text":"b"}\n')]));
   assert.equal((await readAll(file)).toString(), '{"text":"a"}\n{"text":"b"}\n');
 });
 
 test('zstd: a frame with a 1 GiB window (long-distance matching) decodes, which default limits refuse', async () => {
-  const data = gunzipSync(readFileSync(c4SamplePath()));
+  const data = gunzipSync(readFileSync(C4_SAMPLE));
   const compressed = await zstdLargeWindow(data);
   assert.equal(await decodesWithDefaults(compressed), false, 'the fixture should need a window above the default limit');
-  const file = join(tempDir(), 'example_train_0.jsonl.zst');
+  const file = join(scratchDir(), 'example_train_0.jsonl.zst');
   writeFileSync(file, compressed);
   assert.ok((await readAll(file)).equals(data));
 });
 
 test('truncated and corrupt gzip and zstd files fail with the file named, never quietly short', async () => {
-  const dir = tempDir();
-  const data = gunzipSync(readFileSync(c4SamplePath()));
+  const dir = scratchDir();
+  const data = gunzipSync(readFileSync(C4_SAMPLE));
   const gz = gzipSync(data);
   const zst = await zstdLargeWindow(data);
   const corrupt = (b: Buffer) => {
@@ -86,7 +75,7 @@ test('truncated and corrupt gzip and zstd files fail with the file named, never 
 });
 
 test('plain JSON lines pass through unchanged', async () => {
-  const file = join(tempDir(), 'plain.jsonl');
+  const file = join(scratchDir(), 'plain.jsonl');
   writeFileSync(file, '{"text":"a"}\n');
   assert.equal((await readAll(file)).toString(), '{"text":"a"}\n');
 });

@@ -1,27 +1,18 @@
-// Shared by the data tests: the real C4 sample, a random text generator, temp folders.
-import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Shared by the data tests: the C4 sample's texts, random text for fuzzing, small datasets.
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 
-import { sharedDatasetsDir } from '../../../kernel/src/data/paths.js';
+import { writeManifest } from '../../../kernel/src/data/manifest.js';
+import { writeShard } from '../../../kernel/src/data/shards.js';
+import { C4_SAMPLE, repoRoot } from '../../helpers.js';
 
-/** The 1000 real C4 documents of the offline sample (shared/datasets, see its SOURCES.md). */
-export function c4SamplePath(): string {
-  const dir = sharedDatasetsDir();
-  assert.ok(dir, 'shared/datasets is missing: the data tests need the real C4 sample beside the checkout (../shared/datasets)');
-  return join(dir, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
-}
-
-export function neoxTokenizerPath(): string {
-  return join(sharedDatasetsDir()!, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json');
-}
+/** GPT-NeoX-20B's tokenizer.json (../shared/datasets/SOURCES.md). */
+export const NEOX_TOKENIZER = join(repoRoot, '..', 'shared', 'datasets', 'tokenizers', 'gpt-neox-20b', 'tokenizer.json');
 
 let texts: string[] | undefined;
 export function c4SampleTexts(): string[] {
-  texts ??= gunzipSync(readFileSync(c4SamplePath()))
+  texts ??= gunzipSync(readFileSync(C4_SAMPLE))
     .toString('utf8')
     .split('\n')
     .filter((l) => l !== '')
@@ -53,9 +44,43 @@ export function randomText(rand: () => number, pieces: number): string {
   return s;
 }
 
-/** A fresh temporary folder, removed when the test file ends. */
-export function tempDir(prefix = 'mambalab-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+/**
+ * A prepared dataset written directly (no tokenizer): document lengths as given, token k of the
+ * whole stream = k mod 50000 (so a window tells where it was cut), `perShard` documents a shard.
+ */
+export function writeCountingDataset(dir: string, lengths: number[], perShard: number): Uint16Array {
+  mkdirSync(dir, { recursive: true });
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const stream = new Uint16Array(total);
+  for (let k = 0; k < total; k++) stream[k] = k % 50000;
+  const shards: { file: string; documents: number; tokens: number }[] = [];
+  let doc = 0;
+  let at = 0;
+  while (doc < lengths.length) {
+    const docs = lengths.slice(doc, doc + perShard);
+    const offsets = new Int32Array(docs.length + 1);
+    docs.forEach((n, i) => (offsets[i + 1] = offsets[i]! + n));
+    const file = `shard-${String(shards.length).padStart(5, '0')}.arrow`;
+    writeShard(join(dir, file), { tokens: stream.subarray(at, at + offsets[docs.length]!), offsets }, { tokenizer: 'gpt2' });
+    shards.push({ file, documents: docs.length, tokens: offsets[docs.length]! });
+    at += offsets[docs.length]!;
+    doc += docs.length;
+  }
+  writeManifest(dir, {
+    source: 'counting test data',
+    license: 'none',
+    tokenizer: 'gpt2',
+    vocabSize: 50257,
+    endOfText: 50256,
+    documents: lengths.length,
+    tokens: total,
+    textBytes: 0,
+    shards,
+    inputs: [],
+    skipped: { count: 0, examples: [] },
+    blankLines: 0,
+    filtered: 0,
+    created: new Date(0).toISOString(),
+  });
+  return stream;
 }

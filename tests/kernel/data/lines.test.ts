@@ -5,7 +5,7 @@ import { LineChunker, parseLines, type LineChunk } from '../../../kernel/src/dat
 import { random } from './helpers.js';
 
 function chunkAll(stream: Buffer, cuts: number[], target: number): LineChunk[] {
-  const chunker = new LineChunker(target);
+  const chunker = new LineChunker('test.jsonl', target);
   const chunks: LineChunk[] = [];
   let at = 0;
   for (const cut of [...cuts, stream.length]) {

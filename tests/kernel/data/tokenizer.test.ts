@@ -6,7 +6,7 @@ import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 
 import { loadTokenizer } from '../../../kernel/src/data/tokenizer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
-import { c4SampleTexts, neoxTokenizerPath, random, randomText } from './helpers.js';
+import { NEOX_TOKENIZER, c4SampleTexts, random, randomText } from './helpers.js';
 
 // Hugging Face's Rust tokenizer (napi), the reference for GPT-NeoX.
 const { Tokenizer: HfTokenizer } = createRequire(import.meta.url)('tokenizers') as {
@@ -58,11 +58,11 @@ test('gpt2: "<|endoftext|>" inside a document is text, not a document boundary',
 });
 
 test('neox: every C4 sample document encodes to the ids Hugging Face tokenizers gives, and decodes back', async () => {
-  const tokenizer = loadTokenizer('neox', { file: neoxTokenizerPath() });
+  const tokenizer = loadTokenizer('neox', { file: NEOX_TOKENIZER });
   assert.equal(tokenizer.vocabSize, 50277);
   assert.equal(tokenizer.endOfText, 0);
   const texts = c4SampleTexts();
-  const expected = await HfTokenizer.fromFile(neoxTokenizerPath()).encodeBatch(texts);
+  const expected = await HfTokenizer.fromFile(NEOX_TOKENIZER).encodeBatch(texts);
   let total = 0;
   texts.forEach((text, i) => {
     const ids = tokenizer.encode(text);
@@ -74,12 +74,12 @@ test('neox: every C4 sample document encodes to the ids Hugging Face tokenizers 
 });
 
 test('neox: random unicode text (runs of spaces, NFC, U+0085) encodes as Hugging Face tokenizers does', async () => {
-  const tokenizer = loadTokenizer('neox', { file: neoxTokenizerPath() });
+  const tokenizer = loadTokenizer('neox', { file: NEOX_TOKENIZER });
   const rand = random(3);
   // Hugging Face matches special tokens inside text; ours treats them as text (tested above).
   const texts = Array.from({ length: 2000 }, () => randomText(rand, 1 + Math.floor(rand() * 40)).replaceAll('<|endoftext|>', '<|x|>'));
   texts.push(' '.repeat(25) + 'x', ' '.repeat(49), 'a' + ' '.repeat(26) + 'b');
-  const expected = await HfTokenizer.fromFile(neoxTokenizerPath()).encodeBatch(texts);
+  const expected = await HfTokenizer.fromFile(NEOX_TOKENIZER).encodeBatch(texts);
   texts.forEach((text, i) => assertSameIds(tokenizer.encode(text), expected[i]!.getIds(), text));
 });
 
