@@ -25,16 +25,20 @@ export class LineChunker {
     private readonly targetBytes = 1 << 20,
   ) {}
 
-  /** Takes the next bytes of the stream; returns the chunks of whole lines now complete. */
+  /** Takes the next bytes of the stream; returns the chunks of whole lines now complete (each ≈ targetBytes). */
   push(data: Buffer): LineChunk[] {
-    const lastNewline = data.lastIndexOf(0x0a);
-    if (lastNewline < 0 || this.pendingBytes + lastNewline + 1 < this.targetBytes) {
-      this.keep(data);
-      return [];
+    const chunks: LineChunk[] = [];
+    let start = 0;
+    for (;;) {
+      // A chunk closes at the first newline once it holds targetBytes.
+      const full = start + Math.max(1, this.targetBytes - this.pendingBytes) - 1;
+      const newline = full < data.length ? data.indexOf(0x0a, full) : -1;
+      if (newline < 0) break;
+      chunks.push(this.take(data.subarray(start, newline + 1)));
+      start = newline + 1;
     }
-    const chunk = this.take(data.subarray(0, lastNewline + 1));
-    this.keep(data.subarray(lastNewline + 1));
-    return [chunk];
+    this.keep(data.subarray(start));
+    return chunks;
   }
 
   /** The rest of the stream: its last line when the file does not end in '\n'. */

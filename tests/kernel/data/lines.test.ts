@@ -22,12 +22,18 @@ test('line chunker: any cutting of the stream gives back every byte, in whole li
     const text = lines.join('\n') + (rand() < 0.5 ? '\n' : '');
     const stream = Buffer.from(text);
     const cuts = Array.from({ length: Math.floor(rand() * 10) }, () => Math.floor(rand() * stream.length)).sort((a, b) => a - b);
-    const chunks = chunkAll(stream, cuts, 1 + Math.floor(rand() * 200));
+    const target = 1 + Math.floor(rand() * 200);
+    const chunks = chunkAll(stream, cuts, target);
     assert.equal(Buffer.concat(chunks.map((c) => c.bytes)).toString(), text);
     let expectedLine = 1;
     for (const [i, c] of chunks.entries()) {
       assert.equal(c.firstLine, expectedLine, `chunk ${i} of ${JSON.stringify(text)}`);
-      if (i < chunks.length - 1) assert.equal(c.bytes[c.bytes.length - 1], 0x0a, 'only the last chunk may end without a newline');
+      if (i < chunks.length - 1) {
+        assert.equal(c.bytes[c.bytes.length - 1], 0x0a, 'only the last chunk may end without a newline');
+        // Full: at least the target, and no more than the target plus one line.
+        assert.ok(c.bytes.length >= target, `chunk of ${c.bytes.length} bytes, target ${target}`);
+        assert.ok(c.bytes.subarray(0, -1).lastIndexOf(0x0a) < target, 'it closed at the first newline past the target');
+      }
       expectedLine += c.bytes.toString().split('\n').length - (c.bytes[c.bytes.length - 1] === 0x0a ? 1 : 0);
     }
     const lineCount = text === '' ? 0 : text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
