@@ -206,3 +206,34 @@ function byteLevelDecoding(): Map<string, number> {
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/** GPT-2 as a Hugging Face tokenizer.json: what `mambalab bench tokenize` gives `tokenizers` to compare with. */
+export function gpt2TokenizerJson(): string {
+  gpt2Cache ??= gpt2Vocabulary();
+  const { tokenBytes, merges } = gpt2Cache;
+  const toUnicode = new Map([...byteLevelDecoding()].map(([ch, byte]) => [byte, ch]));
+  const word = (id: number) => Array.from(tokenBytes[id]!, (b) => toUnicode.get(b)!).join('');
+  const eot = tokenBytes.length - 1;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return JSON.stringify({
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [{ id: eot, content: END_OF_TEXT, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab: Object.fromEntries(Array.from({ length: eot }, (_, id) => [word(id), id])),
+      merges: Array.from({ length: merges.length / 3 }, (_, r) => `${word(merges[3 * r]!)} ${word(merges[3 * r + 1]!)}`),
+    },
+  });
+}

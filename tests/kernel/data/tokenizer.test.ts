@@ -4,13 +4,13 @@ import { test } from 'node:test';
 
 import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 
-import { loadTokenizer } from '../../../kernel/src/data/tokenizer.js';
+import { gpt2TokenizerJson, loadTokenizer } from '../../../kernel/src/data/tokenizer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { NEOX_TOKENIZER, c4SampleTexts, random, randomText } from './helpers.js';
 
 // Hugging Face's Rust tokenizer (napi), the reference for GPT-NeoX.
 const { Tokenizer: HfTokenizer } = createRequire(import.meta.url)('tokenizers') as {
-  Tokenizer: { fromFile(path: string): { encodeBatch(texts: string[]): Promise<{ getIds(): number[] }[]> } };
+  Tokenizer: Record<'fromFile' | 'fromString', (arg: string) => { encodeBatch(texts: string[]): Promise<{ getIds(): number[] }[]> }>;
 };
 
 function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -37,6 +37,12 @@ test('gpt2: every C4 sample document encodes to the ids gpt-tokenizer gives, and
     total += ids.length;
   }
   assert.ok(total > 450_000 && total < 500_000, `gpt2 tokens in the sample: ${total}`);
+});
+
+test('gpt2 as a tokenizer.json: Hugging Face tokenizers running our recovered merges agrees with gpt-tokenizer on C4', async () => {
+  const texts = c4SampleTexts();
+  const encodings = await HfTokenizer.fromString(gpt2TokenizerJson()).encodeBatch(texts);
+  texts.forEach((text, i) => assertSameIds(Uint16Array.from(encodings[i]!.getIds()), gpt2Reference(text), text));
 });
 
 test('gpt2: random unicode text encodes as gpt-tokenizer does', () => {

@@ -1,0 +1,206 @@
+// `mambalab bench tokenize`: how fast text becomes tokens, ours beside Hugging Face
+// `tokenizers` (Rust, batched over all cores) and gpt-tokenizer (JS) on the same text in the
+// same run, and what sampling a batch costs next to a training step.
+// Pass 1 starts with empty word caches (every tokenizer here caches words); later passes
+// repeat the same text with warm caches. A long corpus runs between the two: its common words
+// are cached after the first megabytes, its rare words never are.
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
+
+import { MambalabError } from '../errors.js';
+import { createModel } from '../models/model.js';
+import { preset } from '../models/presets.js';
+import { Trainer } from '../train/trainer.js';
+import { TokenBuffer } from './bpe.js';
+import { openDataset } from './dataset.js';
+import { readDecompressed } from './decompress.js';
+import { LineChunker, parseLines, type LineChunk } from './lines.js';
+import { prepare } from './prepare.js';
+import { gpt2TokenizerJson, loadTokenizer, type TokenizerName } from './tokenizer.js';
+import { TokenizerPool } from './worker-pool.js';
+
+export interface TokenizeBenchOptions {
+  /** A JSON-lines corpus file (the bench uses its "text" fields). */
+  corpus: string;
+  passes?: number;
+  /** Worker threads for our tokenizer (default: one per core). */
+  threads?: number;
+  /** GPT-NeoX tokenizer.json; NeoX is left out when this file does not exist. */
+  neoxTokenizerFile?: string;
+  /** Also time the batch sampler against a training step (default true). */
+  sampler?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TokenizerTiming {
+  tokenizer: TokenizerName;
+  kind: 'mambalab' | 'mambalab-1-thread' | 'hf-tokenizers' | 'gpt-tokenizer';
+  implementation: string;
+  threads: number;
+  /** MB (10^6 bytes) of UTF-8 text per second, one entry per pass. */
+  mbPerS: number[];
+  /** Tokens of all documents, end-of-text not counted: every implementation must agree. */
+  tokens: number;
+}
+
+const MB = 1e6;
+
+async function loadCorpus(file: string): Promise<{ texts: string[]; chunks: LineChunk[]; textBytes: number }> {
+  const chunker = new LineChunker(file, 1 << 16); // small chunks keep every thread busy to the end
+  const chunks: LineChunk[] = [];
+  for await (const data of readDecompressed(file)) chunks.push(...chunker.push(data));
+  chunks.push(...chunker.end());
+  const texts = chunks.flatMap((c) => parseLines(c).records.map((r) => r.text));
+  if (texts.length === 0) throw new MambalabError(`bench tokenize: ${file} holds no documents`);
+  return { texts, chunks, textBytes: texts.reduce((n, t) => n + Buffer.byteLength(t), 0) };
+}
+
+async function timePasses(passes: number, textBytes: number, run: () => Promise<number> | number): Promise<{ mbPerS: number[]; tokens: number }> {
+  const mbPerS: number[] = [];
+  let tokens = 0;
+  for (let p = 0; p < passes; p++) {
+    const start = performance.now();
+    tokens = await run();
+    mbPerS.push(Number((textBytes / MB / ((performance.now() - start) / 1000)).toFixed(2)));
+  }
+  return { mbPerS, tokens };
+}
+
+interface HfTokenizer {
+  encodeBatch(texts: string[]): Promise<{ getIds(): number[] }[]>;
+}
+
+/** Hugging Face `tokenizers` (a dev dependency here): absent from a user's install, then left out. */
+function hfTokenizers(): { fromFile(f: string): HfTokenizer; fromString(s: string): HfTokenizer } | undefined {
+  try {
+    return (createRequire(import.meta.url)('tokenizers') as { Tokenizer: { fromFile(f: string): HfTokenizer; fromString(s: string): HfTokenizer } }).Tokenizer;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function benchTokenize(options: TokenizeBenchOptions) {
+  const passes = options.passes ?? 2;
+  const threads = options.threads ?? availableParallelism();
+  const log = options.log ?? (() => {});
+  const loadBefore = loadavg();
+  const { texts, chunks, textBytes } = await loadCorpus(options.corpus);
+  const names: TokenizerName[] = ['gpt2'];
+  if (options.neoxTokenizerFile && existsSync(options.neoxTokenizerFile)) names.push('neox');
+  const hf = hfTokenizers();
+  const timings: TokenizerTiming[] = [];
+  const record = (t: TokenizerTiming) => {
+    timings.push(t);
+    log(`${t.tokenizer.padEnd(5)} ${t.implementation.padEnd(48)} ${t.mbPerS.map((x) => x.toFixed(1).padStart(6)).join(' ')} MB/s  (${t.tokens} tokens)`);
+  };
+
+  for (const name of names) {
+    const file = name === 'neox' ? options.neoxTokenizerFile : undefined;
+    const pool = new TokenizerPool({ tokenizer: name, tokenizerFile: file, workers: threads });
+    try {
+      // One tiny chunk per thread first, so that loading the vocabulary is not timed.
+      await Promise.all(Array.from({ length: threads }, () => pool.run({ firstLine: 1, bytes: Buffer.from('{"text":"x"}\n') })));
+      const ours = await timePasses(passes, textBytes, async () => {
+        const results = await Promise.all(chunks.map((c) => pool.run(c)));
+        return results.reduce((n, r) => n + r.tokens.length - r.lengths.length, 0);
+      });
+      record({ tokenizer: name, kind: 'mambalab', implementation: `mambalab BPE, ${threads} worker threads`, threads, ...ours });
+    } finally {
+      await pool.close();
+    }
+    const tokenizer = loadTokenizer(name, { file });
+    const single = await timePasses(passes, textBytes, () => {
+      const out = new TokenBuffer(1 << 20);
+      for (const t of texts) tokenizer.encodeInto(t, out);
+      return out.length;
+    });
+    record({ tokenizer: name, kind: 'mambalab-1-thread', implementation: 'mambalab BPE, 1 thread', threads: 1, ...single });
+    if (hf) {
+      const model = name === 'gpt2' ? hf.fromString(gpt2TokenizerJson()) : hf.fromFile(file!);
+      let encodings: { getIds(): number[] }[] = [];
+      const timed = await timePasses(passes, textBytes, async () => {
+        encodings = await model.encodeBatch(texts);
+        return 0;
+      });
+      // Counted outside the timing: reading ids back through napi is not tokenizing.
+      record({ tokenizer: name, kind: 'hf-tokenizers', implementation: `HF tokenizers encodeBatch (Rust, ${availableParallelism()} threads)`, threads: availableParallelism(), mbPerS: timed.mbPerS, tokens: encodings.reduce((n, e) => n + e.getIds().length, 0) });
+    }
+    if (name === 'gpt2') {
+      const reference = await timePasses(passes, textBytes, () => texts.reduce((n, t) => n + gpt2Reference(t).length, 0));
+      record({ tokenizer: name, kind: 'gpt-tokenizer', implementation: 'gpt-tokenizer 4.0.0, 1 thread', threads: 1, ...reference });
+    }
+  }
+
+  const speed = (name: TokenizerName, kind: TokenizerTiming['kind'], pass: number) => timings.find((t) => t.tokenizer === name && t.kind === kind)?.mbPerS[pass];
+  const summary = Object.fromEntries(
+    names.map((name) => {
+      const [cold, warm] = [0, passes - 1].map((p) => speed(name, 'mambalab', p));
+      const [hfCold, hfWarm] = [0, passes - 1].map((p) => speed(name, 'hf-tokenizers', p));
+      return [name, { coldMbPerS: cold, warmMbPerS: warm, vsTokenizersCold: ratio(cold, hfCold), vsTokenizersWarm: ratio(warm, hfWarm) }];
+    }),
+  );
+  return {
+    bench: 'tokenize',
+    measured: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version, platform: `${process.platform}-${process.arch}`, loadAverageBefore: loadBefore, loadAverageAfter: loadavg() },
+    corpus: { file: options.corpus, documents: texts.length, textMB: Number((textBytes / MB).toFixed(3)) },
+    passes,
+    timings,
+    summary,
+    targets: { gpt2MbPerS: 10, vsTokenizers: 2 },
+    ...(options.sampler === false ? {} : { sampler: await benchSampler(options.corpus, log) }),
+  };
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a !== undefined && b !== undefined && b > 0 ? Number((a / b).toFixed(2)) : null;
+}
+
+/** Microseconds per batch from the window sampler, beside the tiny preset's CPU training step. */
+async function benchSampler(corpus: string, log: (line: string) => void) {
+  const dir = mkdtempSync(join(tmpdir(), 'mambalab-bench-'));
+  try {
+    await prepare({ inputs: [corpus], out: join(dir, 'data'), tokenizer: 'gpt2' });
+    const data = openDataset(join(dir, 'data'));
+    const perBatch = (batchSize: number, seqLen: number) => {
+      const sampler = data.sampler('train', { batchSize, seqLen, seed: 1 });
+      for (let i = 0; i < 50; i++) sampler.next();
+      const n = 2000;
+      const start = performance.now();
+      for (let i = 0; i < n; i++) sampler.next();
+      return ((performance.now() - start) * 1000) / n;
+    };
+    const tiny = preset('mamba', 'tiny');
+    const { batchSize, seqLen } = tiny.training;
+    const trainer = new Trainer(createModel({ ...tiny.config, seed: 1 }), { ...tiny.training, seed: 1 });
+    const sampler = data.sampler('train', { batchSize, seqLen, seed: 2 });
+    const steps: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const batch = sampler.next();
+      const start = performance.now();
+      await trainer.step(batch);
+      if (i >= 2) steps.push(performance.now() - start);
+    }
+    steps.sort((a, b) => a - b);
+    const stepMs = steps[steps.length >> 1]!;
+    const samplerUs = perBatch(batchSize, seqLen);
+    const result = {
+      preset: 'mamba/tiny on the CPU',
+      batchSize,
+      seqLen,
+      samplerUsPerBatch: Number(samplerUs.toFixed(2)),
+      trainStepMsMedian: Number(stepMs.toFixed(2)),
+      samplerShareOfStep: Number((samplerUs / 1000 / stepMs).toExponential(2)),
+      paperScale: { batchSize: 256, seqLen: 256, samplerUsPerBatch: Number(perBatch(256, 256).toFixed(2)) },
+      target: 'below 1% of a step',
+    };
+    log(`sampler ${result.samplerUsPerBatch} µs per (${batchSize}, ${seqLen + 1}) batch; tiny CPU step ${result.trainStepMsMedian} ms: ${(result.samplerShareOfStep * 100).toFixed(4)}% of a step`);
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
