@@ -29,7 +29,7 @@ export const SLIMPAJAMA: Corpus = {
   filePattern: /^example_(train|holdout)_\d+\.jsonl(\.zst)?$/,
 };
 
-export const CORPORA = [C4, SLIMPAJAMA];
+const CORPORA = [C4, SLIMPAJAMA];
 
 /** The one known corpus all these file names belong to, if there is one. */
 export function recognize(fileNames: string[]): Corpus | undefined {

@@ -39,22 +39,27 @@ export async function* readDecompressed(file: string, onRead?: (bytes: number) =
   }
   const source = createReadStream(file, { highWaterMark: 1 << 20 });
   let read = 0;
-  source.on('data', (chunk) => {
-    read += chunk.length;
-    onRead?.(chunk.length);
-  });
+  const count = (n: number) => {
+    read += n;
+    onRead?.(n);
+  };
   let stream: Readable = source;
   if (compression !== 'none') {
     const decoder = compression === 'gzip' ? createGunzip({ chunkSize: 1 << 20 }) : new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX });
+    source.on('data', (chunk) => count(chunk.length)); // pipe() keeps the source flowing
     source.on('error', (e) => decoder.destroy(e));
     stream = source.pipe(decoder);
   }
   try {
-    for await (const chunk of stream) yield chunk as Buffer;
+    for await (const chunk of stream) {
+      if (stream === source) count((chunk as Buffer).length);
+      yield chunk as Buffer;
+    }
   } catch (e) {
     if (e instanceof MambalabError) throw e;
     const message = (e as Error).message;
     const truncated = /unexpected end of file|ended in middle of compressed data frame/i.test(message);
+    if (compression === 'none') throw new MambalabError(`${file}: cannot read it (${message})`);
     throw new MambalabError(
       truncated
         ? `${file}: the ${compression} data ends early (${message}): the file is truncated; fetch it again`
