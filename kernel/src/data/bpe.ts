@@ -19,9 +19,9 @@ export class TokenBuffer {
     this.data[this.length++] = id;
   }
 
-  pushAll(ids: Uint16Array): void {
+  pushAll(ids: readonly number[]): void {
     if (this.length + ids.length > this.data.length) this.grow(ids.length);
-    this.data.set(ids, this.length);
+    for (let i = 0; i < ids.length; i++) this.data[this.length + i] = ids[i]!;
     this.length += ids.length;
   }
 
@@ -56,7 +56,7 @@ export class BytePairEncoder {
   private readonly pairRanks: Int32Array;
   private readonly mergedIds: Int32Array;
   private readonly mask: number;
-  private readonly cache = new Map<string, number | Uint16Array>();
+  private readonly cache = new Map<string, number | number[]>();
   private readonly utf8 = new TextEncoder();
   private scratch = new Uint8Array(256);
 
@@ -125,10 +125,11 @@ export class BytePairEncoder {
     }
   }
 
-  private remember(word: string): number | Uint16Array {
+  private remember(word: string): number | number[] {
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     const ids = this.merge(word);
-    const value = ids.length === 1 ? ids[0]! : Uint16Array.from(ids);
+    // Small JS arrays: a typed array per word costs more to allocate than it saves.
+    const value = ids.length === 1 ? ids[0]! : ids;
     this.cache.set(word, value);
     return value;
   }
