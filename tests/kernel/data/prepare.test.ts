@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 
 import { decode as gpt2Decode, encode as gpt2Encode } from 'gpt-tokenizer/encoding/gpt2';
 
-import { c4SampleRecords, slimPajamaRecords, writeSlimPajamaFixture } from '../../../datasets/fixtures.js';
+import { c4SampleRecords, slimPajamaRecords, writeSlimPajamaFixture, zstdLargeWindow } from '../../../datasets/fixtures.js';
 import { readManifest } from '../../../kernel/src/data/manifest.js';
 import { prepare } from '../../../kernel/src/data/prepare.js';
 import { readShard } from '../../../kernel/src/data/shards.js';
@@ -149,14 +149,17 @@ test('prepare: a bad record stops the run naming file and line, or with skip is 
   assert.equal(manifest.inputs[0]!.lines, 8);
 });
 
-test('prepare: a truncated gzip input fails naming the file, and nothing is written', async () => {
+test('prepare: a truncated gzip or zstd input fails naming the file, and nothing is written', async () => {
   const dir = scratchDir();
-  const truncated = join(dir, 'c4-train.00000-of-01024.json.gz');
-  const whole = readFileSync(C4_SAMPLE);
-  writeFileSync(truncated, whole.subarray(0, whole.length - 1000));
-  const out = join(dir, 'out');
-  await assert.rejects(prepare({ inputs: [truncated], out, tokenizer: 'gpt2', workers: 1 }), (e: unknown) => e instanceof MambalabError && e.message.includes(truncated) && /truncated/.test(e.message));
-  assert.equal(existsSync(out), false);
+  const gz = readFileSync(C4_SAMPLE);
+  const zst = await zstdLargeWindow(Buffer.from(c4SampleTexts().slice(0, 50).map((text) => JSON.stringify({ text }) + '\n').join('')));
+  for (const [name, whole] of [['c4-train.00000-of-01024.json.gz', gz], ['example_train_0.jsonl.zst', zst]] as const) {
+    const truncated = join(dir, name);
+    writeFileSync(truncated, whole.subarray(0, whole.length - 1000));
+    const out = join(dir, `out-${name}`);
+    await assert.rejects(prepare({ inputs: [truncated], out, tokenizer: 'gpt2', workers: 1 }), (e: unknown) => e instanceof MambalabError && e.message.includes(truncated) && /truncated/.test(e.message));
+    assert.equal(existsSync(out), false);
+  }
 });
 
 test('prepare refuses an --out folder that holds something other than a prepared dataset', async () => {
