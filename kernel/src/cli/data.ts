@@ -179,7 +179,7 @@ async function prepareCommand(argv: string[]): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   process.stderr.write(
     `${manifest.documents.toLocaleString('en-US')} documents, ${manifest.tokens.toLocaleString('en-US')} ${manifest.tokenizer} tokens in ${manifest.shards.length} shard(s) ` +
-      `(${(manifest.textBytes / MB / seconds).toFixed(1)} MB/s of text)` +
+      `from ${(manifest.textBytes / MB).toFixed(1)} MB of text in ${seconds.toFixed(1)} s` +
       (manifest.skipped.count > 0 ? `; skipped ${manifest.skipped.count} bad record(s), e.g. ${manifest.skipped.examples[0]}` : '') +
       (manifest.filtered > 0 ? `; ${manifest.filtered} left out by --sets` : '') +
       '\n',

@@ -37,7 +37,7 @@ test('data prepare, then data info --json, then train --data on the prepared fol
   const prepared = await mambalab(['data', 'prepare', '--input', C4_SAMPLE, '--tokenizer', 'gpt2', '--out', out]);
   assert.equal(prepared.status, 0, prepared.stderr);
   assert.equal(prepared.stdout.trim(), out);
-  assert.match(prepared.stderr, /1,000 documents, [\d,]+ gpt2 tokens in 1 shard\(s\)/);
+  assert.match(prepared.stderr, /1,000 documents, [\d,]+ gpt2 tokens in 1 shard\(s\) from 2\.2 MB of text in [\d.]+ s/);
 
   const info = await mambalab(['data', 'info', out, '--json']);
   assert.equal(info.status, 0, info.stderr);
