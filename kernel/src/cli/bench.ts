@@ -48,9 +48,20 @@ const BENCHES: Record<string, Bench> = {
   },
 };
 
-export const usage = `mambalab bench <name> [--json] [--out FILE] [bench options]
+/** Removes a flag (and its value) from argv; its value, '' for a switch, undefined when absent. */
+function take(argv: string[], flag: string, hasValue: boolean): string | undefined {
+  const at = argv.indexOf(flag);
+  if (at < 0) return undefined;
+  const value = hasValue ? argv[at + 1] : '';
+  if (value === undefined || value.startsWith('--')) throw new MambalabError(`${flag}: expected a value`);
+  argv.splice(at, hasValue ? 2 : 1);
+  return value;
+}
+
+export const usage = `mambalab bench <name> [--json] [--out FILE] [--note TEXT] [bench options]
   --json       print the results as one JSON object on stdout
   --out FILE   also write them to FILE (e.g. bench/results/<date>-cpu-<name>.json)
+  --note TEXT  a note kept with the results (the machine, what else ran)
 
 ${Object.entries(BENCHES)
   .map(([name, b]) => `${name}: ${b.summary}\n${b.usage}`)
@@ -60,13 +71,13 @@ export async function bench(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   const b = name ? BENCHES[name] : undefined;
   if (!b) throw new MambalabError(`bench: expected one of ${Object.keys(BENCHES).join(', ')}${name ? `, got '${name}'` : ''}`);
-  // --json and --out are everyone's; the rest go to the bench.
-  const json = rest.includes('--json');
-  const outAt = rest.indexOf('--out');
-  const out = outAt >= 0 ? rest[outAt + 1] : undefined;
-  if (outAt >= 0 && !out) throw new MambalabError('--out: expected a file name');
-  const own = rest.filter((a, i) => a !== '--json' && (outAt < 0 || (i !== outAt && i !== outAt + 1)));
-  const results = await b.run(own, (line) => process.stderr.write(line + '\n'));
+  // --json, --out and --note are everyone's; the rest go to the bench.
+  const own = [...rest];
+  const json = take(own, '--json', false) !== undefined;
+  const out = take(own, '--out', true);
+  const note = take(own, '--note', true);
+  const measured = await b.run(own, (line) => process.stderr.write(line + '\n'));
+  const results = note ? { note, ...(measured as object) } : measured;
   const text = JSON.stringify(results, null, 2) + '\n';
   if (out) writeFileSync(out, text);
   if (json) process.stdout.write(JSON.stringify(results) + '\n');

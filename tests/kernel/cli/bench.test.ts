@@ -17,7 +17,7 @@ test('bench tokenize --json: every implementation counts the same tokens; speeds
   const corpus = join(dir, 'c4-100.json.gz');
   writeFileSync(corpus, gzipSync(c4Lines(c4SampleRecords().slice(0, 100))));
   const out = join(dir, 'result.json');
-  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'tokenize', '--json', '--out', out, '--corpus', corpus, '--passes', '2', '--threads', '2', '--tokenizer-file', NEOX_TOKENIZER], {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'tokenize', '--json', '--out', out, '--note', 'a test run', '--corpus', corpus, '--passes', '2', '--threads', '2', '--tokenizer-file', NEOX_TOKENIZER], {
     encoding: 'utf8',
     cwd: repoRoot,
     timeout: 5 * 60_000,
@@ -26,6 +26,7 @@ test('bench tokenize --json: every implementation counts the same tokens; speeds
   const result = JSON.parse(run.stdout);
   assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), result);
   assert.equal(result.corpus.documents, 100);
+  assert.equal(result.note, 'a test run');
   for (const name of ['gpt2', 'neox']) {
     const timings = result.timings.filter((x: { tokenizer: string }) => x.tokenizer === name);
     const kinds = timings.map((x: { kind: string }) => x.kind);
