@@ -15,7 +15,7 @@ const COMMANDS: Record<string, Command> = {
   train: { summary: 'train a model on a text corpus', usage: trainUsage, run: train },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
   data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
-  bench: { summary: 'benchmarks (tokenize), with results as JSON', usage: benchUsage, run: bench },
+  bench: { summary: 'benchmarks (train, tokenize), with results as JSON', usage: benchUsage, run: bench },
 };
 
 function help(): string {
