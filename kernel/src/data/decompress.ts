@@ -5,8 +5,6 @@ import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
-import { DecompressStream } from 'zstd-napi';
-
 import { MambalabError } from '../errors.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -45,7 +43,8 @@ export async function* readDecompressed(file: string, onRead?: (bytes: number) =
   };
   let stream: Readable = source;
   if (compression !== 'none') {
-    const decoder = compression === 'gzip' ? createGunzip({ chunkSize: 1 << 20 }) : new DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX });
+    // zstd-napi is a native addon: loaded only for zstd input, so nothing else depends on its build.
+    const decoder = compression === 'gzip' ? createGunzip({ chunkSize: 1 << 20 }) : new (await import('zstd-napi')).DecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX });
     source.on('data', (chunk) => count(chunk.length)); // pipe() keeps the source flowing
     source.on('error', (e) => decoder.destroy(e));
     stream = source.pipe(decoder);
