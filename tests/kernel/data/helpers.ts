@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 import { writeManifest } from '../../../kernel/src/data/manifest.js';
+import { SeededRandom } from '../../../kernel/src/data/random.js';
 import { writeShard } from '../../../kernel/src/data/shards.js';
 import { C4_SAMPLE, repoRoot } from '../../helpers.js';
 
@@ -20,16 +21,10 @@ export function c4SampleTexts(): string[] {
   return texts;
 }
 
-/** A seeded generator for fuzz tests (mulberry32). */
+/** A seeded uniform [0, 1) generator for fuzz tests (the project's SeededRandom). */
 export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = new SeededRandom(seed);
+  return () => generator.next();
 }
 
 /** Random strings drawn from pieces that exercise every branch of GPT-2's split pattern. */
