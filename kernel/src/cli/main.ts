@@ -1,5 +1,7 @@
 // `mambalab <command>`: the command-line entry point.
 import { MambalabError } from '../errors.js';
+import { bench, usage as benchUsage } from './bench.js';
+import { data, usage as dataUsage } from './data.js';
 import { kernel, usage as kernelUsage } from './kernel.js';
 import { train, usage as trainUsage } from './train.js';
 
@@ -12,6 +14,8 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   train: { summary: 'train a model on a text corpus', usage: trainUsage, run: train },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
+  data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
+  bench: { summary: 'benchmarks (train, tokenize), with results as JSON', usage: benchUsage, run: bench },
 };
 
 function help(): string {

@@ -1,10 +1,13 @@
 // A one-line progress bar for terminals: step, loss, speed and time left.
 export function progressLine(step: number, total: number, loss: number, tokensPerS: number, elapsedS: number): string {
-  const width = 24;
-  const filled = Math.round((step / total) * width);
-  const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const eta = step > 0 ? (elapsedS / step) * (total - step) : 0;
-  return `${bar} step ${step}/${total}  loss ${loss.toFixed(3)}  ${formatRate(tokensPerS)} tok/s  ETA ${formatDuration(eta)}`;
+  return `${bar(step / total)} step ${step}/${total}  loss ${loss.toFixed(3)}  ${formatRate(tokensPerS)} tok/s  ETA ${formatDuration(eta)}`;
+}
+
+/** A bar 24 characters wide, filled to `fraction` (0..1). */
+export function bar(fraction: number, width = 24): string {
+  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return '█'.repeat(filled) + '░'.repeat(width - filled);
 }
 
 export function formatRate(x: number): string {

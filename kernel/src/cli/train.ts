@@ -2,6 +2,8 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { openDataset } from '../data/dataset.js';
+import { isPrepared } from '../data/manifest.js';
 import { loadTextCorpus } from '../data/text.js';
 import { MambalabError } from '../errors.js';
 import { createModel } from '../models/model.js';
@@ -14,7 +16,7 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
   --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
   --steps N           optimizer steps (default 200)
-  --data PATH         C4-style .json.gz / .jsonl file, or a directory of them
+  --data PATH         a prepared dataset (mambalab data prepare), or C4-style .json.gz / .jsonl files (a file or a directory)
   --device DEV        cpu | cuda | auto (default cpu)
   --dtype T           float32 | float64 (default float32)
   --seed S            seed of the weights and the batch order (default 0)
@@ -59,7 +61,7 @@ export async function train(argv: string[]): Promise<void> {
     warmupSteps: intFlag('warmup', f.warmup, Math.min(p.training.warmupSteps, Math.floor(steps / 10))),
   };
 
-  const data = loadTextCorpus(f.data);
+  const data = isPrepared(f.data) ? openDataset(f.data) : loadTextCorpus(f.data);
   const model = createModel({ ...p.config, seed, device: f.device as 'cpu', dtype: f.dtype as 'float32' });
   const counts = model.parameterCount();
   const active = counts.active === counts.nonEmbedding ? '' : ` (${Math.round(counts.active).toLocaleString()} active per token)`;

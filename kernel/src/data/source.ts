@@ -7,10 +7,16 @@ import { SeededRandom } from './random.js';
 
 export type Split = 'train' | 'validation';
 
+/** Where a sampler is, saved in checkpoints (JSON) and given back as `resume`. */
 export interface SamplerState {
   seed: number;
-  rngState: number;
   batches: number;
+  /** In-memory sources: the generator's state. */
+  rngState?: number;
+  /** Prepared datasets: the epoch, the next window's place in its shuffled order, and the window length it assumes. */
+  epoch?: number;
+  position?: number;
+  seqLen?: number;
 }
 
 export interface BatchSampler {

@@ -1,0 +1,87 @@
+// `mambalab bench <name>`: benchmarks that print their measurements as JSON (--json) and can
+// write them to a file for bench/results/ (--out). Add a bench to BENCHES.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { sharedDatasetsDir } from '../data/paths.js';
+import { benchTokenize } from '../data/throughput.js';
+import { defaultNeoxTokenizerFile } from '../data/tokenizer.js';
+import { MambalabError } from '../errors.js';
+import { intFlag, parseFlags } from './args.js';
+import { benchTrain, benchTrainUsage } from './bench-train.js';
+
+interface Bench {
+  summary: string;
+  usage: string;
+  /** Runs with the bench's own flags; `log` shows progress on stderr. Returns the results. */
+  run: (argv: string[], log: (line: string) => void) => Promise<unknown>;
+}
+
+const BENCHES: Record<string, Bench> = {
+  train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
+  tokenize: {
+    summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step',
+    usage: `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
+  --passes N          passes over the corpus (default 2: cold caches, then warm)
+  --threads N         our tokenizer's worker threads (default: one per core)
+  --tokenizer-file F  GPT-NeoX tokenizer.json (default: the cache's, else ../shared/datasets's)
+  --no-sampler        skip the sampler-versus-step timing`,
+    run: async (argv, log) => {
+      const { values: f } = parseFlags('bench tokenize', argv, {
+        corpus: { type: 'string' },
+        passes: { type: 'string' },
+        threads: { type: 'string' },
+        'tokenizer-file': { type: 'string' },
+        'no-sampler': { type: 'boolean', default: false },
+      });
+      const shared = sharedDatasetsDir();
+      const corpus = f.corpus ?? (shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz'));
+      if (!corpus) throw new MambalabError('bench tokenize: no --corpus given and no C4 sample in ../shared/datasets');
+      const neox = f['tokenizer-file'] ?? [defaultNeoxTokenizerFile(), shared && join(shared, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json')].find((p) => p && existsSync(p));
+      return benchTokenize({
+        corpus,
+        passes: intFlag('passes', f.passes, 2, 1),
+        threads: f.threads === undefined ? undefined : intFlag('threads', f.threads, 1, 1),
+        neoxTokenizerFile: neox,
+        sampler: !f['no-sampler'],
+        log,
+      });
+    },
+  },
+};
+
+/** Removes a flag (and its value) from argv; its value, '' for a switch, undefined when absent. */
+function take(argv: string[], flag: string, hasValue: boolean): string | undefined {
+  const at = argv.indexOf(flag);
+  if (at < 0) return undefined;
+  const value = hasValue ? argv[at + 1] : '';
+  if (value === undefined || value.startsWith('--')) throw new MambalabError(`${flag}: expected a value`);
+  argv.splice(at, hasValue ? 2 : 1);
+  return value;
+}
+
+export const usage = `mambalab bench <name> [--json] [--out FILE] [--note TEXT] [bench options]
+  --json       print the results as one JSON object on stdout
+  --out FILE   also write them to FILE (e.g. bench/results/<date>-cpu-<name>.json)
+  --note TEXT  a note kept with the results (the machine, what else ran)
+
+${Object.entries(BENCHES)
+  .map(([name, b]) => `${name}: ${b.summary}\n${b.usage}`)
+  .join('\n\n')}`;
+
+export async function bench(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const b = name ? BENCHES[name] : undefined;
+  if (!b) throw new MambalabError(`bench: expected one of ${Object.keys(BENCHES).join(', ')}${name ? `, got '${name}'` : ''}`);
+  // --json, --out and --note are everyone's; the rest go to the bench.
+  const own = [...rest];
+  const json = take(own, '--json', false) !== undefined;
+  const out = take(own, '--out', true);
+  const note = take(own, '--note', true);
+  const measured = await b.run(own, (line) => process.stderr.write(line + '\n'));
+  const results = note ? { note, ...(measured as object) } : measured;
+  const text = JSON.stringify(results, null, 2) + '\n';
+  if (out) writeFileSync(out, text);
+  if (json) process.stdout.write(JSON.stringify(results) + '\n');
+  else if (!out) process.stdout.write(text);
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { writeFileSync } from 'node:fs';
+
+import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
+import { repoRoot, scratchDir } from '../../helpers.js';
+import { NEOX_TOKENIZER } from '../data/helpers.js';
+
+const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
+
+test('bench tokenize --json: every implementation counts the same tokens; speeds and the sampler share are reported', (t) => {
+  const dir = scratchDir();
+  const corpus = join(dir, 'c4-100.json.gz');
+  writeFileSync(corpus, gzipSync(c4Lines(c4SampleRecords().slice(0, 100))));
+  const out = join(dir, 'result.json');
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'tokenize', '--json', '--out', out, '--note', 'a test run', '--corpus', corpus, '--passes', '2', '--threads', '2', '--tokenizer-file', NEOX_TOKENIZER], {
+    encoding: 'utf8',
+    cwd: repoRoot,
+    timeout: 5 * 60_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), result);
+  assert.equal(result.corpus.documents, 100);
+  assert.equal(result.note, 'a test run');
+  for (const name of ['gpt2', 'neox']) {
+    const timings = result.timings.filter((x: { tokenizer: string }) => x.tokenizer === name);
+    const kinds = timings.map((x: { kind: string }) => x.kind);
+    assert.deepEqual(kinds, name === 'gpt2' ? ['mambalab', 'mambalab-1-thread', 'hf-tokenizers', 'gpt-tokenizer'] : ['mambalab', 'mambalab-1-thread', 'hf-tokenizers']);
+    const counts = new Set(timings.map((x: { tokens: number }) => x.tokens));
+    assert.equal(counts.size, 1, `${name}: implementations disagree on the token count: ${JSON.stringify(timings)}`);
+    for (const x of timings) {
+      for (const key of ['mbPerS', 'mbPerCpuS']) assert.ok(x[key].length === 2 && x[key].every((v: number) => v > 0), JSON.stringify(x));
+    }
+    const warm = result.summary[name].warmWall;
+    const ours = timings.find((x: { kind: string }) => x.kind === 'mambalab');
+    const theirs = timings.find((x: { kind: string }) => x.kind === 'hf-tokenizers');
+    assert.deepEqual(warm, { mambalab: ours.mbPerS[1], hfTokenizers: theirs.mbPerS[1], ratio: Number((ours.mbPerS[1] / theirs.mbPerS[1]).toFixed(2)) });
+  }
+  const s = result.sampler;
+  assert.ok(s.samplerUsPerBatch > 0 && s.trainStepMsMedian > 0);
+  assert.equal(s.samplerShareOfStep, Number((s.samplerUsPerBatch / 1000 / s.trainStepMsMedian).toExponential(2)));
+  t.diagnostic(`gpt2 ${JSON.stringify(result.summary.gpt2.warmWall)}; sampler ${s.samplerUsPerBatch} µs vs step ${s.trainStepMsMedian} ms`);
+});
+
+test('bench with an unknown name lists the benches', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'nope'], { encoding: 'utf8', cwd: repoRoot });
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /bench: expected one of train, tokenize, got 'nope'/);
+});
