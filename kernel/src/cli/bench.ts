@@ -8,6 +8,7 @@ import { benchTokenize } from '../data/throughput.js';
 import { defaultNeoxTokenizerFile } from '../data/tokenizer.js';
 import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
+import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
 
 interface Bench {
@@ -19,6 +20,7 @@ interface Bench {
 
 const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
+  scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
   tokenize: {
     summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step',
     usage: `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
