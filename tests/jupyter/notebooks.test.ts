@@ -48,7 +48,10 @@ test('the quick-start notebook trains tiny Mamba on C4 and shows a decreasing lo
   assert.equal(run.status, 0, `jupyter execute failed:\n${run.stderr}`);
   const cells = (JSON.parse(readFileSync(join(dir, NOTEBOOK), 'utf8')) as { cells: Cell[] }).cells;
   const outputs = cells.flatMap((c) => c.outputs ?? []);
-  assert.deepEqual(outputs.filter((o) => o.output_type === 'error' || o.name === 'stderr'), [], 'no errors');
+  // stderr carries progress notes (the C4 slice being prepared on first use), never errors.
+  const stderr = outputs.filter((o) => o.name === 'stderr').map((o) => [o.text ?? ''].flat().join(''));
+  assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), [], 'no errors');
+  assert.ok(stderr.every((text) => !/error|exception|failed/i.test(text)), `stderr: ${stderr.join('\n')}`);
 
   const shown = docs(cells);
   assert.equal(shown.length, 2, 'the live training output and show(saved)');
