@@ -136,4 +136,29 @@ inline std::vector<double> uniform(ml::Rng& rng, int64_t n, double lo = -1.0, do
   return mltest::random_vector(rng, n, lo, hi);
 }
 
+// An activation y = f(x), dx = dy · f'(x) (silu, gelu): the CUDA forward and backward of T on
+// n random x in [−6, 6] against the CPU's in fp64, outputs poisoned first.
+template <typename T>
+std::string check_activation(const char* name, int64_t n, uint64_t seed,
+                             void (*cpu_forward)(const double*, double*, int64_t),
+                             void (*cpu_backward)(const double*, const double*, double*, int64_t),
+                             void (*cuda_forward)(const T*, T*, int64_t, cudaStream_t),
+                             void (*cuda_backward)(const T*, const T*, T*, int64_t, cudaStream_t)) {
+  ml::Rng rng(seed);
+  const auto x = rounded<T>(uniform(rng, n, -6, 6)), dy = rounded<T>(uniform(rng, n));
+  std::vector<double> y(n), dx(n);
+  cpu_forward(x.data(), y.data(), n);
+  cpu_backward(x.data(), dy.data(), dx.data(), n);
+  Dev<T> gx(x), gdy(dy), gy(n), gdx(n);
+  gy.poison();
+  gdx.poison();
+  cuda_forward(gx.get(), gy.get(), n, nullptr);
+  cuda_backward(gx.get(), gdy.get(), gdx.get(), n, nullptr);
+  sync(name);
+  Errors errors(bound<T>());
+  errors.add("y", gy.download(), y);
+  errors.add("dx", gdx.download(), dx);
+  return errors.report();
+}
+
 }  // namespace gputest

@@ -7,21 +7,8 @@ namespace {
 
 template <typename T>
 std::string check_silu(int64_t n, uint64_t seed) {
-  ml::Rng rng(seed);
-  const auto x = rounded<T>(uniform(rng, n, -6, 6)), dy = rounded<T>(uniform(rng, n));
-  std::vector<double> y(n), dx(n);
-  ml::cpu::silu_forward<double>(x.data(), y.data(), n);
-  ml::cpu::silu_backward<double>(x.data(), dy.data(), dx.data(), n);
-  Dev<T> gx(x), gdy(dy), gy(n), gdx(n);
-  gy.poison();
-  gdx.poison();
-  ml::cuda::silu_forward<T>(gx.get(), gy.get(), n, nullptr);
-  ml::cuda::silu_backward<T>(gx.get(), gdy.get(), gdx.get(), n, nullptr);
-  sync("silu");
-  Errors errors(bound<T>());
-  errors.add("y", gy.download(), y);
-  errors.add("dx", gdx.download(), dx);
-  return errors.report();
+  return check_activation<T>("silu", n, seed, ml::cpu::silu_forward<double>, ml::cpu::silu_backward<double>,
+                             ml::cuda::silu_forward<T>, ml::cuda::silu_backward<T>);
 }
 
 }  // namespace

@@ -24,3 +24,16 @@ template <typename T>
 void gelu_backward(const T* x, const T* dy, T* dx, int64_t n);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+// The same on device pointers, enqueued on `stream`; T is float or __nv_bfloat16 (fp32 math).
+template <typename T>
+void gelu_forward(const T* x, T* y, int64_t n, cudaStream_t stream);
+
+template <typename T>
+void gelu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream);
+
+}  // namespace ml::cuda

@@ -55,3 +55,34 @@ void route_backward(const RouterOptions& options, const T* logits, const T* prob
                     const T* dgates, T* dlogits);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+// The switch router on device pointers, enqueued on `stream`; T is float or __nv_bfloat16
+// (fp32 math). Sinkhorn is CPU-only (ml::cpu::route_forward).
+//   The top_k experts are chosen on the logits (softmax is monotonic), largest first, ties to
+//   the lower index; capacity and the rest are cpu's: a per-expert prefix sum over the
+//   assignments in order a = choice · tokens + token, so first choices first, then token
+//   order. Deterministic: no atomics, fixed sum orders.
+// The caller owns the device arrays; route_forward fills the sizes and `capacity`.
+struct DeviceRouting {
+  int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
+  int32_t* expert = nullptr;        // (top_k · tokens) chosen expert
+  uint8_t* kept = nullptr;          // (top_k · tokens) 1 if within the expert's capacity
+  int64_t* counts = nullptr;        // (experts) kept assignments per expert
+  int64_t* first_counts = nullptr;  // (experts) tokens whose first choice is e: f_e = first_counts / tokens
+  int64_t* dropped = nullptr;       // (1) assignments over capacity
+  double* aux_loss = nullptr;       // (1) the auxiliary loss (0 when aux_weight ≤ 0)
+};
+
+template <typename T>
+void route_forward(const cpu::RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
+                   T* gates, DeviceRouting& routing, cudaStream_t stream);
+
+template <typename T>
+void route_backward(const cpu::RouterOptions& options, const T* probs, const DeviceRouting& routing, const T* dgates,
+                    T* dlogits, cudaStream_t stream);
+
+}  // namespace ml::cuda

@@ -13,3 +13,16 @@ template <typename T>
 void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n);
 
 }  // namespace ml::cpu
+
+#include "../../core/cuda_fwd.h"
+
+namespace ml::cuda {
+
+// The same on device pointers, enqueued on `stream`; T is float or __nv_bfloat16 (fp32 math).
+template <typename T>
+void swiglu_forward(const T* gate, const T* up, T* y, int64_t n, cudaStream_t stream);
+
+template <typename T>
+void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n, cudaStream_t stream);
+
+}  // namespace ml::cuda
