@@ -180,7 +180,8 @@ __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_
 template <typename T>
 void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
                    DeviceRouting& r, cudaStream_t stream) {
-  ML_CHECK(o.kind == cpu::RouterKind::Switch, "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
+  ML_CHECK(o.kind == cpu::RouterKind::Switch,
+           "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
   ML_CHECK(experts >= 1 && experts <= kMaxExperts, "router (cuda): experts must be in [1, ", kMaxExperts, "], got ",
            experts);
   ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
@@ -227,7 +228,8 @@ void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens,
 template <typename T>
 void route_backward(const cpu::RouterOptions& o, const T* probs, const DeviceRouting& r, const T* dgates, T* dlogits,
                     cudaStream_t stream) {
-  ML_CHECK(o.kind == cpu::RouterKind::Switch, "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
+  ML_CHECK(o.kind == cpu::RouterKind::Switch,
+           "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
   if (r.tokens <= 0) return;
   const int64_t blocks = (r.tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
   ML_CHECK(blocks <= 0x7fffffff, "router_backward: ", r.tokens, " tokens exceed one launch");
