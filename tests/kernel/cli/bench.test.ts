@@ -43,7 +43,9 @@ test('bench tokenize --json: every implementation counts the same tokens; speeds
   }
   const s = result.sampler;
   assert.ok(s.samplerUsPerBatch > 0 && s.trainStepMsMedian > 0);
-  assert.equal(s.samplerShareOfStep, Number((s.samplerUsPerBatch / 1000 / s.trainStepMsMedian).toExponential(2)));
+  // The share is computed before the printed times are rounded: agree to rounding, not digit for digit.
+  const share = s.samplerUsPerBatch / 1000 / s.trainStepMsMedian;
+  assert.ok(Math.abs(s.samplerShareOfStep - share) <= 0.01 * share, `share ${s.samplerShareOfStep} vs ${share}`);
   t.diagnostic(`gpt2 ${JSON.stringify(result.summary.gpt2.warmWall)}; sampler ${s.samplerUsPerBatch} µs vs step ${s.trainStepMsMedian} ms`);
 });
 
