@@ -41,6 +41,7 @@ Api load() {
     bind(lib, "cublasLtMatmulDescSetAttribute", a.matmul_desc_set_attribute, path);
     bind(lib, "cublasLtMatrixLayoutCreate", a.layout_create, path);
     bind(lib, "cublasLtMatrixLayoutDestroy", a.layout_destroy, path);
+    bind(lib, "cublasLtMatrixLayoutSetAttribute", a.layout_set_attribute, path);
     bind(lib, "cublasLtMatmulPreferenceCreate", a.preference_create, path);
     bind(lib, "cublasLtMatmulPreferenceDestroy", a.preference_destroy, path);
     bind(lib, "cublasLtMatmulPreferenceSetAttribute", a.preference_set_attribute, path);

@@ -29,6 +29,9 @@ constexpr int kComputeF32 = 68;
 constexpr int kF32 = 0, kBF16 = 14;
 // cublasLtMatmulDescAttributes_t (values are int32 cublasOperation_t)
 constexpr int kDescTransA = 3, kDescTransB = 4;
+// cublasLtMatrixLayoutAttribute_t: batch count is int32, the stride between batch members
+// int64 elements
+constexpr int kLayoutBatchCount = 5, kLayoutStridedBatchOffset = 6;
 // cublasLtMatmulPreferenceAttributes_t: workspace is uint64, alignments are uint32 bytes
 constexpr int kPrefMaxWorkspaceBytes = 1, kPrefMinAlignA = 5, kPrefMinAlignB = 6, kPrefMinAlignC = 7,
               kPrefMinAlignD = 8;
@@ -53,6 +56,7 @@ struct Api {
   Status (*matmul_desc_set_attribute)(MatmulDesc, int attr, const void* buf, size_t size);
   Status (*layout_create)(Layout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
   Status (*layout_destroy)(Layout);
+  Status (*layout_set_attribute)(Layout, int attr, const void* buf, size_t size);
   Status (*preference_create)(Preference*);
   Status (*preference_destroy)(Preference);
   Status (*preference_set_attribute)(Preference, int attr, const void* buf, size_t size);

@@ -35,8 +35,43 @@ std::string check_all(uint64_t seed) {
   return out + check_gemm<TIn, TOut>(false, true, 256, 320, 192, 1.0, seed + 9);
 }
 
+// A strided batch of `batch` products with gaps between the members (strides above the
+// matrix sizes): each member against the CPU product of its own slices; the gaps of C stay
+// as they were.
+template <typename TIn, typename TOut>
+std::string check_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t batch, double beta,
+                          uint64_t seed) {
+  ml::Rng rng(seed);
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
+  const int64_t stride_a = (ta ? K : M) * lda + 8, stride_b = (tb ? N : K) * ldb + 16, stride_c = M * ldc + 24;
+  const auto A = rounded<TIn>(uniform(rng, batch * stride_a)), B = rounded<TIn>(uniform(rng, batch * stride_b));
+  const auto C0 = rounded<TOut>(uniform(rng, batch * stride_c));
+  auto want = C0;
+  for (int64_t i = 0; i < batch; ++i)
+    ml::cpu::gemm<double>(ta, tb, M, N, K, 1.0, A.data() + i * stride_a, lda, B.data() + i * stride_b, ldb, beta,
+                          want.data() + i * stride_c, ldc);
+  Dev<TIn> a(A), b(B);
+  Dev<TOut> c(C0);
+  ml::cuda::gemm_strided_batched<TIn, TOut>(ta, tb, M, N, K, 1.f, a.get(), lda, stride_a, b.get(), ldb, stride_b,
+                                            float(beta), c.get(), ldc, stride_c, batch, nullptr);
+  sync("gemm_strided_batched");
+  Errors errors(bound<TOut>());
+  errors.add(mltest::str("C(ta=", ta, ",tb=", tb, ",batch=", batch, ")"), c.download(), want);
+  return errors.report();
+}
+
+template <typename TIn, typename TOut>
+std::string check_all_batched(uint64_t seed) {
+  std::string out;
+  for (int t = 0; t < 4; ++t) out += check_batched<TIn, TOut>(t & 1, t & 2, 33, 40, 24, 5, t % 2, seed + t) + "; ";
+  return out + check_batched<TIn, TOut>(false, true, 128, 96, 64, 32, 0.0, seed + 9);
+}
+
 }  // namespace
 
+NATIVE_TEST(cuda_gemm_batched_fp32_matches_cpu) { return check_all_batched<float, float>(131); }
+NATIVE_TEST(cuda_gemm_batched_bf16_matches_cpu) { return check_all_batched<bf16, bf16>(141); }
+NATIVE_TEST(cuda_gemm_batched_bf16_in_fp32_out_matches_cpu) { return check_all_batched<bf16, float>(151); }
 NATIVE_TEST(cuda_gemm_fp32_matches_cpu) { return check_all<float, float>(101); }
 NATIVE_TEST(cuda_gemm_bf16_matches_cpu) { return check_all<bf16, bf16>(111); }
 NATIVE_TEST(cuda_gemm_bf16_in_fp32_out_matches_cpu) { return check_all<bf16, float>(121); }

@@ -1,10 +1,12 @@
 // Row-major GEMM through cuBLASLt (column-major): C = op(A)·op(B) in row-major is
 // Cᵀ = op(B)ᵀ·op(A)ᵀ in column-major, so B goes first and M, N swap; a row-major matrix
 // with leading dimension ld is its transpose in column-major with the same ld.
-// Plans (descriptors + the heuristic's algorithm) are cached per shape, types and pointer
-// alignment; each stream gets its own workspace so that streams never share one.
+// Plans (descriptors + the heuristic's algorithm) are cached per shape, batch, types and
+// pointer alignment; each stream gets its own workspace so that streams never share one.
+// A strided batch sets cuBLASLt's batch count and batch offsets on all three layouts.
 #include <cuda_bf16.h>
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -31,15 +33,19 @@ constexpr int lt_type() {
   return std::is_same_v<T, float> ? lt::kF32 : lt::kBF16;
 }
 
-// Largest power of two (≤ 256) dividing the address: what cuBLASLt may assume.
-uint32_t alignment_of(const void* p) {
+// Largest power of two (≤ 256) dividing the address of every batch member (the first and
+// every stride_bytes after it): what cuBLASLt may assume.
+uint32_t alignment_of(const void* p, uint64_t stride_bytes) {
+  const uintptr_t bits = reinterpret_cast<uintptr_t>(p) | uintptr_t(stride_bytes);
   uint32_t a = 256;
-  while (a > 1 && (reinterpret_cast<uintptr_t>(p) % a) != 0) a >>= 1;
+  while (a > 1 && (bits % a) != 0) a >>= 1;
   return a;
 }
 
-using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int, int, uint32_t,
-                           uint32_t, uint32_t>;
+// The shape of one product, then the batch (count and the three strides).
+using GemmShape = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+using Batch = std::tuple<int64_t, int64_t, int64_t, int64_t>;
+using PlanKey = std::tuple<GemmShape, Batch, int, int, uint32_t, uint32_t, uint32_t>;
 
 struct Plan {
   lt::MatmulDesc desc = nullptr;
@@ -59,8 +65,16 @@ Context& context() {
   return *ctx;
 }
 
+void set_batch(const lt::Api& api, lt::Layout layout, int64_t batch, int64_t stride) {
+  const int32_t count = int32_t(batch);
+  ML_LT_CHECK(api.layout_set_attribute(layout, lt::kLayoutBatchCount, &count, sizeof(count)));
+  ML_LT_CHECK(api.layout_set_attribute(layout, lt::kLayoutStridedBatchOffset, &stride, sizeof(stride)));
+}
+
 Plan make_plan(const lt::Api& api, Context& ctx, const PlanKey& key) {
-  const auto [M, N, K, lda, ldb, ldc, ta, tb, in_type, out_type, align_in, align_b, align_c] = key;
+  const auto [shape, batching, in_type, out_type, align_in, align_b, align_c] = key;
+  const auto [M, N, K, lda, ldb, ldc, ta, tb] = shape;
+  const auto [batch, stride_a, stride_b, stride_c] = batching;
   Plan p;
   ML_LT_CHECK(api.matmul_desc_create(&p.desc, lt::kComputeF32, lt::kF32));
   // cuBLAS's A is our B (first operand of the column-major product), cuBLAS's B our A.
@@ -70,6 +84,11 @@ Plan make_plan(const lt::Api& api, Context& ctx, const PlanKey& key) {
   ML_LT_CHECK(api.layout_create(&p.a, in_type, tb ? K : N, tb ? N : K, ldb));
   ML_LT_CHECK(api.layout_create(&p.b, in_type, ta ? M : K, ta ? K : M, lda));
   ML_LT_CHECK(api.layout_create(&p.c, out_type, N, M, ldc));
+  if (batch > 1) {
+    set_batch(api, p.a, batch, stride_b);
+    set_batch(api, p.b, batch, stride_a);
+    set_batch(api, p.c, batch, stride_c);
+  }
 
   lt::Preference pref = nullptr;
   ML_LT_CHECK(api.preference_create(&pref));
@@ -84,7 +103,8 @@ Plan make_plan(const lt::Api& api, Context& ctx, const PlanKey& key) {
   const lt::Status s = api.algo_get_heuristic(ctx.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &returned);
   api.preference_destroy(pref);
   ML_CHECK(s == 0 && returned > 0, "gemm (cuBLASLt): no algorithm for M=", M, " N=", N, " K=", K, " trans_a=", ta,
-           " trans_b=", tb, " lda=", lda, " ldb=", ldb, " ldc=", ldc, " (", lt::status_name(s), ")");
+           " trans_b=", tb, " lda=", lda, " ldb=", ldb, " ldc=", ldc, " batch=", batch, " (", lt::status_name(s),
+           ")");
   p.algo = result.algo;
   return p;
 }
@@ -100,20 +120,30 @@ __global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float b
 }  // namespace
 
 template <typename TIn, typename TOut>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
-          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream) {
-  if (M <= 0 || N <= 0) return;
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A,
+                          int64_t lda, int64_t stride_a, const TIn* B, int64_t ldb, int64_t stride_b, float beta,
+                          TOut* C, int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  ML_CHECK(batch <= INT32_MAX, "gemm: batch ", batch, " exceeds int32");
   if (K <= 0) {  // no products: C = beta·C, as the CPU reference
-    scale_kernel<TOut><<<blocks_for(M * N, 256), 256, 0, stream>>>(C, M, N, ldc, beta);
-    ML_CUDA_CHECK_LAUNCH("gemm");
+    for (int64_t i = 0; i < batch; ++i) {
+      scale_kernel<TOut><<<blocks_for(M * N, 256), 256, 0, stream>>>(C + i * stride_c, M, N, ldc, beta);
+      ML_CUDA_CHECK_LAUNCH("gemm");
+    }
     return;
   }
+  if (batch == 1) stride_a = stride_b = stride_c = 0;  // one plan per shape, whatever the caller's strides
   const lt::Api& api = lt::api();
   Context& ctx = context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
   if (!ctx.handle) ML_LT_CHECK(api.create(&ctx.handle));
-  const PlanKey key{M, N, K, lda, ldb, ldc, trans_a, trans_b, lt_type<TIn>(), lt_type<TOut>(),
-                    alignment_of(A), alignment_of(B), alignment_of(C)};
+  const PlanKey key{GemmShape{M, N, K, lda, ldb, ldc, trans_a, trans_b},
+                    Batch{batch, stride_a, stride_b, stride_c},
+                    lt_type<TIn>(),
+                    lt_type<TOut>(),
+                    alignment_of(A, uint64_t(stride_a) * sizeof(TIn)),
+                    alignment_of(B, uint64_t(stride_b) * sizeof(TIn)),
+                    alignment_of(C, uint64_t(stride_c) * sizeof(TOut))};
   auto it = ctx.plans.find(key);
   if (it == ctx.plans.end()) it = ctx.plans.emplace(key, make_plan(api, ctx, key)).first;
   auto ws = ctx.workspaces.find(stream);
@@ -125,9 +155,18 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   ML_CUDA_CHECK_LAUNCH("gemm");
 }
 
-#define ML_INSTANTIATE(TIn, TOut)                                                                                \
-  template void gemm<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, const TIn*,  \
-                                int64_t, float, TOut*, int64_t, cudaStream_t);
+template <typename TIn, typename TOut>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
+          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream) {
+  gemm_strided_batched<TIn, TOut>(trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, stream);
+}
+
+#define ML_INSTANTIATE(TIn, TOut)                                                                                  \
+  template void gemm<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, const TIn*,    \
+                                int64_t, float, TOut*, int64_t, cudaStream_t);                                    \
+  template void gemm_strided_batched<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, \
+                                                int64_t, const TIn*, int64_t, int64_t, float, TOut*, int64_t,     \
+                                                int64_t, int64_t, cudaStream_t);
 ML_INSTANTIATE(float, float)
 ML_INSTANTIATE(bf16, bf16)
 ML_INSTANTIATE(bf16, float)

@@ -24,4 +24,12 @@ template <typename TIn, typename TOut>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
           const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream);
 
+// `batch` independent products of one shape in one call (the experts of a mixture of
+// experts): product i reads A + i·stride_a, B + i·stride_b and writes C + i·stride_c
+// (strides in elements, each at least the size of its matrix).
+template <typename TIn, typename TOut>
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A,
+                          int64_t lda, int64_t stride_a, const TIn* B, int64_t ldb, int64_t stride_b, float beta,
+                          TOut* C, int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
+
 }  // namespace ml::cuda
