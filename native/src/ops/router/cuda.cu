@@ -1,12 +1,15 @@
-// The switch router. Forward:
-//   1. one warp per token: softmax (fp32), then top_k on the logits by k warp arg-maxes;
+// Both routers. Forward:
+//   1. one warp per token: the probabilities (softmax for switch, sigmoid for Sinkhorn), then
+//      top_k by k warp arg-maxes on the logits, or for Sinkhorn in training on the balanced
+//      scores after the balancing (sinkhorn.cuh);
 //   2. one warp per chunk of kChunk assignments of one choice: each assignment's rank among the
 //      chunk's assignments to its expert (__match_any_sync), and the chunk's per-expert counts;
 //   3. one block: per expert, the exclusive prefix sum of the chunk counts in assignment order,
 //      the kept counts, dropped and the first-choice counts; the aux loss from the column sums
 //      of the probabilities (one block per expert, fixed order);
 //   4. per assignment: rank = chunk offset + rank in chunk; kept = rank < capacity; gate.
-// Backward: one warp per token, dp = aux term + kept gates, dlogit = p ⊙ (dp − ⟨dp, p⟩).
+// Backward: one warp per token, dp = aux term + kept gates; switch: dlogit = p ⊙ (dp − ⟨dp, p⟩),
+// Sinkhorn: dlogit = dp · σ(1 − σ).
 #include <climits>
 #include <cmath>
 
@@ -14,6 +17,7 @@
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
 #include "router.h"
+#include "sinkhorn.cuh"
 
 namespace ml::cuda {
 namespace {
@@ -23,46 +27,69 @@ constexpr int64_t kChunk = 1024;  // assignments per warp in the capacity pass
 constexpr int kMaxExperts = 8192;  // the capacity pass keeps one counter per expert in shared memory
 
 // (v, i) ranks before (bv, bi): larger value, ties to the lower index; bi < 0 is "none yet".
-__device__ __forceinline__ bool before(float v, int i, float bv, int bi) {
+template <typename V>
+__device__ __forceinline__ bool before(V v, int i, V bv, int bi) {
   return bi < 0 || v > bv || (v == bv && i < bi);
 }
 
-template <typename T>
-__global__ void softmax_topk_kernel(const T* __restrict__ logits, int64_t tokens, int experts, int top_k,
-                                    T* __restrict__ probs, int32_t* __restrict__ expert) {
+// The top_k experts of token t by score(e) (float or double), largest first, ties to the lower
+// index, into expert[c · tokens + t]. The c-th choice is the best (value, index) ranking after
+// the (c−1)-th: no list of the taken. Called by a whole warp.
+template <typename V, typename Score>
+__device__ void warp_top_k(Score score, int experts, int top_k, int64_t tokens, int64_t t, int32_t* expert) {
   const int lane = threadIdx.x & 31;
-  const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (t >= tokens) return;  // whole warps only
-  const T* row = logits + t * experts;
-  float m = -INFINITY;
-  for (int e = lane; e < experts; e += 32) m = fmaxf(m, to_float(row[e]));
-  m = warp_max(m);
-  float s = 0.f;
-  for (int e = lane; e < experts; e += 32) s += expf(to_float(row[e]) - m);
-  s = warp_sum(s);
-  T* p = probs + t * experts;
-  for (int e = lane; e < experts; e += 32) p[e] = from_float<T>(expf(to_float(row[e]) - m) / s);
-  // The c-th choice is the best (value, index) ranking after the (c−1)-th: no list of the taken.
-  float prev_v = INFINITY;
+  V prev_v = INFINITY;
   int prev_i = -1;
   for (int c = 0; c < top_k; ++c) {
-    float bv = -INFINITY;
+    V bv = -INFINITY;
     int bi = -1;
     for (int e = lane; e < experts; e += 32) {
-      const float v = to_float(row[e]);
+      const V v = score(e);
       const bool after_prev = c == 0 || v < prev_v || (v == prev_v && e > prev_i);
       if (after_prev && before(v, e, bv, bi)) bv = v, bi = e;
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const V ov = __shfl_xor_sync(0xffffffffu, bv, o);
       const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
       if (oi >= 0 && before(ov, oi, bv, bi)) bv = ov, bi = oi;
     }
-    if (bi < 0) bi = 0;  // only with NaN logits (unsupported): keep the index in range
+    if (bi < 0) bi = 0;  // only with NaN scores (unsupported): keep the index in range
     if (lane == 0) expert[int64_t(c) * tokens + t] = bi;
     prev_v = bv, prev_i = bi;
   }
+}
+
+// The probabilities (softmax or sigmoid) and the top_k on the logits.
+template <typename T, bool kSoftmax>
+__global__ void probs_topk_kernel(const T* __restrict__ logits, int64_t tokens, int experts, int top_k,
+                                  T* __restrict__ probs, int32_t* __restrict__ expert) {
+  const int lane = threadIdx.x & 31;
+  const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (t >= tokens) return;  // whole warps only
+  const T* row = logits + t * experts;
+  T* p = probs + t * experts;
+  if (kSoftmax) {
+    float m = -INFINITY;
+    for (int e = lane; e < experts; e += 32) m = fmaxf(m, to_float(row[e]));
+    m = warp_max(m);
+    float s = 0.f;
+    for (int e = lane; e < experts; e += 32) s += expf(to_float(row[e]) - m);
+    s = warp_sum(s);
+    for (int e = lane; e < experts; e += 32) p[e] = from_float<T>(expf(to_float(row[e]) - m) / s);
+  } else {
+    for (int e = lane; e < experts; e += 32) p[e] = from_float<T>(sigmoid32(to_float(row[e])));
+  }
+  warp_top_k<float>([&](int e) { return to_float(row[e]); }, experts, top_k, tokens, t, expert);
+}
+
+// Sinkhorn in training: the top_k of the balanced scores K[t,e]·c[e].
+__global__ void balanced_topk_kernel(const double* __restrict__ cost, const double* __restrict__ col, int64_t tokens,
+                                     int experts, int top_k, int32_t* __restrict__ expert) {
+  const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (t >= tokens) return;
+  const double* row = cost + t * experts;
+  warp_top_k<double>([&](int e) { return row[e] * col[e]; }, experts, top_k, tokens, t, expert);
 }
 
 // One warp per chunk: chunk = choice · chunks_per_choice + j covers tokens [j·kChunk, …) of
@@ -137,19 +164,21 @@ template <typename T>
 __global__ void assign_kernel(const int32_t* __restrict__ expert, const int32_t* __restrict__ local_rank,
                               const int32_t* __restrict__ chunk_offset, const T* __restrict__ probs, int64_t tokens,
                               int64_t assignments, int64_t chunks_per_choice, int experts, int64_t capacity,
-                              uint8_t* __restrict__ kept, T* __restrict__ gates) {
+                              uint8_t* __restrict__ kept, int32_t* __restrict__ rank, T* __restrict__ gates) {
   for (int64_t a = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; a < assignments;
        a += int64_t(gridDim.x) * blockDim.x) {
     const int64_t choice = a / tokens, t = a - choice * tokens;
     const int64_t chunk = choice * chunks_per_choice + t / kChunk;
     const int e = expert[a];
-    const bool keep = int64_t(local_rank[a]) + chunk_offset[chunk * experts + e] < capacity;
+    const int32_t position = local_rank[a] + chunk_offset[chunk * experts + e];
+    const bool keep = position < capacity;
     kept[a] = keep ? 1 : 0;
+    if (rank) rank[a] = position;
     gates[a] = keep ? probs[t * experts + e] : from_float<T>(0.f);
   }
 }
 
-template <typename T>
+template <typename T, bool kSinkhorn>
 __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_t* __restrict__ expert,
                                        const uint8_t* __restrict__ kept, const int64_t* __restrict__ first_counts,
                                        const T* __restrict__ dgates, int64_t tokens, int experts, int top_k,
@@ -169,10 +198,45 @@ __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_
     }
     return g;
   };
+  if (kSinkhorn) {  // gate = σ(logit): only the kept choices' logits get a gradient
+    for (int e = lane; e < experts; e += 32) {
+      const float s = to_float(p[e]);
+      dlogits[t * experts + e] = from_float<T>(dp(e) * s * (1.f - s));
+    }
+    return;
+  }
   float dot = 0.f;
   for (int e = lane; e < experts; e += 32) dot += dp(e) * to_float(p[e]);
   dot = warp_sum(dot);
   for (int e = lane; e < experts; e += 32) dlogits[t * experts + e] = from_float<T>(to_float(p[e]) * (dp(e) - dot));
+}
+
+// Sinkhorn in training: K, the balancing steps (all enqueued; the converged flag ends them on
+// the device) and the top_k of the balanced scores.
+template <typename T>
+void sinkhorn_route(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int experts, T* probs,
+                    int32_t* expert, unsigned token_blocks, cudaStream_t stream) {
+  namespace sk = sinkhorn;
+  DeviceBuffer<double> cost(tokens * experts, "router_forward (sinkhorn)");
+  DeviceBuffer<double> col(experts, "router_forward (sinkhorn)"), next(experts, "router_forward (sinkhorn)");
+  const int64_t blocks = sk::blocks(tokens);
+  ML_CHECK(blocks <= 0x7fffffff, "router_forward (sinkhorn): ", tokens, " tokens exceed one launch");
+  DeviceBuffer<double> partial(blocks * experts, "router_forward (sinkhorn)");
+  DeviceBuffer<sk::State> state(1, "router_forward (sinkhorn)");
+  ML_CUDA_CHECK("router_forward (sinkhorn)", cudaMemsetAsync(state.get(), 0, sizeof(sk::State), stream));
+  sk::cost_kernel<T><<<token_blocks, 32 * kWarpsPerBlock, 0, stream>>>(logits, tokens, experts, probs, cost.get());
+  ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn cost)");
+  sk::step_kernel<true><<<unsigned(blocks), sk::kThreads, 0, stream>>>(cost.get(), tokens, experts, col.get(),
+                                                                         next.get(), partial.get(), state.get(), 0.0);
+  ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn initialisation)");
+  for (int64_t it = 0; it < o.sinkhorn_max_iter; ++it) {
+    sk::step_kernel<false><<<unsigned(blocks), sk::kThreads, 0, stream>>>(
+        cost.get(), tokens, experts, col.get(), next.get(), partial.get(), state.get(), o.sinkhorn_tol);
+    ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn step)");
+  }
+  balanced_topk_kernel<<<token_blocks, 32 * kWarpsPerBlock, 0, stream>>>(cost.get(), col.get(), tokens, experts,
+                                                                        int(o.top_k), expert);
+  ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn top-k)");
 }
 
 }  // namespace
@@ -180,8 +244,6 @@ __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_
 template <typename T>
 void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
                    DeviceRouting& r, cudaStream_t stream) {
-  ML_CHECK(o.kind == cpu::RouterKind::Switch,
-           "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
   ML_CHECK(experts >= 1 && experts <= kMaxExperts, "router (cuda): experts must be in [1, ", kMaxExperts, "], got ",
            experts);
   ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
@@ -191,19 +253,26 @@ void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens,
   r.capacity = o.capacity_factor > 0 ? int64_t(std::ceil(o.capacity_factor * double(k * tokens) / double(experts)))
                                      : k * tokens;
   const int E = int(experts);
+  const bool switch_router = o.kind == cpu::RouterKind::Switch;
   const int64_t chunks_per_choice = std::max<int64_t>((tokens + kChunk - 1) / kChunk, 1);
   const int64_t chunks = k * chunks_per_choice;
   ML_CHECK(chunks <= 0x7fffffff, "router (cuda): too many chunks");
   DeviceBuffer<int32_t> local_rank(assignments, "router_forward");
   DeviceBuffer<int32_t> chunk_counts(chunks * experts, "router_forward");
   DeviceBuffer<double> col_sum(experts, "router_forward");
-  const bool aux = o.aux_weight > 0 && tokens > 0;
+  const bool aux = switch_router && o.aux_weight > 0 && tokens > 0;
   if (tokens > 0) {
     const int64_t blocks = (tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
     ML_CHECK(blocks <= 0x7fffffff, "router_forward: ", tokens, " tokens exceed one launch");
-    softmax_topk_kernel<T><<<unsigned(blocks), 32 * kWarpsPerBlock, 0, stream>>>(logits, tokens, E, int(k), probs,
-                                                                                  r.expert);
-    ML_CUDA_CHECK_LAUNCH("router_forward (softmax/top-k)");
+    const unsigned grid = unsigned(blocks), threads = 32 * kWarpsPerBlock;
+    if (switch_router) {
+      probs_topk_kernel<T, true><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert);
+    } else if (!o.training) {
+      probs_topk_kernel<T, false><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert);
+    } else {
+      sinkhorn_route<T>(o, logits, tokens, E, probs, r.expert, grid, stream);
+    }
+    ML_CUDA_CHECK_LAUNCH("router_forward (probabilities/top-k)");
   }
   // With no tokens, every chunk is empty: the passes below still zero the outputs.
   chunk_rank_kernel<<<unsigned(chunks), 32, size_t(E) * sizeof(int32_t), stream>>>(
@@ -220,7 +289,7 @@ void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens,
   if (assignments > 0) {
     assign_kernel<T><<<blocks_for(assignments, 256), 256, 0, stream>>>(r.expert, local_rank.get(), chunk_counts.get(),
                                                                        probs, tokens, assignments, chunks_per_choice,
-                                                                       E, r.capacity, r.kept, gates);
+                                                                       E, r.capacity, r.kept, r.rank, gates);
     ML_CUDA_CHECK_LAUNCH("router_forward (capacity)");
   }
 }
@@ -228,13 +297,19 @@ void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens,
 template <typename T>
 void route_backward(const cpu::RouterOptions& o, const T* probs, const DeviceRouting& r, const T* dgates, T* dlogits,
                     cudaStream_t stream) {
-  ML_CHECK(o.kind == cpu::RouterKind::Switch,
-           "router (cuda): only the switch router runs on the GPU; Sinkhorn is CPU-only");
   if (r.tokens <= 0) return;
   const int64_t blocks = (r.tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
   ML_CHECK(blocks <= 0x7fffffff, "router_backward: ", r.tokens, " tokens exceed one launch");
-  router_backward_kernel<T><<<unsigned(blocks), 32 * kWarpsPerBlock, 0, stream>>>(
-      probs, r.expert, r.kept, r.first_counts, dgates, r.tokens, int(r.experts), int(r.top_k), o.aux_weight, dlogits);
+  const unsigned grid = unsigned(blocks), threads = 32 * kWarpsPerBlock;
+  if (o.kind == cpu::RouterKind::Switch) {
+    router_backward_kernel<T, false><<<grid, threads, 0, stream>>>(probs, r.expert, r.kept, r.first_counts, dgates,
+                                                                   r.tokens, int(r.experts), int(r.top_k),
+                                                                   o.aux_weight, dlogits);
+  } else {
+    router_backward_kernel<T, true><<<grid, threads, 0, stream>>>(probs, r.expert, r.kept, r.first_counts, dgates,
+                                                                  r.tokens, int(r.experts), int(r.top_k), 0.0,
+                                                                  dlogits);
+  }
   ML_CUDA_CHECK_LAUNCH("router_backward");
 }
 

@@ -60,21 +60,29 @@ void route_backward(const RouterOptions& options, const T* logits, const T* prob
 
 namespace ml::cuda {
 
-// The switch router on device pointers, enqueued on `stream`; T is float or __nv_bfloat16
-// (fp32 math). Sinkhorn is CPU-only (ml::cpu::route_forward).
-//   The top_k experts are chosen on the logits (softmax is monotonic), largest first, ties to
-//   the lower index; capacity and the rest are cpu's: a per-expert prefix sum over the
-//   assignments in order a = choice · tokens + token, so first choices first, then token
-//   order. Deterministic: no atomics, fixed sum orders.
+// Both routers on device pointers, enqueued on `stream`; T is float or __nv_bfloat16 (fp32
+// math; Sinkhorn's balancing in fp64, as cpu's). No host synchronisation.
+//   Switch, and Sinkhorn in inference: the top_k experts are chosen on the logits (softmax and
+//   sigmoid are monotonic), largest first, ties to the lower index.
+//   Sinkhorn in training: cpu's balancing of K = exp(2·logits): the column scales are
+//   initialised, then up to sinkhorn_max_iter row/column steps are enqueued; each step's
+//   last block tests cpu's convergence (L1 change of the normalised column scales below
+//   sinkhorn_tol) and raises a device flag that makes the remaining steps return at once.
+//   The top_k of K[t,e]·c[e] are chosen as above.
+//   Capacity and the rest are cpu's: a per-expert prefix sum over the assignments in order
+//   a = choice · tokens + token, so first choices first, then token order. Deterministic: no
+//   atomics in any sum (Sinkhorn's last-block ticket only picks which block finishes a step),
+//   fixed sum orders.
 // The caller owns the device arrays; route_forward fills the sizes and `capacity`.
 struct DeviceRouting {
   int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
   int32_t* expert = nullptr;        // (top_k · tokens) chosen expert
   uint8_t* kept = nullptr;          // (top_k · tokens) 1 if within the expert's capacity
+  int32_t* rank = nullptr;          // optional (top_k · tokens): position among its expert's assignments, in order a
   int64_t* counts = nullptr;        // (experts) kept assignments per expert
   int64_t* first_counts = nullptr;  // (experts) tokens whose first choice is e: f_e = first_counts / tokens
   int64_t* dropped = nullptr;       // (1) assignments over capacity
-  double* aux_loss = nullptr;       // (1) the auxiliary loss (0 when aux_weight ≤ 0)
+  double* aux_loss = nullptr;       // (1) the auxiliary loss (0 when aux_weight ≤ 0, and for Sinkhorn)
 };
 
 template <typename T>
