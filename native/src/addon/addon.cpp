@@ -67,6 +67,27 @@ ml::ModelConfig parse_config(const Napi::Object& c) {
   return cfg;
 }
 
+// The optional third argument of new Model: { device, precision, deterministic }.
+ml::RuntimeOptions parse_options(const Napi::Value& value) {
+  ml::RuntimeOptions options;
+  if (value.IsUndefined()) return options;
+  if (!value.IsObject()) throw ml::Error("new Model: options must be an object { device, precision, deterministic }");
+  const Napi::Object o = value.As<Napi::Object>();
+  if (o.Has("device")) {
+    const std::string device = o.Get("device").ToString().Utf8Value();
+    if (device != "cpu" && device != "cuda") throw ml::Error("options.device must be 'cpu' or 'cuda', got '" + device + "'");
+    options.device = device == "cuda" ? ml::Device::Cuda : ml::Device::Cpu;
+  }
+  if (o.Has("precision")) {
+    const std::string precision = o.Get("precision").ToString().Utf8Value();
+    if (precision != "bf16" && precision != "fp32")
+      throw ml::Error("options.precision must be 'bf16' or 'fp32', got '" + precision + "'");
+    options.precision = precision == "fp32" ? ml::Precision::FP32 : ml::Precision::BF16;
+  }
+  if (o.Has("deterministic")) options.deterministic = o.Get("deterministic").ToBoolean().Value();
+  return options;
+}
+
 ml::Slot parse_slot(const std::string& s) {
   if (s == "value") return ml::Slot::Value;
   if (s == "grad") return ml::Slot::Grad;
@@ -153,9 +174,9 @@ class Model final : public Napi::ObjectWrap<Model> {
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     guard(info.Env(), [&] {
       if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsString())
-        throw ml::Error("new Model(config, dtype): expected a config object and a dtype string");
+        throw ml::Error("new Model(config, dtype, options?): expected a config object and a dtype string");
       runtime_ = ml::make_runtime(parse_config(info[0].As<Napi::Object>()),
-                                  ml::parse_dtype(info[1].As<Napi::String>().Utf8Value()));
+                                  ml::parse_dtype(info[1].As<Napi::String>().Utf8Value()), parse_options(info[2]));
     });
   }
 
@@ -322,9 +343,29 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value GpuMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const ml::GpuMemory m = ml::gpu_memory();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("inUse", double(m.in_use));
+  out.Set("peakInUse", double(m.peak_in_use));
+  out.Set("cached", double(m.cached));
+  out.Set("cudaMallocs", double(m.cuda_mallocs));
+  out.Set("deviceTotal", double(m.device_total));
+  out.Set("deviceFree", double(m.device_free));
+  return out;
+}
+
+Napi::Value ResetPeakGpuMemory(const Napi::CallbackInfo& info) {
+  ml::reset_peak_gpu_memory();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("gpuMemory", Napi::Function::New(env, GpuMemory));
+  exports.Set("resetPeakGpuMemory", Napi::Function::New(env, ResetPeakGpuMemory));
   return exports;
 }
 

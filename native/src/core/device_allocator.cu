@@ -58,6 +58,11 @@ void* device_alloc(size_t bytes, const char* what) {
       p.release_cached_locked();
       err = cudaMalloc(&ptr, size);
     }
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw OutOfDeviceMemory(detail::concat(what, ": cudaMalloc(", size, " bytes) failed: out of memory (",
+                                             p.stats.in_use, " bytes in use by the engine)"));
+    }
     if (err != cudaSuccess)
       throw_cuda_error(what, detail::concat("cudaMalloc(", size, " bytes)").c_str(), err, __FILE__, __LINE__);
     ++p.stats.cuda_mallocs;
@@ -84,6 +89,12 @@ void device_release_cached() {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mutex);
   p.release_cached_locked();
+}
+
+void reset_peak_in_use() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.stats.peak_in_use = p.stats.in_use;
 }
 
 AllocatorStats allocator_stats() {

@@ -10,7 +10,14 @@
 #include <cstdint>
 #include <utility>
 
+#include "error.h"
+
 namespace ml::cuda {
+
+// Thrown when CUDA has no memory left for a request, even after the cache is given back.
+struct OutOfDeviceMemory : Error {
+  using Error::Error;
+};
 
 // Device memory for `bytes` (at least 256-byte aligned). `what` names the caller in errors.
 void* device_alloc(size_t bytes, const char* what);
@@ -23,6 +30,8 @@ struct AllocatorStats {
   int64_t cuda_mallocs = 0;  // calls that reached cudaMalloc
 };
 AllocatorStats allocator_stats();
+// Starts a new high-water mark at what is in use now.
+void reset_peak_in_use();
 
 // Owns `count` elements of device memory from the caching allocator.
 template <typename T>

@@ -2,6 +2,7 @@
 // all come back as a status line, never as an exception.
 #include <cuda_runtime.h>
 
+#include "device_allocator.h"
 #include "gpu.h"
 
 namespace ml {
@@ -33,5 +34,21 @@ GpuInfo query_gpu() {
                 ")";
   return info;
 }
+
+GpuMemory gpu_memory() {
+  GpuMemory m;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return m;
+  }
+  const cuda::AllocatorStats stats = cuda::allocator_stats();
+  m.in_use = stats.in_use, m.peak_in_use = stats.peak_in_use, m.cached = stats.cached;
+  m.cuda_mallocs = stats.cuda_mallocs;
+  if (cudaMemGetInfo(&m.device_free, &m.device_total) != cudaSuccess) cudaGetLastError();
+  return m;
+}
+
+void reset_peak_gpu_memory() { cuda::reset_peak_in_use(); }
 
 }  // namespace ml

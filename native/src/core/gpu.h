@@ -2,6 +2,8 @@
 // CPU-only build reports that it was built without CUDA, and a CUDA build on a machine with
 // no driver or no GPU reports why instead of failing.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ml {
@@ -15,5 +17,17 @@ struct GpuInfo {
 };
 
 GpuInfo query_gpu();
+
+// Device memory, in bytes: what the engine's caching allocator holds (in use by tensors,
+// its high-water mark, kept free for reuse) and what device 0 has in all. Zeros without a GPU.
+struct GpuMemory {
+  size_t in_use = 0, peak_in_use = 0, cached = 0;
+  int64_t cuda_mallocs = 0;
+  size_t device_total = 0, device_free = 0;
+};
+
+GpuMemory gpu_memory();
+// Starts a new high-water mark (GpuMemory::peak_in_use) at what is in use now.
+void reset_peak_gpu_memory();
 
 }  // namespace ml

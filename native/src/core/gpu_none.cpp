@@ -9,4 +9,8 @@ GpuInfo query_gpu() {
   return info;
 }
 
+GpuMemory gpu_memory() { return {}; }
+
+void reset_peak_gpu_memory() {}
+
 }  // namespace ml

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../ops/a_log/a_log.h"
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/linear/linear.h"
 #include "../ops/selective_scan/selective_scan.h"
@@ -82,7 +83,7 @@ void MambaMixer<T>::forward(const T* u, T* out, int64_t batch, int64_t len) {
   WeightRows<T>{x_proj_, R, N}.forward(xc_.data(), B_.data(), rows);
   WeightRows<T>{x_proj_, R + N, N}.forward(xc_.data(), C_.data(), rows);
   cpu::linear_forward<T>(dt_low_.data(), dt_proj_w_.value.data(), nullptr, delta_.data(), rows, R, Di);
-  for (int64_t i = 0; i < A_.numel(); ++i) A_.data()[i] = -std::exp(A_log_.value.data()[i]);
+  cpu::a_log_forward<T>(A_log_.value.data(), A_.data(), A_.numel());
   const cpu::ScanInputs<T> in{xc_.data(), delta_.data(), A_.data(), B_.data(), C_.data(),
                               D_.value.data(), z_.data(), dt_proj_b_.value.data()};
   cpu::selective_scan_forward<T>({batch, len, Di, N}, in, y_.data());
@@ -103,7 +104,7 @@ void MambaMixer<T>::backward(const T* dout, T* du) {
   const cpu::ScanGrads<T> grads{dxc.data(), ddelta.data(), dA.data(), dB.data(), dC.data(),
                                 D_.grad.data(), dz.data(), dt_proj_b_.grad.data()};
   cpu::selective_scan_backward<T>({batch_, len_, Di, N}, in, dy.data(), grads);
-  for (int64_t i = 0; i < dA.numel(); ++i) A_log_.grad.data()[i] += dA.data()[i] * A_.data()[i];  // dA/dA_log = A
+  cpu::a_log_backward<T>(A_.data(), dA.data(), A_log_.grad.data(), dA.numel());
 
   cpu::linear_backward<T>(dt_low_.data(), dt_proj_w_.value.data(), ddelta.data(), ddt_low.data(),
                           dt_proj_w_.grad.data(), nullptr, rows, R, Di);

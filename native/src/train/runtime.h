@@ -49,6 +49,22 @@ class Runtime {
   std::atomic<bool> busy_{false};
 };
 
-std::unique_ptr<Runtime> make_runtime(const ModelConfig& config, DType dtype);
+enum class Device { Cpu, Cuda };
+// CUDA compute precision: bf16 activations and GEMMs (fp32 master weights, optimizer and
+// residual stream), or fp32 throughout (parity checks).
+enum class Precision { BF16, FP32 };
+
+struct RuntimeOptions {
+  Device device = Device::Cpu;
+  Precision precision = Precision::BF16;
+  bool deterministic = false;  // CUDA: no atomics in any reduction (bit-identical runs)
+};
+
+// The CPU runtime computes in `dtype`; the CUDA one reads and writes fp32 (its master
+// weights) and refuses float64.
+std::unique_ptr<Runtime> make_runtime(const ModelConfig& config, DType dtype, const RuntimeOptions& options = {});
+
+// train/cuda_runtime.cu; in a build without CUDA it throws, saying so.
+std::unique_ptr<Runtime> make_cuda_runtime(const ModelConfig& config, const RuntimeOptions& options);
 
 }  // namespace ml

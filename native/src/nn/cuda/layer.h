@@ -23,7 +23,8 @@ template <typename T>
 class Layer {
  public:
   virtual ~Layer() = default;
-  // y is overwritten; what backward needs is kept.
+  // y is overwritten; what backward needs is kept. x must stay valid until backward (layers
+  // keep the pointer rather than a copy: the LM keeps every layer's normed input anyway).
   virtual void forward(const T* x, T* y, int64_t batch, int64_t len) = 0;
   // dx is overwritten; parameter gradients (fp32) accumulate.
   virtual void backward(const T* dy, T* dx) = 0;

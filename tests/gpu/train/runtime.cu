@@ -1,0 +1,163 @@
+// The GPU runtime against the CPU model: same weights, same batch, loss and every gradient;
+// training steps; bit-identical deterministic runs; out-of-memory errors.
+#include <cstring>
+
+#include "gpu/gpu_test.h"
+#include "train/runtime.h"
+
+using namespace gputest;
+
+namespace {
+
+ml::ModelConfig lm_config(const std::string& layers) {
+  ml::ModelConfig c;
+  c.vocab_size = 97, c.padded_vocab = 104, c.d_model = 32, c.layers = layers, c.seed = 5;
+  c.mamba.d_model = 32;  // d_inner 64, d_state 16, dt_rank 2
+  c.mlp = {ml::FfnKind::Gelu, 48};
+  c.moe.num_experts = 4, c.moe.expert = {ml::FfnKind::Gelu, 40};
+  c.moe.router.capacity_factor = 1.0;
+  return c;
+}
+
+std::vector<int32_t> random_tokens(uint64_t seed, int64_t n, int64_t vocab) {
+  ml::Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng.next_u64() % uint64_t(vocab));
+  return t;
+}
+
+ml::RuntimeOptions cuda_options(ml::Precision precision, bool deterministic = true) {
+  return {ml::Device::Cuda, precision, deterministic};
+}
+
+std::vector<float> read(ml::Runtime& rt, const ml::ParamInfo& p, ml::Slot slot) {
+  std::vector<float> out(size_t(ml::shape_numel(p.shape)));
+  rt.read(p.name, slot, out.data(), out.size() * sizeof(float));
+  return out;
+}
+
+// The GPU model's weights copied into a CPU model of `dtype`, so both compute from the same values.
+void copy_weights(ml::Runtime& from, ml::Runtime& to) {
+  for (const auto& p : from.params()) {
+    const auto v = read(from, p, ml::Slot::Value);
+    if (to.dtype() == ml::DType::F32) {
+      to.write(p.name, ml::Slot::Value, v.data(), v.size() * sizeof(float));
+    } else {
+      const std::vector<double> d(v.begin(), v.end());
+      to.write(p.name, ml::Slot::Value, d.data(), d.size() * sizeof(double));
+    }
+  }
+}
+
+std::vector<double> read_double(ml::Runtime& rt, const ml::ParamInfo& p, ml::Slot slot) {
+  std::vector<double> out(size_t(ml::shape_numel(p.shape)));
+  rt.read(p.name, slot, out.data(), out.size() * sizeof(double));
+  return out;
+}
+
+template <typename T>
+std::string check_loss_and_gradients(const std::string& layers, ml::Precision precision, double bound) {
+  const auto config = lm_config(layers);
+  auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(precision));
+  auto cpu = ml::make_runtime(config, ml::DType::F64);
+  copy_weights(*gpu, *cpu);
+  const int64_t batch = 3, len1 = 38;  // 37 steps: not a multiple of the scan's chunk
+  const auto tokens = random_tokens(11, batch * len1, config.vocab_size);
+  const auto want = cpu->loss_and_gradients(tokens.data(), batch, len1);
+  const auto got = gpu->loss_and_gradients(tokens.data(), batch, len1);
+
+  Errors errors(bound);
+  errors.add("loss", {got.loss + got.aux_loss}, {want.loss + want.aux_loss});
+  for (size_t l = 0; l < want.experts.size(); ++l) {
+    const auto& w = want.experts[l];
+    const auto& g = got.experts.at(l);
+    if (g.counts != w.counts || g.dropped != w.dropped)
+      throw mltest::Failure("expert counts of MoE layer " + std::to_string(l) + " differ from the CPU's");
+  }
+  for (const auto& p : gpu->params()) {
+    const auto g = read(*gpu, p, ml::Slot::Grad);
+    errors.add(p.name, std::vector<double>(g.begin(), g.end()), read_double(*cpu, p, ml::Slot::Grad));
+  }
+  return layers + ": " + errors.report();
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_lm_mamba_fp32_matches_cpu) {
+  return check_loss_and_gradients<float>("M M", ml::Precision::FP32, 1e-5);
+}
+NATIVE_TEST(cuda_lm_mamba_bf16_matches_cpu) {
+  return check_loss_and_gradients<bf16>("M M", ml::Precision::BF16, 3e-2);
+}
+NATIVE_TEST(cuda_lm_moe_mamba_fp32_matches_cpu) {
+  return check_loss_and_gradients<float>("M E", ml::Precision::FP32, 1e-5);
+}
+NATIVE_TEST(cuda_lm_parallel_and_mlp_fp32_matches_cpu) {
+  return check_loss_and_gradients<float>("M|E F", ml::Precision::FP32, 1e-5);
+}
+
+// Five AdamW steps on both backends from the same weights: losses and weights agree.
+NATIVE_TEST(cuda_train_steps_match_cpu) {
+  const auto config = lm_config("M M");
+  auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::FP32));
+  auto cpu = ml::make_runtime(config, ml::DType::F32);
+  copy_weights(*gpu, *cpu);
+  const ml::OptimizerConfig opt{0.9, 0.95, 1e-8, 0.1, 0.5};
+  Errors errors(1e-4);
+  for (int step = 0; step < 5; ++step) {
+    const auto tokens = random_tokens(40 + step, 2 * 65, config.vocab_size);
+    const auto want = cpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
+    const auto got = gpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
+    errors.add("loss " + std::to_string(step), {got.loss}, {want.loss});
+    errors.add("grad norm " + std::to_string(step), {got.grad_norm}, {want.grad_norm});
+  }
+  for (const auto& p : gpu->params()) {
+    const auto g = read(*gpu, p, ml::Slot::Value), w = read(*cpu, p, ml::Slot::Value);
+    errors.add(p.name, std::vector<double>(g.begin(), g.end()), std::vector<double>(w.begin(), w.end()));
+  }
+  return errors.report();
+}
+
+// Deterministic mode: two runs from the same seed give the same bits, losses and weights.
+NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
+  const auto config = lm_config("M E M");
+  std::vector<std::vector<float>> losses(2), weights(2);
+  for (int run = 0; run < 2; ++run) {
+    auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
+    for (int step = 0; step < 4; ++step) {
+      const auto tokens = random_tokens(70 + step, 4 * 129, config.vocab_size);
+      losses[run].push_back(float(rt->train_step(tokens.data(), 4, 129, 1e-3, {}).loss));
+    }
+    for (const auto& p : rt->params()) {
+      const auto v = read(*rt, p, ml::Slot::Value);
+      weights[run].insert(weights[run].end(), v.begin(), v.end());
+    }
+  }
+  EXPECT(std::memcmp(losses[0].data(), losses[1].data(), losses[0].size() * sizeof(float)) == 0, "losses differ: ",
+         losses[0].back(), " vs ", losses[1].back());
+  EXPECT(std::memcmp(weights[0].data(), weights[1].data(), weights[0].size() * sizeof(float)) == 0,
+         "weights differ after 4 steps");
+  return mltest::str("4 steps, ", weights[0].size(), " weights bit-identical; last loss ", losses[0].back());
+}
+
+NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
+  auto config = lm_config("M");
+  config.d_model = config.mamba.d_model = 1024;
+  auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16));
+  const int64_t batch = 2048, len1 = 4097;  // 8M tokens: ~250 GiB of activations for one layer
+  const std::vector<int32_t> tokens(size_t(batch * len1), 1);
+  try {
+    rt->train_step(tokens.data(), batch, len1, 1e-3, {});
+  } catch (const ml::Error& e) {
+    const std::string what = e.what();
+    EXPECT(what.find("out of GPU memory") == 0 && what.find("d_model 1024") != std::string::npos &&
+               what.find("GiB") != std::string::npos,
+           "message: ", what);
+    // The model still works after the failure.
+    const std::vector<int32_t> small(2 * 9, 3);
+    const auto m = rt->train_step(small.data(), 2, 9, 1e-3, {});
+    EXPECT(std::isfinite(m.loss), "loss after out-of-memory ", m.loss);
+    return what.substr(0, 200);
+  }
+  throw mltest::Failure("a 4M-token batch of d_model 1024 did not run out of memory");
+}
