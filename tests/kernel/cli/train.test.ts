@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { loadModel } from '../../../kernel/src/models/model.js';
+import { native } from '../../../kernel/src/native.js';
 import { C4_SAMPLE, repoRoot, scratchDir } from '../../helpers.js';
 
 const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
+const gpu = native().info().gpu;
+const noGpuHere = gpu.deviceCount > 0 ? `this machine has a GPU (${gpu.name})` : false;
 
 function mambalab(args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', cwd: repoRoot, timeout: 5 * 60_000 });
@@ -57,7 +60,6 @@ test('bad flags and bad data are one-line errors with exit code 2, no stack trac
     [['train', '--data', corrupt], /corrupt\.json\.gz is not valid gzip/],
     [['train', '--data', C4_SAMPLE, '--steps', 'ten'], /--steps: expected an integer ≥ 1, got 'ten'/],
     [['train', '--data', C4_SAMPLE, '--size', 'huge'], /--size huge: unknown size/],
-    [['train', '--data', C4_SAMPLE, '--device', 'cuda'], /"cuda" was asked for, but this build has no CUDA backend/],
     [['train', '--data', C4_SAMPLE, '--bogus'], /train: Unknown option '--bogus'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ];
@@ -67,6 +69,12 @@ test('bad flags and bad data are one-line errors with exit code 2, no stack trac
     assert.match(r.stderr, message, args.join(' '));
     assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace for ${args.join(' ')}`);
   }
+});
+
+test('--device cuda without a GPU is a one-line error that says why and what to use', { skip: noGpuHere }, () => {
+  const r = mambalab(['train', '--data', C4_SAMPLE, '--device', 'cuda', '--steps', '1']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `mambalab: config.device: "cuda" was asked for, but ${gpu.status}; use "cpu" or "auto"\n`);
 });
 
 test('MoE models report tokens per expert and dropped tokens on every JSON line', () => {
