@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { cudaReport, GPU_BENCH_SHAPES } from '../../../kernel/src/cli/bench-train.js';
-import { MODEL_FAMILIES } from '../../../kernel/src/models/config.js';
+import { cudaReport, GPU_BENCH_SHAPES, GPU_VOCAB_PAD_MULTIPLE } from '../../../kernel/src/cli/bench-train.js';
+import { MODEL_FAMILIES, paddedVocabSize, resolveConfig } from '../../../kernel/src/models/config.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
 import { repoRoot, scratchDir } from '../../helpers.js';
@@ -33,6 +33,7 @@ test('bench train on the CPU: one JSON line with the throughput, memory and a nu
   assert.deepEqual([r.device, r.precision, r.deterministic, r.batch_size, r.seq_len, r.steps], ['cpu', 'fp32', true, 2, 16, 2]);
   assert.equal(r.params_non_embedding, 65472);
   assert.equal(r.params_active, 65472);
+  assert.equal(r.vocab_padded, 50264, 'the preset\'s padding (to a multiple of 8) on the CPU');
   assert.ok(r.tokens_per_s > 0 && r.step_ms > 0 && r.peak_mem_gib > 0, JSON.stringify(r));
   assert.ok(Math.abs(r.tokens_per_s * r.step_ms - 2 * 16 * 1000) < 1e-6 * r.tokens_per_s * r.step_ms, 'tokens/s and step time agree');
   assert.ok(Math.abs(r.achieved_tflops - (r.tokens_per_s * r.flops_per_token) / 1e12) < 1e-9);
@@ -67,6 +68,7 @@ test('on CUDA, bench train defaults to the issues\' benchmark configs, one for e
     assert.doesNotThrow(() => preset(model, shape.size), `${model}/${shape.size} is a preset`);
   }
   assert.equal(preset('mamba', 'v1').config.dModel, 512);
+  assert.equal(paddedVocabSize(resolveConfig({ ...preset('mamba', 'v1').config, padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE })), 50304);
   assert.equal(preset('moe-mamba', 'v1').config.numExperts, 32);
 });
 
