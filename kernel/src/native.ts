@@ -8,6 +8,32 @@ import { MambalabError } from './errors.js';
 
 export type DType = 'float32' | 'float64';
 export type Slot = 'value' | 'grad' | 'adam_m' | 'adam_v';
+/** Where the engine runs a model ("auto" is resolved before it gets here). */
+export type EngineDevice = 'cpu' | 'cuda';
+/** Compute precision on the GPU: bf16 (fp32 master weights, optimizer and residual) or full fp32. */
+export type Precision = 'bf16' | 'fp32';
+
+/** How the engine runs a model. */
+export interface NativeModelOptions {
+  /** Default 'cpu'. On 'cuda' the dtype must be 'float32' (the dtype of read/write). */
+  device?: EngineDevice;
+  /** CUDA only (default 'bf16'); the CPU computes in the model's dtype. */
+  precision?: Precision;
+  /** No atomics anywhere: two runs are bit-identical. */
+  deterministic?: boolean;
+}
+
+/** The engine's GPU allocator, in bytes (all 0 without a GPU). */
+export interface GpuMemory {
+  inUse: number;
+  /** High-water mark of inUse since the start or resetPeakGpuMemory(). */
+  peakInUse: number;
+  /** Held by the caching allocator, free for reuse. */
+  cached: number;
+  cudaMallocs: number;
+  deviceTotal: number;
+  deviceFree: number;
+}
 
 /** The model config as the engine reads it (filled and checked by models/config.ts). */
 export interface NativeModelConfig {
@@ -70,13 +96,19 @@ export interface NativeModel {
 }
 
 export interface NativeAddon {
-  Model: new (config: NativeModelConfig, dtype: DType) => NativeModel;
-  info(): {
-    threads: number;
-    backends: string[];
-    /** CUDA devices the engine can use; `status` says why there are none ("no GPU: ..."). */
-    gpu: { builtWithCuda: boolean; deviceCount: number; name: string; computeCapability: number; status: string };
-  };
+  Model: new (config: NativeModelConfig, dtype: DType, options?: NativeModelOptions) => NativeModel;
+  gpuMemory(): GpuMemory;
+  resetPeakGpuMemory(): void;
+  info(): { threads: number; backends: string[]; gpu: NativeGpuInfo };
+}
+
+/** CUDA devices the engine can use; `status` says why there are none ("no GPU: ..."). */
+export interface NativeGpuInfo {
+  builtWithCuda: boolean;
+  deviceCount: number;
+  name: string;
+  computeCapability: number;
+  status: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -93,4 +125,44 @@ export function native(): NativeAddon {
   }
   loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
   return loaded;
+}
+
+/** How the engine's message starts when a model or batch does not fit on the GPU. */
+const OUT_OF_GPU_MEMORY = 'out of GPU memory';
+
+// Running out of GPU memory is the user's to fix (a smaller batch, sequence or model; the
+// engine's message names them), so it comes back as a MambalabError, message intact.
+function asUserError(error: unknown): unknown {
+  if (error instanceof Error && !(error instanceof MambalabError) && error.message.startsWith(OUT_OF_GPU_MEMORY)) {
+    return new MambalabError(error.message, { cause: error });
+  }
+  return error;
+}
+
+/** A model on the engine whose out-of-GPU-memory errors are MambalabErrors (see asUserError). */
+export function newNativeModel(config: NativeModelConfig, dtype: DType, options: NativeModelOptions): NativeModel {
+  let model: NativeModel;
+  try {
+    model = new (native().Model)(config, dtype, options);
+  } catch (error) {
+    throw asUserError(error);
+  }
+  return withUserErrors(model);
+}
+
+/** @internal Makes the model's work reject with asUserError's errors (exported for tests). */
+export function withUserErrors(model: NativeModel): NativeModel {
+  for (const work of ['evaluate', 'lossAndGradients', 'trainStep'] as const) {
+    const run = model[work].bind(model) as (...args: unknown[]) => Promise<NativeMetrics>;
+    // Called at once (the engine's busy check sees it), whether the engine throws or rejects.
+    const value = async (...args: unknown[]) => {
+      try {
+        return await run(...args);
+      } catch (error) {
+        throw asUserError(error);
+      }
+    };
+    Object.defineProperty(model, work, { value });
+  }
+  return model;
 }

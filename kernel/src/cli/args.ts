@@ -28,3 +28,12 @@ export function numberFlag(name: string, value: string | undefined, fallback: nu
   if (!Number.isFinite(n) || n < 0) throw new MambalabError(`--${name}: expected a non-negative number, got '${value}'`);
   return n;
 }
+
+/** A flag that takes one of a few words; undefined gives the fallback. */
+export function choiceFlag<const C extends string>(name: string, value: string | undefined, choices: readonly C[], fallback: C): C {
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new MambalabError(`--${name}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, got '${value}'`);
+  }
+  return value as C;
+}

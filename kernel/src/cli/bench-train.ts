@@ -2,68 +2,150 @@
 // (speed does not depend on token values), after warm-up steps.
 import { cpus } from 'node:os';
 
-import { MambalabError } from '../errors.js';
+import { DEVICES, MODEL_FAMILIES, paddedVocabSize, PRECISIONS } from '../models/config.js';
+import { chooseDevice } from '../models/device.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import { createModel } from '../models/model.js';
 import { preset } from '../models/presets.js';
+import { native, type GpuMemory, type Precision } from '../native.js';
 import { Trainer } from '../train/trainer.js';
-import { intFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, parseFlags } from './args.js';
+import { peakDenseFlops } from './gpus.js';
 
-export const benchTrainUsage = `  --model NAME --size NAME   the preset (default mamba tiny)
+interface BenchShape {
+  size: string;
+  batchSize: number;
+  seqLen: number;
+}
+
+/** On the GPU, the benchmark configs of the issues: the papers' largest sizes at a GPU-sized batch. */
+export const GPU_BENCH_SHAPES: Record<(typeof MODEL_FAMILIES)[number], BenchShape> = {
+  mamba: { size: 'v1', batchSize: 64, seqLen: 1024 },
+  'mamba-mlp': { size: 'v1', batchSize: 64, seqLen: 1024 },
+  'moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
+  'parallel-moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
+  blackmamba: { size: '340m-1.5b', batchSize: 8, seqLen: 2048 },
+};
+
+/** On the GPU the embedding is padded to a multiple of 64 rows (GPT-2's 50257 → 50304), as in the issues' configs. */
+export const GPU_VOCAB_PAD_MULTIPLE = 64;
+
+export const benchTrainUsage = `  --model NAME --size NAME   the preset (default mamba; size tiny on the CPU, on CUDA the benchmark
+                             config: v1 at batch 64 × 1024, blackmamba 340m-1.5b at 8 × 2048;
+                             vocab padded to 50304)
   --device DEV               cpu | cuda | auto (default cpu)
-  --batch-size B --seq-len L override the preset's batch
+  --precision P              bf16 | fp32 on CUDA (default bf16); mfu is against that precision's peak
+  --deterministic            no atomics (bit-identical runs)
+  --batch-size B --seq-len L override the batch
   --warmup N --steps N       untimed then timed steps (default 3, 10)`;
 
 export async function benchTrain(argv: string[], log: (line: string) => void) {
   const { values: f } = parseFlags('bench train', argv, {
     model: { type: 'string', default: 'mamba' },
-    size: { type: 'string', default: 'tiny' },
-    device: { type: 'string', default: 'cpu' },
+    size: { type: 'string' },
+    device: { type: 'string' },
+    precision: { type: 'string' },
+    deterministic: { type: 'boolean', default: false },
     'batch-size': { type: 'string' },
     'seq-len': { type: 'string' },
     warmup: { type: 'string' },
     steps: { type: 'string' },
   });
-  const p = preset(f.model!, f.size!);
-  const batchSize = intFlag('batch-size', f['batch-size'], p.training.batchSize, 1);
-  const seqLen = intFlag('seq-len', f['seq-len'], p.training.seqLen, 1);
+  const device = choiceFlag('device', f.device, DEVICES, 'cpu');
+  const precision = choiceFlag('precision', f.precision, PRECISIONS, 'bf16');
+  // The defaults depend on where it runs, so "auto" is resolved before the model is built.
+  const engine = native();
+  const onGpu = chooseDevice({ device, dtype: 'float32' }, engine.info().gpu).device === 'cuda';
+  const gpuShape = onGpu ? (GPU_BENCH_SHAPES as Record<string, BenchShape | undefined>)[f.model!] : undefined;
+  const size = f.size ?? gpuShape?.size ?? 'tiny';
+  const p = preset(f.model!, size);
+  const batchSize = intFlag('batch-size', f['batch-size'], gpuShape?.batchSize ?? p.training.batchSize, 1);
+  const seqLen = intFlag('seq-len', f['seq-len'], gpuShape?.seqLen ?? p.training.seqLen, 1);
   const warmup = intFlag('warmup', f.warmup, 3);
   const steps = intFlag('steps', f.steps, 10, 1);
-  if (!['cpu', 'cuda', 'auto'].includes(f.device!)) throw new MambalabError(`--device: expected cpu, cuda or auto, got '${f.device}'`);
 
-  const model = createModel({ ...p.config, device: f.device as 'cpu', seed: 0 });
+  const padding = onGpu ? { padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE } : {};
+  const model = createModel({ ...p.config, ...padding, device, precision, deterministic: f.deterministic, seed: 0 });
   const trainer = new Trainer(model, { ...p.training, batchSize, seqLen, totalSteps: warmup + steps });
   const vocab = model.config.vocabSize;
   let state = 12345;
   const tokens = new Int32Array(batchSize * (seqLen + 1)).map(() => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % vocab);
   const batch = { tokens, batchSize, seqLen };
-  log(`bench train: ${f.model}/${f.size} on ${model.device}, batch ${batchSize} × ${seqLen}, ${warmup} warm-up + ${steps} timed steps`);
+  log(`bench train: ${f.model}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}, ${warmup} warm-up + ${steps} timed steps`);
+  const onCuda = model.device === 'cuda';
+  if (onCuda) engine.resetPeakGpuMemory();
   for (let i = 0; i < warmup; i++) await trainer.step(batch);
+  // Each step resolves once its metrics are back from the device, so the wall time covers the GPU work.
   const started = performance.now();
   for (let i = 0; i < steps; i++) await trainer.step(batch);
   const seconds = (performance.now() - started) / 1000;
 
   const tokensPerS = (steps * batchSize * seqLen) / seconds;
   const flopsPerToken = trainingFlopsPerToken(model.config);
-  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const achieved = tokensPerS * flopsPerToken;
+  const counts = model.parameterCount();
+  const where = onCuda ? cudaReport(engine.info().gpu.name, engine.gpuMemory(), model.config.precision, achieved) : cpuReport();
+  const { gpu, ...memoryAndUtilisation } = where;
   return {
-    name: `train-${f.model}-${f.size}`,
-    gpu: model.device === 'cpu' ? `none (CPU: ${cpu}, ${cpus().length} threads)` : model.device,
+    name: `train-${f.model}-${size}`,
+    gpu,
     device: model.device,
     date: new Date().toISOString().slice(0, 10),
     model: f.model,
-    size: f.size,
-    params_non_embedding: model.parameterCount().nonEmbedding,
+    size,
+    precision: model.computePrecision,
+    deterministic: model.config.deterministic,
+    params_non_embedding: counts.nonEmbedding,
+    params_active: counts.active,
+    vocab_padded: paddedVocabSize(model.config),
     batch_size: batchSize,
     seq_len: seqLen,
+    warmup,
     steps,
     tokens_per_s: tokensPerS,
     step_ms: (seconds * 1000) / steps,
+    flops_per_token: flopsPerToken,
+    achieved_tflops: achieved / 1e12,
+    ...memoryAndUtilisation,
+  };
+}
+
+/** Where it ran, its memory and, against the GPU's peak, the model FLOPs utilisation. */
+export interface DeviceReport {
+  gpu: string;
+  peak_mem_gib: number;
+  peak_mem_source: string;
+  device_used_gib: number | null;
+  peak_flops: number | null;
+  mfu: number | null;
+  mfu_note?: string;
+}
+
+function cpuReport(): DeviceReport {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return {
+    gpu: `none (CPU: ${cpu}, ${cpus().length} threads)`,
     // Resident memory high-water mark of this process (the CPU backend's "device" memory).
     peak_mem_gib: process.resourceUsage().maxRSS / 2 ** 20,
-    flops_per_token: flopsPerToken,
-    achieved_tflops: (tokensPerS * flopsPerToken) / 1e12,
-    // Utilisation needs the device's peak rate; only GPU runs report it.
+    peak_mem_source: 'process max RSS',
+    device_used_gib: null,
+    peak_flops: null,
     mfu: null,
+    mfu_note: 'utilisation is reported on GPUs only',
+  };
+}
+
+/** @internal (exported for tests) `memory` as the engine reports it after the timed steps. */
+export function cudaReport(gpuName: string, memory: GpuMemory, precision: Precision, achievedFlops: number): DeviceReport {
+  const peak = peakDenseFlops(gpuName, precision);
+  return {
+    gpu: gpuName,
+    peak_mem_gib: memory.peakInUse / 2 ** 30,
+    peak_mem_source: 'engine allocator',
+    // Everything in use on the device: this process's CUDA context and cached blocks, and any other process.
+    device_used_gib: (memory.deviceTotal - memory.deviceFree) / 2 ** 30,
+    peak_flops: peak.flops,
+    mfu: peak.flops === null ? null : achievedFlops / peak.flops,
+    ...(peak.note ? { mfu_note: peak.note } : {}),
   };
 }

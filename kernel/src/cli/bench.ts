@@ -1,6 +1,6 @@
 // `mambalab bench <name>`: benchmarks that print their measurements as JSON (--json) and can
 // write them to a file for bench/results/ (--out). Add a bench to BENCHES.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { sharedDatasetsDir } from '../data/paths.js';
@@ -10,6 +10,7 @@ import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
+import { gpuShortName } from './gpus.js';
 
 interface Bench {
   summary: string;
@@ -62,9 +63,20 @@ function take(argv: string[], flag: string, hasValue: boolean): string | undefin
   return value;
 }
 
-export const usage = `mambalab bench <name> [--json] [--out FILE] [--note TEXT] [bench options]
+/**
+ * The file bench/results/ keeps results in: `<date>-<gpu>-<name>.json`, the GPU by its short
+ * name ("h100"), "cpu" for runs without one; the bench's own name when the results have none.
+ */
+export function benchResultsFile(results: { date?: unknown; gpu?: unknown; device?: unknown; name?: unknown }, bench: string): string {
+  const date = typeof results.date === 'string' ? results.date : new Date().toISOString().slice(0, 10);
+  const gpu = results.device === 'cpu' || typeof results.gpu !== 'string' ? 'cpu' : gpuShortName(results.gpu);
+  const name = typeof results.name === 'string' ? results.name : bench;
+  return `${date}-${gpu}-${name}.json`;
+}
+
+export const usage = `mambalab bench <name> [--json] [--out FILE|DIR] [--note TEXT] [bench options]
   --json       print the results as one JSON object on stdout
-  --out FILE   also write them to FILE (e.g. bench/results/<date>-cpu-<name>.json)
+  --out FILE   also write them to FILE; given a directory (bench/results), to DIR/<date>-<gpu>-<name>.json
   --note TEXT  a note kept with the results (the machine, what else ran)
 
 ${Object.entries(BENCHES)
@@ -74,7 +86,7 @@ ${Object.entries(BENCHES)
 export async function bench(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   const b = name ? BENCHES[name] : undefined;
-  if (!b) throw new MambalabError(`bench: expected one of ${Object.keys(BENCHES).join(', ')}${name ? `, got '${name}'` : ''}`);
+  if (!name || !b) throw new MambalabError(`bench: expected one of ${Object.keys(BENCHES).join(', ')}${name ? `, got '${name}'` : ''}`);
   // --json, --out and --note are everyone's; the rest go to the bench.
   const own = [...rest];
   const json = take(own, '--json', false) !== undefined;
@@ -83,7 +95,10 @@ export async function bench(argv: string[]): Promise<void> {
   const measured = await b.run(own, (line) => process.stderr.write(line + '\n'));
   const results = note ? { note, ...(measured as object) } : measured;
   const text = JSON.stringify(results, null, 2) + '\n';
-  if (out) writeFileSync(out, text);
+  if (out) {
+    const intoDirectory = existsSync(out) && statSync(out).isDirectory();
+    writeFileSync(intoDirectory ? join(out, benchResultsFile(results as Record<string, unknown>, name)) : out, text);
+  }
   if (json) process.stdout.write(JSON.stringify(results) + '\n');
   else if (!out) process.stdout.write(text);
 }

@@ -6,10 +6,11 @@ import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
 import { loadTextCorpus } from '../data/text.js';
 import { MambalabError } from '../errors.js';
+import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
 import { preset } from '../models/presets.js';
 import { Trainer, type StepMetrics } from '../train/trainer.js';
-import { intFlag, numberFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
 import { formatRate, progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
@@ -17,14 +18,16 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
   --steps N           optimizer steps (default 200)
   --data PATH         a prepared dataset (mambalab data prepare), or C4-style .json.gz / .jsonl files (a file or a directory)
-  --device DEV        cpu | cuda | auto (default cpu)
-  --dtype T           float32 | float64 (default float32)
+  --device DEV        cpu | cuda | auto (default cpu; auto: CUDA when there is a GPU, says which on stderr)
+  --precision P       bf16 | fp32: GPU compute (default bf16, fp32 master weights either way); the CPU computes in --dtype
+  --deterministic     no atomics: two runs with the same seed are bit-identical
+  --dtype T           float32 | float64 (default float32; float64 on the CPU only)
   --seed S            seed of the weights and the batch order (default 0)
   --out DIR           where the run goes: config.json, metrics.jsonl, checkpoint/ (default runs/<time>)
   --batch-size B, --seq-len L, --lr LR, --warmup N     override the preset's training settings
   --eval-every N      validation loss every N steps (default: only at the end)
   --log-every N       log every N steps (default 1)
-  --json              one JSON line per logged step on stdout, nothing else there
+  --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
                       (with MoE layers, "experts": tokens per expert per layer, and "dropped")`;
 
 export async function train(argv: string[]): Promise<void> {
@@ -33,8 +36,10 @@ export async function train(argv: string[]): Promise<void> {
     size: { type: 'string', default: 'tiny' },
     steps: { type: 'string' },
     data: { type: 'string' },
-    device: { type: 'string', default: 'cpu' },
-    dtype: { type: 'string', default: 'float32' },
+    device: { type: 'string' },
+    precision: { type: 'string' },
+    deterministic: { type: 'boolean', default: false },
+    dtype: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
     'batch-size': { type: 'string' },
@@ -60,12 +65,21 @@ export async function train(argv: string[]): Promise<void> {
     lr: numberFlag('lr', f.lr, p.training.lr),
     warmupSteps: intFlag('warmup', f.warmup, Math.min(p.training.warmupSteps, Math.floor(steps / 10))),
   };
+  const engine = {
+    device: choiceFlag('device', f.device, DEVICES, 'cpu'),
+    dtype: choiceFlag('dtype', f.dtype, DTYPES, 'float32'),
+    precision: choiceFlag('precision', f.precision, PRECISIONS, 'bf16'),
+    deterministic: f.deterministic,
+  };
 
-  const data = isPrepared(f.data) ? openDataset(f.data) : loadTextCorpus(f.data);
-  const model = createModel({ ...p.config, seed, device: f.device as 'cpu', dtype: f.dtype as 'float32' });
+  // The model first: a device it cannot have is reported before a large corpus is read.
+  const model = createModel({ ...p.config, seed, ...engine });
+  if (model.config.device === 'auto') say(`device ${model.deviceNote}`);
   const counts = model.parameterCount();
   const active = counts.active === counts.nonEmbedding ? '' : ` (${Math.round(counts.active).toLocaleString()} active per token)`;
-  say(`model ${f.model}/${f.size} on ${model.device}: ${counts.nonEmbedding.toLocaleString()} parameters${active} + ${counts.embedding.toLocaleString()} embedding (pattern ${model.config.pattern}, d_model ${model.config.dModel})`);
+  const on = model.device === 'cuda' ? `cuda (${model.computePrecision}${model.config.deterministic ? ', deterministic' : ''})` : model.device;
+  say(`model ${f.model}/${f.size} on ${on}: ${counts.nonEmbedding.toLocaleString()} parameters${active} + ${counts.embedding.toLocaleString()} embedding (pattern ${model.config.pattern}, d_model ${model.config.dModel})`);
+  const data = isPrepared(f.data) ? openDataset(f.data) : loadTextCorpus(f.data);
   const trainStats = data.stats('train');
   say(`data ${data.description}: ${trainStats.tokens.toLocaleString()} train tokens in ${trainStats.documents} documents`);
 
@@ -91,6 +105,7 @@ export async function train(argv: string[]): Promise<void> {
       grad_norm: m.gradNorm,
       tokens: m.tokens,
       tokens_per_s: m.tokensPerS,
+      device: model.device,
       ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
       ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
     };

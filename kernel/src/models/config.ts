@@ -1,12 +1,16 @@
 // Model configs: defaults from the papers, and validation that names the bad field before
 // anything is allocated.
 import { MambalabError } from '../errors.js';
-import type { DType, NativeModelConfig } from '../native.js';
+import type { DType, NativeModelConfig, Precision } from '../native.js';
 import { engineLayers } from './pattern.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
 export type FeedForwardKind = 'gelu' | 'swiglu';
 export type RouterKind = 'switch' | 'sinkhorn';
+
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'auto'];
+export const DTYPES: readonly DType[] = ['float32', 'float64'];
+export const PRECISIONS: readonly Precision[] = ['bf16', 'fp32'];
 
 /** Model families (see presets.ts); the pattern and router settings define the model. */
 export const MODEL_FAMILIES = ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'blackmamba'] as const;
@@ -49,8 +53,14 @@ export interface ModelConfig {
   sinkhornTol: number;
   sinkhornMaxIter: number;
   seed: number;
+  /** Of the weights as read and written; on "cuda" it must be float32 (fp32 master weights). */
   dtype: DType;
+  /** "auto": CUDA when the engine sees a GPU, else the CPU (see models/device.ts). */
   device: Device;
+  /** GPU compute: bf16 with fp32 master weights, optimizer and residual, or fp32 throughout. The CPU computes in dtype. */
+  precision: Precision;
+  /** No atomics in any reduction, so two runs with the same seed are bit-identical (a little slower on the GPU). */
+  deterministic: boolean;
 }
 
 export const DEFAULT_CONFIG: ModelConfig = {
@@ -82,12 +92,21 @@ export const DEFAULT_CONFIG: ModelConfig = {
   seed: 0,
   dtype: 'float32',
   device: 'cpu',
+  precision: 'bf16',
+  deterministic: false,
 };
 
 const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof ModelConfig)[];
 
 function bad(field: string, expected: string, got: unknown): never {
   throw new MambalabError(`config.${field}: expected ${expected}, got ${JSON.stringify(got)}`);
+}
+
+function oneOf(c: ModelConfig, field: keyof ModelConfig, choices: readonly string[]): void {
+  const v = c[field];
+  if (typeof v !== 'string' || !choices.includes(v)) {
+    bad(field, `${choices.slice(0, -1).map((x) => `"${x}"`).join(', ')} or "${choices.at(-1)}"`, v);
+  }
 }
 
 function positiveInt(c: ModelConfig, field: keyof ModelConfig, max = 1 << 24): void {
@@ -128,10 +147,9 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   positiveInt(c, 'topK', 4096);
   positiveInt(c, 'sinkhornMaxIter', 1 << 20);
   positiveNumber(c, 'sinkhornTol');
-  for (const key of ['mlpKind', 'expertKind'] as const) {
-    if (c[key] !== 'gelu' && c[key] !== 'swiglu') bad(key, '"gelu" or "swiglu"', c[key]);
-  }
-  if (c.router !== 'switch' && c.router !== 'sinkhorn') bad('router', '"switch" or "sinkhorn"', c.router);
+  oneOf(c, 'mlpKind', ['gelu', 'swiglu']);
+  oneOf(c, 'expertKind', ['gelu', 'swiglu']);
+  oneOf(c, 'router', ['switch', 'sinkhorn']);
   if (c.topK > c.numExperts) bad('topK', `at most numExperts (${c.numExperts})`, c.topK);
   if (c.capacityFactor !== 'dropless' && (typeof c.capacityFactor !== 'number' || !(c.capacityFactor > 0))) {
     bad('capacityFactor', 'a positive number or "dropless"', c.capacityFactor);
@@ -139,8 +157,11 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   if (typeof c.auxLossWeight !== 'number' || !(c.auxLossWeight >= 0)) bad('auxLossWeight', 'a number ≥ 0', c.auxLossWeight);
   if (typeof c.routerBias !== 'boolean') bad('routerBias', 'true or false', c.routerBias);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) bad('seed', 'a non-negative integer', c.seed);
-  if (c.dtype !== 'float32' && c.dtype !== 'float64') bad('dtype', '"float32" or "float64"', c.dtype);
-  if (!['cpu', 'cuda', 'auto'].includes(c.device)) bad('device', '"cpu", "cuda" or "auto"', c.device);
+  oneOf(c, 'dtype', DTYPES);
+  oneOf(c, 'device', DEVICES);
+  if (c.device === 'cuda' && c.dtype !== 'float32') bad('dtype', '"float32" on device "cuda" (float64 runs on the CPU only)', c.dtype);
+  oneOf(c, 'precision', PRECISIONS);
+  if (typeof c.deterministic !== 'boolean') bad('deterministic', 'true or false', c.deterministic);
   if (typeof c.pattern !== 'string') bad('pattern', 'a layer pattern string such as "M*4"', c.pattern);
   engineLayers(c.pattern);
   return c;

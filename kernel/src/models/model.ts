@@ -5,9 +5,10 @@ import { join } from 'node:path';
 
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
-import { native, type NativeModel, type Slot } from '../native.js';
+import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
+import { chooseDevice } from './device.js';
 import type { ParameterCount } from './params.js';
 
 export interface ParameterInfo {
@@ -25,18 +26,25 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export class Model {
   readonly config: ModelConfig;
   /** The device the model runs on ("auto" resolved). */
-  readonly device: 'cpu';
+  readonly device: EngineDevice;
+  /** Why this device: "cpu", "cuda (NVIDIA H100 80GB HBM3)", "auto: CPU (no GPU: ...)". */
+  readonly deviceNote: string;
+  /** The arithmetic of forward and backward: config.precision on the GPU, the dtype on the CPU. */
+  readonly computePrecision: 'bf16' | 'fp32' | 'fp64';
   /** @internal the engine's model; Trainer steps it. */
   readonly engine: NativeModel;
   private readonly params: ParameterInfo[];
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
-    if (this.config.device === 'cuda') {
-      throw new MambalabError('config.device: "cuda" was asked for, but this build has no CUDA backend yet; use "cpu" or "auto"');
-    }
-    this.device = 'cpu';
-    this.engine = new (native().Model)(toNativeConfig(this.config), this.config.dtype);
+    const { device, note } = chooseDevice(this.config, native().info().gpu);
+    this.device = device;
+    this.deviceNote = note;
+    const { dtype, precision, deterministic } = this.config;
+    this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
+    // The engine takes a precision on the GPU only: the CPU computes in the dtype.
+    const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
+    this.engine = newNativeModel(toNativeConfig(this.config), dtype, options);
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
   }
 
@@ -64,8 +72,9 @@ export class Model {
     return p;
   }
 
+  // In the engine's read/write dtype: always float32 on the GPU (its fp32 master weights).
   private newArray(numel: number): FloatArray {
-    return this.config.dtype === 'float64' ? new Float64Array(numel) : new Float32Array(numel);
+    return this.engine.dtype === 'float64' ? new Float64Array(numel) : new Float32Array(numel);
   }
 
   /** @internal reads one buffer of a parameter (value, gradient or optimizer moment). */
@@ -144,8 +153,8 @@ export function createModel(config: Partial<ModelConfig> = {}): Model {
   return new Model(config);
 }
 
-/** Loads a model saved by model.save(dir). */
-export function loadModel(dir: string, overrides: Partial<Pick<ModelConfig, 'device' | 'dtype'>> = {}): Model {
+/** Loads a model saved by model.save(dir); `overrides` move it (e.g. `{ device: 'cpu' }`). */
+export function loadModel(dir: string, overrides: Partial<Pick<ModelConfig, 'device' | 'dtype' | 'precision' | 'deterministic'>> = {}): Model {
   let config: Partial<ModelConfig>;
   try {
     config = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as Partial<ModelConfig>;

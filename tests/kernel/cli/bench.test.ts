@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 
+import { benchResultsFile } from '../../../kernel/src/cli/bench.js';
 import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
 import { repoRoot, scratchDir } from '../../helpers.js';
 import { NEOX_TOKENIZER } from '../data/helpers.js';
@@ -53,4 +54,12 @@ test('bench with an unknown name lists the benches', () => {
   const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'nope'], { encoding: 'utf8', cwd: repoRoot });
   assert.equal(run.status, 2);
   assert.match(run.stderr, /bench: expected one of train, scan, tokenize, got 'nope'/);
+});
+
+test('bench results are filed as <date>-<gpu>-<name>.json, the GPU by its short name', () => {
+  assert.equal(benchResultsFile({ name: 'train-mamba-v1', gpu: 'NVIDIA H100 80GB HBM3', device: 'cuda', date: '2026-11-24' }, 'train'), '2026-11-24-h100-train-mamba-v1.json');
+  assert.equal(benchResultsFile({ name: 'train-mamba-tiny', gpu: 'none (CPU: AMD EPYC, 2 threads)', device: 'cpu', date: '2026-11-24' }, 'train'), '2026-11-24-cpu-train-mamba-tiny.json');
+  assert.equal(benchResultsFile({ name: 'scan', gpu: 'NVIDIA H200', date: '2026-11-23' }, 'scan'), '2026-11-23-h200-scan.json');
+  const today = new Date().toISOString().slice(0, 10);
+  assert.equal(benchResultsFile({ bench: 'tokenize' } as object, 'tokenize'), `${today}-cpu-tokenize.json`, 'no name, GPU or date: the bench, cpu, today');
 });

@@ -14,6 +14,16 @@ test('resolveConfig fills the papers defaults', () => {
   assert.equal(toNativeConfig(c).layers, 'M M');
 });
 
+test('precision defaults to bf16 and deterministic to false; both are kept as given', () => {
+  const defaults = resolveConfig({});
+  assert.equal(defaults.precision, 'bf16');
+  assert.equal(defaults.deterministic, false);
+  const given = resolveConfig({ device: 'cuda', precision: 'fp32', deterministic: true });
+  assert.deepEqual([given.device, given.precision, given.deterministic], ['cuda', 'fp32', true]);
+  // float64 with auto is allowed: auto keeps such a model on the CPU (models/device.ts).
+  assert.equal(resolveConfig({ device: 'auto', dtype: 'float64' }).dtype, 'float64');
+});
+
 test('resolveConfig names the bad field', () => {
   const cases: [object, RegExp][] = [
     [{ dModel: 0 }, /config\.dModel: expected an integer in \[1, 65536\], got 0/],
@@ -23,6 +33,11 @@ test('resolveConfig names the bad field', () => {
     [{ pattern: 'MZ' }, /unknown layer 'Z'/],
     [{ dtype: 'float16' }, /config\.dtype/],
     [{ device: 'tpu' }, /config\.device/],
+    [{ device: 'cuda', dtype: 'float64' }, /config\.dtype: expected "float32" on device "cuda" \(float64 runs on the CPU only\), got "float64"/],
+    [{ precision: 'fp16' }, /config\.precision: expected "bf16" or "fp32", got "fp16"/],
+    [{ precision: 'BF16' }, /config\.precision/],
+    [{ deterministic: 'yes' }, /config\.deterministic: expected true or false, got "yes"/],
+    [{ deterministic: 1 }, /config\.deterministic: expected true or false, got 1/],
     [{ dtMin: 0.5, dtMax: 0.1 }, /config\.dtMin: expected a value ≤ dtMax/],
     [{ dmodel: 64 }, /config\.dmodel: unknown field/],
     [{ model: 'transformer' }, /config\.model/],

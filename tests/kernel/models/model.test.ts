@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
+import { native } from '../../../kernel/src/native.js';
 import { randomTokens, scratchDir } from '../../helpers.js';
 
 const small = { vocabSize: 300, dModel: 16, pattern: 'M*2', seed: 3 };
@@ -106,7 +107,47 @@ test('setParameter checks the size; gradients are readable after lossAndGradient
   assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite));
 });
 
-test('asking for CUDA is a clear error in a CPU build; auto runs on the CPU', () => {
-  assert.throws(() => createModel({ ...small, device: 'cuda' }), /"cuda" was asked for, but this build has no CUDA backend/);
-  assert.equal(createModel({ ...small, device: 'auto' }).device, 'cpu');
+const gpu = native().info().gpu;
+const noGpuHere = gpu.deviceCount > 0 ? `this machine has a GPU (${gpu.name}): the no-GPU paths are covered by tests/kernel/models/device.test.ts` : false;
+
+test('device "cuda" without a GPU is a clear error that quotes the engine', { skip: noGpuHere }, () => {
+  assert.throws(() => createModel({ ...small, device: 'cuda' }), {
+    name: 'MambalabError',
+    message: `config.device: "cuda" was asked for, but ${gpu.status}; use "cpu" or "auto"`,
+  });
+  assert.match(gpu.status, /^no GPU/, 'the engine says why there is none');
+});
+
+test('device "auto" runs on the CPU without a GPU, and the model says why', { skip: noGpuHere }, async () => {
+  const model = createModel({ ...small, device: 'auto' });
+  assert.equal(model.device, 'cpu');
+  assert.equal(model.deviceNote, `auto: CPU (${gpu.status})`);
+  assert.equal(model.computePrecision, 'fp32', 'the CPU computes in the dtype, not config.precision');
+  assert.ok((await model.forward(randomTokens(1, 4, 300))) > 0);
+});
+
+test('on the CPU the compute precision is the dtype', () => {
+  assert.equal(createModel(small).computePrecision, 'fp32');
+  assert.equal(createModel({ ...small, dtype: 'float64', precision: 'fp32' }).computePrecision, 'fp64');
+  assert.equal(createModel({ ...small, dtype: 'float64' }).getParameter('backbone.norm_f.weight').constructor, Float64Array);
+});
+
+test('precision and deterministic are saved, and a config saved before they existed still loads', async () => {
+  const dir = scratchDir();
+  const model = createModel({ ...small, precision: 'fp32', deterministic: true });
+  model.save(dir);
+  const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.equal(saved.precision, 'fp32');
+  assert.equal(saved.deterministic, true);
+  assert.deepEqual(loadModel(dir).config, model.config);
+  assert.equal(loadModel(dir, { deterministic: false, precision: 'bf16' }).config.deterministic, false, 'overrides win');
+
+  delete saved.precision;
+  delete saved.deterministic;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(saved));
+  const old = loadModel(dir);
+  assert.equal(old.config.precision, 'bf16');
+  assert.equal(old.config.deterministic, false);
+  const batch = randomTokens(2, 6, 300, 5);
+  assert.equal(await old.forward(batch), await model.forward(batch), 'the same weights');
 });
