@@ -41,7 +41,31 @@ def selective_scan(u, delta, A, B, C, D, z, delta_bias):
     return y * F.silu(z)
 
 
-def mamba_mixer(x, p, prefix, cfg):
+def selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, chunk=16):
+    """selective_scan's function in fp32 (or A's wider dtype), a chunk of steps at a time, for speed on a GPU
+    (bench/reference/train_reference.py): within a chunk the recurrence h_t = a_t h_{t-1} + b_t
+    is solved in closed form, h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} b_s) with S_t the cumulative
+    sum of log a = dt·A; a loop over chunks carries h. e^{-S} grows with the chunk: at 16 steps
+    it stays finite in fp32 while dt·|A| averages below 5.5 per step (dt ≤ 0.34 with A down to -16)."""
+    dtype = z.dtype
+    compute = torch.promote_types(A.dtype, torch.float32)  # bf16 activations under autocast
+    u, delta, z, B, C = (t.to(compute) for t in (u, delta, z, B, C))
+    dt = F.softplus(delta + delta_bias)
+    batch, length, dim = u.shape
+    h = u.new_zeros(batch, dim, A.shape[1])
+    ys = []
+    for start in range(0, length, chunk):
+        steps = slice(start, start + chunk)
+        S = torch.cumsum(dt[:, steps, :, None] * A, dim=1)  # (batch, chunk, dim, dstate), ≤ 0
+        drive = dt[:, steps, :, None] * B[:, steps, None, :] * u[:, steps, :, None]
+        states = torch.exp(S) * (h[:, None] + torch.cumsum(torch.exp(-S) * drive, dim=1))
+        ys.append(torch.einsum("btdn,btn->btd", states, C[:, steps]))
+        h = states[:, -1]
+    y = torch.cat(ys, dim=1) + D * u
+    return (y * F.silu(z)).to(dtype)
+
+
+def mamba_mixer(x, p, prefix, cfg, scan=selective_scan):
     d_inner = cfg["expand"] * cfg["dModel"]
     d_state = cfg["dState"]
     dt_rank = math.ceil(cfg["dModel"] / 16) if cfg["dtRank"] == "auto" else cfg["dtRank"]
@@ -55,7 +79,7 @@ def mamba_mixer(x, p, prefix, cfg):
     dt, B, C = torch.split(dbc, [dt_rank, d_state, d_state], dim=-1)
     delta = dt @ p[prefix + "dt_proj.weight"].T
     A = -torch.exp(p[prefix + "A_log"])
-    y = selective_scan(xs, delta, A, B, C, p[prefix + "D"], z, p[prefix + "dt_proj.bias"])
+    y = scan(xs, delta, A, B, C, p[prefix + "D"], z, p[prefix + "dt_proj.bias"])
     return y @ p[prefix + "out_proj.weight"].T
 
 
@@ -120,7 +144,8 @@ def moe(x, p, prefix, cfg, training=True):
         if rows.numel() == 0:
             continue
         y = feed_forward(x[rows], p[prefix + "experts.fc1.weight"][e], p[prefix + "experts.fc2.weight"][e], cfg["expertKind"])
-        out = out.index_add(0, rows, gates[rows, slot][:, None] * y)
+        # Under bf16 autocast (train_reference.py) y is bf16 while out follows x.
+        out = out.index_add(0, rows, (gates[rows, slot][:, None] * y).to(out.dtype))
     return out.reshape(shape), aux, counts
 
 
@@ -142,7 +167,9 @@ def layer_specs(pattern):
     return specs
 
 
-def lm_loss(p, cfg, tokens, training=True):
+def lm_loss(p, cfg, tokens, training=True, scan=selective_scan):
+    """Mean next-token cross-entropy, the summed auxiliary loss and the expert counts; `scan`
+    computes selective_scan's function (train_reference.py passes a faster one)."""
     emb = p["backbone.embedding.weight"]
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     residual = emb[inputs]
@@ -154,7 +181,7 @@ def lm_loss(p, cfg, tokens, training=True):
         update = torch.zeros_like(h)
         for kind in kinds:
             if kind == "M":
-                update = update + mamba_mixer(h, p, prefix + "mixer.", cfg)
+                update = update + mamba_mixer(h, p, prefix + "mixer.", cfg, scan)
             elif kind == "F":
                 update = update + feed_forward(h, p[prefix + "mlp.fc1.weight"], p[prefix + "mlp.fc2.weight"], cfg["mlpKind"])
             elif kind == "E":
@@ -170,6 +197,19 @@ def lm_loss(p, cfg, tokens, training=True):
     return ce, aux_total, counts
 
 
+def load_checkpoint(directory, dtype, device="cpu"):
+    """config.json and model.safetensors as model.save writes them: (config, leaf parameters)."""
+    with open(os.path.join(directory, "config.json")) as f:
+        cfg = json.load(f)
+    weights = load_file(os.path.join(directory, "model.safetensors"))
+    return cfg, {k: v.to(device=device, dtype=dtype).requires_grad_(True) for k, v in weights.items()}
+
+
+def load_tokens(path, device="cpu"):
+    with open(path) as f:
+        return torch.tensor(json.load(f)["tokens"], dtype=torch.long, device=device)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True)
@@ -178,12 +218,8 @@ def main():
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     args = parser.parse_args()
 
-    dtype = getattr(torch, args.dtype)
-    with open(os.path.join(args.checkpoint, "config.json")) as f:
-        cfg = json.load(f)
-    params = {k: v.to(dtype).requires_grad_(True) for k, v in load_file(os.path.join(args.checkpoint, "model.safetensors")).items()}
-    with open(args.batch) as f:
-        tokens = torch.tensor(json.load(f)["tokens"], dtype=torch.long)
+    cfg, params = load_checkpoint(args.checkpoint, getattr(torch, args.dtype))
+    tokens = load_tokens(args.batch)
 
     loss, aux, counts = lm_loss(params, cfg, tokens)
     (loss + aux).backward()
