@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # On the GPU host: build the engine with its CUDA backend, run every CUDA op against the CPU
 # reference (mambalab_gpu_tests), then the selective-scan benchmark beside the plain-PyTorch
-# reference, and print a short table last. Logs and JSON lines go to $OUT (default
-# ./gpu-out). Without a GPU it says so and exits 0.
+# reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model stages: build
+# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, and
+# `mambalab bench train` beside the reference's training throughput. A short table comes
+# last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
+# logs in lm-logs.tar.gz. Without a GPU it says so and exits 0. Exits nonzero when a test, a
+# parity case or the 300-step check fails.
 #
-#   bash tests/gpu/run.sh            # everything
-#   SKIP_BENCH=1 bash tests/gpu/run.sh       # tests only
-#   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch reference
+#   bash tests/gpu/run.sh            # everything (about 9 minutes on an H100)
+#   SKIP_BENCH=1 bash tests/gpu/run.sh       # no scan benchmark
+#   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_TRAIN_BENCH=1   # skip one model stage
+#   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -73,6 +79,89 @@ if [ -n "${PROFILE:-}" ] && command -v ncu >/dev/null 2>&1; then
     echo "ncu failed (see $OUT/scan_profile.txt)"
 fi
 
+# The model stages, each guarded: one failing leaves the others to run.
+lm_failed=0
+lm_logs=$WORK/lm-logs
+mkdir -p "$lm_logs"
+: >"$OUT/lm.jsonl"
+collect() {  # STAGE FILE: FILE's JSON lines into lm.jsonl, tagged with the stage
+  python3 -c 'import json, sys
+for line in open(sys.argv[2]):
+    if line.startswith("{"): print(json.dumps({"stage": sys.argv[1], **json.loads(line)}))' "$1" "$2" >>"$OUT/lm.jsonl"
+}
+stage_start() { echo "# $1"; stage_started=$(date +%s); }
+stage_end() { echo "  ($1: $(($(date +%s) - stage_started)) s)" | tee -a "$lm_logs/times.log"; }
+stage_failed() {  # WHAT LOG
+  tail -20 "$2"
+  echo "$1 failed (see lm-logs/$(basename "$2") in $OUT/lm-logs.tar.gz)"
+  lm_failed=1
+}
+
+addon_ok=
+if [ -z "${SKIP_LM:-}" ]; then
+  if [ ! -f .gpu-carry/node.xz ]; then
+    echo "# model stages skipped: no .gpu-carry (run tests/gpu/pack.sh where Node is, and carry .gpu-carry)"
+  else
+    stage_start "addon (tests/gpu/build-addon.sh)"
+    if BUILD=$BUILD bash tests/gpu/build-addon.sh >"$lm_logs/build-addon.log" 2>&1; then
+      addon_ok=1
+    else
+      stage_failed "the addon build (so every model stage)" "$lm_logs/build-addon.log"
+    fi
+    stage_end addon
+  fi
+fi
+NODE=.gpu-carry/bin/node
+CLI=.gpu-carry/cli/dist/mambalab.mjs
+
+if [ -n "$addon_ok" ] && [ -z "${SKIP_PARITY:-}" ]; then
+  stage_start "LM parity (fp32, bf16) against the PyTorch reference"
+  if "$NODE" .gpu-carry/cli/dist/lm-parity.mjs --work "$WORK/parity" --device cuda >"$lm_logs/parity.log" 2>&1; then
+    PYTHONUNBUFFERED=1 python3 bench/reference/gpu_parity.py --work "$WORK/parity" --device cuda \
+      >"$WORK/parity.jsonl" 2>>"$lm_logs/parity.log" || lm_failed=1
+    collect parity "$WORK/parity.jsonl"
+  else
+    stage_failed "the parity driver" "$lm_logs/parity.log"
+  fi
+  stage_end parity
+fi
+
+if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN300:-}" ]; then
+  stage_start "300 C4 steps: GPU (bf16) against CPU, deterministic reruns"
+  if NODE=$NODE CLI=$CLI bash tests/gpu/train-compare.sh "$WORK/train-compare.json" "$lm_logs" >>"$lm_logs/train-compare.log" 2>&1; then
+    collect train300 "$WORK/train-compare.json"
+    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' "$WORK/train-compare.json" || lm_failed=1
+  else
+    stage_failed "the 300-step comparison" "$lm_logs/train-compare.log"
+  fi
+  stage_end train300
+fi
+
+if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
+  stage_start "bench train: ours, then the PyTorch reference"
+  # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
+  specs=(mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048)
+  precision=()
+  "$NODE" "$CLI" bench --help | grep -q -- '--precision' && precision=(--precision bf16)
+  : >"$WORK/bench-ours.jsonl"
+  for spec in "${specs[@]}"; do
+    model=${spec%%/*} rest=${spec#*/}
+    size=${rest%%:*} shape=${rest#*:}
+    "$NODE" "$CLI" bench train --model "$model" --size "$size" --device cuda --json "${precision[@]}" \
+      --batch-size "${shape%x*}" --seq-len "${shape#*x}" --warmup 3 --steps 10 \
+      >>"$WORK/bench-ours.jsonl" 2>>"$lm_logs/bench-train.log" || echo "bench train failed: $spec (see lm-logs/bench-train.log)"
+  done
+  collect bench_ours "$WORK/bench-ours.jsonl"
+  if "$NODE" .gpu-carry/cli/dist/preset-configs.mjs "${specs[@]}" >"$WORK/bench-configs.jsonl" 2>>"$lm_logs/bench-train.log"; then
+    PYTHONUNBUFFERED=1 python3 bench/reference/train_reference.py --configs "$WORK/bench-configs.jsonl" \
+      --warmup 1 --steps 5 --time-cap 30 >"$WORK/bench-ref.jsonl" 2>>"$lm_logs/bench-train.log" ||
+      echo "train_reference.py failed (see lm-logs/bench-train.log)"
+    collect bench_reference "$WORK/bench-ref.jsonl"
+  fi
+  stage_end bench
+fi
+tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
+
 echo
 echo "== summary =="
 grep -E '^(not ok|[0-9]+ passed)' "$OUT/gpu_tests.log" || echo "tests printed no summary"
@@ -89,4 +178,8 @@ for r in rows:
 print("targets (H100): fwd <= 0.25 ms, fwd+bwd <= 1.2 ms; mamba_ssm's kernel: 0.50 / 2.43 ms (not run here)")
 PY
 fi
-exit "$tests_rc"
+if [ -s "$OUT/lm.jsonl" ]; then
+  python3 tests/gpu/summarize_lm.py "$OUT/lm.jsonl"
+fi
+[ "$tests_rc" -ne 0 ] && exit "$tests_rc"
+exit "$lm_failed"
