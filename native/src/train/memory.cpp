@@ -60,8 +60,8 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_coun
   }
   e.activations += (d * 4 + d * cb + 4) * tokens;  // norm_f
   // The backward's residual-stream gradients (two fp32, one T) and the head's chunk of fp32
-  // logits with its T softmax gradient (~32M logits a chunk).
-  const double head = double(int64_t{1} << 25) * (4 + cb);
+  // logits with its T softmax gradient (~128M logits a chunk, nn/cuda/lm.cu).
+  const double head = double(int64_t{1} << 27) * (4 + cb);
   e.transient = largest_scratch + (2 * 4 + 2 * cb) * d * tokens + head;
   return e;
 }
