@@ -7,8 +7,12 @@ model and autograd on the same weights, and compares.
 The reference runs in float64 by default: the bounds are on our error, and at these sizes
 float64 costs nothing while keeping the reference's own rounding out of the measurement.
 Bounds, by our precision: fp32: loss within 1e-5 relative, every gradient within 1e-4
-(‖ours − ref‖ / ‖ref‖); bf16: 2e-2 for both. Expert counts must match exactly, and a case
-built to overflow capacity must drop tokens. Prints a table on stderr and one JSON line per
+(‖ours − ref‖ / ‖ref‖); bf16: 2e-2 for both. Expert counts must match exactly in fp32, and a
+case built to overflow capacity must drop tokens. In bf16 a token whose top two router logits
+are within bf16's rounding of each other may go to the other expert: routing is a step
+function of the logits, and the gradients of a model routed differently are not comparable.
+So in bf16 at most 1% of assignments may move; when any do, the loss is still checked and
+the gradients are reported but not held to the bound (the note says how many moved). Prints a table on stderr and one JSON line per
 case on stdout; exits 1 if any case fails.
 """
 import argparse
@@ -52,20 +56,25 @@ def compare(case_dir, device, ref_dtype):
     aux_ref = aux.item()
     aux_error = abs(float(meta["aux_loss"]) - aux_ref) / max(abs(aux_ref), 1e-12)
 
-    failures = []
+    failures, notes = [], []
     if loss_error > bounds["loss"]:
         failures.append(f"loss error {loss_error:.2e} > {bounds['loss']:g}")
     if aux_ref != 0 and aux_error > bounds["loss"]:
         failures.append(f"aux loss error {aux_error:.2e} > {bounds['loss']:g}")
     if our_counts != counts:
         moved = sum(abs(a - b) for ours_layer, ref_layer in zip(our_counts, counts) for a, b in zip(ours_layer, ref_layer)) // 2
-        failures.append(f"expert counts differ ({moved} tokens routed elsewhere)")
+        assignments = sum(sum(layer) for layer in counts) + sum(dropped)
+        message = f"{moved} of {assignments} assignments routed to another expert"
+        if meta["precision"] == "bf16" and moved <= 0.01 * assignments:
+            notes.append(f"{message} (bf16 rounding of near-tied router logits): gradients reported, not bounded")
+        else:
+            failures.append(f"expert counts differ: {message}")
     if meta["drops"] == "true" and sum(dropped) == 0:
         failures.append("the capacity case dropped no tokens")
     if missing:
         failures.append(f"parameters in one side only: {', '.join(missing[:5])}")
     over = {n: e for n, e in grad_errors.items() if not e <= bounds["grad"]}  # NaN fails too
-    if over:
+    if over and not notes:
         failures.append(f"{len(over)} gradients over {bounds['grad']:g}")
     worst = max(grad_errors, key=lambda n: grad_errors[n] if not math.isnan(grad_errors[n]) else math.inf)
     return {
@@ -90,6 +99,7 @@ def compare(case_dir, device, ref_dtype):
         "bounds": bounds,
         "ok": not failures,
         "failures": failures,
+        "notes": notes,
     }
 
 
@@ -115,7 +125,7 @@ def main():
     print(f"{'case':<20} {'prec':<5} {'loss ours':>12} {'loss ref':>12} {'loss err':>9} {'worst grad err':>14}  worst parameter", file=sys.stderr)
     for r in results:
         print(f"{r['case']:<20} {r['precision']:<5} {r['loss']:12.6f} {r['loss_reference']:12.6f} {r['loss_rel_error']:9.2e} "
-              f"{r['worst_grad_rel_error']:14.2e}  {r['worst_parameter']}  {'ok' if r['ok'] else 'FAIL: ' + '; '.join(r['failures'])}",
+              f"{r['worst_grad_rel_error']:14.2e}  {r['worst_parameter']}  {'ok' if r['ok'] else 'FAIL: ' + '; '.join(r['failures'])}{'; ' + '; '.join(r['notes']) if r['notes'] else ''}",
               file=sys.stderr)
     sys.exit(0 if all(r["ok"] for r in results) else 1)
 

@@ -48,7 +48,7 @@ def main():
     if parity:
         print(f"\n{'LM parity':<20} {'prec':<5} {'loss err':>9} {'worst grad err':>14}  worst parameter")
         for r in parity:
-            status = "ok" if r["ok"] else "FAIL: " + "; ".join(r["failures"])
+            status = ("ok" if r["ok"] else "FAIL: " + "; ".join(r["failures"])) + "".join("; " + n for n in r.get("notes", []))
             print(f"{r['case']:<20} {r['precision']:<5} {r['loss_rel_error']:9.2e} {r['worst_grad_rel_error']:14.2e}  {r['worst_parameter']}  {status}")
 
     for r in by_stage.get("train300", []):
