@@ -5,12 +5,25 @@
 namespace ml::cuda {
 namespace {
 
+constexpr int kColumns = 32, kGroups = 32;  // a block: 32 columns × 32 groups of parts
+
+// Thread (g, c) sums parts g, g + kGroups, … of column c in order; then the groups' sums are
+// added in group order. The order is fixed, so the result is too; many parts are summed at
+// once rather than one after another by a single thread.
 __global__ void sum_partials_kernel(const float* __restrict__ partial, int64_t parts, int64_t n,
                                     float* __restrict__ out, bool accumulate) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n; j += int64_t(gridDim.x) * blockDim.x) {
-    float s = accumulate ? out[j] : 0.f;
-    for (int64_t p = 0; p < parts; ++p) s += partial[p * n + j];
-    out[j] = s;
+  __shared__ float group_sums[kGroups][kColumns + 1];
+  const int c = threadIdx.x % kColumns, g = threadIdx.x / kColumns;
+  const int64_t j = int64_t(blockIdx.x) * kColumns + c;
+  float s = 0.f;
+  if (j < n)
+    for (int64_t p = g; p < parts; p += kGroups) s += partial[p * n + j];
+  group_sums[g][c] = s;
+  __syncthreads();
+  if (g == 0 && j < n) {
+    float total = accumulate ? out[j] : 0.f;
+    for (int k = 0; k < kGroups; ++k) total += group_sums[k][c];
+    out[j] = total;
   }
 }
 
@@ -19,7 +32,9 @@ __global__ void sum_partials_kernel(const float* __restrict__ partial, int64_t p
 void sum_partials(const float* partial, int64_t parts, int64_t n, float* out, bool accumulate, cudaStream_t stream,
                   const char* op) {
   if (n <= 0) return;
-  sum_partials_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(partial, parts, n, out, accumulate);
+  const int64_t blocks = (n + kColumns - 1) / kColumns;
+  ML_CHECK(blocks <= 0x7fffffff, op, ": ", n, " partial sums exceed one launch");
+  sum_partials_kernel<<<unsigned(blocks), kColumns * kGroups, 0, stream>>>(partial, parts, n, out, accumulate);
   ML_CUDA_CHECK_LAUNCH(op);
 }
 

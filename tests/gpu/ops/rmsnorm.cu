@@ -42,8 +42,29 @@ std::string check_rmsnorm(int64_t rows, int64_t dim, bool with_residual, uint64_
 
 NATIVE_TEST(cuda_rmsnorm_fp32_matches_cpu) {
   return check_rmsnorm<float>(67, 100, true, 401) + "; " + check_rmsnorm<float>(1, 33, false, 402) + "; " +
-         check_rmsnorm<float>(2049, 768, true, 403);
+         check_rmsnorm<float>(2049, 768, true, 403) + "; " + check_rmsnorm<float>(40, 2304, true, 404) + "; " +
+         check_rmsnorm<float>(5003, 64, true, 405);  // more rows than the backward grid's warps: each strides
 }
 NATIVE_TEST(cuda_rmsnorm_bf16_matches_cpu) {
   return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412);
+}
+
+// The backward's dweight goes through per-warp and per-block partials added in a fixed order.
+NATIVE_TEST(cuda_rmsnorm_backward_is_bit_identical_across_runs) {
+  ml::Rng rng(421);
+  const int64_t rows = 9000, dim = 512, n = rows * dim;
+  Dev<float> r(uniform(rng, n, -2, 2)), rstd(uniform(rng, rows, 0.5, 1.5)), w(uniform(rng, dim, 0.5, 1.5));
+  Dev<bf16> dy(rounded<bf16>(uniform(rng, n)));
+  std::vector<std::vector<unsigned char>> runs;
+  for (int run = 0; run < 2; ++run) {
+    Dev<float> dx(n), dw(std::vector<double>(dim, 0.0));
+    ml::cuda::rmsnorm_backward<bf16>(r.get(), rstd.get(), w.get(), dy.get(), nullptr, dx.get(), dw.get(), rows, dim,
+                                     nullptr);
+    sync("rmsnorm_backward");
+    auto bytes = dw.bytes(), dx_bytes = dx.bytes();
+    bytes.insert(bytes.end(), dx_bytes.begin(), dx_bytes.end());
+    runs.push_back(std::move(bytes));
+  }
+  EXPECT(runs[0] == runs[1], "dweight or dx differ between two runs");
+  return mltest::str(runs[0].size(), " bytes of dweight and dx identical");
 }

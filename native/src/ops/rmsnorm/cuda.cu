@@ -1,6 +1,8 @@
-// One block per row (forward) / a fixed grid of blocks striding over rows (backward), each
-// thread owning the columns j ≡ threadIdx.x (mod blockDim). Row sums go through block_sum;
-// the backward's dweight is summed per block in shared memory, then across blocks in order.
+// Forward: one block per row, each thread owning the columns j ≡ threadIdx.x (mod blockDim),
+// row sums through block_sum. Backward: one warp per row (its sum is a shuffle butterfly, no
+// block barrier per row), a fixed grid striding over rows; each warp adds its rows' dweight
+// terms into its own shared-memory row, the block adds its warps' rows in order, and the
+// blocks' partials are added in order: deterministic.
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -11,7 +13,8 @@ namespace ml::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBackwardBlocks = 264;  // ~2 per SM on an H100; fixed, so the sum order is too
+constexpr int kWarps = 8;                    // rows in flight per backward block
+constexpr int64_t kMaxBackwardBlocks = 528;  // ~4 per SM on an H100; fixed, so the sum order is too
 
 template <typename T>
 __global__ void rmsnorm_forward_kernel(const T* __restrict__ x, const float* __restrict__ residual,
@@ -36,27 +39,34 @@ __global__ void rmsnorm_backward_kernel(const float* __restrict__ residual_out, 
                                        const float* __restrict__ weight, const T* __restrict__ dy,
                                        const float* __restrict__ dresidual_out, float* __restrict__ dx,
                                        float* __restrict__ dweight_partial, int64_t rows, int64_t dim) {
-  extern __shared__ float dw[];  // dim values: this block's share of dweight
-  __shared__ float scratch[32];
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dw[j] = 0.f;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  extern __shared__ float dw[];  // (kWarps, dim): each warp's share of dweight
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* my_dw = dw + int64_t(warp) * dim;
+  for (int64_t j = lane; j < dim; j += 32) my_dw[j] = 0.f;
+  for (int64_t r = int64_t(blockIdx.x) * kWarps + warp; r < rows; r += int64_t(gridDim.x) * kWarps) {
     const int64_t base = r * dim;
     const float s = rstd[r];
     float dot = 0.f;
-    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+    for (int64_t j = lane; j < dim; j += 32) {
       const float n = residual_out[base + j] * s, g = to_float(dy[base + j]);
       dot += g * weight[j] * n;
-      dw[j] += g * n;  // only this thread touches column j
+      my_dw[j] += g * n;  // only this lane touches column j of this warp's row
     }
-    const float mean_dot = block_sum(dot, scratch) / float(dim);
-    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+    for (int offset = 16; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    const float mean_dot = dot / float(dim);
+    for (int64_t j = lane; j < dim; j += 32) {
       const float n = residual_out[base + j] * s;
       float g = s * (to_float(dy[base + j]) * weight[j] - n * mean_dot);
       if (dresidual_out) g += dresidual_out[base + j];
       dx[base + j] = g;
     }
   }
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dweight_partial[int64_t(blockIdx.x) * dim + j] = dw[j];
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+    float total = 0.f;
+    for (int w = 0; w < kWarps; ++w) total += dw[int64_t(w) * dim + j];
+    dweight_partial[int64_t(blockIdx.x) * dim + j] = total;
+  }
 }
 
 }  // namespace
@@ -76,12 +86,18 @@ void rmsnorm_backward(const float* residual_out, const float* rstd, const float*
                       const float* dresidual_out, float* dx, float* dweight, int64_t rows, int64_t dim,
                       cudaStream_t stream) {
   if (rows <= 0 || dim <= 0) return;
-  const size_t smem = size_t(dim) * sizeof(float);
-  ML_CHECK(smem <= 48 * 1024, "rmsnorm_backward: dim ", dim, " exceeds the 12288 columns one block can sum");
-  const int64_t blocks = std::min(rows, kMaxBackwardBlocks);
+  constexpr size_t kMaxSmem = 227 * 1024;  // an H100 block's opt-in shared memory
+  const size_t smem = size_t(kWarps) * size_t(dim) * sizeof(float);
+  ML_CHECK(smem <= kMaxSmem, "rmsnorm_backward: dim ", dim, " exceeds the ", kMaxSmem / (kWarps * sizeof(float)),
+           " columns one block can sum");
+  if (smem > 48 * 1024)
+    ML_CUDA_CHECK("rmsnorm_backward", cudaFuncSetAttribute(rmsnorm_backward_kernel<T>,
+                                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t blocks = std::min((rows + kWarps - 1) / kWarps, kMaxBackwardBlocks);
   DeviceBuffer<float> partial(blocks * dim, "rmsnorm_backward");
-  rmsnorm_backward_kernel<T><<<unsigned(blocks), kThreads, smem, stream>>>(residual_out, rstd, weight, dy,
-                                                                            dresidual_out, dx, partial.get(), rows, dim);
+  rmsnorm_backward_kernel<T><<<unsigned(blocks), kWarps * 32, smem, stream>>>(residual_out, rstd, weight, dy,
+                                                                               dresidual_out, dx, partial.get(), rows,
+                                                                               dim);
   ML_CUDA_CHECK_LAUNCH("rmsnorm_backward");
   sum_partials(partial.get(), blocks, dim, dweight, true, stream, "rmsnorm_backward");
 }
