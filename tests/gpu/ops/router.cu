@@ -18,11 +18,40 @@ std::vector<V> download_raw(const Dev<V>& d) {
   return out;
 }
 
+// The device outputs of one route_forward, poisoned so that an element never written fails.
+template <typename T>
+struct GpuRouting {
+  Dev<T> probs, gates;
+  Dev<int32_t> expert, rank;
+  Dev<uint8_t> kept;
+  Dev<int64_t> counts, first, dropped;
+  Dev<double> aux;
+  ml::cuda::DeviceRouting r;
+
+  GpuRouting(int64_t tokens, int64_t experts, int64_t top_k)
+      : probs(tokens * experts), gates(top_k * tokens), expert(top_k * tokens), rank(top_k * tokens),
+        kept(top_k * tokens), counts(experts), first(experts), dropped(1), aux(1) {
+    probs.poison();
+    gates.poison();
+    expert.poison();
+    rank.poison();
+    kept.poison();
+    counts.poison();
+    first.poison();
+    dropped.poison();
+    aux.poison();
+    r.expert = expert.get(), r.kept = kept.get(), r.rank = rank.get();
+    r.counts = counts.get(), r.first_counts = first.get();
+    r.dropped = dropped.get(), r.aux_loss = aux.get();
+  }
+};
+
 // ties: logits on a coarse integer grid, so that many tie (the lower index must win).
 struct Kind {
   ml::cpu::RouterKind router = ml::cpu::RouterKind::Switch;
   bool training = true;
   int64_t sinkhorn_max_iter = 100;
+  double sinkhorn_tol = 1e-4;
 };
 constexpr Kind kSinkhornTraining{ml::cpu::RouterKind::Sinkhorn, true};
 constexpr Kind kSinkhornInference{ml::cpu::RouterKind::Sinkhorn, false};
@@ -43,43 +72,28 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
   o.kind = kind.router;
   o.training = kind.training;
   o.sinkhorn_max_iter = kind.sinkhorn_max_iter;
+  o.sinkhorn_tol = kind.sinkhorn_tol;
   std::vector<double> probs(tokens * experts), gates(top_k * tokens), dlogits(tokens * experts);
   ml::cpu::Routing want;
   ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), want);
   ml::cpu::route_backward<double>(o, logits.data(), probs.data(), want, dgates.data(), dlogits.data());
 
-  Dev<T> glogits(logits), gdgates(dgates), gprobs(tokens * experts), ggates(top_k * tokens),
-      gdlogits(tokens * experts);
-  Dev<int32_t> gexpert(top_k * tokens);
-  Dev<uint8_t> gkept(top_k * tokens);
-  Dev<int32_t> grank(top_k * tokens);
-  Dev<int64_t> gcounts(experts), gfirst(experts), gdropped(1);
-  Dev<double> gaux(1);
-  for (auto* p : {&gprobs, &ggates, &gdlogits}) p->poison();
-  gexpert.poison();
-  grank.poison();
-  check(cudaMemset(gkept.get(), 0xff, size_t(gkept.size())), "poison");
-  gcounts.poison();
-  gfirst.poison();
-  gdropped.poison();
-  gaux.poison();
-  ml::cuda::DeviceRouting r;
-  r.expert = gexpert.get(), r.kept = gkept.get(), r.rank = grank.get();
-  r.counts = gcounts.get(), r.first_counts = gfirst.get();
-  r.dropped = gdropped.get(), r.aux_loss = gaux.get();
-  ml::cuda::route_forward<T>(o, glogits.get(), tokens, experts, gprobs.get(), ggates.get(), r, nullptr);
-  ml::cuda::route_backward<T>(o, gprobs.get(), r, gdgates.get(), gdlogits.get(), nullptr);
+  Dev<T> glogits(logits), gdgates(dgates), gdlogits(tokens * experts);
+  gdlogits.poison();
+  GpuRouting<T> g(tokens, experts, top_k);
+  ml::cuda::route_forward<T>(o, glogits.get(), tokens, experts, g.probs.get(), g.gates.get(), g.r, nullptr);
+  ml::cuda::route_backward<T>(o, g.probs.get(), g.r, gdgates.get(), gdlogits.get(), nullptr);
   sync("router");
 
-  EXPECT(r.capacity == want.capacity, r.capacity, " vs ", want.capacity);
-  const auto expert = download_raw(gexpert);
-  const auto kept = download_raw(gkept);
-  const auto rank = download_raw(grank);
+  EXPECT(g.r.capacity == want.capacity, g.r.capacity, " vs ", want.capacity);
+  const auto expert = download_raw(g.expert);
+  const auto kept = download_raw(g.kept);
+  const auto rank = download_raw(g.rank);
   std::vector<int32_t> seen(experts, 0);  // assignments so far per expert, in order a
-  const auto counts = download_raw(gcounts);
-  const auto first = download_raw(gfirst);
-  const int64_t dropped = download_raw(gdropped)[0];
-  const double aux = download_raw(gaux)[0];
+  const auto counts = download_raw(g.counts);
+  const auto first = download_raw(g.first);
+  const int64_t dropped = download_raw(g.dropped)[0];
+  const double aux = download_raw(g.aux)[0];
   for (int64_t a = 0; a < top_k * tokens; ++a) {
     EXPECT(expert[a] == want.expert[a], "assignment ", a, ": expert ", expert[a], " vs ", want.expert[a]);
     EXPECT(kept[a] == want.kept[a], "assignment ", a, ": kept ", int(kept[a]), " vs ", int(want.kept[a]));
@@ -94,11 +108,37 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
   }
   EXPECT(dropped == want.dropped, "dropped ", dropped, " vs ", want.dropped);
   Errors errors(bound<T>());
-  errors.add("probs", gprobs.download(), probs);
-  errors.add("gates", ggates.download(), gates);
+  errors.add("probs", g.probs.download(), probs);
+  errors.add("gates", g.gates.download(), gates);
   errors.add("aux", {aux}, {want.aux_loss});
   errors.add("dlogits", gdlogits.download(), dlogits);
   return errors.report() + " dropped " + mltest::str(dropped) + "/" + mltest::str(top_k * tokens);
+}
+
+// Two Sinkhorn routings of the same logits (tied on an integer grid, so that the balanced
+// scores' order hangs on the column scales) give the same bits in every output.
+std::string check_sinkhorn_deterministic(int64_t tokens, int64_t experts, int64_t top_k, uint64_t seed) {
+  ml::Rng rng(seed);
+  auto raw = uniform(rng, tokens * experts, -3, 3);
+  for (auto& v : raw) v = std::round(v);
+  Dev<float> glogits(rounded<float>(raw));
+  ml::cpu::RouterOptions o;
+  o.kind = ml::cpu::RouterKind::Sinkhorn;
+  o.top_k = top_k;
+  GpuRouting<float> first(tokens, experts, top_k), second(tokens, experts, top_k);
+  for (auto* g : {&first, &second})
+    ml::cuda::route_forward<float>(o, glogits.get(), tokens, experts, g->probs.get(), g->gates.get(), g->r, nullptr);
+  sync("router");
+  auto outputs = [](const GpuRouting<float>& g) {
+    std::vector<unsigned char> all;
+    for (const auto& part : {g.probs.bytes(), g.gates.bytes(), g.expert.bytes(), g.rank.bytes(), g.kept.bytes(),
+                             g.counts.bytes(), g.first.bytes(), g.dropped.bytes()})
+      all.insert(all.end(), part.begin(), part.end());
+    return all;
+  };
+  const auto a = outputs(first), b = outputs(second);
+  EXPECT(a == b, "the outputs differ between two runs");
+  return mltest::str(a.size(), " output bytes identical across two runs");
 }
 
 }  // namespace
@@ -137,3 +177,20 @@ NATIVE_TEST(cuda_router_fp32_sinkhorn_inference_top2) {
 NATIVE_TEST(cuda_router_bf16_sinkhorn_training_top1) {
   return check_router<bf16>(3000, 8, 1, 1.0, 0.0, 248, false, kSinkhornTraining);
 }
+// Several tokens per thread in a tile (more than 128 × 256 tokens), top 2 and drops.
+NATIVE_TEST(cuda_router_fp32_sinkhorn_training_tiles_of_several_rows) {
+  return check_router<float>(70001, 8, 2, 1.0, 0.0, 249, false, kSinkhornTraining);
+}
+// More experts than one chunk of column sums: the row scales are kept for the later chunks.
+NATIVE_TEST(cuda_router_fp32_sinkhorn_training_many_experts) {
+  return check_router<float>(3001, 70, 2, 0.0, 0.0, 250, false, kSinkhornTraining);
+}
+// A tolerance never met: every one of max_iter iterations runs.
+NATIVE_TEST(cuda_router_fp32_sinkhorn_max_iter_reached) {
+  return check_router<float>(5000, 8, 1, 1.0, 0.0, 251, false, {ml::cpu::RouterKind::Sinkhorn, true, 37, 0.0});
+}
+// A tolerance always met: the first iteration ends the balancing.
+NATIVE_TEST(cuda_router_fp32_sinkhorn_converged_at_first_iteration) {
+  return check_router<float>(5000, 8, 1, 1.0, 0.0, 252, false, {ml::cpu::RouterKind::Sinkhorn, true, 100, 1e9});
+}
+NATIVE_TEST(cuda_router_fp32_sinkhorn_deterministic) { return check_sinkhorn_deterministic(50000, 16, 2, 253); }

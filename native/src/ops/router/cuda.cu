@@ -211,29 +211,40 @@ __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_
   for (int e = lane; e < experts; e += 32) dlogits[t * experts + e] = from_float<T>(to_float(p[e]) * (dp(e) - dot));
 }
 
-// Sinkhorn in training: K, the balancing steps (all enqueued; the converged flag ends them on
-// the device) and the top_k of the balanced scores.
+// Sinkhorn in training: K, the balancing (one cooperative launch, sinkhorn.cuh) and the top_k of
+// the balanced scores.
 template <typename T>
 void sinkhorn_route(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int experts, T* probs,
                     int32_t* expert, unsigned token_blocks, cudaStream_t stream) {
   namespace sk = sinkhorn;
-  DeviceBuffer<double> cost(tokens * experts, "router_forward (sinkhorn)");
-  DeviceBuffer<double> col(experts, "router_forward (sinkhorn)"), next(experts, "router_forward (sinkhorn)");
-  const int64_t blocks = sk::blocks(tokens);
-  ML_CHECK(blocks <= 0x7fffffff, "router_forward (sinkhorn): ", tokens, " tokens exceed one launch");
-  DeviceBuffer<double> partial(blocks * experts, "router_forward (sinkhorn)");
-  DeviceBuffer<sk::State> state(1, "router_forward (sinkhorn)");
-  ML_CUDA_CHECK("router_forward (sinkhorn)", cudaMemsetAsync(state.get(), 0, sizeof(sk::State), stream));
+  constexpr const char* what = "router_forward (sinkhorn)";
+  const sk::Tiling tiling = sk::tiling(tokens);
+  // Cooperative: every block must be resident at once for the grid-wide barrier.
+  int device = 0, multiprocessors = 0, blocks_per_multiprocessor = 0;
+  ML_CUDA_CHECK(what, cudaGetDevice(&device));
+  ML_CUDA_CHECK(what, cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  ML_CUDA_CHECK(what, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_multiprocessor, sk::balance_kernel,
+                                                                    sk::kThreads, 0));
+  const int grid = std::min(tiling.tiles, multiprocessors * blocks_per_multiprocessor);
+  ML_CHECK(grid >= 1, what, ": the balancing kernel cannot be resident");
+  DeviceBuffer<double> cost(tokens * experts, what), col(experts, what);
+  DeviceBuffer<double> partial(2 * int64_t(tiling.tiles) * experts, what), scales(2 * int64_t(grid) * experts, what);
+  DeviceBuffer<double> rows(experts > sk::kExpertChunk ? tokens : 0, what);
   sk::cost_kernel<T><<<token_blocks, 32 * kWarpsPerBlock, 0, stream>>>(logits, tokens, experts, probs, cost.get());
   ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn cost)");
-  sk::step_kernel<true><<<unsigned(blocks), sk::kThreads, 0, stream>>>(cost.get(), tokens, experts, col.get(),
-                                                                         next.get(), partial.get(), state.get(), 0.0);
-  ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn initialisation)");
-  for (int64_t it = 0; it < o.sinkhorn_max_iter; ++it) {
-    sk::step_kernel<false><<<unsigned(blocks), sk::kThreads, 0, stream>>>(
-        cost.get(), tokens, experts, col.get(), next.get(), partial.get(), state.get(), o.sinkhorn_tol);
-    ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn step)");
-  }
+  cudaLaunchAttribute cooperative{};
+  cooperative.id = cudaLaunchAttributeCooperative;
+  cooperative.val.cooperative = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(unsigned(grid));
+  config.blockDim = dim3(sk::kThreads);
+  config.stream = stream;
+  config.attrs = &cooperative;
+  config.numAttrs = 1;
+  ML_CUDA_CHECK("router_forward (sinkhorn balancing)",
+                cudaLaunchKernelEx(&config, sk::balance_kernel, cost.get(), tokens, experts, tiling.tile_tokens,
+                                   tiling.tiles, int64_t(o.sinkhorn_max_iter), o.sinkhorn_tol, partial.get(),
+                                   scales.get(), rows.get(), col.get()));
   balanced_topk_kernel<<<token_blocks, 32 * kWarpsPerBlock, 0, stream>>>(cost.get(), col.get(), tokens, experts,
                                                                         int(o.top_k), expert);
   ML_CUDA_CHECK_LAUNCH("router_forward (sinkhorn top-k)");
