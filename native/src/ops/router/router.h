@@ -64,15 +64,14 @@ namespace ml::cuda {
 // math; Sinkhorn's balancing in fp64, as cpu's). No host synchronisation.
 //   Switch, and Sinkhorn in inference: the top_k experts are chosen on the logits (softmax and
 //   sigmoid are monotonic), largest first, ties to the lower index.
-//   Sinkhorn in training: cpu's balancing of K = exp(2·logits): the column scales are
-//   initialised, then up to sinkhorn_max_iter row/column steps are enqueued; each step's
-//   last block tests cpu's convergence (L1 change of the normalised column scales below
-//   sinkhorn_tol) and raises a device flag that makes the remaining steps return at once.
-//   The top_k of K[t,e]·c[e] are chosen as above.
+//   Sinkhorn in training: cpu's balancing of K = exp(2·logits): the initialisation and up to
+//   sinkhorn_max_iter row/column steps run in one cooperative launch; every block reduces all
+//   tiles' column sums in the same order and applies cpu's convergence test (L1 change of
+//   the normalised column scales below sinkhorn_tol), so all blocks stop together. The
+//   top_k of K[t,e]·c[e] are chosen as above.
 //   Capacity and the rest are cpu's: a per-expert prefix sum over the assignments in order
 //   a = choice · tokens + token, so first choices first, then token order. Deterministic: no
-//   atomics in any sum (Sinkhorn's last-block ticket only picks which block finishes a step),
-//   fixed sum orders.
+//   atomics in any sum, fixed sum orders independent of the grid size.
 // The caller owns the device arrays; route_forward fills the sizes and `capacity`.
 struct DeviceRouting {
   int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
