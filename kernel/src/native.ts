@@ -67,6 +67,8 @@ export interface NativeMetrics {
   /** 0 unless a training step (norm before clipping). */
   gradNorm: number;
   experts: { counts: number[]; dropped: number }[];
+  /** The step replayed a captured CUDA graph (false on the CPU and for eager GPU steps). */
+  cudaGraph: boolean;
 }
 
 export interface NativeParameter {

@@ -77,7 +77,8 @@ export async function benchTrain(argv: string[], log: (line: string) => void) {
   for (let i = 0; i < warmup; i++) await trainer.step(batch);
   // Each step resolves once its metrics are back from the device, so the wall time covers the GPU work.
   const started = performance.now();
-  for (let i = 0; i < steps; i++) await trainer.step(batch);
+  let graphSteps = 0;
+  for (let i = 0; i < steps; i++) if ((await trainer.step(batch)).cudaGraph) graphSteps++;
   const seconds = (performance.now() - started) / 1000;
 
   const tokensPerS = (steps * batchSize * seqLen) / seconds;
@@ -104,6 +105,8 @@ export async function benchTrain(argv: string[], log: (line: string) => void) {
     steps,
     tokens_per_s: tokensPerS,
     step_ms: (seconds * 1000) / steps,
+    // Timed steps that replayed a captured CUDA graph (0 on the CPU and for dropless MoE).
+    cuda_graph_steps: graphSteps,
     flops_per_token: flopsPerToken,
     achieved_tflops: achieved / 1e12,
     ...memoryAndUtilisation,

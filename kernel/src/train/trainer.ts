@@ -57,6 +57,8 @@ export interface StepMetrics {
   dropped: number[];
   lr: number;
   gradNorm: number;
+  /** The GPU replayed this step as a captured CUDA graph (see README, "CUDA backend"). */
+  cudaGraph: boolean;
   /** Tokens trained on so far (inputs, batchSize × seqLen per step). */
   tokens: number;
   tokensPerS: number;
@@ -175,7 +177,7 @@ export class Trainer {
     const lr = this.lrAt(step);
     const o = this.options;
     const start = performance.now();
-    const { loss, auxLoss, gradNorm, experts } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
+    const { loss, auxLoss, gradNorm, experts, cudaGraph } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
       beta1: o.beta1,
       beta2: o.beta2,
       eps: o.eps,
@@ -194,6 +196,7 @@ export class Trainer {
       dropped: experts.map((l) => l.dropped),
       lr,
       gradNorm,
+      cudaGraph,
       tokens: this.tokens,
       tokensPerS: (b.batchSize * b.seqLen) / seconds,
       elapsedS: this.elapsedS,

@@ -67,7 +67,7 @@ ml::ModelConfig parse_config(const Napi::Object& c) {
   return cfg;
 }
 
-// The optional third argument of new Model: { device, precision, deterministic }.
+// The optional third argument of new Model: { device, precision, deterministic, cudaGraphs }.
 ml::RuntimeOptions parse_options(const Napi::Value& value) {
   ml::RuntimeOptions options;
   if (value.IsUndefined()) return options;
@@ -85,6 +85,7 @@ ml::RuntimeOptions parse_options(const Napi::Value& value) {
     options.precision = precision == "fp32" ? ml::Precision::FP32 : ml::Precision::BF16;
   }
   if (o.Has("deterministic")) options.deterministic = o.Get("deterministic").ToBoolean().Value();
+  if (o.Has("cudaGraphs")) options.cuda_graphs = o.Get("cudaGraphs").ToBoolean().Value();
   return options;
 }
 
@@ -115,6 +116,7 @@ Napi::Object metrics_object(Napi::Env env, const ml::StepMetrics& m) {
     experts.Set(uint32_t(l), layer);
   }
   out.Set("experts", experts);
+  out.Set("cudaGraph", m.cuda_graph);
   return out;
 }
 

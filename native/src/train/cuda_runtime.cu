@@ -46,7 +46,7 @@ template <typename T>
 class CudaRuntime final : public Runtime {
  public:
   CudaRuntime(const ModelConfig& config, const RuntimeOptions& options, const ParamList<float>& initial)
-      : ctx_(make_context(stream_.get(), options)), model_(config, initial, ctx_), step_(model_) {}
+      : ctx_(make_context(stream_.get(), options)), model_(config, initial, ctx_), step_(model_, options.cuda_graphs) {}
 
   DType dtype() const override { return DType::F32; }
 
@@ -74,6 +74,7 @@ class CudaRuntime final : public Runtime {
   }
 
   StepMetrics evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+    step_.forget_graph();
     return guarded(batch, len_plus_one, [&] {
       model_.forward(tokens, batch, len_plus_one, false);
       return step_.read_metrics(false);
@@ -81,6 +82,7 @@ class CudaRuntime final : public Runtime {
   }
 
   StepMetrics loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+    step_.forget_graph();
     return guarded(batch, len_plus_one, [&] {
       model_.zero_grad();
       model_.forward(tokens, batch, len_plus_one, true);
@@ -91,7 +93,11 @@ class CudaRuntime final : public Runtime {
 
   StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
                          const OptimizerConfig& opt) override {
-    return guarded(batch, len_plus_one, [&] { return step_.run(tokens, batch, len_plus_one, lr, opt); });
+    return guarded(batch, len_plus_one, [&] {
+      StepMetrics m = step_.run(tokens, batch, len_plus_one, lr, opt);
+      m.cuda_graph = step_.replayed();
+      return m;
+    });
   }
 
   int64_t steps_done() const override { return step_.steps_done(); }
@@ -123,6 +129,7 @@ class CudaRuntime final : public Runtime {
     try {
       return work();
     } catch (const cuda::OutOfDeviceMemory& e) {
+      step_.forget_graph();
       cudaStreamSynchronize(stream_.get());
       cuda::device_release_cached();
       const ModelConfig& c = model_.config();

@@ -12,19 +12,41 @@
 namespace ml::cuda {
 
 template <typename T>
-TrainStep<T>::TrainStep(LanguageModel<T>& model)
-    : model_(model), norm_and_coef_(2, "gradient norm") {}
+TrainStep<T>::TrainStep(LanguageModel<T>& model, bool use_graphs)
+    : model_(model), use_graphs_(use_graphs), norm_and_coef_(2, "gradient norm") {}
+
+template <typename T>
+void TrainStep<T>::gradients(double grad_clip) {
+  DeviceParams<T>& params = model_.params();
+  model_.zero_grad();
+  model_.forward_uploaded(true);
+  model_.backward();
+  // One span covers every gradient: the padding between tensors stays zero.
+  clip_coefficient({{params.grads(), params.total()}}, grad_clip, norm_and_coef_.get(), norm_and_coef_.get() + 1,
+                   model_.stream());
+}
 
 template <typename T>
 StepMetrics TrainStep<T>::run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
                               const OptimizerConfig& opt) {
   DeviceParams<T>& params = model_.params();
   const cudaStream_t s = model_.stream();
-  model_.zero_grad();
-  model_.forward(tokens, batch, len_plus_one, true);
-  model_.backward();
-  // One span covers every gradient: the padding between tensors stays zero.
-  clip_coefficient({{params.grads(), params.total()}}, opt.grad_clip, norm_and_coef_.get(), norm_and_coef_.get() + 1, s);
+  model_.upload(tokens, batch, len_plus_one);
+  const int64_t generation = model_.buffers_generation();
+  replayed_ = graph_ && graph_generation_ == generation && graph_clip_ == opt.grad_clip;
+  if (!replayed_ && use_graphs_ && !capture_refused_ && warm_generation_ == generation &&
+      warm_clip_ == opt.grad_clip && model_.capturable()) {
+    graph_ = CudaGraph::capture(s, [&] { gradients(opt.grad_clip); });
+    graph_generation_ = generation, graph_clip_ = opt.grad_clip;
+    replayed_ = bool(graph_);
+    capture_refused_ = !graph_;  // the same work would be refused again: stay eager
+  }
+  if (replayed_) {
+    graph_.launch(s);
+  } else {
+    gradients(opt.grad_clip);
+    warm_generation_ = generation, warm_clip_ = opt.grad_clip;
+  }
 
   ++steps_done_;
   std::vector<AdamWTensor> tensors;

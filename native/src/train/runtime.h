@@ -58,6 +58,7 @@ struct RuntimeOptions {
   Device device = Device::Cpu;
   Precision precision = Precision::BF16;
   bool deterministic = false;  // CUDA: no atomics in any reduction (bit-identical runs)
+  bool cuda_graphs = true;     // CUDA: replay each step as a captured graph once shapes settle
 };
 
 // The CPU runtime computes in `dtype`; the CUDA one reads and writes fp32 (its master

@@ -25,6 +25,7 @@ struct StepMetrics {
   double aux_loss;   // load-balancing losses (weighted), also optimised
   double grad_norm;  // before clipping
   std::vector<ExpertCounts> experts;  // one per MoE layer, in layer order
+  bool cuda_graph = false;            // the step replayed a captured CUDA graph
 };
 
 template <typename T>

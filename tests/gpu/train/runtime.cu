@@ -161,3 +161,53 @@ NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
   }
   throw mltest::Failure("a 4M-token batch of d_model 1024 did not run out of memory");
 }
+
+namespace {
+
+struct Trace {
+  std::vector<float> losses, weights;
+  std::vector<bool> replayed;
+};
+
+// Six steps with an evaluation after the third: graphs are captured on the second step at a
+// shape, replayed after, dropped by the evaluation and captured again.
+Trace train_with_evaluation(const ml::ModelConfig& config, bool graphs) {
+  ml::RuntimeOptions options = cuda_options(ml::Precision::BF16, true);
+  options.cuda_graphs = graphs;
+  auto rt = ml::make_runtime(config, ml::DType::F32, options);
+  Trace t;
+  for (int step = 0; step < 6; ++step) {
+    const auto tokens = random_tokens(90 + step, 4 * 65, config.vocab_size);
+    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {});
+    t.losses.push_back(float(m.loss));
+    t.replayed.push_back(m.cuda_graph);
+    if (step == 2) t.losses.push_back(float(rt->evaluate(tokens.data(), 4, 65).loss));
+  }
+  for (const auto& p : rt->params()) {
+    const auto v = read(*rt, p, ml::Slot::Value);
+    t.weights.insert(t.weights.end(), v.begin(), v.end());
+  }
+  return t;
+}
+
+std::string check_graphs(const ml::ModelConfig& config, const std::vector<bool>& want_replayed) {
+  const Trace graphs = train_with_evaluation(config, true), eager = train_with_evaluation(config, false);
+  EXPECT(graphs.replayed == want_replayed, config.layers, ": replayed steps differ from the expected pattern");
+  for (bool r : eager.replayed) EXPECT(!r, "a step replayed a graph with graphs off");
+  EXPECT(std::memcmp(graphs.losses.data(), eager.losses.data(), graphs.losses.size() * sizeof(float)) == 0,
+         config.layers, ": losses differ between graph replay and eager steps");
+  EXPECT(graphs.weights == eager.weights, config.layers, ": weights differ between graph replay and eager steps");
+  return config.layers + ": 6 steps and an evaluation bit-identical with and without graphs";
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_graph_replay_matches_eager_steps) {
+  return check_graphs(lm_config("M E M"), {false, true, true, false, true, true});
+}
+
+NATIVE_TEST(cuda_graphs_skip_models_that_sync_mid_step) {
+  auto config = lm_config("M E");
+  config.moe.router.capacity_factor = 0;  // dropless: counts are read on the host each forward
+  return check_graphs(config, std::vector<bool>(6, false));
+}

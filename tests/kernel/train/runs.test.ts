@@ -207,7 +207,7 @@ test('bad arguments are refused before anything is written', async () => {
 test('Run.record refuses steps out of order; validation points stay sorted', () => {
   const { model, trainer } = tinyTrainer();
   const run = Run.create(join(tmp(), 'manual'), { model, trainer: trainer.options });
-  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
+  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
   run.record(m);
   assert.throws(() => run.record({ ...m, step: 2 }), /step 2 recorded after step 2/);
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 4 });

@@ -29,6 +29,9 @@ class Layer {
   // dx is overwritten; parameter gradients (fp32) accumulate.
   virtual void backward(const T* dy, T* dx) = 0;
   virtual void set_training(bool) {}
+  // Whether forward and backward can be captured into a CUDA graph: no host synchronisation
+  // and no reallocation while shapes stay the same.
+  virtual bool capturable() const { return true; }
   // One entry per mixture-of-experts inside this layer, in order.
   virtual void expert_stats(std::vector<DeviceExpertStats>&) const {}
 };

@@ -82,16 +82,15 @@ std::unique_ptr<Layer<T>> LanguageModel<T>::make_layer(char kind, const std::str
 }
 
 template <typename T>
-void LanguageModel<T>::forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training) {
+void LanguageModel<T>::upload(const int32_t* tokens, int64_t batch, int64_t len_plus_one) {
   ML_CHECK(batch > 0, "forward: batch size must be positive, got ", batch);
   ML_CHECK(len_plus_one >= 2, "forward: each sequence needs at least 2 tokens (input and target), got ", len_plus_one);
   const int64_t len = len_plus_one - 1, rows = batch * len, d = cfg_.d_model, n = int64_t(layers_.size());
   cpu::check_token_ids(tokens, batch * len_plus_one, cfg_.vocab_size);
   const cudaStream_t s = ctx_.stream;
-  for (auto& layer : layers_) layer->set_training(training);
-
   if (batch != batch_ || len != len_) {
     batch_ = batch, len_ = len;
+    ++generation_;
     ids_host_.resize(2 * rows);
     ids_ = DeviceBuffer<int32_t>(2 * rows, "token ids");
     residual_.clear(), rstd_.clear(), normed_.clear();
@@ -111,6 +110,14 @@ void LanguageModel<T>::forward(const int32_t* tokens, int64_t batch, int64_t len
     }
   // Pageable memory: the copy completes before this returns, so ids_host_ may change after.
   ML_CUDA_CHECK("forward", cudaMemcpyAsync(ids_.get(), ids_host_.data(), ids_.bytes(), cudaMemcpyHostToDevice, s));
+}
+
+template <typename T>
+void LanguageModel<T>::forward_uploaded(bool training) {
+  ML_CHECK(batch_ > 0, "forward: upload a batch first");
+  const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
+  const cudaStream_t s = ctx_.stream;
+  for (auto& layer : layers_) layer->set_training(training);
   const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
 
   // r_0 = embed(tokens) goes through norm 0 as its x (no residual yet).
@@ -120,7 +127,7 @@ void LanguageModel<T>::forward(const int32_t* tokens, int64_t batch, int64_t len
     const float* weight = params_.master(i < n ? norms_[i] : norm_f_);
     rmsnorm_forward<T>(mixed_.get(), prev, weight, residual_[i].get(), normed_[i].get(), rstd_[i].get(), rows, d,
                        float(cfg_.norm_eps), s);
-    if (i < n) layers_[i]->forward(normed_[i].get(), mixed_.get(), batch, len);
+    if (i < n) layers_[i]->forward(normed_[i].get(), mixed_.get(), batch_, len_);
   }
   cross_entropy_forward<T>(head_dims(rows, d, cfg_.padded_vocab), normed_[n].get(), params_.compute(embedding_), targets,
                            lse_.get(), loss_.get(), s);
@@ -153,6 +160,13 @@ void LanguageModel<T>::backward() {
   }
   embedding_backward<T>(inputs, as_compute<T>(dres.get(), dres_compute, rows * d, s), params_.grad(embedding_), rows,
                         d, cfg_.padded_vocab, s);
+}
+
+template <typename T>
+bool LanguageModel<T>::capturable() const {
+  for (const auto& layer : layers_)
+    if (!layer->capturable()) return false;
+  return true;
 }
 
 template <typename T>

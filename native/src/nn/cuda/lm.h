@@ -27,7 +27,18 @@ class LanguageModel {
   cudaStream_t stream() const { return ctx_.stream; }
 
   // tokens: host (batch, len + 1) int32, checked against the vocabulary, then uploaded.
-  void forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training);
+  void forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training) {
+    upload(tokens, batch, len_plus_one);
+    forward_uploaded(training);
+  }
+  // forward's two halves, so that a CUDA graph can replay the second: upload (re)allocates
+  // the activations when the shape changes, checks and copies the ids; forward_uploaded only
+  // enqueues kernels on the stream.
+  void upload(const int32_t* tokens, int64_t batch, int64_t len_plus_one);
+  void forward_uploaded(bool training);
+  // Changes whenever activation buffers are reallocated (a captured step is then stale).
+  int64_t buffers_generation() const { return generation_; }
+  bool capturable() const;
   // Mean cross-entropy of the last forward, on the device.
   const float* loss() const { return loss_.get(); }
   // Accumulates every parameter's gradient (cross-entropy + auxiliary losses).
@@ -45,7 +56,7 @@ class LanguageModel {
   std::vector<size_t> norms_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
 
-  int64_t batch_ = 0, len_ = 0;
+  int64_t batch_ = 0, len_ = 0, generation_ = 0;
   bool trained_forward_ = false;
   std::vector<int32_t> ids_host_;  // inputs then targets
   DeviceBuffer<int32_t> ids_;

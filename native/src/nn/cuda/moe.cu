@@ -145,6 +145,8 @@ class MoeLayer final : public Layer<T> {
   void forward(const T* x, T* y, int64_t batch, int64_t len) override;
   void backward(const T* dy, T* dx) override;
   void set_training(bool training) override { cfg_.router.training = training; }
+  // Dropless reads the expert counts on the host each forward.
+  bool capturable() const override { return !dropless(); }
   void expert_stats(std::vector<DeviceExpertStats>& out) const override {
     out.push_back({counts_.get(), dropped_.get(), aux_.get(), cfg_.num_experts});
   }

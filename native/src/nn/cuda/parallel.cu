@@ -37,6 +37,12 @@ class ParallelLayer final : public Layer<T> {
     for (auto& b : branches_) b->set_training(training);
   }
 
+  bool capturable() const override {
+    for (const auto& b : branches_)
+      if (!b->capturable()) return false;
+    return true;
+  }
+
   void expert_stats(std::vector<DeviceExpertStats>& out) const override {
     for (const auto& b : branches_) b->expert_stats(out);
   }
