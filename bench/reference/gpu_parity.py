@@ -11,7 +11,8 @@ Bounds, by our precision: fp32: loss within 1e-5 relative, every gradient within
 case built to overflow capacity must drop tokens. In bf16 a token whose top two router logits
 are within bf16's rounding of each other may go to the other expert: routing is a step
 function of the logits, and the gradients of a model routed differently are not comparable.
-So in bf16 at most 1% of assignments may move; when any do, the loss is still checked and
+So in bf16 at most 2% of assignments may move (Sinkhorn balances globally, so one near tie
+can move a few); when any do, the loss is still checked and
 the gradients are reported but not held to the bound (the note says how many moved). Prints a table on stderr and one JSON line per
 case on stdout; exits 1 if any case fails.
 """
@@ -65,7 +66,7 @@ def compare(case_dir, device, ref_dtype):
         moved = sum(abs(a - b) for ours_layer, ref_layer in zip(our_counts, counts) for a, b in zip(ours_layer, ref_layer)) // 2
         assignments = sum(sum(layer) for layer in counts) + sum(dropped)
         message = f"{moved} of {assignments} assignments routed to another expert"
-        if meta["precision"] == "bf16" and moved <= 0.01 * assignments:
+        if meta["precision"] == "bf16" and moved <= 0.02 * assignments:
             notes.append(f"{message} (bf16 rounding of near-tied router logits): gradients reported, not bounded")
         else:
             failures.append(f"expert counts differ: {message}")
