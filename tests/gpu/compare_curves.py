@@ -12,6 +12,7 @@ the CUDA run tracks the CPU run when every window's mean loss is within `toleran
 bit for bit (the JSON numbers are the engine's doubles, printed exactly).
 """
 import argparse
+import datetime
 import json
 import statistics
 
@@ -66,9 +67,11 @@ def main():
     parser.add_argument("--deterministic", nargs=2, metavar=("A", "B"))
     parser.add_argument("--window", type=int, default=25)
     parser.add_argument("--tolerance", type=float, default=0.02, help="relative difference of window means")
+    parser.add_argument("--gpu", default=None, help="the GPU's name, recorded with the result")
     args = parser.parse_args()
     cpu, cuda = losses(args.cpu), losses(args.cuda)
-    result = {"name": "train_compare", **compare_tracks(cpu, cuda, args.window, args.tolerance)}
+    result = {"name": "train_compare", "gpu": args.gpu, "date": datetime.date.today().isoformat(),
+              **compare_tracks(cpu, cuda, args.window, args.tolerance)}
     if args.deterministic:
         result.update(compare_identical(*(losses(p) for p in args.deterministic)))
     verdicts = ["tracks the CPU run" if result["tracks"] else "does NOT track the CPU run"]

@@ -45,7 +45,8 @@ train cuda-det-2 "$GPU_DEVICE" "${gpu_flags[@]}" "${deterministic[@]}"
 wait "$cpu_pid"
 echo "train-compare: 4 runs of $STEPS steps ($MODEL/$SIZE) in $(($(date +%s) - started)) s" >&2
 
-python3 tests/gpu/compare_curves.py --cpu "$work/cpu.jsonl" --cuda "$work/cuda.jsonl" \
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+python3 tests/gpu/compare_curves.py --cpu "$work/cpu.jsonl" --cuda "$work/cuda.jsonl" --gpu "${gpu_name:-none}" \
   --deterministic "$work/cuda-det-1.jsonl" "$work/cuda-det-2.jsonl" >"$work/verdict.json" || exit 1
 # The verdict with what was run, and the curves, for plotting later.
 python3 - "$work" "$result" "$MODEL/$SIZE" "$STEPS" "$GPU_DEVICE" "${#deterministic[@]}" "${gpu_flags[*]}" <<'PY'
