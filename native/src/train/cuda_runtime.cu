@@ -138,10 +138,9 @@ class CudaRuntime final : public Runtime {
                                                            sizeof(T));
       throw Error(detail::concat("out of GPU memory: layers '", c.layers, "', d_model ", c.d_model, ", vocab ",
                                  c.padded_vocab, ", batch ", batch, " × ", len_plus_one - 1,
-                                 " tokens needs about ", describe(need), "; the GPU has ",
-                                 double(mem.device_total) / double(1 << 30), " GiB (",
-                                 double(mem.device_free) / double(1 << 30),
-                                 " GiB free now). Use a smaller batch or sequence length. [", e.what(), "]"));
+                                 " tokens needs about ", describe(need), "; the GPU has ", gib(double(mem.device_total)),
+                                 " (", gib(double(mem.device_free)),
+                                 " free now). Use a smaller batch or sequence length. [", e.what(), "]"));
     }
   }
 
@@ -166,8 +165,8 @@ std::unique_ptr<Runtime> make_cuda_runtime(const ModelConfig& config, const Runt
     int64_t count = 0;
     for (size_t i = 0; i < initial.params().size(); ++i) count += initial.params()[i].value.numel();
     throw Error(detail::concat("out of GPU memory: layers '", config.layers, "', d_model ", config.d_model, ": ", count,
-                               " parameters need about ", double(count) * 18 / double(1 << 30),
-                               " GiB for weights, gradients and AdamW state alone. [", e.what(), "]"));
+                               " parameters need about ", gib(double(count) * 18),
+                               " for weights, gradients and AdamW state alone. [", e.what(), "]"));
   }
 }
 

@@ -66,6 +66,12 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_coun
   return e;
 }
 
+std::string gib(double bytes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << bytes / kGiB << " GiB";
+  return out.str();
+}
+
 std::string describe(const MemoryEstimate& e) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(1) << e.total() / kGiB << " GiB (weights and optimizer " << e.weights / kGiB

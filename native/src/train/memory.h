@@ -20,7 +20,9 @@ struct MemoryEstimate {
 MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t param_count, int64_t batch, int64_t len,
                                         int64_t compute_bytes);
 
-// "12.3 GiB (weights 1.2, activations 9.8, scratch 1.3)"
+// "12.3 GiB (weights and optimizer 1.2, activations 9.8, scratch 1.3)"
 std::string describe(const MemoryEstimate& estimate);
+// "79.2 GiB"
+std::string gib(double bytes);
 
 }  // namespace ml

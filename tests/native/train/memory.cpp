@@ -47,3 +47,9 @@ NATIVE_TEST(memory_estimate_counts_experts_and_parallel_branches) {
          "M E ", sequential.activations, ", M|E ", parallel.activations, ", M ", mamba_only.activations);
   return ml::describe(sequential);
 }
+
+NATIVE_TEST(memory_gib_prints_one_decimal) {
+  EXPECT(ml::gib(double(int64_t{79} << 30) + 0.19 * double(1 << 30)) == "79.2 GiB", ml::gib(79.19 * double(1 << 30)));
+  EXPECT(ml::gib(0) == "0.0 GiB", ml::gib(0));
+  return ml::gib(1.5 * double(1 << 30));
+}
