@@ -165,7 +165,8 @@ std::unique_ptr<Runtime> make_cuda_runtime(const ModelConfig& config, const Runt
     int64_t count = 0;
     for (size_t i = 0; i < initial.params().size(); ++i) count += initial.params()[i].value.numel();
     throw Error(detail::concat("out of GPU memory: layers '", config.layers, "', d_model ", config.d_model, ": ", count,
-                               " parameters need about ", gib(double(count) * 18),
+                               " parameters need about ",
+                               gib(weight_bytes(count, options.precision == Precision::FP32 ? 4 : 2)),
                                " for weights, gradients and AdamW state alone. [", e.what(), "]"));
   }
 }

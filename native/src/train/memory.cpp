@@ -40,11 +40,15 @@ PerToken layer_bytes(char kind, const ModelConfig& c, int64_t len, double cb) {
 
 }  // namespace
 
+double weight_bytes(int64_t param_count, int64_t compute_bytes) {
+  return double(param_count) * (16.0 + (compute_bytes == 4 ? 0.0 : double(compute_bytes)));
+}
+
 MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_count, int64_t batch, int64_t len,
                                         int64_t compute_bytes) {
   const double cb = double(compute_bytes), tokens = double(batch) * double(len), d = double(c.d_model);
   MemoryEstimate e;
-  e.weights = double(param_count) * (16.0 + (compute_bytes == 4 ? 0.0 : cb));
+  e.weights = weight_bytes(param_count, compute_bytes);
   double largest_scratch = 0;
   std::istringstream words(c.layers);
   int64_t layers = 0;

@@ -16,6 +16,10 @@ struct MemoryEstimate {
   double total() const { return weights + activations + transient; }
 };
 
+// Bytes of fp32 master weights, gradients and two AdamW moments, plus the compute copy when
+// compute_bytes (2 for bf16 compute, 4 for fp32) is narrower than fp32.
+double weight_bytes(int64_t param_count, int64_t compute_bytes);
+
 // compute_bytes: 2 for bf16 compute, 4 for fp32.
 MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t param_count, int64_t batch, int64_t len,
                                         int64_t compute_bytes);
