@@ -63,7 +63,7 @@ struct Layout {
   __device__ static int part(int t, int g, int c) { return t * S + g * P + c; }
 };
 
-// Per-element arrays are [t][kRow]: the padding makes the element role's column stores
+// The backward's per-element arrays are [t][kRow]: the padding makes the element role's column stores
 // conflict-free while the scan role still reads 32 consecutive channels.
 constexpr int kRow = kChannels + 1;
 
@@ -144,27 +144,46 @@ struct StepOperands {
 // load(t, op) fetches a step's operands from shared memory one step ahead, and the step's
 // decays are computed one step ahead too, so neither latency sits on the recurrence.
 // after(t, op, h) runs after each update (store the state, the output share, or nothing).
-template <int NS, typename Load, typename After>
+// kCount > 0: exactly kCount steps, fully unrolled, so that every shared-memory address is a
+// base plus a constant (no per-step address arithmetic or loop control); 0: any count.
+template <int kCount, int NS, typename Load, typename After>
 __device__ __forceinline__ void scan_steps(int first, int last, const float (&A2)[NS], float (&h)[NS], Load load,
                                            After after) {
   StepOperands<NS> next;
   float a_next[NS];
-  load(first, next);
+  auto fetch = [&](int t) {
+    load(t, next);
 #pragma unroll
-  for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
-#pragma unroll 4
-  for (int t = first; t < last; ++t) {
+    for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+  };
+  auto step = [&](int t, bool more, int t_next) {
     const StepOperands<NS> op = next;
     float a[NS];
 #pragma unroll
     for (int j = 0; j < NS; ++j) a[j] = a_next[j];
-    load(min(t + 1, last - 1), next);
+    if (more) fetch(t_next);
 #pragma unroll
     for (int j = 0; j < NS; ++j) h[j] = fmaf(a[j], h[j], op.x * op.B[j]);
     after(t, op, h);
+  };
+  fetch(first);
+  if constexpr (kCount > 0) {
 #pragma unroll
-    for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+    for (int k = 0; k < kCount; ++k) step(first + k, k + 1 < kCount, first + k + 1);
+  } else {
+#pragma unroll 4
+    for (int t = first; t < last; ++t) step(t, true, min(t + 1, last - 1));
   }
+}
+
+// scan_steps over [first, last), fully unrolled when the span is the usual kFull steps.
+template <int kFull, int NS, typename Load, typename After>
+__device__ __forceinline__ void scan_span(int first, int last, const float (&A2)[NS], float (&h)[NS], Load load,
+                                          After after) {
+  if (last - first == kFull)
+    scan_steps<kFull>(first, last, A2, h, load, after);
+  else
+    scan_steps<0>(first, last, A2, h, load, after);
 }
 
 // Where a thread sits in its two roles. Scan role: channel `sc` of the block, states
@@ -209,15 +228,16 @@ struct BCRun {
   }
 };
 
-// B_t and C_t of a tile in shared memory, in 2·kSteps·N floats. bf16 inputs stay bf16, as
-// (B, C) pairs in one word: a thread's NS states then cost one 4·NS-byte access instead of
-// two (broadcasting B and C to every channel is the scan's largest shared-memory traffic),
-// with nothing lost. fp32 inputs: B then C, in fp32.
-template <typename T, int kSteps, int N>
+// B_t and C_t of a tile in shared memory, in 2·kSteps·N floats. Packed (bf16 inputs only):
+// (B, C) as bf16 pairs in one word, so a thread's NS states cost one 4·NS-byte access
+// instead of two, at two integer instructions per state to unpack; the backward, bound by
+// shared-memory traffic, packs. Otherwise B then C in fp32; the forward, bound by issue
+// slots, does not pack (measured in bench/NOTES-scan.md).
+template <typename T, int kSteps, int N, bool kPack>
 struct BCTile {
   using Loader = BCRun<kSteps, N>;
   static constexpr int NS = Layout<N>::NS, kPer = Loader::kPer;
-  static constexpr bool kPacked = std::is_same_v<T, bf16>;
+  static constexpr bool kPacked = kPack && std::is_same_v<T, bf16>;
 
   __device__ static void store(float* base, const Run<T, kPer>& rB, const Run<T, kPer>& rC) {
     if (Loader::first() >= Loader::kTotal) return;
@@ -262,12 +282,18 @@ struct BCTile {
 // ---------------------------------------------------------------------------------------
 // Forward
 
+// (dt, dt·u) of a forward tile as pairs, so the scan reads both in one 8-byte access. A row
+// is kPairRow pairs and channels 16–31 sit 4 pairs further on: with the element role's
+// lanes writing 4 runs of 8 channels on consecutive rows, every half-warp's pairs then
+// land on 32 different banks, while the scan role still reads 8 consecutive pairs.
+constexpr int kPairRow = 37;
+__device__ __forceinline__ int pair_at(int t, int c) { return t * kPairRow + c + (c >> 4) * 4; }
+
 template <int N>
 struct __align__(16) ForwardShared {
-  float dt[kFwdSteps][kRow];                      // softplus(delta + bias)
-  float dtu[kFwdSteps][kRow];                     // dt · u
-  float yp[kFwdSteps * Layout<N>::S];             // each thread's share of ⟨C_t, h_t⟩, at part(t, g, c)
-  float bc[2 * kFwdSteps * N];  // BCTile
+  float2 step[kFwdSteps * kPairRow];  // (softplus(delta + bias), dt · u) at pair_at(t, c)
+  float yp[kFwdSteps * Layout<N>::S];  // each thread's share of ⟨C_t, h_t⟩, at part(t, g, c)
+  float bc[2 * kFwdSteps * N];         // BCTile
   float bias[kChannels], D[kChannels];
 };
 
@@ -277,7 +303,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS;
   using R = Roles<kFwdSteps, N>;
   using BC = BCRun<kFwdSteps, N>;
-  using Tile = BCTile<T, kFwdSteps, N>;
+  using Tile = BCTile<T, kFwdSteps, N, false>;
   constexpr int kPer = R::kPer;
   __shared__ ForwardShared<N> sh;
   const int64_t b = blockIdx.y, c0 = int64_t(blockIdx.x) * kChannels;
@@ -323,8 +349,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
     for (int e = 0; e < kPer; ++e) {
       const int c = me.col + e;
       const float dt = softplus_fast(rd.at(e) + sh.bias[c]), u = ru.at(e), z = rz.at(e);
-      sh.dt[me.row][c] = dt;
-      sh.dtu[me.row][c] = dt * u;
+      sh.step[pair_at(me.row, c)] = make_float2(dt, dt * u);
       skip[e] = sh.D[c] * u;
       gate[e] = z * sigmoid_fast(z);
     }
@@ -339,11 +364,12 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
         next_ckpt += ckpt_every;
       }
       const int s1 = min(steps, s0 + kSegment);
-      scan_steps(
+      scan_span<kSegment>(
           s0, s1, A2, h,
           [&](int t, StepOperands<NS>& op) {
-            op.dt = sh.dt[t][me.sc];
-            op.x = sh.dtu[t][me.sc];
+            const float2 p = sh.step[pair_at(t, me.sc)];
+            op.dt = p.x;
+            op.x = p.y;
             Tile::load(sh.bc, t, me.g, op.B, op.C);
           },
           // summed over the channel's G threads in the epilogue
@@ -362,7 +388,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
       o[e] = (y + skip[e]) * gate[e];
     }
     if (me.row < steps) store_run(out + at0 + (t0 / kFwdSteps) * tile_stride, o, me.cols_valid);
-    // No barrier needed here: the next tile writes sh.dt / sh.dtu / sh.bc, which
+    // No barrier needed here: the next tile writes the step pairs and sh.bc, which
     // nobody reads after the barrier above, and sh.yp only after its own barrier.
   }
 }
@@ -454,15 +480,17 @@ struct TileCursor {
   __device__ int t0(int every) const { return k * every + r * kBwdSteps; }
 };
 
+// At least 3 blocks per SM (at most 168 registers): the benchmark shape's 384 blocks then
+// run in one wave on 132 SMs.
 template <typename T, int N>
-__global__ void __launch_bounds__(Layout<N>::kThreads)
+__global__ void __launch_bounds__(Layout<N>::kThreads, 3)
     scan_backward_kernel(ScanDims d, ScanInputs<T> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
                          int ckpt_every, ScanGrads<T> grads, float* __restrict__ sub, float* __restrict__ dbc,
                          float* __restrict__ param_partial, bool deterministic) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS, kThreads = Layout<N>::kThreads;
   using R = Roles<kBwdSteps, N>;
   using BC = BCRun<kBwdSteps, N>;
-  using Tile = BCTile<T, kBwdSteps, N>;
+  using Tile = BCTile<T, kBwdSteps, N, true>;
   constexpr int kPer = R::kPer;
   extern __shared__ float4 smem4[];
   BackwardShared<N> sh(reinterpret_cast<float*>(smem4));
@@ -559,7 +587,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
 
     if (!cur.main) {
       // Pass 1: forward through a whole tile; its end state starts the next.
-      scan_steps(
+      scan_steps<kBwdSteps>(
           0, kBwdSteps, A2, h,
           [&](int t, StepOperands<NS>& op) {
             op.dt = sh.dt[t * kRow + me.sc];
@@ -577,46 +605,64 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
       continue;
     }
 
-    // Forward through the tile again, keeping every state (this thread's slots only).
+    // Forward through the tile again, keeping every state in shared memory (this thread's
+    // slots only) for the dB, dC pass. A full tile also keeps them in registers, so that the
+    // walk back reads its h_{t−1} there (one 16-byte shared load per step less).
+    const bool full = steps == kBwdSteps;
+    float hr[kBwdSteps][NS];  // full tiles: the state before each step
     {
       float hs[NS];  // from shared memory: h0 may already hold the next tile's start
       load_floats(sh.state(0), hs);
-      scan_steps(
-          0, steps, A2, hs,
-          [&](int t, StepOperands<NS>& op) {
-            op.dt = sh.dt[t * kRow + me.sc];
-            op.x = sh.dtu[t * kRow + me.sc];
-            Tile::load(sh.bc, t, me.g, op.B, op.C);
-          },
-          [&](int t, const StepOperands<NS>& op, const float(&h_t)[NS]) {
-            store_floats(sh.state(t + 1), h_t);
-            sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, h_t);
-          });
+      auto load = [&](int t, StepOperands<NS>& op) {
+        op.dt = sh.dt[t * kRow + me.sc];
+        op.x = sh.dtu[t * kRow + me.sc];
+        Tile::load(sh.bc, t, me.g, op.B, op.C);
+      };
+      auto keep = [&](int t, const StepOperands<NS>& op, const float(&h_t)[NS]) {
+        store_floats(sh.state(t + 1), h_t);
+        sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, h_t);
+      };
+      if (full) {
+#pragma unroll
+        for (int j = 0; j < NS; ++j) hr[0][j] = hs[j];
+        scan_steps<kBwdSteps>(0, kBwdSteps, A2, hs, load,
+                              [&](int t, const StepOperands<NS>& op, const float(&h_t)[NS]) {
+                                keep(t, op, h_t);
+                                if (t + 1 < kBwdSteps) {
+#pragma unroll
+                                  for (int j = 0; j < NS; ++j) hr[t + 1][j] = h_t[j];
+                                }
+                              });
+      } else {
+        scan_steps<0>(0, steps, A2, hs, load, keep);
+      }
     }
 
     // Backwards through the tile: the adjoint state in registers, each step's adjoint kept.
     {
-      auto load_step = [&](int t, StepOperands<NS>& op, float (&hprev)[NS]) {
-        op.dt = sh.dt[t * kRow + me.sc];
-        op.x = sh.dy[t * kRow + me.sc];
-        Tile::load(sh.bc, t, me.g, op.B, op.C);
-        load_floats(sh.state(t), hprev);
-      };
       StepOperands<NS> next;
       float next_hprev[NS], a_next[NS];
-      load_step(steps - 1, next, next_hprev);
+      // shared_states (std::true_type or false_type): h_{t−1} from shared memory, else from hr.
+      auto fetch = [&](int t, auto shared_states) {
+        next.dt = sh.dt[t * kRow + me.sc];
+        next.x = sh.dy[t * kRow + me.sc];
+        Tile::load(sh.bc, t, me.g, next.B, next.C);
+        if constexpr (decltype(shared_states)::value) load_floats(sh.state(t), next_hprev);
 #pragma unroll
-      for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
-#pragma unroll 2
-      for (int t = steps - 1; t >= 0; --t) {
+        for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
+      };
+      auto walk = [&](int t, bool more, int t_next, auto shared_states) {
         const StepOperands<NS> op = next;
         float hprev[NS], g[NS], a[NS];
 #pragma unroll
         for (int j = 0; j < NS; ++j) {
-          hprev[j] = next_hprev[j];
+          if constexpr (decltype(shared_states)::value)
+            hprev[j] = next_hprev[j];
+          else
+            hprev[j] = hr[t][j];
           a[j] = a_next[j];
         }
-        load_step(max(t - 1, 0), next, next_hprev);
+        if (more) fetch(t_next, shared_states);
         const float dt = op.dt, dy = op.x;
         float sha = 0.f, sgb = 0.f;
 #pragma unroll
@@ -628,11 +674,18 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
           dA[j] = fmaf(q, dt, dA[j]);
           sgb = fmaf(g[j], op.B[j], sgb);
         }
-#pragma unroll
-        for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
         store_floats(sh.adjoint(t), g);
         sh.shap[Layout<N>::part(t, me.g, me.sc)] = sha * kLn2;
         sh.sgbp[Layout<N>::part(t, me.g, me.sc)] = sgb;
+      };
+      if (full) {  // unrolled: constant offsets, states from registers
+        fetch(kBwdSteps - 1, std::false_type{});
+#pragma unroll
+        for (int t = kBwdSteps - 1; t >= 0; --t) walk(t, t > 0, t - 1, std::false_type{});
+      } else {
+        fetch(steps - 1, std::true_type{});
+#pragma unroll 2
+        for (int t = steps - 1; t >= 0; --t) walk(t, true, max(t - 1, 0), std::true_type{});
       }
     }
     __syncthreads();
