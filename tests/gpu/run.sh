@@ -52,7 +52,7 @@ tests_rc=${PIPESTATUS[0]}
 if [ -z "${SKIP_BENCH:-}" ]; then
   echo "# scan benchmark"
   : >"$WORK/scan_ours.jsonl"
-  for config in "bf16 1 64" "bf16 0 64" "bf16 1 32" "bf16 1 16" "bf16 0 16" "fp32 1 64"; do
+  for config in "bf16 0 64" "bf16 1 64" "bf16 0 32" "bf16 1 32" "bf16 1 16" "fp32 0 64" "fp32 1 64"; do
     set -- $config
     "$BUILD/mambalab_bench_scan" --dtype "$1" --deterministic "$2" --checkpoint-every "$3" \
       >>"$WORK/scan_ours.jsonl" 2>>"$OUT/bench.log" || echo "benchmark failed: $config (see $OUT/bench.log)"

@@ -13,7 +13,8 @@ const program = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 
 
 export const benchScanUsage = `  --device cuda              the scan bench runs on the GPU only
   --batch 8 --dim 1536 --len 2048 --dstate 16 --dtype bf16|fp32
-  --checkpoint-every 64 --deterministic 1|0 --warmup 10 --iters 100 --sets 3`;
+  --checkpoint-every 64 --warmup 10 --iters 100 --sets 3
+  --deterministic 0|1        0 (default, as training): atomic dB, dC sums; 1: bit-identical`;
 
 const PASSED_ON = ['batch', 'dim', 'len', 'dstate', 'dtype', 'checkpoint-every', 'deterministic', 'warmup', 'iters', 'sets'] as const;
 

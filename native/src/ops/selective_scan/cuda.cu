@@ -63,8 +63,8 @@ struct Layout {
   __device__ static int part(int t, int g, int c) { return t * S + g * P + c; }
 };
 
-// The backward's per-element arrays are [t][kRow]: the padding makes the element role's column stores
-// conflict-free while the scan role still reads 32 consecutive channels.
+// The backward's per-element arrays are [t][kRow]: the padding makes the element role's
+// column stores conflict-free while the scan role still reads 32 consecutive channels.
 constexpr int kRow = kChannels + 1;
 
 // min(limit, left) for a step count known to fit an int.
