@@ -121,7 +121,7 @@ std::string today() {
 
 template <typename T>
 int run(const Args& a, const ml::GpuInfo& gpu) {
-  const ml::cpu::ScanDims d{a.batch, a.len, a.dim, a.dstate};
+  const ml::ScanDims d{a.batch, a.len, a.dim, a.dstate};
   const ml::cuda::ScanOptions opt{a.checkpoint_every, a.deterministic};
   std::vector<std::unique_ptr<InputSet<T>>> sets;
   for (int s = 0; s < a.sets; ++s) sets.push_back(std::make_unique<InputSet<T>>(a, 1000 * uint64_t(s + 1)));
@@ -141,10 +141,10 @@ int run(const Args& a, const ml::GpuInfo& gpu) {
   cudaStream_t stream = nullptr;
   auto inputs = [&](int s) {
     const InputSet<T>& x = *sets[size_t(s) % sets.size()];
-    return ml::cuda::ScanInputs<T>{x.u.get(), x.delta.get(), x.B.get(), x.C.get(), x.z.get(), A.get(), D.get(),
+    return ml::ScanInputs<T, float>{x.u.get(), x.delta.get(), x.B.get(), x.C.get(), x.z.get(), A.get(), D.get(),
                                    bias.get()};
   };
-  const ml::cuda::ScanGrads<T> grads{du.get(), ddelta.get(), dB.get(), dC.get(), dz.get(), dA.get(), dD.get(),
+  const ml::ScanGrads<T, float> grads{du.get(), ddelta.get(), dB.get(), dC.get(), dz.get(), dA.get(), dD.get(),
                                      dbias.get()};
   cudaEvent_t e0, e1, e2;
   ML_CUDA_CHECK("bench_scan", cudaEventCreate(&e0));

@@ -35,30 +35,11 @@ export interface GpuMemory {
   deviceFree: number;
 }
 
-/** The model config as the engine reads it (filled and checked by models/config.ts). */
-export interface NativeModelConfig {
-  vocabSize: number;
-  paddedVocabSize: number;
-  dModel: number;
-  layers: string;
-  normEps: number;
-  seed: number;
-  mamba: { dState: number; dConv: number; expand: number; dtRank: number; dtMin: number; dtMax: number; dtInitFloor: number };
-  mlp: { kind: 'gelu' | 'swiglu'; hidden: number };
-  moe: {
-    numExperts: number;
-    expertKind: 'gelu' | 'swiglu';
-    expertHidden: number;
-    router: 'switch' | 'sinkhorn';
-    topK: number;
-    /** 0: dropless */
-    capacityFactor: number;
-    auxWeight: number;
-    routerBias: boolean;
-    sinkhornTol: number;
-    sinkhornMaxIter: number;
-  };
-}
+/**
+ * The model config as the engine reads it: models/config.ts's ModelConfig, field names and
+ * all, with the layer pattern parsed into `layers` (one array of kind letters per layer).
+ */
+export type NativeModelConfig = Readonly<Record<string, unknown>> & { readonly layers: readonly (readonly string[])[] };
 
 /** What a forward (and step) reports: losses and, per MoE layer, tokens per expert. */
 export interface NativeMetrics {

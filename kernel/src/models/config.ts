@@ -171,35 +171,7 @@ export function paddedVocabSize(c: ModelConfig): number {
   return Math.ceil(c.vocabSize / c.padVocabMultiple) * c.padVocabMultiple;
 }
 
+/** The engine's config: this config itself, with the pattern parsed once, here. */
 export function toNativeConfig(c: ModelConfig): NativeModelConfig {
-  return {
-    vocabSize: c.vocabSize,
-    paddedVocabSize: paddedVocabSize(c),
-    dModel: c.dModel,
-    layers: engineLayers(c.pattern),
-    normEps: c.normEps,
-    seed: c.seed,
-    mamba: {
-      dState: c.dState,
-      dConv: c.dConv,
-      expand: c.expand,
-      dtRank: c.dtRank === 'auto' ? 0 : c.dtRank,
-      dtMin: c.dtMin,
-      dtMax: c.dtMax,
-      dtInitFloor: c.dtInitFloor,
-    },
-    mlp: { kind: c.mlpKind, hidden: c.dFF },
-    moe: {
-      numExperts: c.numExperts,
-      expertKind: c.expertKind,
-      expertHidden: c.expertHidden,
-      router: c.router,
-      topK: c.topK,
-      capacityFactor: c.capacityFactor === 'dropless' ? 0 : c.capacityFactor,
-      auxWeight: c.auxLossWeight,
-      routerBias: c.routerBias,
-      sinkhornTol: c.sinkhornTol,
-      sinkhornMaxIter: c.sinkhornMaxIter,
-    },
-  };
+  return { ...c, layers: engineLayers(c.pattern) };
 }

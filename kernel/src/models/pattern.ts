@@ -80,10 +80,10 @@ export function parsePattern(pattern: string): PatternLayer[] {
 }
 
 /**
- * The layer list the engine builds: one spec per layer separated by spaces, a letter or a
- * parallel group such as "M|E". Rejects kinds it cannot build yet and repeated kinds in a group.
+ * The layers the engine builds, parsed: one array of kinds per layer (a parallel group has
+ * several). Rejects kinds it cannot build yet and repeated kinds in a group.
  */
-export function engineLayers(pattern: string): string {
+export function engineLayers(pattern: string): PatternLayer[] {
   const layers = parsePattern(pattern);
   for (const [index, layer] of layers.entries()) {
     for (const k of layer) {
@@ -95,7 +95,7 @@ export function engineLayers(pattern: string): string {
       throw new MambalabError(`pattern: layer ${index} repeats a kind in its parallel group (${layer.join('|')}); branches must differ`);
     }
   }
-  return layers.map((l) => l.join('|')).join(' ');
+  return layers;
 }
 
 /** Kinds used anywhere in a pattern. */

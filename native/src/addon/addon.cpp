@@ -25,45 +25,81 @@ double get_double(const Napi::Object& obj, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-ml::FfnKind parse_ffn_kind(const std::string& kind) {
-  if (kind == "gelu") return ml::FfnKind::Gelu;
-  if (kind == "swiglu") return ml::FfnKind::SwiGLU;
-  throw ml::Error("native config: feed-forward kind must be 'gelu' or 'swiglu', got '" + kind + "'");
+std::string get_string(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsString()) throw ml::Error(std::string("native config: '") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
 }
 
+bool get_bool(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsBoolean()) throw ml::Error(std::string("native config: '") + key + "' must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+
+ml::FfnKind get_ffn_kind(const Napi::Object& obj, const char* key) {
+  const std::string kind = get_string(obj, key);
+  if (kind == "gelu") return ml::FfnKind::Gelu;
+  if (kind == "swiglu") return ml::FfnKind::SwiGLU;
+  throw ml::Error(std::string("native config: '") + key + "' must be 'gelu' or 'swiglu', got '" + kind + "'");
+}
+
+// layers: the parsed pattern, one array of kind letters per layer (kernel/src/models/pattern.ts).
+std::vector<ml::LayerSpec> get_layers(const Napi::Object& obj) {
+  const Napi::Value v = obj.Get("layers");
+  if (!v.IsArray()) throw ml::Error("native config: 'layers' must be an array of layers (arrays of kinds)");
+  const Napi::Array layers = v.As<Napi::Array>();
+  std::vector<ml::LayerSpec> out;
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    const Napi::Value layer = layers.Get(i);
+    if (!layer.IsArray()) throw ml::Error("native config: layers[" + std::to_string(i) + "] must be an array of kinds");
+    const Napi::Array kinds = layer.As<Napi::Array>();
+    ml::LayerSpec spec;
+    for (uint32_t j = 0; j < kinds.Length(); ++j) {
+      const std::string kind = kinds.Get(j).ToString().Utf8Value();
+      if (kind.size() != 1) throw ml::Error("native config: layer kinds are single letters, got '" + kind + "'");
+      spec.push_back(kind[0]);
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+// The TypeScript ModelConfig (kernel/src/models/config.ts), field names and all.
 ml::ModelConfig parse_config(const Napi::Object& c) {
   ml::ModelConfig cfg;
   cfg.vocab_size = get_int(c, "vocabSize");
-  cfg.padded_vocab = get_int(c, "paddedVocabSize");
+  cfg.pad_vocab_multiple = get_int(c, "padVocabMultiple");
   cfg.d_model = get_int(c, "dModel");
-  cfg.layers = c.Get("layers").ToString().Utf8Value();
+  cfg.layers = get_layers(c);
   cfg.norm_eps = get_double(c, "normEps");
   cfg.seed = uint64_t(get_int(c, "seed"));
-  const Napi::Object m = c.Get("mamba").As<Napi::Object>();
   cfg.mamba.d_model = cfg.d_model;
-  cfg.mamba.d_state = get_int(m, "dState");
-  cfg.mamba.d_conv = get_int(m, "dConv");
-  cfg.mamba.expand = get_int(m, "expand");
-  cfg.mamba.dt_rank = get_int(m, "dtRank");
-  cfg.mamba.dt_min = get_double(m, "dtMin");
-  cfg.mamba.dt_max = get_double(m, "dtMax");
-  cfg.mamba.dt_init_floor = get_double(m, "dtInitFloor");
-  const Napi::Object mlp = c.Get("mlp").As<Napi::Object>();
-  cfg.mlp.kind = parse_ffn_kind(mlp.Get("kind").ToString().Utf8Value());
-  cfg.mlp.hidden = get_int(mlp, "hidden");
-  const Napi::Object moe = c.Get("moe").As<Napi::Object>();
-  cfg.moe.num_experts = get_int(moe, "numExperts");
-  cfg.moe.expert.kind = parse_ffn_kind(moe.Get("expertKind").ToString().Utf8Value());
-  cfg.moe.expert.hidden = get_int(moe, "expertHidden");
-  const std::string router = moe.Get("router").ToString().Utf8Value();
-  if (router != "switch" && router != "sinkhorn") throw ml::Error("native config: moe.router must be 'switch' or 'sinkhorn'");
-  cfg.moe.router.kind = router == "switch" ? ml::cpu::RouterKind::Switch : ml::cpu::RouterKind::Sinkhorn;
-  cfg.moe.router.top_k = get_int(moe, "topK");
-  cfg.moe.router.capacity_factor = get_double(moe, "capacityFactor");
-  cfg.moe.router.aux_weight = get_double(moe, "auxWeight");
-  cfg.moe.router.sinkhorn_tol = get_double(moe, "sinkhornTol");
-  cfg.moe.router.sinkhorn_max_iter = get_int(moe, "sinkhornMaxIter");
-  cfg.moe.router_bias = moe.Get("routerBias").ToBoolean().Value();
+  cfg.mamba.d_state = get_int(c, "dState");
+  cfg.mamba.d_conv = get_int(c, "dConv");
+  cfg.mamba.expand = get_int(c, "expand");
+  const bool auto_rank = c.Get("dtRank").IsString() && get_string(c, "dtRank") == "auto";
+  cfg.mamba.dt_rank = auto_rank ? 0 : get_int(c, "dtRank");  // 0: ceil(d_model / 16)
+  cfg.mamba.dt_min = get_double(c, "dtMin");
+  cfg.mamba.dt_max = get_double(c, "dtMax");
+  cfg.mamba.dt_init_floor = get_double(c, "dtInitFloor");
+  cfg.mlp.kind = get_ffn_kind(c, "mlpKind");
+  cfg.mlp.hidden = get_int(c, "dFF");
+  cfg.moe.num_experts = get_int(c, "numExperts");
+  cfg.moe.expert.kind = get_ffn_kind(c, "expertKind");
+  cfg.moe.expert.hidden = get_int(c, "expertHidden");
+  const std::string router = get_string(c, "router");
+  if (router != "switch" && router != "sinkhorn")
+    throw ml::Error("native config: 'router' must be 'switch' or 'sinkhorn'");
+  cfg.moe.router.kind = router == "switch" ? ml::RouterKind::Switch : ml::RouterKind::Sinkhorn;
+  cfg.moe.router.top_k = get_int(c, "topK");
+  // 'dropless', or a positive factor (the engine's 0 means dropless).
+  const bool dropless = c.Get("capacityFactor").IsString() && get_string(c, "capacityFactor") == "dropless";
+  cfg.moe.router.capacity_factor = dropless ? 0.0 : get_double(c, "capacityFactor");
+  cfg.moe.router.aux_weight = get_double(c, "auxLossWeight");
+  cfg.moe.router.sinkhorn_tol = get_double(c, "sinkhornTol");
+  cfg.moe.router.sinkhorn_max_iter = get_int(c, "sinkhornMaxIter");
+  cfg.moe.router_bias = get_bool(c, "routerBias");
   return cfg;
 }
 

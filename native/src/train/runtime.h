@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "../core/dtype.h"
-#include "../core/tensor.h"
-#include "../nn/lm.h"
+#include "../core/shape.h"
+#include "../nn/config.h"
 #include "step.h"
 
 namespace ml {

@@ -9,9 +9,9 @@ using namespace gputest;
 
 namespace {
 
-ml::ModelConfig lm_config(const std::string& layers) {
+ml::ModelConfig lm_config(std::vector<ml::LayerSpec> layers) {
   ml::ModelConfig c;
-  c.vocab_size = 97, c.padded_vocab = 104, c.d_model = 32, c.layers = layers, c.seed = 5;
+  c.vocab_size = 97, c.pad_vocab_multiple = 8, c.d_model = 32, c.layers = std::move(layers), c.seed = 5;
   c.mamba.d_model = 32;  // d_inner 64, d_state 16, dt_rank 2
   c.mlp = {ml::FfnKind::Gelu, 48};
   c.moe.num_experts = 4, c.moe.expert = {ml::FfnKind::Gelu, 40};
@@ -56,7 +56,7 @@ std::vector<double> read_double(ml::Runtime& rt, const ml::ParamInfo& p, ml::Slo
 }
 
 template <typename T>
-std::string check_loss_and_gradients(const std::string& layers, ml::Precision precision, double bound) {
+std::string check_loss_and_gradients(const std::vector<ml::LayerSpec>& layers, ml::Precision precision, double bound) {
   const auto config = lm_config(layers);
   auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(precision));
   auto cpu = ml::make_runtime(config, ml::DType::F64);
@@ -78,27 +78,27 @@ std::string check_loss_and_gradients(const std::string& layers, ml::Precision pr
     const auto g = read(*gpu, p, ml::Slot::Grad);
     errors.add(p.name, std::vector<double>(g.begin(), g.end()), read_double(*cpu, p, ml::Slot::Grad));
   }
-  return layers + ": " + errors.report();
+  return ml::describe_layers(layers) + ": " + errors.report();
 }
 
 }  // namespace
 
 NATIVE_TEST(cuda_lm_mamba_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M M", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M'}, {'M'}}, ml::Precision::FP32, 1e-5);
 }
 NATIVE_TEST(cuda_lm_mamba_bf16_matches_cpu) {
-  return check_loss_and_gradients<bf16>("M M", ml::Precision::BF16, 3e-2);
+  return check_loss_and_gradients<bf16>({{'M'}, {'M'}}, ml::Precision::BF16, 3e-2);
 }
 NATIVE_TEST(cuda_lm_moe_mamba_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M E", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M'}, {'E'}}, ml::Precision::FP32, 1e-5);
 }
 NATIVE_TEST(cuda_lm_parallel_and_mlp_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M|E F", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M', 'E'}, {'F'}}, ml::Precision::FP32, 1e-5);
 }
 
 // Five AdamW steps on both backends from the same weights: losses and weights agree.
 NATIVE_TEST(cuda_train_steps_match_cpu) {
-  const auto config = lm_config("M M");
+  const auto config = lm_config({{'M'}, {'M'}});
   auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::FP32));
   auto cpu = ml::make_runtime(config, ml::DType::F32);
   copy_weights(*gpu, *cpu);
@@ -120,7 +120,7 @@ NATIVE_TEST(cuda_train_steps_match_cpu) {
 
 // Deterministic mode: two runs from the same seed give the same bits, losses and weights.
 NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
-  const auto config = lm_config("M E M");
+  const auto config = lm_config({{'M'}, {'E'}, {'M'}});
   std::vector<std::vector<float>> losses(2), weights(2);
   for (int run = 0; run < 2; ++run) {
     auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
@@ -141,7 +141,7 @@ NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
 }
 
 NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
-  auto config = lm_config("M");
+  auto config = lm_config({{'M'}});
   config.d_model = config.mamba.d_model = 1024;
   auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16));
   const int64_t batch = 2048, len1 = 4097;  // 8M tokens: ~250 GiB of activations for one layer
@@ -192,22 +192,24 @@ Trace train_with_evaluation(const ml::ModelConfig& config, bool graphs) {
 
 std::string check_graphs(const ml::ModelConfig& config, const std::vector<bool>& want_replayed) {
   const Trace graphs = train_with_evaluation(config, true), eager = train_with_evaluation(config, false);
-  EXPECT(graphs.replayed == want_replayed, config.layers, ": replayed steps differ from the expected pattern");
+  EXPECT(graphs.replayed == want_replayed, ml::describe_layers(config.layers),
+         ": replayed steps differ from the expected pattern");
   for (bool r : eager.replayed) EXPECT(!r, "a step replayed a graph with graphs off");
   EXPECT(std::memcmp(graphs.losses.data(), eager.losses.data(), graphs.losses.size() * sizeof(float)) == 0,
-         config.layers, ": losses differ between graph replay and eager steps");
-  EXPECT(graphs.weights == eager.weights, config.layers, ": weights differ between graph replay and eager steps");
-  return config.layers + ": 6 steps and an evaluation bit-identical with and without graphs";
+         ml::describe_layers(config.layers), ": losses differ between graph replay and eager steps");
+  EXPECT(graphs.weights == eager.weights, ml::describe_layers(config.layers),
+         ": weights differ between graph replay and eager steps");
+  return ml::describe_layers(config.layers) + ": 6 steps and an evaluation bit-identical with and without graphs";
 }
 
 }  // namespace
 
 NATIVE_TEST(cuda_graph_replay_matches_eager_steps) {
-  return check_graphs(lm_config("M E M"), {false, true, true, false, true, true});
+  return check_graphs(lm_config({{'M'}, {'E'}, {'M'}}), {false, true, true, false, true, true});
 }
 
 NATIVE_TEST(cuda_graphs_skip_models_that_sync_mid_step) {
-  auto config = lm_config("M E");
+  auto config = lm_config({{'M'}, {'E'}});
   config.moe.router.capacity_factor = 0;  // dropless: counts are read on the host each forward
   return check_graphs(config, std::vector<bool>(6, false));
 }

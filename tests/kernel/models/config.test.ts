@@ -11,7 +11,7 @@ test('resolveConfig fills the papers defaults', () => {
   assert.equal(c.expand, 2);
   assert.equal(c.normEps, 1e-5);
   assert.equal(paddedVocabSize(c), 50264); // 50257 rounded up to a multiple of 8
-  assert.equal(toNativeConfig(c).layers, 'M M');
+  assert.deepEqual(toNativeConfig(c).layers, [['M'], ['M']]);
 });
 
 test('precision defaults to bf16 and deterministic to false; both are kept as given', () => {
@@ -53,7 +53,7 @@ test('presets carry a config and training settings', () => {
   const tiny = preset('mamba', 'tiny');
   assert.equal(resolveConfig(tiny.config).dModel, 64);
   assert.ok(tiny.training.batchSize > 0 && tiny.training.lr > 0);
-  assert.equal(toNativeConfig(resolveConfig(preset('mamba', 'v1').config)).layers, Array(16).fill('M').join(' '));
+  assert.deepEqual(toNativeConfig(resolveConfig(preset('mamba', 'v1').config)).layers, Array.from({ length: 16 }, () => ['M']));
   assert.throws(() => preset('mamba', 'huge'), /--size huge: unknown size for mamba \(known: tiny, small, v1\)/);
   assert.throws(() => preset('gpt', 'tiny'), /--model gpt: unknown model/);
 });

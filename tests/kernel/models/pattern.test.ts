@@ -27,9 +27,9 @@ test('parsePattern points at the offending character', () => {
   assert.throws(() => parsePattern('MMXM'), (e: Error) => e.message.includes('MMXM\n    ^'));
 });
 
-test('engineLayers gives one spec per layer and rejects kinds not built yet', () => {
-  assert.equal(engineLayers('M*4'), 'M M M M');
-  assert.equal(engineLayers('(M|E) F'), 'M|E F');
+test('engineLayers gives the kinds of each layer and rejects kinds not built yet', () => {
+  assert.deepEqual(engineLayers('M*4'), [['M'], ['M'], ['M'], ['M']]);
+  assert.deepEqual(engineLayers('(M|E) F'), [['M', 'E'], ['F']]);
   assert.throws(() => engineLayers('(M|M)'), /repeats a kind/);
   assert.throws(() => engineLayers('MA'), /layer 1 is 'A' \(causal attention\), which this engine cannot build yet/);
 });
