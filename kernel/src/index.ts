@@ -10,7 +10,7 @@ export { trainRun, type TrainRunOptions } from './train/train-run.js';
 export { compareRuns, ema, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
 export { lrAt, type Schedule } from './train/schedule.js';
-export { readSafetensors, writeSafetensors } from './train/safetensors.js';
+export { readSafetensors, writeSafetensors } from './models/safetensors.js';
 export { toBatch, type Batch } from './data/batch.js';
 export { loadTextCorpus, GPT2_VOCAB_SIZE, GPT2_END_OF_TEXT } from './data/text.js';
 export type { TokenSource, BatchSampler, Split, SamplerState } from './data/source.js';

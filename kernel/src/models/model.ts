@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
-import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
 import type { ParameterCount } from './params.js';
+import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
 export interface ParameterInfo {
   name: string;
