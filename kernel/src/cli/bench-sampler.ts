@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { prepare } from '../corpus/prepare.js';
 import { openDataset } from '../data/dataset.js';
-import { prepare } from '../data/prepare.js';
 import { createModel } from '../models/model.js';
 import { preset } from '../models/presets.js';
 import { Trainer } from '../train/trainer.js';

@@ -11,12 +11,12 @@ import { join } from 'node:path';
 
 import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 
-import { TokenBuffer } from '../data/bpe.js';
-import { readDecompressed } from '../data/decompress.js';
-import { LineChunker, parseLines, type LineChunk } from '../data/lines.js';
-import { sharedDatasetsDir } from '../data/paths.js';
-import { defaultNeoxTokenizerFile, gpt2TokenizerJson, loadTokenizer, type TokenizerName } from '../data/tokenizer.js';
-import { TokenizerPool } from '../data/worker-pool.js';
+import { TokenBuffer } from '../corpus/bpe.js';
+import { readDecompressed } from '../corpus/decompress.js';
+import { LineChunker, parseLines, type LineChunk } from '../corpus/lines.js';
+import { sharedDatasetsDir } from '../corpus/paths.js';
+import { defaultNeoxTokenizerFile, gpt2TokenizerJson, loadTokenizer, type TokenizerName } from '../corpus/tokenizer.js';
+import { TokenizerPool } from '../corpus/worker-pool.js';
 import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
 import { benchSampler } from './bench-sampler.js';

@@ -2,9 +2,9 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { loadTextCorpus } from '../corpus/text.js';
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
-import { loadTextCorpus } from '../data/text.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';

@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
+import { isPrepared, readManifest, writeManifest, type DatasetManifest, type InputFile } from '../data/manifest.js';
+import { ShardWriter } from '../data/shards.js';
 import { MambalabError } from '../errors.js';
 import { recognize } from './catalog.js';
 import { readDecompressed } from './decompress.js';
 import { LineChunker } from './lines.js';
-import { isPrepared, readManifest, writeManifest, type DatasetManifest, type InputFile } from './manifest.js';
-import { ShardWriter } from './shards.js';
 import type { TokenizedChunk } from './tokenize-chunk.js';
 import { loadTokenizer, type TokenizerName } from './tokenizer.js';
 import { TokenizerPool } from './worker-pool.js';

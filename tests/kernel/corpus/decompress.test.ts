@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 
 import { zstdLargeWindow } from '../../../datasets/fixtures.js';
-import { readDecompressed } from '../../../kernel/src/data/decompress.js';
+import { readDecompressed } from '../../../kernel/src/corpus/decompress.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { C4_SAMPLE, scratchDir } from '../../helpers.js';
 

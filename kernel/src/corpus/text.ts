@@ -7,8 +7,8 @@ import { gunzipSync } from 'node:zlib';
 
 import { encode } from 'gpt-tokenizer/encoding/gpt2';
 
+import { InMemoryTokens } from '../data/source.js';
 import { MambalabError } from '../errors.js';
-import { InMemoryTokens } from './source.js';
 
 export const GPT2_VOCAB_SIZE = 50257;
 export const GPT2_END_OF_TEXT = 50256;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { decode, encode } from 'gpt-tokenizer/encoding/gpt2';
 
-import { GPT2_END_OF_TEXT, loadTextCorpus, readTexts, textFiles } from '../../../kernel/src/data/text.js';
+import { GPT2_END_OF_TEXT, loadTextCorpus, readTexts, textFiles } from '../../../kernel/src/corpus/text.js';
 import { C4_SAMPLE, scratchDir } from '../../helpers.js';
 
 test('the C4 sample holds 1000 documents, tokenized exactly as GPT-2 does', () => {
