@@ -12,7 +12,7 @@ export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } f
 export { lrAt, type Schedule } from './train/schedule.js';
 export { readSafetensors, writeSafetensors } from './models/safetensors.js';
 export { toBatch, type Batch } from './data/batch.js';
-export { loadTextCorpus, GPT2_VOCAB_SIZE, GPT2_END_OF_TEXT } from './corpus/text.js';
+export { loadTextCorpus } from './corpus/text.js';
 export type { TokenSource, BatchSampler, Split, SamplerState } from './data/source.js';
 export { openDataset, Dataset, type OpenDatasetOptions, type DatasetInfo } from './data/dataset.js';
 export { defaultC4Slice, type C4SliceOptions } from './corpus/slice.js';

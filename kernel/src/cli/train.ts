@@ -17,7 +17,8 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
   --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
   --steps N           optimizer steps (default 200)
-  --data PATH         a prepared dataset (mambalab data prepare), or C4-style .json.gz / .jsonl files (a file or a directory)
+  --data PATH         a prepared dataset (mambalab data prepare), or raw JSON lines (.json.gz, .jsonl, .jsonl.zst; a file
+                      or a directory), read and checked as data prepare reads them
   --device DEV        cpu | cuda | auto (default cpu; auto: CUDA when there is a GPU, says which on stderr)
   --precision P       bf16 | fp32: GPU compute (default bf16, fp32 master weights either way); the CPU computes in --dtype
   --deterministic     no atomics: two runs with the same seed are bit-identical

@@ -1,82 +1,40 @@
-// Reads JSON-lines text corpora (C4's .json.gz, plain .jsonl) and tokenizes them with
-// GPT-2's BPE, documents joined by <|endoftext|>. The full pipeline (Arrow shards, NeoX,
-// SlimPajama) lives beside this; this path reads raw files directly.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-
-import { encode } from 'gpt-tokenizer/encoding/gpt2';
-
+// Raw JSON-lines corpora (C4's .json.gz, SlimPajama's .jsonl.zst, plain .jsonl) tokenized into
+// memory with GPT-2's BPE, documents joined by <|endoftext|>: `train --data <files>` and
+// notebooks that skip `prepare`. The files are found, decompressed, cut into lines, parsed and
+// tokenized by the same code as `prepare`'s (inputs.ts, decompress.ts, lines.ts,
+// tokenize-chunk.ts), so both take the same inputs and fail with the same errors; only the
+// bytes come whole (this call is synchronous) instead of streamed.
 import { InMemoryTokens } from '../data/source.js';
-import { MambalabError } from '../errors.js';
-
-export const GPT2_VOCAB_SIZE = 50257;
-export const GPT2_END_OF_TEXT = 50256;
-
-const TEXT_FILE = /\.(json|jsonl)(\.gz)?$/;
-
-/** The text files a path names: itself, or the .json/.jsonl(.gz) files in a directory, sorted. */
-export function textFiles(path: string): string[] {
-  let info;
-  try {
-    info = statSync(path);
-  } catch {
-    throw new MambalabError(`data: ${path} does not exist`);
-  }
-  if (info.isFile()) return [path];
-  const files = readdirSync(path)
-    .filter((f) => TEXT_FILE.test(f))
-    .sort()
-    .map((f) => join(path, f));
-  if (files.length === 0) throw new MambalabError(`data: ${path} holds no .json, .jsonl or .json.gz files`);
-  return files;
-}
-
-/** The "text" field of every line of a JSON-lines file (gzip detected by its magic bytes). */
-export function readTexts(file: string): string[] {
-  let bytes: Buffer = readFileSync(file);
-  if (bytes.length === 0) throw new MambalabError(`data: ${file} is empty`);
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new MambalabError(`data: ${file} is not valid gzip (${(e as Error).message})`);
-    }
-  }
-  const texts: string[] = [];
-  const lines = bytes.toString('utf8').split('\n');
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      throw new MambalabError(`data: ${file} line ${i + 1} is not valid JSON: ${line.slice(0, 80)}`);
-    }
-    const text = (record as { text?: unknown }).text;
-    if (typeof text !== 'string') throw new MambalabError(`data: ${file} line ${i + 1} has no "text" string field`);
-    texts.push(text);
-  });
-  if (texts.length === 0) throw new MambalabError(`data: ${file} holds no documents`);
-  return texts;
-}
+import { readDecompressedSync } from './decompress.js';
+import { inputFiles, noDocumentsError } from './inputs.js';
+import { badRecordError, LineChunker } from './lines.js';
+import { tokenizeChunk } from './tokenize-chunk.js';
+import { loadTokenizer } from './tokenizer.js';
 
 /**
- * Tokenizes the documents of a path into train and validation streams: every
- * `validationEvery`-th document goes to validation, so both splits span the corpus.
+ * Tokenizes the documents of a path (a file, or a folder of them) into train and validation
+ * streams: every `validationEvery`-th document goes to validation, so both splits span the corpus.
  */
 export function loadTextCorpus(path: string, options: { validationEvery?: number } = {}): InMemoryTokens {
   const every = options.validationEvery ?? 20;
-  const texts = textFiles(path).flatMap(readTexts);
-  const train: number[][] = [];
-  const validation: number[][] = [];
-  texts.forEach((text, i) => {
-    const ids = encode(text);
-    ids.push(GPT2_END_OF_TEXT);
-    (texts.length > 1 && i % every === every - 1 ? validation : train).push(ids);
-  });
+  const tokenizer = loadTokenizer('gpt2');
+  const files = inputFiles([path]);
+  const documents: Uint16Array[] = [];
+  for (const file of files) {
+    const chunker = new LineChunker(file);
+    for (const chunk of [...chunker.push(readDecompressedSync(file)), ...chunker.end()]) {
+      const { tokens, lengths, bad } = tokenizeChunk(tokenizer, chunk, null);
+      if (bad.length > 0) throw badRecordError(file, bad[0]!);
+      let at = 0;
+      for (const n of lengths) documents.push(tokens.subarray(at, (at += n)));
+    }
+  }
+  if (documents.length === 0) throw noDocumentsError(files.length);
+  const train: Uint16Array[] = [];
+  const validation: Uint16Array[] = [];
+  documents.forEach((ids, i) => (documents.length > 1 && i % every === every - 1 ? validation : train).push(ids));
   if (validation.length === 0) validation.push(train[train.length - 1]!);
-  const join = (docs: number[][]) => {
+  const join = (docs: Uint16Array[]) => {
     const out = new Uint16Array(docs.reduce((n, d) => n + d.length, 0));
     let at = 0;
     for (const d of docs) {
@@ -85,7 +43,7 @@ export function loadTextCorpus(path: string, options: { validationEvery?: number
     }
     return out;
   };
-  return new InMemoryTokens(`${path} (GPT-2 tokens)`, GPT2_VOCAB_SIZE, {
+  return new InMemoryTokens(`${path} (GPT-2 tokens)`, tokenizer.vocabSize, {
     train: { tokens: join(train), documents: train.length },
     validation: { tokens: join(validation), documents: validation.length },
   });
