@@ -5,9 +5,10 @@ import { join } from 'node:path';
 
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
-import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
+import { native, newNativeModel, type EngineDevice, type NativeMetrics, type NativeModel, type NativeOptimizer, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
+import { checkedPass } from './forward.js';
 import type { ParameterCount } from './params.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
@@ -111,16 +112,21 @@ export class Model {
   /** Mean next-token cross-entropy of a batch (no gradients). */
   async forward(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+    return (await checkedPass(() => this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1))).loss;
   }
 
   /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+    return (await checkedPass(() => this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1))).loss;
   }
 
-  /** @internal token ids are checked against the vocabulary by the engine. */
+  /** @internal one optimizer step in the engine (Trainer.step). */
+  async trainStep(batch: Batch, lr: number, optimizer: NativeOptimizer): Promise<NativeMetrics> {
+    return checkedPass(() => this.engine.trainStep(batch.tokens, batch.batchSize, batch.seqLen + 1, lr, optimizer));
+  }
+
+  /** @internal token ids are checked against the vocabulary by the engine (checkedPass). */
   checked(batch: Batch | number[][]): Batch {
     return toBatch(batch);
   }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
 import { native } from '../../../kernel/src/native.js';
+import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { randomTokens, scratchDir } from '../../helpers.js';
 
 const small = { vocabSize: 300, dModel: 16, pattern: 'M*2', seed: 3 };
@@ -80,10 +81,17 @@ test('a truncated or foreign checkpoint is a clear error', () => {
   assert.throws(() => loadModel(scratchDir()), /cannot read .*config\.json/);
 });
 
-test('token ids outside the vocabulary and malformed batches are rejected', async () => {
+test('token ids outside the vocabulary are MambalabErrors, in every pass and in training', async () => {
   const model = createModel(small);
-  await assert.rejects(model.forward([[1, 2, 300]]), /token id 300 at position 2 of the batch is outside the vocabulary \[0, 300\)/);
-  await assert.rejects(model.forward([[1, 2, -5]]), /token id -5/);
+  const outside = (id: number) => ({ name: 'MambalabError', message: new RegExp(`^batch: token id ${id} at position 2 of the batch is outside the vocabulary \\[0, 300\\)`) });
+  await assert.rejects(model.forward([[1, 2, 300]]), outside(300));
+  await assert.rejects(model.forward([[1, 2, -5]]), outside(-5));
+  await assert.rejects(model.lossAndGradients([[1, 2, 300]]), outside(300));
+  await assert.rejects(new Trainer(model).step([[1, 2, 300]]), outside(300));
+});
+
+test('malformed batches are rejected', async () => {
+  const model = createModel(small);
   await assert.rejects(async () => model.forward([[1, 2], [3]]), /row 1 has 1 ids, expected 2/);
   await assert.rejects(async () => model.forward([[1]]), /at least 2 token ids/);
   await assert.rejects(async () => model.forward({ tokens: new Int32Array(5), batchSize: 2, seqLen: 2 }), /expected batchSize × \(seqLen \+ 1\) = 6 ids, got 5/);
