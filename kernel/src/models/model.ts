@@ -5,10 +5,10 @@ import { join } from 'node:path';
 
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
-import { native, newNativeModel, type EngineDevice, type NativeMetrics, type NativeModel, type NativeOptimizer, type Slot } from '../native.js';
+import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
-import { checkedPass } from './forward.js';
+import { watchPasses } from './passes.js';
 import type { ParameterCount } from './params.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
@@ -32,9 +32,11 @@ export class Model {
   readonly deviceNote: string;
   /** The arithmetic of forward and backward: config.precision on the GPU, the dtype on the CPU. */
   readonly computePrecision: 'bf16' | 'fp32' | 'fp64';
-  /** @internal the engine's model; Trainer steps it. */
+  /** @internal the engine's model (its passes watched: see watchPasses); Trainer steps it. */
   readonly engine: NativeModel;
   private readonly params: ParameterInfo[];
+  /** Whether a backward pass has run: until then the engine's gradients are zeros, not gradients. */
+  private hasGradients = false;
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
@@ -45,7 +47,9 @@ export class Model {
     this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
-    this.engine = newNativeModel(toNativeConfig(this.config), dtype, options);
+    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass) => {
+      if (pass !== 'evaluate') this.hasGradients = true;
+    });
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
   }
 
@@ -106,27 +110,26 @@ export class Model {
 
   /** The gradient left by the last lossAndGradients() or training step. */
   gradient(name: string): FloatArray {
+    if (!this.hasGradients) {
+      this.info(name); // an unknown name is the first thing to fix
+      throw new MambalabError(`gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them`);
+    }
     return this.readSlot(name, 'grad');
   }
 
   /** Mean next-token cross-entropy of a batch (no gradients). */
   async forward(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return (await checkedPass(() => this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1))).loss;
+    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
   /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
-    return (await checkedPass(() => this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1))).loss;
+    return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
-  /** @internal one optimizer step in the engine (Trainer.step). */
-  async trainStep(batch: Batch, lr: number, optimizer: NativeOptimizer): Promise<NativeMetrics> {
-    return checkedPass(() => this.engine.trainStep(batch.tokens, batch.batchSize, batch.seqLen + 1, lr, optimizer));
-  }
-
-  /** @internal token ids are checked against the vocabulary by the engine (checkedPass). */
+  /** @internal token ids are checked against the vocabulary by the engine (see watchPasses). */
   checked(batch: Batch | number[][]): Batch {
     return toBatch(batch);
   }

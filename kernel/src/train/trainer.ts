@@ -177,7 +177,7 @@ export class Trainer {
     const lr = this.lrAt(step);
     const o = this.options;
     const start = performance.now();
-    const { loss, auxLoss, gradNorm, experts, cudaGraph } = await this.model.trainStep(b, lr, {
+    const { loss, auxLoss, gradNorm, experts, cudaGraph } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
       beta1: o.beta1,
       beta2: o.beta2,
       eps: o.eps,
@@ -210,7 +210,7 @@ export class Trainer {
     let total = 0;
     for (let i = 0; i < n; i++) {
       const b = sampler.next();
-      total += await this.model.forward(b);
+      total += (await this.model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
     }
     return total / n;
   }

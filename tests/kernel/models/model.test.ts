@@ -115,6 +115,19 @@ test('setParameter checks the size; gradients are readable after lossAndGradient
   assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite));
 });
 
+test('gradient(name) before any backward is an error, not zeros; a training step leaves gradients too', async () => {
+  const name = 'backbone.layers.0.mixer.out_proj.weight';
+  const model = createModel(small);
+  const noneYet = { name: 'MambalabError', message: `gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them` };
+  assert.throws(() => model.gradient(name), noneYet);
+  await model.forward(randomTokens(2, 6, 300));
+  assert.throws(() => model.gradient(name), noneYet, 'forward computes no gradients');
+  assert.throws(() => model.gradient('nope'), /no parameter named 'nope'/);
+  const trained = createModel(small);
+  await new Trainer(trained, { batchSize: 2, seqLen: 6 }).step(randomTokens(2, 6, 300));
+  assert.ok(trained.gradient(name).some((v) => v !== 0));
+});
+
 const gpu = native().info().gpu;
 const noGpuHere = gpu.deviceCount > 0 ? `this machine has a GPU (${gpu.name}): the no-GPU paths are covered by tests/kernel/models/device.test.ts` : false;
 

@@ -1,0 +1,50 @@
+// The engine as a Model holds it: every pass (whoever calls it: the model, a Trainer, a test
+// driver holding model.engine) rejects with the user's errors and reports back to the model.
+import { MambalabError } from '../errors.js';
+import type { NativeMetrics, NativeModel } from '../native.js';
+
+export type Pass = 'evaluate' | 'lossAndGradients' | 'trainStep';
+
+// The engine checks every token id against the vocabulary (on the CPU and the GPU alike) and
+// says so in these words; a bad id is the user's batch to fix.
+const OUTSIDE_VOCABULARY = /^token id -?\d+ at position \d+ of the batch is outside the vocabulary/;
+
+function asBatchError(error: unknown): unknown {
+  if (error instanceof Error && !(error instanceof MambalabError) && OUTSIDE_VOCABULARY.test(error.message)) {
+    return new MambalabError(`batch: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/** The engine with each pass's batch errors made MambalabErrors, and `done` told of each finished pass. */
+export function watchPasses(engine: NativeModel, done: (pass: Pass, metrics: NativeMetrics) => void): NativeModel {
+  // The engine's own method is called at once (its busy check sees the call), then watched.
+  const watch = async (pass: Pass, running: Promise<NativeMetrics>) => {
+    let metrics: NativeMetrics;
+    try {
+      metrics = await running;
+    } catch (error) {
+      throw asBatchError(error);
+    }
+    done(pass, metrics);
+    return metrics;
+  };
+  // A delegate, not the engine patched: its methods are fixed (native.ts's withUserErrors).
+  return {
+    get dtype() {
+      return engine.dtype;
+    },
+    get stepsDone() {
+      return engine.stepsDone;
+    },
+    set stepsDone(steps) {
+      engine.stepsDone = steps;
+    },
+    parameters: () => engine.parameters(),
+    read: (name, slot, out) => engine.read(name, slot, out),
+    write: (name, slot, values) => engine.write(name, slot, values),
+    evaluate: (...args) => watch('evaluate', engine.evaluate(...args)),
+    lossAndGradients: (...args) => watch('lossAndGradients', engine.lossAndGradients(...args)),
+    trainStep: (...args) => watch('trainStep', engine.trainStep(...args)),
+  };
+}
