@@ -8,7 +8,7 @@ import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
-import { watchPasses } from './passes.js';
+import { forwardMetrics, watchPasses, type ForwardMetrics } from './passes.js';
 import type { ParameterCount } from './params.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
@@ -37,6 +37,7 @@ export class Model {
   private readonly params: ParameterInfo[];
   /** Whether a backward pass has run: until then the engine's gradients are zeros, not gradients. */
   private hasGradients = false;
+  private lastPass?: ForwardMetrics;
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
@@ -47,7 +48,8 @@ export class Model {
     this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
-    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass) => {
+    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass, metrics) => {
+      this.lastPass = forwardMetrics(metrics);
       if (pass !== 'evaluate') this.hasGradients = true;
     });
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
@@ -115,6 +117,15 @@ export class Model {
       throw new MambalabError(`gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them`);
     }
     return this.readSlot(name, 'grad');
+  }
+
+  /**
+   * What the last pass through the model measured: its loss, the MoE layers' auxiliary loss,
+   * tokens per expert and drops. Any pass: forward(), lossAndGradients(), a training step, or
+   * a Trainer's evaluation. Undefined before the first.
+   */
+  get lastForward(): ForwardMetrics | undefined {
+    return this.lastPass;
   }
 
   /** Mean next-token cross-entropy of a batch (no gradients). */

@@ -1,9 +1,26 @@
 // The engine as a Model holds it: every pass (whoever calls it: the model, a Trainer, a test
-// driver holding model.engine) rejects with the user's errors and reports back to the model.
+// driver holding model.engine) rejects with the user's errors and reports back to the model,
+// which keeps what the last one measured.
 import { MambalabError } from '../errors.js';
 import type { NativeMetrics, NativeModel } from '../native.js';
 
 export type Pass = 'evaluate' | 'lossAndGradients' | 'trainStep';
+
+/** What one pass of a batch through the model measured (model.lastForward). */
+export interface ForwardMetrics {
+  /** Mean next-token cross-entropy (what forward() and lossAndGradients() return). */
+  loss: number;
+  /** The switch routers' weighted load-balancing loss, summed over MoE layers: part of the training objective, not of `loss`; 0 without switch MoE layers. */
+  auxLoss: number;
+  /** Per MoE layer, tokens routed to each expert (empty without MoE layers). */
+  experts: number[][];
+  /** Per MoE layer, assignments dropped over capacity. */
+  dropped: number[];
+}
+
+export function forwardMetrics({ loss, auxLoss, experts }: NativeMetrics): ForwardMetrics {
+  return { loss, auxLoss, experts: experts.map((l) => l.counts), dropped: experts.map((l) => l.dropped) };
+}
 
 // The engine checks every token id against the vocabulary (on the CPU and the GPU alike) and
 // says so in these words; a bad id is the user's batch to fix.

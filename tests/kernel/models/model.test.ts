@@ -172,3 +172,25 @@ test('precision and deterministic are saved, and a config saved before they exis
   const batch = randomTokens(2, 6, 300, 5);
   assert.equal(await old.forward(batch), await model.forward(batch), 'the same weights');
 });
+
+test("the last pass's aux loss, tokens per expert and drops are readable from the model", async () => {
+  const moe = { ...small, model: 'moe-mamba', pattern: 'ME*2', numExperts: 4, expertHidden: 16, capacityFactor: 1.0 } as const;
+  const model = createModel(moe);
+  assert.equal(model.lastForward, undefined, 'no pass yet');
+  const batch = randomTokens(2, 12, 300);
+  const loss = await model.forward(batch);
+  const seen = model.lastForward!;
+  assert.equal(seen.loss, loss);
+  assert.ok(seen.auxLoss > 0, 'switch routers add a load-balancing loss');
+  assert.equal(seen.experts.length, 2, 'one entry per MoE layer');
+  for (const [layer, counts] of seen.experts.entries()) {
+    assert.equal(counts.length, 4);
+    assert.equal(counts.reduce((a, b) => a + b, 0) + seen.dropped[layer]!, 2 * 12, 'every token is kept or dropped');
+  }
+  const trainer = new Trainer(model, { batchSize: 2, seqLen: 12 });
+  const step = await trainer.step(batch);
+  assert.deepEqual(model.lastForward, { loss: step.loss, auxLoss: step.auxLoss, experts: step.experts, dropped: step.dropped });
+  const dense = createModel(small);
+  await dense.lossAndGradients(batch);
+  assert.deepEqual({ ...dense.lastForward, loss: 0 }, { loss: 0, auxLoss: 0, experts: [], dropped: [] });
+});
