@@ -8,7 +8,7 @@ import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
-import { forwardMetrics, watchPasses, type ForwardMetrics } from './passes.js';
+import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
 import type { ParameterCount } from './params.js';
 import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
@@ -49,7 +49,7 @@ export class Model {
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
     this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass, metrics) => {
-      this.lastPass = forwardMetrics(metrics);
+      this.lastPass = forwardMetrics(pass, metrics);
       if (pass !== 'evaluate') this.hasGradients = true;
     });
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
@@ -128,13 +128,20 @@ export class Model {
     return this.lastPass;
   }
 
-  /** Mean next-token cross-entropy of a batch (no gradients). */
-  async forward(batch: Batch | number[][]): Promise<number> {
-    const b = this.checked(batch);
-    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+  /**
+   * Mean next-token cross-entropy of a batch. MoE layers route as `routing` says (see
+   * RoutingMode): 'inference' (the default) computes no gradients; 'training' routes as
+   * lossAndGradients() does, and like it leaves this batch's gradients readable.
+   */
+  async forward(batch: Batch | number[][], options: { routing?: RoutingMode } = {}): Promise<number> {
+    const routing = options.routing ?? 'inference';
+    if (!ROUTING_MODES.includes(routing)) throw new MambalabError(`forward: routing must be "inference" or "training", got ${JSON.stringify(routing)}`);
+    const { tokens, batchSize, seqLen } = this.checked(batch);
+    const metrics = routing === 'inference' ? this.engine.evaluate(tokens, batchSize, seqLen + 1) : this.engine.lossAndGradients(tokens, batchSize, seqLen + 1);
+    return (await metrics).loss;
   }
 
-  /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
+  /** Loss of a batch with training routing, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
     return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;

@@ -6,6 +6,17 @@ import type { NativeMetrics, NativeModel } from '../native.js';
 
 export type Pass = 'evaluate' | 'lossAndGradients' | 'trainStep';
 
+/**
+ * How MoE layers pick each token's experts in a pass.
+ * - 'inference': the top-k router logits. forward()'s default, and evaluation's.
+ * - 'training': the training router. lossAndGradients(), training steps, and
+ *   forward(batch, { routing: 'training' }).
+ * Switch routers pick the same experts either way. Sinkhorn routers (BlackMamba) do not: in
+ * training they pick on Sinkhorn-balanced scores, so the two give different losses on one batch.
+ */
+export type RoutingMode = 'inference' | 'training';
+export const ROUTING_MODES: readonly RoutingMode[] = ['inference', 'training'];
+
 /** What one pass of a batch through the model measured (model.lastForward). */
 export interface ForwardMetrics {
   /** Mean next-token cross-entropy (what forward() and lossAndGradients() return). */
@@ -16,10 +27,12 @@ export interface ForwardMetrics {
   experts: number[][];
   /** Per MoE layer, assignments dropped over capacity. */
   dropped: number[];
+  routing: RoutingMode;
 }
 
-export function forwardMetrics({ loss, auxLoss, experts }: NativeMetrics): ForwardMetrics {
-  return { loss, auxLoss, experts: experts.map((l) => l.counts), dropped: experts.map((l) => l.dropped) };
+export function forwardMetrics(pass: Pass, { loss, auxLoss, experts }: NativeMetrics): ForwardMetrics {
+  const routing = pass === 'evaluate' ? 'inference' : 'training';
+  return { loss, auxLoss, experts: experts.map((l) => l.counts), dropped: experts.map((l) => l.dropped), routing };
 }
 
 // The engine checks every token id against the vocabulary (on the CPU and the GPU alike) and

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
+import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
 import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { randomTokens, scratchDir } from '../../helpers.js';
@@ -189,8 +190,24 @@ test("the last pass's aux loss, tokens per expert and drops are readable from th
   }
   const trainer = new Trainer(model, { batchSize: 2, seqLen: 12 });
   const step = await trainer.step(batch);
-  assert.deepEqual(model.lastForward, { loss: step.loss, auxLoss: step.auxLoss, experts: step.experts, dropped: step.dropped });
+  assert.deepEqual(model.lastForward, { loss: step.loss, auxLoss: step.auxLoss, experts: step.experts, dropped: step.dropped, routing: 'training' });
   const dense = createModel(small);
   await dense.lossAndGradients(batch);
-  assert.deepEqual({ ...dense.lastForward, loss: 0 }, { loss: 0, auxLoss: 0, experts: [], dropped: [] });
+  assert.deepEqual({ ...dense.lastForward, loss: 0 }, { loss: 0, auxLoss: 0, experts: [], dropped: [], routing: 'training' });
+});
+
+test('routing is explicit: Sinkhorn models route differently in training, and forward can say which', async () => {
+  const batch = randomTokens(2, 12, 300);
+  const sinkhorn = createModel({ ...preset('blackmamba', 'tiny').config, ...small, pattern: 'ME' });
+  const trainingLoss = await sinkhorn.lossAndGradients(batch);
+  assert.equal(sinkhorn.lastForward!.routing, 'training');
+  const inferenceLoss = await sinkhorn.forward(batch);
+  assert.equal(sinkhorn.lastForward!.routing, 'inference');
+  assert.notEqual(inferenceLoss, trainingLoss, 'argmax and Sinkhorn routing differ on this batch');
+  assert.equal(await sinkhorn.forward(batch, { routing: 'inference' }), inferenceLoss);
+  assert.equal(await sinkhorn.forward(batch, { routing: 'training' }), trainingLoss);
+  assert.equal(sinkhorn.lastForward!.routing, 'training');
+  const switched = createModel({ ...preset('moe-mamba', 'tiny').config, ...small, pattern: 'ME' });
+  assert.equal(await switched.forward(batch, { routing: 'training' }), await switched.forward(batch), 'switch routers route alike');
+  await assert.rejects(sinkhorn.forward(batch, { routing: 'eval' as never }), { name: 'MambalabError', message: 'forward: routing must be "inference" or "training", got "eval"' });
 });
