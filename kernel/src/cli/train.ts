@@ -8,9 +8,8 @@ import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
 import { Trainer, type StepMetrics } from '../train/trainer.js';
-import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
 import { formatRate, progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
@@ -55,7 +54,7 @@ export async function train(argv: string[]): Promise<void> {
   const say = (line: string) => process.stderr.write(line + '\n');
   if (!f.data) throw new MambalabError('train: --data is required (a C4 .json.gz file or a directory of them)');
 
-  const p = preset(f.model!, f.size!);
+  const p = presetFlags(f.model!, f.size!);
   const steps = intFlag('steps', f.steps, 200, 1);
   const seed = intFlag('seed', f.seed, 0);
   const logEvery = intFlag('log-every', f['log-every'], 1, 1);

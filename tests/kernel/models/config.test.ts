@@ -54,6 +54,9 @@ test('presets carry a config and training settings', () => {
   assert.equal(resolveConfig(tiny.config).dModel, 64);
   assert.ok(tiny.training.batchSize > 0 && tiny.training.lr > 0);
   assert.equal(toNativeConfig(resolveConfig(preset('mamba', 'v1').config)).layers, Array(16).fill('M').join(' '));
-  assert.throws(() => preset('mamba', 'huge'), /--size huge: unknown size for mamba \(known: tiny, small, v1\)/);
-  assert.throws(() => preset('gpt', 'tiny'), /--model gpt: unknown model/);
+});
+
+test('preset errors name the call, not command-line flags (the CLI names its flags: tests/kernel/cli)', () => {
+  assert.throws(() => preset('mamba', 'huge'), { name: 'MambalabError', message: 'preset("mamba", "huge"): unknown size (mamba has tiny, small, v1)' });
+  assert.throws(() => preset('gpt', 'tiny'), { name: 'MambalabError', message: 'preset("gpt", …): unknown model (known: mamba, mamba-mlp, moe-mamba, parallel-moe-mamba, blackmamba)' });
 });
