@@ -122,6 +122,9 @@ function positiveNumber(c: ModelConfig, field: keyof ModelConfig): void {
 /** Fills defaults and checks every field; throws MambalabError naming the first bad one. */
 export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   if (partial === null || typeof partial !== 'object') bad('', 'an object', partial);
+  if ('config' in partial && 'training' in partial) {
+    throw new MambalabError("config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)");
+  }
   for (const key of Object.keys(partial)) {
     if (!KEYS.includes(key as keyof ModelConfig)) {
       throw new MambalabError(`config.${key}: unknown field (known: ${KEYS.join(', ')})`);

@@ -211,3 +211,11 @@ test('routing is explicit: Sinkhorn models route differently in training, and fo
   assert.equal(await switched.forward(batch, { routing: 'training' }), await switched.forward(batch), 'switch routers route alike');
   await assert.rejects(sinkhorn.forward(batch, { routing: 'eval' as never }), { name: 'MambalabError', message: 'forward: routing must be "inference" or "training", got "eval"' });
 });
+
+test('a whole preset passed as a config says to pass its .config', () => {
+  const whole = preset('mamba', 'tiny') as never;
+  assert.throws(() => createModel(whole), {
+    name: 'MambalabError',
+    message: "config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)",
+  });
+});
