@@ -108,7 +108,7 @@ test('train --data and data prepare reject the same bad inputs with the same mes
   const cases: [string, RegExp][] = [
     [write('plain.json.gz', '{"text":"not gzip"}\n'), /plain\.json\.gz: the name says gzip but the data is not compressed/],
     [write('empty.json.gz', ''), /empty\.json\.gz: the name says gzip but the file is empty/],
-    [write('truncated.json.gz', gz.subarray(0, gz.length >> 1)), /truncated\.json\.gz: the gzip data ends early .*the file is truncated/],
+    [write('truncated.json.gz', gz.subarray(0, gz.length >> 1)), /truncated\.json\.gz: the gzip data ends early: the file is truncated; fetch it again/],
     [write('corrupt.json.gz', corrupt), /corrupt\.json\.gz: (corrupt gzip data|the gzip data ends early)/],
     [write('bad.jsonl', '{"text":"ok"}\n{"text": oops}\n'), /bad\.jsonl:2: line 2 is not valid JSON/],
     [write('notext.jsonl', '{"body":"x"}\n'), /notext\.jsonl:1: line 1 has no "text" string field/],
