@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { createModel } from '../../kernel/src/models/model.ts';
-import { writeSafetensors } from '../../kernel/src/train/safetensors.ts';
+import { writeSafetensors } from '../../kernel/src/models/safetensors.ts';
 import { randomTokens } from '../helpers.ts';
 
 const BATCH = 3;

@@ -143,7 +143,7 @@ test('bad input in a cell gives a readable error, not a dead kernel', () => {
   assert.equal(badConfig.reply?.status, 'error');
   assert.match(streamText(badConfig, 'stderr'), /MambalabError: config\.dModel: expected an integer in \[1, 65536\], got -1/);
   assert.equal(missing.reply?.status, 'error');
-  assert.match(streamText(missing, 'stderr'), /data: missing\.json\.gz does not exist/);
+  assert.match(streamText(missing, 'stderr'), /input missing\.json\.gz does not exist/);
   assert.equal(steps[11]!.reply?.status, 'ok');
   assert.equal(streamText(steps[11]!, 'stdout').trim(), '2');
 });

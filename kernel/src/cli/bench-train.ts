@@ -6,10 +6,9 @@ import { DEVICES, MODEL_FAMILIES, paddedVocabSize, PRECISIONS } from '../models/
 import { chooseDevice } from '../models/device.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
 import { native, type GpuMemory, type Precision } from '../native.js';
 import { Trainer } from '../train/trainer.js';
-import { choiceFlag, intFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, parseFlags, presetFlags } from './args.js';
 import { peakDenseFlops } from './gpus.js';
 
 interface BenchShape {
@@ -58,7 +57,7 @@ export async function benchTrain(argv: string[], log: (line: string) => void) {
   const onGpu = chooseDevice({ device, dtype: 'float32' }, engine.info().gpu).device === 'cuda';
   const gpuShape = onGpu ? (GPU_BENCH_SHAPES as Record<string, BenchShape | undefined>)[f.model!] : undefined;
   const size = f.size ?? gpuShape?.size ?? 'tiny';
-  const p = preset(f.model!, size);
+  const p = presetFlags(f.model!, size);
   const batchSize = intFlag('batch-size', f['batch-size'], gpuShape?.batchSize ?? p.training.batchSize, 1);
   const seqLen = intFlag('seq-len', f['seq-len'], gpuShape?.seqLen ?? p.training.seqLen, 1);
   const warmup = intFlag('warmup', f.warmup, 3);

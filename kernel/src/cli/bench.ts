@@ -3,12 +3,9 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { sharedDatasetsDir } from '../data/paths.js';
-import { benchTokenize } from '../data/throughput.js';
-import { defaultNeoxTokenizerFile } from '../data/tokenizer.js';
 import { MambalabError } from '../errors.js';
-import { intFlag, parseFlags } from './args.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
+import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
 import { gpuShortName } from './gpus.js';
 
@@ -22,35 +19,7 @@ interface Bench {
 const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
-  tokenize: {
-    summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step',
-    usage: `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
-  --passes N          passes over the corpus (default 2: cold caches, then warm)
-  --threads N         our tokenizer's worker threads (default: one per core)
-  --tokenizer-file F  GPT-NeoX tokenizer.json (default: the cache's, else ../shared/datasets's)
-  --no-sampler        skip the sampler-versus-step timing`,
-    run: async (argv, log) => {
-      const { values: f } = parseFlags('bench tokenize', argv, {
-        corpus: { type: 'string' },
-        passes: { type: 'string' },
-        threads: { type: 'string' },
-        'tokenizer-file': { type: 'string' },
-        'no-sampler': { type: 'boolean', default: false },
-      });
-      const shared = sharedDatasetsDir();
-      const corpus = f.corpus ?? (shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz'));
-      if (!corpus) throw new MambalabError('bench tokenize: no --corpus given and no C4 sample in ../shared/datasets');
-      const neox = f['tokenizer-file'] ?? [defaultNeoxTokenizerFile(), shared && join(shared, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json')].find((p) => p && existsSync(p));
-      return benchTokenize({
-        corpus,
-        passes: intFlag('passes', f.passes, 2, 1),
-        threads: f.threads === undefined ? undefined : intFlag('threads', f.threads, 1, 1),
-        neoxTokenizerFile: neox,
-        sampler: !f['no-sampler'],
-        log,
-      });
-    },
-  },
+  tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
 };
 
 /** Removes a flag (and its value) from argv; its value, '' for a switch, undefined when absent. */

@@ -2,22 +2,22 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { loadTextCorpus } from '../corpus/text.js';
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
-import { loadTextCorpus } from '../data/text.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
 import { Trainer, type StepMetrics } from '../train/trainer.js';
-import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
 import { formatRate, progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
   --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
   --steps N           optimizer steps (default 200)
-  --data PATH         a prepared dataset (mambalab data prepare), or C4-style .json.gz / .jsonl files (a file or a directory)
+  --data PATH         a prepared dataset (mambalab data prepare), or raw JSON lines (.json.gz, .jsonl, .jsonl.zst; a file
+                      or a directory), read and checked as data prepare reads them
   --device DEV        cpu | cuda | auto (default cpu; auto: CUDA when there is a GPU, says which on stderr)
   --precision P       bf16 | fp32: GPU compute (default bf16, fp32 master weights either way); the CPU computes in --dtype
   --deterministic     no atomics: two runs with the same seed are bit-identical
@@ -54,7 +54,7 @@ export async function train(argv: string[]): Promise<void> {
   const say = (line: string) => process.stderr.write(line + '\n');
   if (!f.data) throw new MambalabError('train: --data is required (a C4 .json.gz file or a directory of them)');
 
-  const p = preset(f.model!, f.size!);
+  const p = presetFlags(f.model!, f.size!);
   const steps = intFlag('steps', f.steps, 200, 1);
   const seed = intFlag('seed', f.seed, 0);
   const logEvery = intFlag('log-every', f['log-every'], 1, 1);

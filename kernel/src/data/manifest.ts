@@ -4,7 +4,6 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { MambalabError } from '../errors.js';
-import type { TokenizerName } from './tokenizer.js';
 
 export const MANIFEST_FILE = 'dataset.json';
 const FORMAT = 'mambalab-tokens/1';
@@ -21,7 +20,8 @@ export interface DatasetManifest {
   format: typeof FORMAT;
   source: string;
   license: string;
-  tokenizer: TokenizerName;
+  /** The tokenizer that made the ids (corpus/tokenizer.ts names them: gpt2, neox). */
+  tokenizer: string;
   vocabSize: number;
   endOfText: number;
   documents: number;

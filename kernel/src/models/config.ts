@@ -46,7 +46,11 @@ export interface ModelConfig {
   topK: number;
   /** Each expert takes at most capacityFactor · topK · tokens / numExperts tokens; 'dropless' takes all. */
   capacityFactor: number | 'dropless';
-  /** Weight α of the switch router's load-balancing loss α·E·Σ f·P. */
+  /**
+   * Weight α of the switch router's load-balancing loss α·E·Σ f·P. Sinkhorn routers have no
+   * auxiliary loss: with router "sinkhorn" it resolves to 0, and another weight is an error
+   * (except the switch default 0.01, which configs saved before this rule hold).
+   */
   auxLossWeight: number;
   routerBias: boolean;
   /** Sinkhorn stops when its normalised column scales change by less than this (L1). */
@@ -122,6 +126,9 @@ function positiveNumber(c: ModelConfig, field: keyof ModelConfig): void {
 /** Fills defaults and checks every field; throws MambalabError naming the first bad one. */
 export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   if (partial === null || typeof partial !== 'object') bad('', 'an object', partial);
+  if ('config' in partial && 'training' in partial) {
+    throw new MambalabError("config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)");
+  }
   for (const key of Object.keys(partial)) {
     if (!KEYS.includes(key as keyof ModelConfig)) {
       throw new MambalabError(`config.${key}: unknown field (known: ${KEYS.join(', ')})`);
@@ -155,6 +162,13 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
     bad('capacityFactor', 'a positive number or "dropless"', c.capacityFactor);
   }
   if (typeof c.auxLossWeight !== 'number' || !(c.auxLossWeight >= 0)) bad('auxLossWeight', 'a number ≥ 0', c.auxLossWeight);
+  if (c.router === 'sinkhorn') {
+    // The engine ignores the weight here; the config says so rather than carry one that does nothing.
+    if (c.auxLossWeight !== 0 && c.auxLossWeight !== DEFAULT_CONFIG.auxLossWeight) {
+      bad('auxLossWeight', '0 with router "sinkhorn" (Sinkhorn routing balances the experts itself and adds no auxiliary loss; router "switch" has one)', c.auxLossWeight);
+    }
+    c.auxLossWeight = 0;
+  }
   if (typeof c.routerBias !== 'boolean') bad('routerBias', 'true or false', c.routerBias);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) bad('seed', 'a non-negative integer', c.seed);
   oneOf(c, 'dtype', DTYPES);

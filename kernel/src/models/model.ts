@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
-import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
+import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
 import type { ParameterCount } from './params.js';
+import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
 
 export interface ParameterInfo {
   name: string;
@@ -31,9 +32,12 @@ export class Model {
   readonly deviceNote: string;
   /** The arithmetic of forward and backward: config.precision on the GPU, the dtype on the CPU. */
   readonly computePrecision: 'bf16' | 'fp32' | 'fp64';
-  /** @internal the engine's model; Trainer steps it. */
+  /** @internal the engine's model (its passes watched: see watchPasses); Trainer steps it. */
   readonly engine: NativeModel;
   private readonly params: ParameterInfo[];
+  /** Whether a backward pass has run: until then the engine's gradients are zeros, not gradients. */
+  private hasGradients = false;
+  private lastPass?: ForwardMetrics;
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
@@ -44,7 +48,10 @@ export class Model {
     this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
-    this.engine = newNativeModel(toNativeConfig(this.config), dtype, options);
+    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass, metrics) => {
+      this.lastPass = forwardMetrics(pass, metrics);
+      if (pass !== 'evaluate') this.hasGradients = true;
+    });
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
   }
 
@@ -105,22 +112,42 @@ export class Model {
 
   /** The gradient left by the last lossAndGradients() or training step. */
   gradient(name: string): FloatArray {
+    if (!this.hasGradients) {
+      this.info(name); // an unknown name is the first thing to fix
+      throw new MambalabError(`gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them`);
+    }
     return this.readSlot(name, 'grad');
   }
 
-  /** Mean next-token cross-entropy of a batch (no gradients). */
-  async forward(batch: Batch | number[][]): Promise<number> {
-    const b = this.checked(batch);
-    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+  /**
+   * What the last pass through the model measured: its loss, the MoE layers' auxiliary loss,
+   * tokens per expert and drops. Any pass: forward(), lossAndGradients(), a training step, or
+   * a Trainer's evaluation. Undefined before the first.
+   */
+  get lastForward(): ForwardMetrics | undefined {
+    return this.lastPass;
   }
 
-  /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
+  /**
+   * Mean next-token cross-entropy of a batch. MoE layers route as `routing` says (see
+   * RoutingMode): 'inference' (the default) computes no gradients; 'training' routes as
+   * lossAndGradients() does, and like it leaves this batch's gradients readable.
+   */
+  async forward(batch: Batch | number[][], options: { routing?: RoutingMode } = {}): Promise<number> {
+    const routing = options.routing ?? 'inference';
+    if (!ROUTING_MODES.includes(routing)) throw new MambalabError(`forward: routing must be "inference" or "training", got ${JSON.stringify(routing)}`);
+    const { tokens, batchSize, seqLen } = this.checked(batch);
+    const metrics = routing === 'inference' ? this.engine.evaluate(tokens, batchSize, seqLen + 1) : this.engine.lossAndGradients(tokens, batchSize, seqLen + 1);
+    return (await metrics).loss;
+  }
+
+  /** Loss of a batch with training routing, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
     return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
-  /** @internal token ids are checked against the vocabulary by the engine. */
+  /** @internal token ids are checked against the vocabulary by the engine (see watchPasses). */
   checked(batch: Batch | number[][]): Batch {
     return toBatch(batch);
   }

@@ -73,9 +73,9 @@ const PRESETS: Record<string, Record<string, Preset>> = {
 /** A family's size: its config (with `model` set) and training defaults. */
 export function preset(model: string, size: string): Preset {
   const family = PRESETS[model];
-  if (!family) throw new MambalabError(`--model ${model}: unknown model (known: ${Object.keys(PRESETS).join(', ')})`);
+  if (!family) throw new MambalabError(`preset(${JSON.stringify(model)}, …): unknown model (known: ${Object.keys(PRESETS).join(', ')})`);
   const p = family[size];
-  if (!p) throw new MambalabError(`--size ${size}: unknown size for ${model} (known: ${Object.keys(family).join(', ')})`);
+  if (!p) throw new MambalabError(`preset(${JSON.stringify(model)}, ${JSON.stringify(size)}): unknown size (${model} has ${Object.keys(family).join(', ')})`);
   return { ...p, config: { model, ...p.config } };
 }
 

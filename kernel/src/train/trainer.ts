@@ -7,7 +7,7 @@ import type { Batch } from '../data/batch.js';
 import type { SamplerState, TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
 import { lrAt } from './schedule.js';
 
 export interface TrainerOptions {

@@ -10,7 +10,7 @@ import { toBatch } from '../../../kernel/src/data/batch.js';
 import type { ModelConfig } from '../../../kernel/src/models/config.js';
 import { createModel } from '../../../kernel/src/models/model.js';
 import type { DType } from '../../../kernel/src/native.js';
-import { readSafetensors } from '../../../kernel/src/train/safetensors.js';
+import { readSafetensors } from '../../../kernel/src/models/safetensors.js';
 import { randomTokens, repoRoot, scratchDir } from '../../helpers.js';
 import { referencePython } from './python.js';
 

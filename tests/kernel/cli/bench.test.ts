@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { benchResultsFile } from '../../../kernel/src/cli/bench.js';
 import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
 import { repoRoot, scratchDir } from '../../helpers.js';
-import { NEOX_TOKENIZER } from '../data/helpers.js';
+import { NEOX_TOKENIZER } from '../corpus/helpers.js';
 
 const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
 

@@ -57,8 +57,8 @@ test('bad flags and bad data are one-line errors with exit code 2, no stack trac
   const cases: [string[], RegExp][] = [
     [['train', '--steps', '1'], /--data is required/],
     [['train', '--data', join(dir, 'nope.json.gz')], /nope\.json\.gz does not exist/],
-    [['train', '--data', empty], /empty\.json\.gz is empty/],
-    [['train', '--data', corrupt], /corrupt\.json\.gz is not valid gzip/],
+    [['train', '--data', empty], /empty\.json\.gz: the name says gzip but the file is empty/],
+    [['train', '--data', corrupt], /corrupt\.json\.gz: the gzip data ends early: the file is truncated/],
     [['train', '--data', C4_SAMPLE, '--steps', 'ten'], /--steps: expected an integer ≥ 1, got 'ten'/],
     [['train', '--data', C4_SAMPLE, '--size', 'huge'], /--size huge: unknown size/],
     [['train', '--data', C4_SAMPLE, '--bogus'], /train: Unknown option '--bogus'/],

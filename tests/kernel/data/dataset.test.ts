@@ -7,12 +7,13 @@ import { test } from 'node:test';
 import { decode as gpt2Decode } from 'gpt-tokenizer/encoding/gpt2';
 
 import { openDataset } from '../../../kernel/src/data/dataset.js';
-import { prepare } from '../../../kernel/src/data/prepare.js';
+import { prepare } from '../../../kernel/src/corpus/prepare.js';
 import { createModel } from '../../../kernel/src/models/model.js';
 import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { C4_SAMPLE, repoRoot, scratchDir } from '../../helpers.js';
-import { c4SampleTexts, writeCountingDataset } from './helpers.js';
+import { c4SampleTexts } from '../corpus/helpers.js';
+import { writeCountingDataset } from './helpers.js';
 
 test('openDataset: documents split into train and validation by document, ~5% held out, the same every time', () => {
   const dir = join(scratchDir(), 'counting');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { paddedVocabSize, resolveConfig, toNativeConfig } from '../../../kernel/src/models/config.js';
+import { DEFAULT_CONFIG, paddedVocabSize, resolveConfig, toNativeConfig } from '../../../kernel/src/models/config.js';
 import { preset, presetNames } from '../../../kernel/src/models/presets.js';
 
 test('resolveConfig fills the papers defaults', () => {
@@ -54,6 +54,21 @@ test('presets carry a config and training settings', () => {
   assert.equal(resolveConfig(tiny.config).dModel, 64);
   assert.ok(tiny.training.batchSize > 0 && tiny.training.lr > 0);
   assert.deepEqual(toNativeConfig(resolveConfig(preset('mamba', 'v1').config)).layers, Array.from({ length: 16 }, () => ['M']));
-  assert.throws(() => preset('mamba', 'huge'), /--size huge: unknown size for mamba \(known: tiny, small, v1\)/);
-  assert.throws(() => preset('gpt', 'tiny'), /--model gpt: unknown model/);
+});
+
+test('preset errors name the call, not command-line flags (the CLI names its flags: tests/kernel/cli)', () => {
+  assert.throws(() => preset('mamba', 'huge'), { name: 'MambalabError', message: 'preset("mamba", "huge"): unknown size (mamba has tiny, small, v1)' });
+  assert.throws(() => preset('gpt', 'tiny'), { name: 'MambalabError', message: 'preset("gpt", …): unknown model (known: mamba, mamba-mlp, moe-mamba, parallel-moe-mamba, blackmamba)' });
+});
+
+test('auxLossWeight with the Sinkhorn router: unset it resolves to 0, the weight that applies; set, it is an error', () => {
+  assert.equal(resolveConfig({ router: 'sinkhorn' }).auxLossWeight, 0);
+  assert.equal(resolveConfig(preset('blackmamba', 'tiny').config).auxLossWeight, 0);
+  assert.equal(resolveConfig({ router: 'switch' }).auxLossWeight, 0.01, 'the switch default stays');
+  assert.throws(() => resolveConfig({ router: 'sinkhorn', auxLossWeight: 0.05 }), {
+    name: 'MambalabError',
+    message: 'config.auxLossWeight: expected 0 with router "sinkhorn" (Sinkhorn routing balances the experts itself and adds no auxiliary loss; router "switch" has one), got 0.05',
+  });
+  // Configs saved before this check hold the switch default for Sinkhorn models: they still load.
+  assert.equal(resolveConfig({ ...DEFAULT_CONFIG, router: 'sinkhorn' }).auxLossWeight, 0);
 });

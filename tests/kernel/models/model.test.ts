@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
+import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
+import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { randomTokens, scratchDir } from '../../helpers.js';
 
 const small = { vocabSize: 300, dModel: 16, pattern: 'M*2', seed: 3 };
@@ -80,10 +82,17 @@ test('a truncated or foreign checkpoint is a clear error', () => {
   assert.throws(() => loadModel(scratchDir()), /cannot read .*config\.json/);
 });
 
-test('token ids outside the vocabulary and malformed batches are rejected', async () => {
+test('token ids outside the vocabulary are MambalabErrors, in every pass and in training', async () => {
   const model = createModel(small);
-  await assert.rejects(model.forward([[1, 2, 300]]), /token id 300 at position 2 of the batch is outside the vocabulary \[0, 300\)/);
-  await assert.rejects(model.forward([[1, 2, -5]]), /token id -5/);
+  const outside = (id: number) => ({ name: 'MambalabError', message: new RegExp(`^batch: token id ${id} at position 2 of the batch is outside the vocabulary \\[0, 300\\)`) });
+  await assert.rejects(model.forward([[1, 2, 300]]), outside(300));
+  await assert.rejects(model.forward([[1, 2, -5]]), outside(-5));
+  await assert.rejects(model.lossAndGradients([[1, 2, 300]]), outside(300));
+  await assert.rejects(new Trainer(model).step([[1, 2, 300]]), outside(300));
+});
+
+test('malformed batches are rejected', async () => {
+  const model = createModel(small);
   await assert.rejects(async () => model.forward([[1, 2], [3]]), /row 1 has 1 ids, expected 2/);
   await assert.rejects(async () => model.forward([[1]]), /at least 2 token ids/);
   await assert.rejects(async () => model.forward({ tokens: new Int32Array(5), batchSize: 2, seqLen: 2 }), /expected batchSize × \(seqLen \+ 1\) = 6 ids, got 5/);
@@ -105,6 +114,19 @@ test('setParameter checks the size; gradients are readable after lossAndGradient
   await model.lossAndGradients(randomTokens(2, 6, 300));
   const g = model.gradient('backbone.layers.0.mixer.out_proj.weight');
   assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite));
+});
+
+test('gradient(name) before any backward is an error, not zeros; a training step leaves gradients too', async () => {
+  const name = 'backbone.layers.0.mixer.out_proj.weight';
+  const model = createModel(small);
+  const noneYet = { name: 'MambalabError', message: `gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them` };
+  assert.throws(() => model.gradient(name), noneYet);
+  await model.forward(randomTokens(2, 6, 300));
+  assert.throws(() => model.gradient(name), noneYet, 'forward computes no gradients');
+  assert.throws(() => model.gradient('nope'), /no parameter named 'nope'/);
+  const trained = createModel(small);
+  await new Trainer(trained, { batchSize: 2, seqLen: 6 }).step(randomTokens(2, 6, 300));
+  assert.ok(trained.gradient(name).some((v) => v !== 0));
 });
 
 const gpu = native().info().gpu;
@@ -150,4 +172,50 @@ test('precision and deterministic are saved, and a config saved before they exis
   assert.equal(old.config.deterministic, false);
   const batch = randomTokens(2, 6, 300, 5);
   assert.equal(await old.forward(batch), await model.forward(batch), 'the same weights');
+});
+
+test("the last pass's aux loss, tokens per expert and drops are readable from the model", async () => {
+  const moe = { ...small, model: 'moe-mamba', pattern: 'ME*2', numExperts: 4, expertHidden: 16, capacityFactor: 1.0 } as const;
+  const model = createModel(moe);
+  assert.equal(model.lastForward, undefined, 'no pass yet');
+  const batch = randomTokens(2, 12, 300);
+  const loss = await model.forward(batch);
+  const seen = model.lastForward!;
+  assert.equal(seen.loss, loss);
+  assert.ok(seen.auxLoss > 0, 'switch routers add a load-balancing loss');
+  assert.equal(seen.experts.length, 2, 'one entry per MoE layer');
+  for (const [layer, counts] of seen.experts.entries()) {
+    assert.equal(counts.length, 4);
+    assert.equal(counts.reduce((a, b) => a + b, 0) + seen.dropped[layer]!, 2 * 12, 'every token is kept or dropped');
+  }
+  const trainer = new Trainer(model, { batchSize: 2, seqLen: 12 });
+  const step = await trainer.step(batch);
+  assert.deepEqual(model.lastForward, { loss: step.loss, auxLoss: step.auxLoss, experts: step.experts, dropped: step.dropped, routing: 'training' });
+  const dense = createModel(small);
+  await dense.lossAndGradients(batch);
+  assert.deepEqual({ ...dense.lastForward, loss: 0 }, { loss: 0, auxLoss: 0, experts: [], dropped: [], routing: 'training' });
+});
+
+test('routing is explicit: Sinkhorn models route differently in training, and forward can say which', async () => {
+  const batch = randomTokens(2, 12, 300);
+  const sinkhorn = createModel({ ...preset('blackmamba', 'tiny').config, ...small, pattern: 'ME' });
+  const trainingLoss = await sinkhorn.lossAndGradients(batch);
+  assert.equal(sinkhorn.lastForward!.routing, 'training');
+  const inferenceLoss = await sinkhorn.forward(batch);
+  assert.equal(sinkhorn.lastForward!.routing, 'inference');
+  assert.notEqual(inferenceLoss, trainingLoss, 'argmax and Sinkhorn routing differ on this batch');
+  assert.equal(await sinkhorn.forward(batch, { routing: 'inference' }), inferenceLoss);
+  assert.equal(await sinkhorn.forward(batch, { routing: 'training' }), trainingLoss);
+  assert.equal(sinkhorn.lastForward!.routing, 'training');
+  const switched = createModel({ ...preset('moe-mamba', 'tiny').config, ...small, pattern: 'ME' });
+  assert.equal(await switched.forward(batch, { routing: 'training' }), await switched.forward(batch), 'switch routers route alike');
+  await assert.rejects(sinkhorn.forward(batch, { routing: 'eval' as never }), { name: 'MambalabError', message: 'forward: routing must be "inference" or "training", got "eval"' });
+});
+
+test('a whole preset passed as a config says to pass its .config', () => {
+  const whole = preset('mamba', 'tiny') as never;
+  assert.throws(() => createModel(whole), {
+    name: 'MambalabError',
+    message: "config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)",
+  });
 });

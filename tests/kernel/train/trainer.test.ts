@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { loadTextCorpus } from '../../../kernel/src/data/text.js';
+import { loadTextCorpus } from '../../../kernel/src/corpus/text.js';
 import { createModel } from '../../../kernel/src/models/model.js';
 import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { C4_SAMPLE, randomTokens, scratchDir } from '../../helpers.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { LineChunker, parseLines, type LineChunk } from '../../../kernel/src/data/lines.js';
-import { random } from './helpers.js';
+import { LineChunker, parseLines, type LineChunk } from '../../../kernel/src/corpus/lines.js';
+import { random } from '../data/helpers.js';
 
 function chunkAll(stream: Buffer, cuts: number[], target: number): LineChunk[] {
   const chunker = new LineChunker('test.jsonl', target);

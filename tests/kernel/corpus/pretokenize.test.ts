@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Pretokenizer, type Whitespace } from '../../../kernel/src/data/pretokenize.js';
-import { c4SampleTexts, random, randomText } from './helpers.js';
+import { Pretokenizer, type Whitespace } from '../../../kernel/src/corpus/pretokenize.js';
+import { random } from '../data/helpers.js';
+import { c4SampleTexts, randomText } from './helpers.js';
 
 // GPT-2's pattern as a regex, with \s spelled out for each engine.
 const JS_SPACE = String.raw`\s`;

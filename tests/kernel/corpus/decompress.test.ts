@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 
 import { zstdLargeWindow } from '../../../datasets/fixtures.js';
-import { readDecompressed } from '../../../kernel/src/data/decompress.js';
+import { readDecompressed, readDecompressedSync } from '../../../kernel/src/corpus/decompress.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { C4_SAMPLE, scratchDir } from '../../helpers.js';
 
@@ -27,18 +27,25 @@ async function decodesWithDefaults(compressed: Buffer): Promise<boolean> {
   });
 }
 
-const rejectsWith = (file: string, pattern: RegExp) =>
-  assert.rejects(readAll(file), (e: unknown) => e instanceof MambalabError && pattern.test(e.message) && e.message.includes(file));
+/** Both readers fail on file, with one message that names it and matches pattern. */
+async function rejectsWith(file: string, pattern: RegExp): Promise<void> {
+  let streamed: unknown;
+  await readAll(file).catch((e: unknown) => (streamed = e));
+  assert.ok(streamed instanceof MambalabError && pattern.test(streamed.message) && streamed.message.includes(file), `${file}: ${String(streamed)}`);
+  assert.throws(() => readDecompressedSync(file), { name: 'MambalabError', message: streamed.message });
+}
 
 test('gzip: the real C4 sample streams out byte-identical to gunzip', async () => {
   const expected = gunzipSync(readFileSync(C4_SAMPLE));
   assert.ok((await readAll(C4_SAMPLE)).equals(expected));
+  assert.ok(readDecompressedSync(C4_SAMPLE).equals(expected));
 });
 
 test('gzip: several members one after another are all read', async () => {
   const file = join(scratchDir(), 'two.json.gz');
   writeFileSync(file, Buffer.concat([gzipSync('{"text":"a"}\n'), gzipSync('{"text":"b"}\n')]));
   assert.equal((await readAll(file)).toString(), '{"text":"a"}\n{"text":"b"}\n');
+  assert.equal(readDecompressedSync(file).toString(), '{"text":"a"}\n{"text":"b"}\n');
 });
 
 test('zstd: a frame with a 1 GiB window (long-distance matching) decodes, which default limits refuse', async () => {
@@ -48,9 +55,10 @@ test('zstd: a frame with a 1 GiB window (long-distance matching) decodes, which 
   const file = join(scratchDir(), 'example_train_0.jsonl.zst');
   writeFileSync(file, compressed);
   assert.ok((await readAll(file)).equals(data));
+  assert.ok(readDecompressedSync(file).equals(data));
 });
 
-test('truncated and corrupt gzip and zstd files fail with the file named, never quietly short', async () => {
+test('truncated, corrupt and misnamed files fail with the file named, never quietly short, streamed or whole alike', async () => {
   const dir = scratchDir();
   const data = gunzipSync(readFileSync(C4_SAMPLE));
   const gz = gzipSync(data);
@@ -62,10 +70,12 @@ test('truncated and corrupt gzip and zstd files fail with the file named, never 
   };
   const cases: [string, Buffer, RegExp][] = [
     ['truncated.json.gz', gz.subarray(0, gz.length >> 1), /gzip data ends early.*truncated/],
-    ['corrupt.json.gz', corrupt(gz), /corrupt gzip data near byte|ends early/],
+    ['corrupt.json.gz', corrupt(gz), /corrupt gzip data|ends early/],
     ['truncated.jsonl.zst', zst.subarray(0, zst.length >> 1), /zstd data ends early.*truncated/],
-    ['corrupt.jsonl.zst', corrupt(zst), /corrupt zstd data near byte/],
+    ['corrupt.jsonl.zst', corrupt(zst), /corrupt zstd data/],
     ['plain.json.gz', data.subarray(0, 1000), /the name says gzip but the data is not compressed/],
+    ['gzip.jsonl.zst', gz, /the name says zstd but the data is gzip/],
+    ['empty.jsonl.zst', Buffer.alloc(0), /the name says zstd but the file is empty/],
   ];
   for (const [name, bytes, pattern] of cases) {
     const file = join(dir, name);
@@ -78,4 +88,5 @@ test('plain JSON lines pass through unchanged', async () => {
   const file = join(scratchDir(), 'plain.jsonl');
   writeFileSync(file, '{"text":"a"}\n');
   assert.equal((await readAll(file)).toString(), '{"text":"a"}\n');
+  assert.equal(readDecompressedSync(file).toString(), '{"text":"a"}\n');
 });

@@ -2,7 +2,7 @@
 // pattern does:
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // A hand-written scanner instead of the regex: it is ~2× faster in V8 and the tokenizer's
-// speed is bounded by this loop. tests/kernel/data/pretokenize.test.ts checks it against the
+// speed is bounded by this loop. tests/kernel/corpus/pretokenize.test.ts checks it against the
 // regex itself on random text.
 
 const LETTER = 1;

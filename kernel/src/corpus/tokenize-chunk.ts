@@ -1,5 +1,5 @@
-// One unit of `prepare`'s work, run in a worker thread: parse a chunk of JSON lines and
-// tokenize its documents, each followed by end-of-text.
+// One unit of tokenizing: parse a chunk of JSON lines and tokenize its documents, each
+// followed by end-of-text. `prepare` runs it in worker threads, loadTextCorpus on its own.
 import { TokenBuffer } from './bpe.js';
 import { parseLines, type BadRecord, type LineChunk } from './lines.js';
 import type { Tokenizer } from './tokenizer.js';

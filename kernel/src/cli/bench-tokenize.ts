@@ -1,42 +1,68 @@
 // `mambalab bench tokenize`: how fast text becomes tokens, ours beside Hugging Face
 // `tokenizers` (Rust, batched over all cores) and gpt-tokenizer (JS) on the same text in the
-// same run, and what sampling a batch costs next to a training step.
+// same run, and what sampling a batch costs next to a training step (bench-sampler.ts).
 // Pass 1 starts with empty word caches (every tokenizer here caches words); later passes
 // repeat the same text with warm caches. A long corpus runs between the two: its common words
 // are cached after the first megabytes, its rare words never are.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 
+import { TokenBuffer } from '../corpus/bpe.js';
+import { readDecompressed } from '../corpus/decompress.js';
+import { LineChunker, parseLines, type LineChunk } from '../corpus/lines.js';
+import { sharedDatasetsDir } from '../corpus/paths.js';
+import { defaultNeoxTokenizerFile, gpt2TokenizerJson, loadTokenizer, type TokenizerName } from '../corpus/tokenizer.js';
+import { TokenizerPool } from '../corpus/worker-pool.js';
 import { MambalabError } from '../errors.js';
-import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
-import { Trainer } from '../train/trainer.js';
-import { TokenBuffer } from './bpe.js';
-import { openDataset } from './dataset.js';
-import { readDecompressed } from './decompress.js';
-import { LineChunker, parseLines, type LineChunk } from './lines.js';
-import { prepare } from './prepare.js';
-import { gpt2TokenizerJson, loadTokenizer, type TokenizerName } from './tokenizer.js';
-import { TokenizerPool } from './worker-pool.js';
+import { intFlag, parseFlags } from './args.js';
+import { benchSampler } from './bench-sampler.js';
 
-export interface TokenizeBenchOptions {
-  /** A JSON-lines corpus file (the bench uses its "text" fields). */
-  corpus: string;
-  passes?: number;
-  /** Worker threads for our tokenizer (default: one per core). */
-  threads?: number;
-  /** GPT-NeoX tokenizer.json; NeoX is left out when this file does not exist. */
-  neoxTokenizerFile?: string;
-  /** Also time the batch sampler against a training step (default true). */
-  sampler?: boolean;
-  log?: (line: string) => void;
+export const benchTokenizeUsage = `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
+  --passes N          passes over the corpus (default 2: cold caches, then warm)
+  --threads N         our tokenizer's worker threads (default: one per core)
+  --tokenizer-file F  GPT-NeoX tokenizer.json (default: the cache's, else ../shared/datasets's)
+  --no-sampler        skip the sampler-versus-step timing`;
+
+export async function benchTokenize(argv: string[], log: (line: string) => void) {
+  const { values: f } = parseFlags('bench tokenize', argv, {
+    corpus: { type: 'string' },
+    passes: { type: 'string' },
+    threads: { type: 'string' },
+    'tokenizer-file': { type: 'string' },
+    'no-sampler': { type: 'boolean', default: false },
+  });
+  const shared = sharedDatasetsDir();
+  const corpus = f.corpus ?? (shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz'));
+  if (!corpus) throw new MambalabError('bench tokenize: no --corpus given and no C4 sample in ../shared/datasets');
+  const neox = f['tokenizer-file'] ?? [defaultNeoxTokenizerFile(), shared && join(shared, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json')].find((p) => p && existsSync(p));
+  return timeTokenizers({
+    corpus,
+    passes: intFlag('passes', f.passes, 2, 1),
+    threads: f.threads === undefined ? availableParallelism() : intFlag('threads', f.threads, 1, 1),
+    neoxTokenizerFile: neox,
+    sampler: !f['no-sampler'],
+    log,
+  });
 }
 
-export interface TokenizerTiming {
+interface TokenizeBenchOptions {
+  /** A JSON-lines corpus file (the bench uses its "text" fields). */
+  corpus: string;
+  passes: number;
+  /** Worker threads for our tokenizer. */
+  threads: number;
+  /** GPT-NeoX tokenizer.json; NeoX is left out when this file does not exist. */
+  neoxTokenizerFile?: string;
+  /** Also time the batch sampler against a training step. */
+  sampler: boolean;
+  log: (line: string) => void;
+}
+
+interface TokenizerTiming {
   tokenizer: TokenizerName;
   kind: 'mambalab' | 'mambalab-1-thread' | 'hf-tokenizers' | 'gpt-tokenizer';
   implementation: string;
@@ -99,10 +125,8 @@ function hfTokenizers(): { fromFile(f: string): HfTokenizer; fromString(s: strin
   }
 }
 
-export async function benchTokenize(options: TokenizeBenchOptions) {
-  const passes = options.passes ?? 2;
-  const threads = options.threads ?? availableParallelism();
-  const log = options.log ?? (() => {});
+async function timeTokenizers(options: TokenizeBenchOptions) {
+  const { passes, threads, log } = options;
   const loadBefore = loadavg();
   const { texts, chunks, textBytes } = await loadCorpus(options.corpus);
   const names: TokenizerName[] = ['gpt2'];
@@ -184,7 +208,7 @@ export async function benchTokenize(options: TokenizeBenchOptions) {
     timings,
     summary,
     targets: { gpt2MbPerS: 10, vsTokenizers: 2 },
-    ...(options.sampler === false ? {} : { sampler: await benchSampler(options.corpus, log) }),
+    ...(!options.sampler ? {} : { sampler: await benchSampler(options.corpus, log) }),
   };
 }
 
@@ -207,49 +231,4 @@ function jitWarmUpTexts(): string[] {
 
 function ratio(a: number | undefined, b: number | undefined): number | null {
   return a !== undefined && b !== undefined && b > 0 ? Number((a / b).toFixed(2)) : null;
-}
-
-/** Microseconds per batch from the window sampler, beside the tiny preset's CPU training step. */
-async function benchSampler(corpus: string, log: (line: string) => void) {
-  const dir = mkdtempSync(join(tmpdir(), 'mambalab-bench-'));
-  try {
-    await prepare({ inputs: [corpus], out: join(dir, 'data'), tokenizer: 'gpt2' });
-    const data = openDataset(join(dir, 'data'));
-    const perBatch = (batchSize: number, seqLen: number) => {
-      const sampler = data.sampler('train', { batchSize, seqLen, seed: 1 });
-      for (let i = 0; i < 50; i++) sampler.next();
-      const n = 2000;
-      const start = performance.now();
-      for (let i = 0; i < n; i++) sampler.next();
-      return ((performance.now() - start) * 1000) / n;
-    };
-    const tiny = preset('mamba', 'tiny');
-    const { batchSize, seqLen } = tiny.training;
-    const trainer = new Trainer(createModel({ ...tiny.config, seed: 1 }), { ...tiny.training, seed: 1 });
-    const sampler = data.sampler('train', { batchSize, seqLen, seed: 2 });
-    const steps: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const batch = sampler.next();
-      const start = performance.now();
-      await trainer.step(batch);
-      if (i >= 2) steps.push(performance.now() - start);
-    }
-    steps.sort((a, b) => a - b);
-    const stepMs = steps[steps.length >> 1]!;
-    const samplerUs = perBatch(batchSize, seqLen);
-    const result = {
-      preset: 'mamba/tiny on the CPU',
-      batchSize,
-      seqLen,
-      samplerUsPerBatch: Number(samplerUs.toFixed(2)),
-      trainStepMsMedian: Number(stepMs.toFixed(2)),
-      samplerShareOfStep: Number((samplerUs / 1000 / stepMs).toExponential(2)),
-      paperScale: { batchSize: 256, seqLen: 256, samplerUsPerBatch: Number(perBatch(256, 256).toFixed(2)) },
-      target: 'below 1% of a step',
-    };
-    log(`sampler ${result.samplerUsPerBatch} µs per (${batchSize}, ${seqLen + 1}) batch; tiny CPU step ${result.trainStepMsMedian} ms: ${(result.samplerShareOfStep * 100).toFixed(4)}% of a step`);
-    return result;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
-import { defaultC4Slice } from '../../../kernel/src/data/slice.js';
+import { defaultC4Slice } from '../../../kernel/src/corpus/slice.js';
 import { scratchDir } from '../../helpers.js';
 import { closedPort, startHub } from './hub-server.js';
 

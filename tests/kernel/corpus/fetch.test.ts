@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 import { c4Lines, c4SampleRecords, slimPajamaRecords, zstdLargeWindow } from '../../../datasets/fixtures.js';
-import { fetchC4, fetchNeoxTokenizer, fetchSlimPajama, type FetchProgress } from '../../../kernel/src/data/fetch.js';
-import { loadTokenizer } from '../../../kernel/src/data/tokenizer.js';
+import { fetchC4, fetchNeoxTokenizer, fetchSlimPajama, type FetchProgress } from '../../../kernel/src/corpus/fetch.js';
+import { loadTokenizer } from '../../../kernel/src/corpus/tokenizer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { scratchDir } from '../../helpers.js';
 import { NEOX_TOKENIZER } from './helpers.js';

@@ -10,7 +10,7 @@ import { decode as gpt2Decode, encode as gpt2Encode } from 'gpt-tokenizer/encodi
 
 import { c4SampleRecords, slimPajamaRecords, writeSlimPajamaFixture, zstdLargeWindow } from '../../../datasets/fixtures.js';
 import { readManifest } from '../../../kernel/src/data/manifest.js';
-import { prepare } from '../../../kernel/src/data/prepare.js';
+import { prepare } from '../../../kernel/src/corpus/prepare.js';
 import { readShard } from '../../../kernel/src/data/shards.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { C4_SAMPLE, scratchDir } from '../../helpers.js';

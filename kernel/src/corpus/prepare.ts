@@ -6,12 +6,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
+import { isPrepared, readManifest, writeManifest, type DatasetManifest, type InputFile } from '../data/manifest.js';
+import { ShardWriter } from '../data/shards.js';
 import { MambalabError } from '../errors.js';
 import { recognize } from './catalog.js';
 import { readDecompressed } from './decompress.js';
-import { LineChunker } from './lines.js';
-import { isPrepared, readManifest, writeManifest, type DatasetManifest, type InputFile } from './manifest.js';
-import { ShardWriter } from './shards.js';
+import { inputFiles, noDocumentsError } from './inputs.js';
+import { badRecordError, LineChunker } from './lines.js';
 import type { TokenizedChunk } from './tokenize-chunk.js';
 import { loadTokenizer, type TokenizerName } from './tokenizer.js';
 import { TokenizerPool } from './worker-pool.js';
@@ -47,32 +48,7 @@ export interface PrepareProgress {
   tokens: number;
 }
 
-// In folders: JSON lines, compressed or not. A bare .json is left out there (dataset.json,
-// tokenizer.json are not corpora); named on the command line, any file is read.
-const INPUT_FILE = /\.jsonl(\.gz|\.zst)?$|\.json(\.gz|\.zst)$/;
 const MAX_EXAMPLES = 20;
-
-/** The corpus files the inputs name: files as given, folders searched (sorted, recursively). */
-export function inputFiles(inputs: string[]): string[] {
-  if (inputs.length === 0) throw new MambalabError('prepare: no --input given');
-  return inputs.flatMap((input) => {
-    const path = resolve(input);
-    if (!existsSync(path)) throw new MambalabError(`prepare: input ${input} does not exist`);
-    if (statSync(path).isFile()) return [path];
-    const found = walk(path).filter((f) => INPUT_FILE.test(f));
-    if (found.length === 0) throw new MambalabError(`prepare: ${input} holds no .jsonl, .json.gz, .jsonl.gz or .jsonl.zst files`);
-    return found;
-  });
-}
-
-/** Files under dir, sorted, leaving out hidden entries and prepared datasets (an --out inside an --input). */
-function walk(dir: string): string[] {
-  if (isPrepared(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => !e.name.startsWith('.'))
-    .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
-}
 
 async function sha256(file: string, onRead: (n: number) => void): Promise<string> {
   const hash = createHash('sha256');
@@ -84,6 +60,7 @@ async function sha256(file: string, onRead: (n: number) => void): Promise<string
 }
 
 export async function prepare(options: PrepareOptions): Promise<DatasetManifest> {
+  if (options.inputs.length === 0) throw new MambalabError('prepare: no --input given');
   const files = inputFiles(options.inputs);
   const out = resolve(options.out);
   if (existsSync(out) && (!statSync(out).isDirectory() || (readdirSync(out).length > 0 && !isPrepared(out)))) {
@@ -133,12 +110,9 @@ export async function prepare(options: PrepareOptions): Promise<DatasetManifest>
 
   const take = (input: InputFile, r: TokenizedChunk) => {
     for (const bad of r.bad) {
-      const where = `${input.path}:${bad.line}`;
-      if (onBadRecord === 'error') {
-        throw new MambalabError(`${where}: line ${bad.line} ${bad.reason}. (--on-bad-record skip, or onBadRecord: 'skip', counts and skips such records)`);
-      }
+      if (onBadRecord === 'error') throw badRecordError(input.path, bad);
       skipped.count++;
-      if (skipped.examples.length < MAX_EXAMPLES) skipped.examples.push(`${where}: ${bad.reason}`);
+      if (skipped.examples.length < MAX_EXAMPLES) skipped.examples.push(`${input.path}:${bad.line}: ${bad.reason}`);
     }
     writer.add(r.tokens, r.lengths, r.sets);
     r.lengths.forEach((n, d) => {
@@ -180,10 +154,7 @@ export async function prepare(options: PrepareOptions): Promise<DatasetManifest>
       while (inflight.length > 0) take(input, await inflight.shift()!);
     }
     const shards = writer.finish();
-    if (progress.documents === 0) {
-      const why = totals.filtered > 0 ? ` (the --sets filter left out all ${totals.filtered}; sets must match meta.redpajama_set_name exactly)` : '';
-      throw new MambalabError(`prepare: no documents in ${files.length} input file(s)${why}`);
-    }
+    if (progress.documents === 0) throw noDocumentsError(files.length, totals.filtered);
     writeManifest(staging, {
       source,
       license,

@@ -4,9 +4,10 @@ import { test } from 'node:test';
 
 import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 
-import { gpt2TokenizerJson, loadTokenizer } from '../../../kernel/src/data/tokenizer.js';
+import { gpt2TokenizerJson, loadTokenizer } from '../../../kernel/src/corpus/tokenizer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
-import { NEOX_TOKENIZER, c4SampleTexts, random, randomText } from './helpers.js';
+import { random } from '../data/helpers.js';
+import { NEOX_TOKENIZER, c4SampleTexts, randomText } from './helpers.js';
 
 // Hugging Face's Rust tokenizer (napi), the reference for GPT-NeoX.
 const { Tokenizer: HfTokenizer } = createRequire(import.meta.url)('tokenizers') as {

@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { openDataset, type Dataset } from '../data/dataset.js';
+import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
-import { openDataset, type Dataset } from './dataset.js';
 import { fetchC4 } from './fetch.js';
-import { isPrepared } from './manifest.js';
 import { dataDir, sharedDatasetsDir } from './paths.js';
 import { prepare } from './prepare.js';
 import type { TokenizerName } from './tokenizer.js';

@@ -1,7 +1,8 @@
 // The safetensors format: an 8-byte little-endian header length, a JSON header naming each
 // tensor's dtype, shape and byte range, then the raw little-endian data.
 // Files are written to a temporary name and renamed, so a crash never leaves half a file
-// where a good one was.
+// where a good one was. It lives with the models (their weights' format), below train, so the
+// trainer's optimizer state reads and writes it too without models importing train.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 
 import { MambalabError } from '../errors.js';

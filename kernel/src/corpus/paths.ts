@@ -10,7 +10,7 @@ export function dataDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'mambalab');
 }
 
-/** The repository's root, when this module runs from a checkout (kernel/src/data or kernel/dist/data). */
+/** The repository's root, when this module runs from a checkout (kernel/src/corpus or kernel/dist/corpus). */
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 
 /**

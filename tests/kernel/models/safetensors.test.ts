@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { readSafetensors, writeSafetensors } from '../../../kernel/src/train/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../../kernel/src/models/safetensors.js';
 import { referencePython } from '../../bench/reference/python.js';
 import { scratchDir } from '../../helpers.js';
 

@@ -83,6 +83,11 @@ export interface BadRecord {
   reason: string;
 }
 
+/** A bad record where stopping is the policy (loadTextCorpus always, prepare by default). */
+export function badRecordError(file: string, bad: BadRecord): MambalabError {
+  return new MambalabError(`${file}:${bad.line}: line ${bad.line} ${bad.reason}. (\`mambalab data prepare --on-bad-record skip\`, or prepare's onBadRecord: 'skip', counts and skips such records)`);
+}
+
 export interface ParsedChunk {
   records: TextRecord[];
   bad: BadRecord[];
