@@ -3,7 +3,7 @@
 // assignments over capacity, passed through the residual instead. So a layer's assignments
 // are sum(counts) + dropped, shares say how the processed tokens spread over the experts and
 // the dropped fraction is dropped / assignments.
-import type { ExpertCounts } from './bundle.js';
+import type { ExpertCounts } from '@mambalab/contract';
 
 export interface LayerRouting {
   /** the model's layer index (experts.layers[l]) */

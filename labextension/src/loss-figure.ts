@@ -1,7 +1,7 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
 // validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { Run, XAxisKey } from './bundle.js';
+import type { RunDoc, XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
 import { emaPerStep } from './ema.js';
 import { formatCount, formatDuration, formatInteger, formatLoss } from './format.js';
@@ -49,14 +49,14 @@ interface Columns {
 }
 
 /** The x values of a run's series on `key`, or why there are none. */
-export function xValues(run: Run, columns: Columns, key: XAxisKey): number[] | string {
+export function xValues(run: RunDoc, columns: Columns, key: XAxisKey): number[] | string {
   if (key !== 'flops') return columns[key];
   if (run.flopsPerToken === undefined) return `${run.name}: no FLOPs per token recorded, so it cannot be drawn against FLOPs`;
   const perToken = run.flopsPerToken;
   return columns.tokens.map((tokens) => tokens * perToken);
 }
 
-export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run) => string, theme: PlotTheme, options: FigureOptions): Figure {
+export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: RunDoc) => string, theme: PlotTheme, options: FigureOptions): Figure {
   const data: Array<Partial<PlotData>> = [];
   const notes: string[] = [];
   runs.forEach((run) => {

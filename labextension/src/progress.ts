@@ -1,8 +1,8 @@
 // The status line shown above the plots while a run trains.
-import type { Bundle } from './bundle.js';
+import type { DisplayDoc } from '@mambalab/contract';
 import { formatCount, formatDuration, formatInteger, formatLoss, formatPercent } from './format.js';
 
-export function progressLine(bundle: Bundle): { text: string; fraction: number } | null {
+export function progressLine(bundle: DisplayDoc): { text: string; fraction: number } | null {
   const progress = bundle.progress;
   if (!progress) return null;
   const run = bundle.runs.find((r) => r.id === progress.runId);

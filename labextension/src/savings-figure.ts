@@ -3,24 +3,24 @@
 // ratio over all loss levels. The kernel computes every number here (comparisons in the
 // bundle); this file only places them. Pure: comparison and runs in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { Comparison, Run } from './bundle.js';
+import type { ComparisonDoc, RunDoc } from '@mambalab/contract';
 import { downsampleIndices, pick } from './downsample.js';
 import { emaPerStep } from './ema.js';
 import { formatCount, formatInteger, formatLoss, formatSavings } from './format.js';
 import { escapeTemplate, type Figure } from './loss-figure.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
-export function unitOf(comparison: Comparison): 'steps' | 'tokens' {
+export function unitOf(comparison: ComparisonDoc): 'steps' | 'tokens' {
   return comparison.axis === 'step' ? 'steps' : 'tokens';
 }
 
 /** "step 46,000" or "3.0B tokens". */
-export function formatPosition(comparison: Comparison, value: number): string {
+export function formatPosition(comparison: ComparisonDoc, value: number): string {
   return comparison.axis === 'step' ? `step ${formatInteger(value)}` : `${formatCount(value)} tokens`;
 }
 
 /** The one-line result, also shown above the figure. */
-export function savingsHeadline(comparison: Comparison, baseline: Run, candidate: Run): string {
+export function savingsHeadline(comparison: ComparisonDoc, baseline: RunDoc, candidate: RunDoc): string {
   const level = `${baseline.name}'s final loss ${formatLoss(comparison.baselineFinalLoss)} (EMA α = ${comparison.smoothing})`;
   if (comparison.candidateReachesAt === null || comparison.candidateReachesAt === undefined) {
     return `${candidate.name} has not reached ${level} yet.`;
@@ -32,10 +32,10 @@ export function savingsHeadline(comparison: Comparison, baseline: Run, candidate
 }
 
 export function savingsFigure(
-  comparison: Comparison,
-  baseline: Run,
-  candidate: Run,
-  colorOf: (run: Run) => string,
+  comparison: ComparisonDoc,
+  baseline: RunDoc,
+  candidate: RunDoc,
+  colorOf: (run: RunDoc) => string,
   theme: PlotTheme,
   buckets: number,
 ): Figure {

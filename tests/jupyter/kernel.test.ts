@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 
-import { MAMBALAB_MIME, type DisplayDoc } from '../../kernel/src/display/schema.js';
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { schemaErrors } from '../support/schema.js';
 import { runDriver, streamText, type DriverMessage, type DriverStep } from '../support/jupyter.js';
 import { C4_SAMPLE, scratchDir } from '../helpers.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Bundle } from '../../labextension/src/bundle.js';
+import type { DisplayDoc } from '@mambalab/contract';
 import { progressLine } from '../../labextension/src/progress.js';
 
-const bundle = (progress?: Bundle['progress']): Bundle => ({
+const bundle = (progress?: DisplayDoc['progress']): DisplayDoc => ({
   version: 1,
   runs: [{ id: 'moe', name: 'MoE-Mamba', status: 'running', train: { step: [], tokens: [], wallS: [], loss: [] } }],
   plots: [{ kind: 'loss' }],

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Bundle, Comparison, Run } from '../../labextension/src/bundle.js';
+import type { ComparisonDoc, DisplayDoc, RunDoc } from '@mambalab/contract';
 import { savingsFigure, savingsHeadline } from '../../labextension/src/savings-figure.js';
 import { plotTheme } from '../../labextension/src/theme.js';
 
 const theme = plotTheme(() => '', false);
-const color = (run: Run): string => `color-${run.id}`;
-const bundle: Bundle = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'kernel', 'schema', 'examples', 'savings.json'), 'utf8'));
-const [mamba, moe] = bundle.runs as [Run, Run];
+const color = (run: RunDoc): string => `color-${run.id}`;
+const bundle: DisplayDoc = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'contract', 'schema', 'examples', 'savings.json'), 'utf8'));
+const [mamba, moe] = bundle.runs as [RunDoc, RunDoc];
 const byStep = bundle.comparisons![0]!;
 
 type Shape = { x0: unknown; x1: unknown; y0: unknown; y1: unknown; xref: string; yref: string };
@@ -54,7 +54,7 @@ test('the curves are smoothed with the comparison alpha and drawn on its axis', 
 });
 
 test('a candidate that has not reached the level yet: no marker, no ratio, a headline that says so', () => {
-  const notYet: Comparison = { ...byStep, candidateReachesAt: null, ratio: null };
+  const notYet: ComparisonDoc = { ...byStep, candidateReachesAt: null, ratio: null };
   const figure = savingsFigure(notYet, mamba, moe, color, theme, 1000);
   assert.deepEqual(figure.data.find((trace) => trace.name === 'marks')!.x, [byStep.baselineAt]);
   assert.equal((figure.layout.annotations as Annotation[]).length, 1, 'only the level label');

@@ -1,6 +1,6 @@
 // Builds the display document for runs and comparisons, choosing the plots a reader expects:
 // the loss curves always, one savings curve per comparison.
-import type { ComparisonDoc, DisplayDoc, PlotSpec, ProgressDoc, RunDoc } from './schema.js';
+import type { ComparisonDoc, DisplayDoc, PlotSpec, ProgressDoc, RunDoc } from '@mambalab/contract';
 
 export interface DocumentParts {
   runs: RunDoc[];

@@ -1,6 +1,7 @@
 // The text/html form of a display document: a static table for frontends without the lab
 // extension (classic notebook, GitHub, nbviewer). No scripts, no styles beyond the table.
-import type { DisplayDoc } from './schema.js';
+import type { DisplayDoc } from '@mambalab/contract';
+
 import { comparisonText, expertsText, headline, progressText, runRow, type RunRow } from './summary.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

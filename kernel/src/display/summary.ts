@@ -1,6 +1,7 @@
 // The few numbers a reader wants from a display document, shared by its text and HTML forms.
+import type { ComparisonDoc, DisplayDoc, ModelSummary, ProgressDoc, RunDoc } from '@mambalab/contract';
+
 import { formatDuration, formatRate } from '../cli/progress.js';
-import type { ComparisonDoc, DisplayDoc, ModelSummary, ProgressDoc, RunDoc } from './schema.js';
 
 export interface RunRow {
   name: string;

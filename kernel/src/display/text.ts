@@ -1,6 +1,7 @@
 // The text/plain form of a display document: what a terminal, `jupyter execute` or a
 // notebook viewer without the lab extension shows.
-import type { DisplayDoc } from './schema.js';
+import type { DisplayDoc } from '@mambalab/contract';
+
 import { comparisonText, expertsText, headline, progressText, runRow } from './summary.js';
 
 export function textSummary(doc: DisplayDoc): string {

@@ -2,7 +2,8 @@
 // run's training loss with an EMA, then divide the steps (or tokens) the baseline needs to
 // reach a loss by what the candidate needs for the same loss. "2.2× fewer steps" is this
 // ratio at the baseline's final loss; the curve repeats it over the loss levels both reach.
-import type { ComparisonDoc, SavingsCurve } from '../display/schema.js';
+import type { ComparisonDoc, SavingsCurve } from '@mambalab/contract';
+
 import { MambalabError } from '../errors.js';
 
 /** The paper's EMA weight on the newest loss (over 100k steps). */

@@ -1,6 +1,6 @@
 // Training-step savings of one comparison (the user can switch between the bundle's
 // comparisons, e.g. the same pair measured in steps and in tokens).
-import type { Bundle, PlotSpec } from '../bundle.js';
+import type { DisplayDoc, PlotSpec } from '@mambalab/contract';
 import { formatSavings } from '../format.js';
 import { savingsFigure, savingsHeadline, unitOf } from '../savings-figure.js';
 import { element, labeled, selectInput, setOptions } from './controls.js';
@@ -34,7 +34,7 @@ export class SavingsView extends ViewBase {
     this.node.append(this.headline, this.area.node);
   }
 
-  protected async draw(bundle: Bundle, plot: PlotSpec): Promise<void> {
+  protected async draw(bundle: DisplayDoc, plot: PlotSpec): Promise<void> {
     const comparisons = bundle.comparisons ?? [];
     const index = Math.min(this.chosen ?? plot.comparison ?? 0, comparisons.length - 1);
     const nameOf = (id: string): string => bundle.runs.find((run) => run.id === id)?.name ?? id;

@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { LiveFitWatcher } from '../../../kernel/src/display/fit-watcher.js';
-import { MAMBALAB_MIME, type DisplayDoc } from '../../../kernel/src/display/schema.js';
 import type { CellWriter } from '../../../kernel/src/display/tslab.js';
 import { setFitWatcher, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { schemaErrors } from '../../support/schema.js';

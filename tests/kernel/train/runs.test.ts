@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import { inspect } from 'node:util';
 
 import { tableFromIPC } from 'apache-arrow';
+import { MAMBALAB_MIME } from '@mambalab/contract';
 
 import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
-import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
 import { trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';

@@ -1,4 +1,4 @@
-// The example bundles in kernel/schema/examples are valid against the display schema (checked
+// The example documents in contract/schema/examples are valid against the display schema (checked
 // with ajv directly, independently of the extension's own parser), and cover every plot kind.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 
-const schemaDir = join(import.meta.dirname, '..', '..', 'kernel', 'schema');
+const schemaDir = join(import.meta.dirname, '..', '..', 'contract', 'schema');
 const schema = JSON.parse(readFileSync(join(schemaDir, 'mambalab.v1.schema.json'), 'utf8'));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 const examples = readdirSync(join(schemaDir, 'examples')).filter((name) => name.endsWith('.json'));

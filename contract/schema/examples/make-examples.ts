@@ -3,7 +3,7 @@
 // step, 100k steps; final smoothed losses Transformer 3.66, Mamba 3.51, MoE-Mamba 3.41, and
 // MoE-Mamba reaching Mamba's final loss at ~46% of the steps) and 8 MoE layers × 32 experts.
 // Synthetic but deterministic (seeded), so the files only change when this script does.
-//   node --import tsx kernel/schema/examples/make-examples.ts
+//   node --import tsx contract/schema/examples/make-examples.ts
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emaPerStep } from '../../../labextension/src/ema.js';

@@ -1,0 +1,2 @@
+// @mambalab/contract: what the kernel and the lab extension agree on, imported by both.
+export * from './schema.js';
