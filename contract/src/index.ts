@@ -1,2 +1,3 @@
 // @mambalab/contract: what the kernel and the lab extension agree on, imported by both.
 export * from './schema.js';
+export * from './ema.js';

@@ -7,7 +7,7 @@ export { preset, presetNames, type Preset, type TrainingDefaults } from './model
 export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
 export { Run, loadRun, type RunConfig } from './train/runs.js';
 export { trainRun, type TrainRunOptions } from './train/train-run.js';
-export { compareRuns, ema, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';
+export { compareRuns, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
 export { lrAt, type Schedule } from './train/schedule.js';
 export { readSafetensors, writeSafetensors } from './train/safetensors.js';
@@ -21,5 +21,5 @@ export type { DatasetManifest } from './data/manifest.js';
 export { fetchC4, fetchSlimPajama, fetchNeoxTokenizer, type FetchOptions, type FetchResult } from './data/fetch.js';
 export { loadTokenizer, type Tokenizer, type TokenizerName } from './data/tokenizer.js';
 export { show, toDisplayDoc, type Showable } from './display/show.js';
-export { MAMBALAB_MIME, type DisplayDoc, type RunDoc, type ComparisonDoc } from '@mambalab/contract';
+export { MAMBALAB_MIME, ema, type DisplayDoc, type RunDoc, type ComparisonDoc } from '@mambalab/contract';
 export { MambalabError } from './errors.js';

@@ -1,9 +1,8 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
 // validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { RunDoc, XAxisKey } from '@mambalab/contract';
+import { ema, type RunDoc, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
-import { emaPerStep } from './ema.js';
 import { formatCount, formatDuration, formatInteger, formatLoss } from './format.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
@@ -68,7 +67,7 @@ export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: 
       return;
     }
     const smoothed = state.smoothing > 0;
-    const y = smoothed ? emaPerStep(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
+    const y = smoothed ? ema(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
     if (smoothed) {
       const raw = downsampleIndices(x, run.train.loss, options.buckets, options.xRange);
       data.push({

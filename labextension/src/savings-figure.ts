@@ -3,9 +3,8 @@
 // ratio over all loss levels. The kernel computes every number here (comparisons in the
 // bundle); this file only places them. Pure: comparison and runs in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { ComparisonDoc, RunDoc } from '@mambalab/contract';
+import { ema, type ComparisonDoc, type RunDoc } from '@mambalab/contract';
 import { downsampleIndices, pick } from './downsample.js';
-import { emaPerStep } from './ema.js';
 import { formatCount, formatInteger, formatLoss, formatSavings } from './format.js';
 import { escapeTemplate, type Figure } from './loss-figure.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
@@ -42,7 +41,7 @@ export function savingsFigure(
   const data: Array<Partial<PlotData>> = [];
   for (const run of [baseline, candidate]) {
     const x = run.train[comparison.axis === 'step' ? 'step' : 'tokens'];
-    const y = emaPerStep(run.train.step, run.train.loss, comparison.smoothing);
+    const y = ema(run.train.step, run.train.loss, comparison.smoothing);
     const kept = downsampleIndices(x, y, buckets);
     data.push({
       type: 'scatter',

@@ -6,7 +6,7 @@
 //   node --import tsx contract/schema/examples/make-examples.ts
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { emaPerStep } from '../../../labextension/src/ema.js';
+import { ema } from '../../src/ema.js';
 
 const here = import.meta.dirname;
 const STEPS = 100_000;
@@ -99,8 +99,8 @@ function firstAt(positions: number[], smoothed: number[], level: number): number
 }
 
 function comparison(baseline: Train, candidate: Train, axis: 'step' | 'tokens'): Record<string, unknown> {
-  const b = emaPerStep(baseline.step, baseline.loss, ALPHA);
-  const c = emaPerStep(candidate.step, candidate.loss, ALPHA);
+  const b = ema(baseline.step, baseline.loss, ALPHA);
+  const c = ema(candidate.step, candidate.loss, ALPHA);
   const final = round(b[b.length - 1]!, 4);
   const baselineAt = baseline[axis][baseline[axis].length - 1]!;
   const reaches = firstAt(candidate[axis], c, final);
