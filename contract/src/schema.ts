@@ -116,3 +116,8 @@ export function runsOfPlot(doc: DisplayDoc, plot: PlotSpec): RunDoc[] {
   if (!plot.runs) return doc.runs;
   return plot.runs.map((id) => doc.runs.find((run) => run.id === id)).filter((run): run is RunDoc => run !== undefined);
 }
+
+/** The name of the run with this id, or the id where the document lacks it. */
+export function runName(doc: DisplayDoc, id: string): string {
+  return doc.runs.find((run) => run.id === id)?.name ?? id;
+}

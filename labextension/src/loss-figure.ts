@@ -1,9 +1,8 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
 // validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import { ema, type RunDoc, type XAxisKey } from '@mambalab/contract';
+import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
-import { formatCount, formatDuration, formatInteger, formatLoss } from './format.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
 export interface LossViewState {

@@ -4,8 +4,7 @@
 // again on the same widget, and the views redraw in place.
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
-import type { DisplayDoc, PlotKind, PlotSpec } from '@mambalab/contract';
-import { progressLine } from './progress.js';
+import { progressLine, type DisplayDoc, type PlotKind, type PlotSpec } from '@mambalab/contract';
 import { parseBundle } from './validate.js';
 import { element, messageBox } from './views/controls.js';
 import { ExpertsView } from './views/experts-view.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ComparisonDoc, DisplayDoc, RunDoc } from '@mambalab/contract';
-import { savingsFigure, savingsHeadline } from '../../labextension/src/savings-figure.js';
+import { savingsFigure } from '../../labextension/src/savings-figure.js';
 import { plotTheme } from '../../labextension/src/theme.js';
 
 const theme = plotTheme(() => '', false);
@@ -53,17 +53,9 @@ test('the curves are smoothed with the comparison alpha and drawn on its axis', 
   assert.equal((figure.layout.annotations as Annotation[]).find((a) => a.x === byTokens.candidateReachesAt)!.text, '<b>2.2× fewer tokens</b>');
 });
 
-test('a candidate that has not reached the level yet: no marker, no ratio, a headline that says so', () => {
+test('a candidate that has not reached the level yet: no marker, no ratio', () => {
   const notYet: ComparisonDoc = { ...byStep, candidateReachesAt: null, ratio: null };
   const figure = savingsFigure(notYet, mamba, moe, color, theme, 1000);
   assert.deepEqual(figure.data.find((trace) => trace.name === 'marks')!.x, [byStep.baselineAt]);
   assert.equal((figure.layout.annotations as Annotation[]).length, 1, 'only the level label');
-  assert.equal(savingsHeadline(notYet, mamba, moe), "MoE-Mamba (32 experts) has not reached Mamba's final loss 3.5144 (EMA α = 0.001) yet.");
-});
-
-test('headline with the ratio', () => {
-  assert.equal(
-    savingsHeadline(byStep, mamba, moe),
-    "MoE-Mamba (32 experts) reaches Mamba's final loss 3.5144 (EMA α = 0.001) at step 46,400: 2.2× fewer steps (Mamba ends at step 100,000).",
-  );
 });

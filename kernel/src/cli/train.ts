@@ -2,6 +2,8 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { formatCount } from '@mambalab/contract';
+
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
 import { loadTextCorpus } from '../data/text.js';
@@ -11,7 +13,7 @@ import { createModel } from '../models/model.js';
 import { preset } from '../models/presets.js';
 import { Trainer, type StepMetrics } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
-import { formatRate, progressLine } from './progress.js';
+import { progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
@@ -127,7 +129,7 @@ export async function train(argv: string[]): Promise<void> {
     const last = result.history[result.history.length - 1];
     say(
       `${result.stopped ? 'stopped' : 'done'} after ${result.steps} steps: eval loss ${result.initialEvalLoss.toFixed(3)} → ${result.finalEvalLoss.toFixed(3)}` +
-        (last ? `, ${formatRate(last.tokens / last.elapsedS)} tok/s` : '') +
+        (last ? `, ${formatCount(last.tokens / last.elapsedS)} tok/s` : '') +
         `; run in ${out}`,
     );
   } finally {

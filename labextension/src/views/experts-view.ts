@@ -1,10 +1,9 @@
 // Per-layer expert token counts: heatmap, per-layer bars and the balance table at one recorded
 // step, with a slider over the recorded steps. While the slider sits on the newest step it
 // follows live updates; moved back, it stays where the user put it.
-import { runsOfPlot, type DisplayDoc, type PlotSpec, type RunDoc } from '@mambalab/contract';
+import { formatInteger, runsOfPlot, type DisplayDoc, type PlotSpec, type RunDoc } from '@mambalab/contract';
 import { BALANCE_COLUMNS, balanceRows, gridShape, heatmapFigure, layerBarsFigure } from '../experts-figure.js';
 import { routingAt } from '../experts.js';
-import { formatInteger } from '../format.js';
 import { element, labeled, selectInput, setOptions } from './controls.js';
 import { PlotArea } from './plot-area.js';
 import { ViewBase, type ViewContext } from './view.js';

@@ -67,7 +67,7 @@ test('a fit in a cell draws one output that updates in place, at most 4 times a 
 
     const during = sent.find((s) => s.doc.progress && s.doc.progress.step > 0);
     assert.ok(during, 'a draw during training has a progress line');
-    assert.match(during.text, /tiny: step \d+\/30 {2}loss \d+\.\d{3} {2}[\d.k]+ tok\/s {2}ETA \d+:\d\d/);
+    assert.match(during.text, /tiny: step \d+ \/ 30 \(\d+%\) · loss \d+\.\d{4} · [\d.k]+ tokens\/s · [\dhms. ]+ left/);
     const last = sent.at(-1)!;
     assert.equal(last.doc.progress, undefined, 'the final draw has no progress line');
     assert.equal(last.doc.runs.length, 1);
