@@ -3,3 +3,4 @@ export * from './schema.js';
 export * from './ema.js';
 export * from './format.js';
 export * from './summary.js';
+export * from './document.js';

@@ -8,6 +8,7 @@ import {
   MAMBALAB_MIME,
   PLOT_KINDS,
   RUN_STATUSES,
+  runName,
   runsOfPlot,
   SCHEMA_VERSION,
   TRAIN_COLUMNS,
@@ -118,4 +119,9 @@ test('a plot without runs shows all runs', () => {
 
 test("a plot's runs come in the plot's order", () => {
   assert.deepEqual(runsOfPlot(doc, { kind: 'loss', runs: ['c', 'a'] }).map((r) => r.id), ['c', 'a']);
+});
+
+test('a run is named by its name, or by its id where the document lacks it', () => {
+  assert.equal(runName(doc, 'b'), 'B');
+  assert.equal(runName(doc, 'gone'), 'gone');
 });

@@ -1,11 +1,10 @@
 // Draws every fit() of a notebook cell into one output that updates in place (all the cell's
 // runs, and a progress line for the one training now), and stops fits on interrupt.
-import type { ProgressDoc, RunDoc } from '@mambalab/contract';
+import { displayDocument, type ProgressDoc, type RunDoc } from '@mambalab/contract';
 
 import { appendExpertCounts, modelSummary } from '../train/runs.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type StepMetrics, type Trainer } from '../train/trainer.js';
-import { displayDocument } from './document.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
 import { sendBundle, type CellWriter } from './tslab.js';
 

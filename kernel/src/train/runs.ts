@@ -6,9 +6,8 @@ import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
-import type { ExpertCounts, ModelSummary, RunDoc, RunStatus } from '@mambalab/contract';
+import { displayDocument, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
 
-import { displayDocument } from '../display/document.js';
 import { MambalabError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';

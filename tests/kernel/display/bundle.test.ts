@@ -2,10 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { MAMBALAB_MIME, type ComparisonDoc, type RunDoc } from '@mambalab/contract';
+import { displayDocument, MAMBALAB_MIME, type ComparisonDoc, type RunDoc } from '@mambalab/contract';
 
 import { toBundle } from '../../../kernel/src/display/bundle.js';
-import { displayDocument } from '../../../kernel/src/display/document.js';
 import { escapeHtml, htmlTable } from '../../../kernel/src/display/html.js';
 import { textSummary } from '../../../kernel/src/display/text.js';
 import { schemaErrors } from '../../support/schema.js';

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { displayDocument } from '@mambalab/contract';
+
 import { compareRuns, firstReach, PAPER_SMOOTHING, type LossCurves } from '../../../kernel/src/train/compare.js';
 import { smoothedExponential } from '../../support/ema-closed-form.js';
 import { schemaErrors } from '../../support/schema.js';
-import { displayDocument } from '../../../kernel/src/display/document.js';
 
 /** A run whose loss at step t (1..n) is f(t), with tokensPerStep tokens per step. */
 function curve(id: string, n: number, f: (t: number) => number, tokensPerStep = 256): LossCurves {

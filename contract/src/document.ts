@@ -1,6 +1,8 @@
 // Builds the display document for runs and comparisons, choosing the plots a reader expects:
-// the loss curves always, one savings curve per comparison.
-import type { ComparisonDoc, DisplayDoc, PlotSpec, ProgressDoc, RunDoc } from '@mambalab/contract';
+// the loss curves always, one savings curve per comparison, the tokens per expert of each run
+// that has them. Every writer of a document uses it: the kernel's run and experiment files
+// (*.mambalab.json, which the extension opens) as much as its notebook outputs.
+import { SCHEMA_VERSION, type ComparisonDoc, type DisplayDoc, type PlotSpec, type ProgressDoc, type RunDoc } from './schema.js';
 
 export interface DocumentParts {
   runs: RunDoc[];
@@ -16,7 +18,7 @@ export function displayDocument(parts: DocumentParts): DisplayDoc {
   comparisons.forEach((c, i) => plots.push({ kind: 'savings', comparison: i, title: `${c.candidate} vs ${c.baseline}` }));
   for (const r of runs) if ((r.experts?.step.length ?? 0) > 0) plots.push({ kind: 'experts', runs: [r.id], title: `${r.name}: tokens per expert` });
   return {
-    version: 1,
+    version: SCHEMA_VERSION,
     ...(title !== undefined ? { title } : {}),
     runs,
     ...(comparisons.length > 0 ? { comparisons } : {}),
