@@ -2,6 +2,7 @@
 // the loss curves always, one savings curve per comparison, the tokens per expert of each run
 // that has them. Every writer of a document uses it: the kernel's run and experiment files
 // (*.mambalab.json, which the extension opens) as much as its notebook outputs.
+import { expertBalance } from './balance.js';
 import { SCHEMA_VERSION, type ComparisonDoc, type DisplayDoc, type PlotSpec, type ProgressDoc, type RunDoc } from './schema.js';
 
 export interface DocumentParts {
@@ -11,8 +12,10 @@ export interface DocumentParts {
   progress?: ProgressDoc;
 }
 
+/** The document of these parts, each run's expert counts with their balance (computed here, for the extension to draw). */
 export function displayDocument(parts: DocumentParts): DisplayDoc {
-  const { runs, comparisons = [], title, progress } = parts;
+  const { comparisons = [], title, progress } = parts;
+  const runs = parts.runs.map(withExpertBalance);
   const hasValidation = runs.some((r) => (r.validation?.step.length ?? 0) > 0);
   const plots: PlotSpec[] = [{ kind: 'loss', x: 'step', ...(hasValidation ? { showValidation: true } : {}) }];
   comparisons.forEach((c, i) => plots.push({ kind: 'savings', comparison: i, title: `${c.candidate} vs ${c.baseline}` }));
@@ -25,4 +28,8 @@ export function displayDocument(parts: DocumentParts): DisplayDoc {
     plots,
     ...(progress ? { progress } : {}),
   };
+}
+
+function withExpertBalance(run: RunDoc): RunDoc {
+  return run.experts ? { ...run, experts: { ...run.experts, balance: expertBalance(run.experts) } } : run;
 }

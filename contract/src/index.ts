@@ -4,3 +4,4 @@ export * from './ema.js';
 export * from './format.js';
 export * from './summary.js';
 export * from './document.js';
+export * from './balance.js';

@@ -42,6 +42,22 @@ export interface ModelSummary {
   paramsActive?: number;
 }
 
+/**
+ * How evenly each MoE layer spread its tokens, computed by the kernel from counts and dropped
+ * (see balance.ts): entry [i][l] is for step[i] and layer layers[l]. Documents written before
+ * kernels sent it lack it.
+ */
+export interface ExpertBalance {
+  /** Assignments in the layer: tokens processed (the sum of its counts) plus dropped. */
+  tokens: number[][];
+  /** The busiest expert's count over the mean count: 1 is perfectly balanced, numExperts is one expert taking all; null without processed tokens. */
+  maxOverMean: Array<Array<number | null>>;
+  /** Coefficient of variation of the counts (population std / mean): 0 is perfectly balanced; null without processed tokens. */
+  cv: Array<Array<number | null>>;
+  /** Dropped over assignments; null without dropped counts or without assignments. */
+  droppedFraction: Array<Array<number | null>>;
+}
+
 /** counts[i][l][e]: tokens routed to expert e of MoE layer layers[l] at step[i]; dropped[i][l] over capacity. */
 export interface ExpertCounts {
   layers: number[];
@@ -49,6 +65,7 @@ export interface ExpertCounts {
   step: Series;
   counts: number[][][];
   dropped?: number[][];
+  balance?: ExpertBalance;
 }
 
 export interface RunDoc {

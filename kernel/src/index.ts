@@ -21,5 +21,5 @@ export type { DatasetManifest } from './data/manifest.js';
 export { fetchC4, fetchSlimPajama, fetchNeoxTokenizer, type FetchOptions, type FetchResult } from './data/fetch.js';
 export { loadTokenizer, type Tokenizer, type TokenizerName } from './data/tokenizer.js';
 export { show, toDisplayDoc, type Showable } from './display/show.js';
-export { MAMBALAB_MIME, ema, type DisplayDoc, type RunDoc, type ComparisonDoc } from '@mambalab/contract';
+export { MAMBALAB_MIME, ema, expertBalance, type DisplayDoc, type RunDoc, type ComparisonDoc, type ExpertBalance } from '@mambalab/contract';
 export { MambalabError } from './errors.js';

@@ -157,13 +157,19 @@ function expertShapeProblems(where: string, run: RunDoc): string[] {
       }
     });
   });
-  if (experts.dropped) {
-    if (experts.dropped.length !== experts.step.length) {
-      problems.push(`${where}/dropped: one row per recorded step expected (${experts.step.length}), found ${experts.dropped.length}`);
-    }
-    experts.dropped.forEach((row, i) => {
-      if (row.length !== layers) problems.push(`${where}/dropped/${i}: one value per MoE layer expected (${layers}), found ${row.length}`);
-    });
+  if (experts.dropped) problems.push(...stepByLayerProblems(`${where}/dropped`, experts.dropped, experts.step.length, layers));
+  for (const [name, table] of Object.entries(experts.balance ?? {})) {
+    problems.push(...stepByLayerProblems(`${where}/balance/${name}`, table, experts.step.length, layers));
   }
+  return problems;
+}
+
+/** A table with a row per recorded step and a value per MoE layer in each row. */
+function stepByLayerProblems(where: string, table: readonly unknown[][], steps: number, layers: number): string[] {
+  const problems: string[] = [];
+  if (table.length !== steps) problems.push(`${where}: one row per recorded step expected (${steps}), found ${table.length}`);
+  table.forEach((row, i) => {
+    if (row.length !== layers) problems.push(`${where}/${i}: one value per MoE layer expected (${layers}), found ${row.length}`);
+  });
   return problems;
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { expertBalance } from '../../contract/src/balance.js';
 import { displayDocument } from '../../contract/src/document.js';
 import type { ComparisonDoc, RunDoc } from '../../contract/src/schema.js';
 import { schemaErrors } from '../support/schema.js';
@@ -45,5 +46,15 @@ test('validation points, comparisons and expert counts each add what shows them'
     { kind: 'experts', runs: ['moe'], title: 'MOE: tokens per expert' },
   ]);
   assert.deepEqual([doc.title, doc.progress?.step, doc.comparisons?.length], ['all', 2, 1]);
+  assert.equal(schemaErrors(doc), '');
+});
+
+test("each run's expert counts go out with their balance, computed from them (never a stale one)", () => {
+  const moe = run('moe', { experts });
+  const doc = displayDocument({ runs: [moe] });
+  assert.deepEqual(doc.runs[0]!.experts!.balance, { tokens: [[64]], maxOverMean: [[1.25]], cv: [[0.25]], droppedFraction: [[0]] });
+  assert.equal(moe.experts!.balance, undefined, 'the parts are not changed');
+  const stale = { ...experts, balance: expertBalance({ ...experts, counts: [[[64, 0]]] }) };
+  assert.deepEqual(displayDocument({ runs: [run('moe', { experts: stale })] }).runs[0]!.experts!.balance, expertBalance(experts));
   assert.equal(schemaErrors(doc), '');
 });

@@ -66,7 +66,14 @@ const full: DisplayDoc = {
       flopsPerToken: 1.2e6,
       train: { step: series, tokens: series, wallS: series, loss: series, lr: series, gradNorm: series, tokensPerS: series },
       validation: { step: series, tokens: series, wallS: series, loss: series },
-      experts: { layers: [1], numExperts: 2, step: [2], counts: [[[3, 1]]], dropped: [[0]] },
+      experts: {
+        layers: [1],
+        numExperts: 2,
+        step: [2],
+        counts: [[[3, 1]]],
+        dropped: [[0]],
+        balance: { tokens: [[4]], maxOverMean: [[1.5]], cv: [[0.5]], droppedFraction: [[0]] },
+      },
     },
   ],
   comparisons: [

@@ -90,6 +90,17 @@ test('expert count tables of the wrong shape are caught', () => {
   assert.ok(details.includes('/runs/0/experts/dropped: one row per recorded step expected (2), found 1'), details.join('\n'));
 });
 
+test("a balance table that does not match the counts' steps and layers is caught", () => {
+  const bundle = minimal();
+  const balance = { tokens: [[4, 4], [4, 4]], maxOverMean: [[1, 1]], cv: [[0, 0], [0]], droppedFraction: [[0, 0], [0, 0]] };
+  bundle.runs[0]!.experts = { layers: [1, 3], numExperts: 2, step: [0, 100], counts: [[[2, 2], [2, 2]], [[2, 2], [2, 2]]], balance };
+  const { details } = failure(bundle);
+  assert.deepEqual(details, [
+    '/runs/0/experts/balance/maxOverMean: one row per recorded step expected (2), found 1',
+    '/runs/0/experts/balance/cv/1: one value per MoE layer expected (2), found 1',
+  ]);
+});
+
 test('duplicate run ids are caught', () => {
   const bundle = minimal();
   bundle.runs.push({ ...bundle.runs[0]! });

@@ -6,6 +6,7 @@
 //   node --import tsx contract/schema/examples/make-examples.ts
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expertBalance } from '../../src/balance.js';
 import { ema } from '../../src/ema.js';
 
 const here = import.meta.dirname;
@@ -155,7 +156,11 @@ function expertCounts(recordEvery: number): Record<string, unknown> {
     counts.push(table);
     dropped.push(droppedRow);
   }
-  return { layers, numExperts: NUM_EXPERTS, step, counts, dropped };
+  const experts = { layers, numExperts: NUM_EXPERTS, step, counts, dropped };
+  // What the kernel sends beside the counts, to 4 digits so the file stays readable.
+  const fourDigits = (table: Array<Array<number | null>>) => table.map((row) => row.map((v) => (v === null ? null : round(v, 4))));
+  const { tokens, maxOverMean, cv, droppedFraction } = expertBalance(experts);
+  return { ...experts, balance: { tokens, maxOverMean: fourDigits(maxOverMean), cv: fourDigits(cv), droppedFraction: fourDigits(droppedFraction) } };
 }
 
 /** JSON with each array of numbers on one line: readable, and diffs stay small. */

@@ -53,12 +53,19 @@ export function comparisonText(doc: DisplayDoc, c: ComparisonDoc): string {
   return savingsHeadline(c, { baseline: runName(doc, c.baseline), candidate: runName(doc, c.candidate) });
 }
 
-/** "experts at step 40: layer 1 60/52/70/74, layer 3 …, 3 dropped", or undefined without MoE layers. */
+/**
+ * "moe tokens per expert at step 40: layer 1 60/52/70/74 (max/mean 1.16), layer 3 …, 3 dropped",
+ * or undefined without MoE layers.
+ */
 export function expertsText(run: RunDoc): string | undefined {
   const e = run.experts;
   const i = (e?.step.length ?? 0) - 1;
   if (!e || i < 0) return undefined;
-  const shown = e.layers.slice(0, 4).map((layer, l) => `layer ${layer} ${e.counts[i]![l]!.join('/')}`);
+  const balanceText = (l: number) => {
+    const maxOverMean = e.balance?.maxOverMean[i]?.[l];
+    return typeof maxOverMean === 'number' ? ` (max/mean ${maxOverMean.toFixed(2)})` : '';
+  };
+  const shown = e.layers.slice(0, 4).map((layer, l) => `layer ${layer} ${e.counts[i]![l]!.join('/')}${balanceText(l)}`);
   if (e.layers.length > 4) shown.push(`… ${e.layers.length - 4} more`);
   const dropped = (e.dropped?.[i] ?? []).reduce((a, b) => a + (b ?? 0), 0);
   return `${run.name} tokens per expert at step ${e.step[i]}: ${shown.join(', ')}${dropped > 0 ? `, ${dropped} dropped` : ''}`;

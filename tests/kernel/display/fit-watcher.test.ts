@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+import { expertBalance, MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
 
 import { LiveFitWatcher } from '../../../kernel/src/display/fit-watcher.js';
 import type { CellWriter } from '../../../kernel/src/display/tslab.js';
@@ -107,9 +107,11 @@ test('an MoE fit also draws the tokens routed to each expert, per layer', async 
     const last = cell.sent.at(-1)!;
     const experts = last.doc.runs[0]!.experts!;
     assert.deepEqual([experts.layers, experts.numExperts, experts.step], [[1, 3], 4, [1, 2, 3, 4]]);
+    const { balance, ...counts } = experts;
+    assert.deepEqual(balance, expertBalance(counts), 'the kernel sends the balance of the counts it sends');
     assert.deepEqual(last.doc.plots.map((p) => p.kind), ['loss', 'experts']);
     assert.equal(schemaErrors(JSON.parse(JSON.stringify(last.doc))), '');
-    assert.match(last.text, /moe tokens per expert at step 4: layer 1 \d+\/\d+\/\d+\/\d+, layer 3 \d+\/\d+\/\d+\/\d+/);
+    assert.match(last.text, /moe tokens per expert at step 4: layer 1 \d+\/\d+\/\d+\/\d+ \(max\/mean \d\.\d\d\), layer 3 \d+\/\d+\/\d+\/\d+ \(max\/mean \d\.\d\d\)/);
     assert.match(last.html, /<li>moe tokens per expert at step 4: layer 1/);
   } finally {
     w.restore();

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { inspect } from 'node:util';
 
 import { tableFromIPC } from 'apache-arrow';
-import { MAMBALAB_MIME } from '@mambalab/contract';
+import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
 import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
@@ -69,6 +69,7 @@ test('an MoE run records tokens per expert every few steps, with its active para
   const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
   assert.equal(schemaErrors(doc), '');
   assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'experts']);
+  assert.deepEqual(doc.runs[0].experts.balance, expertBalance(e), 'the file carries the balance for the extension to draw');
   const counts = model.parameterCount();
   assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
   assert.ok(counts.active < counts.nonEmbedding);
