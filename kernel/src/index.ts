@@ -4,7 +4,8 @@ export { DEFAULT_CONFIG, resolveConfig, MODEL_FAMILIES, type ModelConfig } from 
 export { countParameters, type ParameterCount } from './models/params.js';
 export { parsePattern, LAYER_KINDS } from './models/pattern.js';
 export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
-export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
+export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type FitOptions, type FitResult } from './train/trainer.js';
+export type { StepMetrics } from './train/metrics.js';
 export { Run, loadRun, type RunConfig } from './train/runs.js';
 export { trainRun, type TrainRunOptions } from './train/train-run.js';
 export { compareRuns, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';

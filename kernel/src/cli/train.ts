@@ -11,7 +11,8 @@ import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
 import { preset } from '../models/presets.js';
-import { Trainer, type StepMetrics } from '../train/trainer.js';
+import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
+import { Trainer } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
 import { progressLine } from './progress.js';
 
@@ -100,17 +101,7 @@ export async function train(argv: string[]): Promise<void> {
   };
   process.once('SIGINT', onSigint);
   const record = (m: StepMetrics) => {
-    const line = {
-      step: m.step,
-      loss: m.loss,
-      lr: m.lr,
-      grad_norm: m.gradNorm,
-      tokens: m.tokens,
-      tokens_per_s: m.tokensPerS,
-      device: model.device,
-      ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
-      ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
-    };
+    const line = stepJsonLine(m, model.device);
     appendFileSync(metricsFile, JSON.stringify(line) + '\n');
     if (m.step % logEvery !== 0 && m.step !== steps && m.evalLoss === undefined) return;
     if (json) process.stdout.write(JSON.stringify(line) + '\n');
