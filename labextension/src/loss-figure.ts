@@ -1,7 +1,7 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
 // validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type XAxisKey } from '@mambalab/contract';
+import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type ValidationSeries, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
@@ -39,15 +39,8 @@ export const X_AXIS_LABELS: Record<XAxisKey, string> = {
   flops: 'training FLOPs',
 };
 
-interface Columns {
-  step: number[];
-  tokens: number[];
-  wallS: number[];
-  loss: number[];
-}
-
 /** The x values of a run's series on `key`, or why there are none. */
-export function xValues(run: RunDoc, columns: Columns, key: XAxisKey): number[] | string {
+export function xValues(run: RunDoc, columns: ValidationSeries, key: XAxisKey): number[] | string {
   if (key !== 'flops') return columns[key];
   if (run.flopsPerToken === undefined) return `${run.name}: no FLOPs per token recorded, so it cannot be drawn against FLOPs`;
   const perToken = run.flopsPerToken;
@@ -139,7 +132,7 @@ export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: 
   return { data, layout, notes };
 }
 
-function hoverColumns(columns: Columns, i: number): string[] {
+function hoverColumns(columns: ValidationSeries, i: number): string[] {
   return [formatInteger(columns.step[i]!), formatCount(columns.tokens[i]!), formatDuration(columns.wallS[i]!), formatLoss(columns.loss[i]!)];
 }
 

@@ -1,13 +1,12 @@
 // Loss curves with their controls: x-axis, log scales, outlier fit, EMA smoothing, validation.
 // The user's choices and zoom survive live updates; zooming re-spends the downsampling budget
 // on the visible range so detail appears as you zoom in.
-import { runsOfPlot, type DisplayDoc, type PlotSpec, type XAxisKey } from '@mambalab/contract';
+import { runsOfPlot, X_AXES, type DisplayDoc, type PlotSpec } from '@mambalab/contract';
 import { dataRange, lossFigure, rangeFromRelayout, X_AXIS_LABELS, type LossViewState } from '../loss-figure.js';
 import { checkbox, element, labeled, selectInput } from './controls.js';
 import { PlotArea } from './plot-area.js';
 import { colorLookup, ViewBase, type ViewContext } from './view.js';
 
-const X_KEYS: XAxisKey[] = ['step', 'tokens', 'wallS', 'flops'];
 const HEIGHT_PX = 380;
 
 export class LossView extends ViewBase {
@@ -50,7 +49,7 @@ export class LossView extends ViewBase {
       labeled(
         'x',
         selectInput(
-          X_KEYS.map((key) => [key, X_AXIS_LABELS[key]] as const),
+          X_AXES.map((key) => [key, X_AXIS_LABELS[key]] as const),
           this.state.x,
           (x) => change(() => {
             this.state.x = x;
