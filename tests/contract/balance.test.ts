@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { expertBalance, layerBalance, shares } from '../../contract/src/balance.js';
+import { TWO_LAYERS } from '../support/expert-counts.js';
 
 const close = (a: number | null, b: number, eps = 1e-12): void => assert.ok(a !== null && Math.abs(a - b) < eps, `${a} vs ${b}`);
 
@@ -37,19 +38,7 @@ test('no tokens processed: no balance rather than NaN; all dropped is still a fr
 });
 
 test('every layer at every recorded step, indexed as the counts are', () => {
-  const balance = expertBalance({
-    layers: [1, 3],
-    numExperts: 2,
-    step: [0, 100],
-    counts: [
-      [[10, 30], [20, 20]],
-      [[25, 15], [0, 0]],
-    ],
-    dropped: [
-      [8, 0],
-      [3, 0],
-    ],
-  });
+  const balance = expertBalance(TWO_LAYERS);
   assert.deepEqual(balance.tokens, [[48, 40], [43, 0]]);
   assert.deepEqual(balance.maxOverMean, [[1.5, 1], [1.25, null]]);
   assert.deepEqual(balance.cv, [[0.5, 0], [0.25, null]]);

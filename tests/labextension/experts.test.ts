@@ -6,22 +6,11 @@ import { test } from 'node:test';
 import { expertBalance } from '@mambalab/contract';
 
 import { routingAt } from '../../labextension/src/experts.js';
+import { TWO_LAYERS } from '../support/expert-counts.js';
 
 const close = (a: number, b: number, eps = 1e-12): void => assert.ok(Math.abs(a - b) < eps, `${a} vs ${b}`);
 
-const experts = {
-  layers: [1, 3],
-  numExperts: 2,
-  step: [0, 100],
-  counts: [
-    [[10, 30], [20, 20]],
-    [[25, 15], [0, 0]],
-  ],
-  dropped: [
-    [8, 0],
-    [3, 0],
-  ],
-};
+const experts = TWO_LAYERS;
 
 test('a document without a balance (an older kernel): per layer tokens, shares, balance and dropped fraction', () => {
   const first = routingAt(experts, 0);
