@@ -9,12 +9,13 @@ export { preset, presetNames, type Preset, type TrainingDefaults } from './model
 export { countParameters, type ParameterCount } from './models/params.js';
 
 // Training, runs and comparisons
-export { Trainer, TrainingInterrupted, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
+export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult } from './train/trainer.js';
+export type { StepMetrics } from './train/metrics.js';
 export { trainRun, type TrainRunOptions } from './train/train-run.js';
 export { loadRun, type Run } from './train/runs.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
 export { compareRuns, type CompareOptions } from './train/compare.js';
-export type { ComparisonDoc } from './display/schema.js';
+export type { ComparisonDoc } from '@mambalab/contract';
 
 // Data
 export { defaultC4Slice, type C4SliceOptions } from './corpus/slice.js';

@@ -1,10 +1,8 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
 // validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { Run, XAxisKey } from './bundle.js';
+import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type ValidationSeries, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
-import { emaPerStep } from './ema.js';
-import { formatCount, formatDuration, formatInteger, formatLoss } from './format.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
 export interface LossViewState {
@@ -41,22 +39,15 @@ export const X_AXIS_LABELS: Record<XAxisKey, string> = {
   flops: 'training FLOPs',
 };
 
-interface Columns {
-  step: number[];
-  tokens: number[];
-  wallS: number[];
-  loss: number[];
-}
-
 /** The x values of a run's series on `key`, or why there are none. */
-export function xValues(run: Run, columns: Columns, key: XAxisKey): number[] | string {
+export function xValues(run: RunDoc, columns: ValidationSeries, key: XAxisKey): number[] | string {
   if (key !== 'flops') return columns[key];
   if (run.flopsPerToken === undefined) return `${run.name}: no FLOPs per token recorded, so it cannot be drawn against FLOPs`;
   const perToken = run.flopsPerToken;
   return columns.tokens.map((tokens) => tokens * perToken);
 }
 
-export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run) => string, theme: PlotTheme, options: FigureOptions): Figure {
+export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: RunDoc) => string, theme: PlotTheme, options: FigureOptions): Figure {
   const data: Array<Partial<PlotData>> = [];
   const notes: string[] = [];
   runs.forEach((run) => {
@@ -68,7 +59,7 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
       return;
     }
     const smoothed = state.smoothing > 0;
-    const y = smoothed ? emaPerStep(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
+    const y = smoothed ? ema(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
     if (smoothed) {
       const raw = downsampleIndices(x, run.train.loss, options.buckets, options.xRange);
       data.push({
@@ -141,7 +132,7 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
   return { data, layout, notes };
 }
 
-function hoverColumns(columns: Columns, i: number): string[] {
+function hoverColumns(columns: ValidationSeries, i: number): string[] {
   return [formatInteger(columns.step[i]!), formatCount(columns.tokens[i]!), formatDuration(columns.wallS[i]!), formatLoss(columns.loss[i]!)];
 }
 

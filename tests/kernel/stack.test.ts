@@ -1,6 +1,6 @@
 // kernel/src is a stack: every import runs down it, never up or into a folder it does not
 // name. Bottom to top (README, "Architecture"):
-//   errors.ts, native.ts, contract/  the error type, the engine binding, the display contract
+//   errors.ts, native.ts             the error type, the engine binding (and the @mambalab/contract package)
 //   data/                            token shards (Arrow IPC), the manifest, batch samplers
 //   corpus/                          fetch, verify, decompress, tokenize, prepare: raw text → data/
 //   models/                          configs, patterns, presets, the Model, safetensors
@@ -22,7 +22,7 @@ const SOURCE = join(repoRoot, 'kernel', 'src');
 
 /** Bottom first: a file may import files of its own level and the levels below. */
 const LEVELS: readonly (readonly string[])[] = [
-  ['errors.ts', 'native.ts', 'contract'],
+  ['errors.ts', 'native.ts'],
   ['data'],
   ['corpus'],
   ['models'],
@@ -30,20 +30,6 @@ const LEVELS: readonly (readonly string[])[] = [
   ['display', 'notebook'],
   ['cli'],
   ['index.ts'],
-];
-
-/**
- * Imports that still run up, each removed by the contract change of issue 12 (the display
- * schema, displayDocument and the formatters move into the contract, below data). The list
- * only shrinks: an entry whose import is gone fails the test until it is deleted here.
- */
-const PENDING_CONTRACT_MOVES: readonly string[] = [
-  'display/summary.ts → ../cli/progress.js',
-  'train/compare.ts → ../display/schema.js',
-  'train/experiment.ts → ../display/document.js',
-  'train/experiment.ts → ../display/schema.js',
-  'train/runs.ts → ../display/document.js',
-  'train/runs.ts → ../display/schema.js',
 ];
 
 /** The level of a file, by its first path segment under kernel/src ("models/model.ts" → models). */
@@ -80,10 +66,7 @@ function kernelSources(): Map<string, string> {
 
 test('every import in kernel/src runs down the stack', () => {
   const upward = upwardImports(kernelSources());
-  const unexpected = upward.filter((i) => !PENDING_CONTRACT_MOVES.includes(i));
-  assert.deepEqual(unexpected, [], `imports running up the stack (${LEVELS.map((l) => l.join(', ')).join(' < ')}):\n  ${unexpected.join('\n  ')}`);
-  const gone = PENDING_CONTRACT_MOVES.filter((i) => !upward.includes(i));
-  assert.deepEqual(gone, [], 'no longer imported: delete these from PENDING_CONTRACT_MOVES in tests/kernel/stack.test.ts');
+  assert.deepEqual(upward, [], `imports running up the stack (${LEVELS.map((l) => l.join(', ')).join(' < ')}):\n  ${upward.join('\n  ')}`);
 });
 
 test('the check sees static, type-only, re-exported and dynamic imports, and names each', () => {

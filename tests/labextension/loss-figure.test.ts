@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Bundle, Run } from '../../labextension/src/bundle.js';
+import type { DisplayDoc, RunDoc } from '@mambalab/contract';
 import { dataRange, escapeTemplate, lossFigure, rangeFromRelayout, robustRange, xValues, type LossViewState } from '../../labextension/src/loss-figure.js';
 import { plotTheme } from '../../labextension/src/theme.js';
 
 const theme = plotTheme(() => '', false);
-const color = (run: Run): string => `color-${run.id}`;
-const bundle: Bundle = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'kernel', 'schema', 'examples', 'loss.json'), 'utf8'));
+const color = (run: RunDoc): string => `color-${run.id}`;
+const bundle: DisplayDoc = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'contract', 'schema', 'examples', 'loss.json'), 'utf8'));
 const state = (overrides: Partial<LossViewState> = {}): LossViewState => ({ x: 'step', logX: false, logY: false, smoothing: 0, showValidation: true, ignoreOutliers: false, ...overrides });
 
-function run(n: number, extra: Partial<Run> = {}): Run {
+function run(n: number, extra: Partial<RunDoc> = {}): RunDoc {
   const step = Array.from({ length: n }, (_, i) => i);
   return { id: 'r', name: 'R', status: 'running', train: { step, tokens: step.map((s) => s * 1000), wallS: step.map((s) => s / 2), loss: step.map((s) => 10 / (s + 1)) }, ...extra };
 }

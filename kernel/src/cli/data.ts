@@ -2,6 +2,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { formatDuration } from '@mambalab/contract';
+
 import { fetchC4, fetchNeoxTokenizer, fetchSlimPajama, type FetchProgress, type FetchResult } from '../corpus/fetch.js';
 import { dataDir } from '../corpus/paths.js';
 import { prepare, type PrepareProgress } from '../corpus/prepare.js';
@@ -10,7 +12,7 @@ import { TOKENIZER_NAMES, type TokenizerName } from '../corpus/tokenizer.js';
 import { readManifest } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
-import { bar, formatDuration } from './progress.js';
+import { bar } from './progress.js';
 
 export const usage = `mambalab data <fetch|prepare|info|c4-slice> [options]
 

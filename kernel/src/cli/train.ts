@@ -2,15 +2,18 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { formatCount } from '@mambalab/contract';
+
 import { loadTextCorpus } from '../corpus/text.js';
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
-import { Trainer, type StepMetrics } from '../train/trainer.js';
+import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
+import { Trainer } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
-import { formatRate, progressLine } from './progress.js';
+import { progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
@@ -98,17 +101,7 @@ export async function train(argv: string[]): Promise<void> {
   };
   process.once('SIGINT', onSigint);
   const record = (m: StepMetrics) => {
-    const line = {
-      step: m.step,
-      loss: m.loss,
-      lr: m.lr,
-      grad_norm: m.gradNorm,
-      tokens: m.tokens,
-      tokens_per_s: m.tokensPerS,
-      device: model.device,
-      ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
-      ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
-    };
+    const line = stepJsonLine(m, model.device);
     appendFileSync(metricsFile, JSON.stringify(line) + '\n');
     if (m.step % logEvery !== 0 && m.step !== steps && m.evalLoss === undefined) return;
     if (json) process.stdout.write(JSON.stringify(line) + '\n');
@@ -127,7 +120,7 @@ export async function train(argv: string[]): Promise<void> {
     const last = result.history[result.history.length - 1];
     say(
       `${result.stopped ? 'stopped' : 'done'} after ${result.steps} steps: eval loss ${result.initialEvalLoss.toFixed(3)} → ${result.finalEvalLoss.toFixed(3)}` +
-        (last ? `, ${formatRate(last.tokens / last.elapsedS)} tok/s` : '') +
+        (last ? `, ${formatCount(last.tokens / last.elapsedS)} tok/s` : '') +
         `; run in ${out}`,
     );
   } finally {

@@ -4,9 +4,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+import { displayDocument, type ComparisonDoc } from '@mambalab/contract';
+
 import type { TokenSource } from '../data/source.js';
-import { displayDocument } from '../display/document.js';
-import type { ComparisonDoc } from '../display/schema.js';
 import { MambalabError } from '../errors.js';
 import { resolveConfig, type ModelConfig } from '../models/config.js';
 import { createModel } from '../models/model.js';

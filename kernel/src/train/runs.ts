@@ -5,16 +5,15 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
+import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 
-import { displayDocument } from '../display/document.js';
-import type { ExpertCounts, ModelSummary, RunDoc, RunStatus } from '../display/schema.js';
 import { MambalabError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
-import { parsePattern } from '../models/pattern.js';
-import type { StepMetrics, TrainerOptions } from './trainer.js';
+import { MetricsLog, type LoggedMetrics, type StepMetrics, type TrainColumns, type ValidationColumns, type ValidationPoint } from './metrics.js';
+import type { TrainerOptions } from './trainer.js';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.arrow';
@@ -45,36 +44,11 @@ interface RunRecord {
   error?: string;
 }
 
-const TRAIN_COLUMNS = ['step', 'tokens', 'wallS', 'loss', 'lr', 'gradNorm', 'tokensPerS'] as const;
-const VALIDATION_COLUMNS = ['step', 'tokens', 'wallS', 'loss'] as const;
-
-export type TrainColumns = Record<(typeof TRAIN_COLUMNS)[number], number[]>;
-export type ValidationColumns = Record<(typeof VALIDATION_COLUMNS)[number], number[]>;
-
 /** What the papers count: parameters without the (tied) embedding, and those one token uses. */
 export function modelSummary(model: Model): ModelSummary {
   const { nonEmbedding, active } = model.parameterCount();
   const c = model.config;
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
-}
-
-/** The positions (in the layer pattern) of the layers with experts, in the engine's order. */
-export function expertLayers(config: ModelConfig): number[] {
-  return parsePattern(config.pattern).flatMap((layer, i) => (layer.includes('E') ? [i] : []));
-}
-
-/** Adds one step's tokens per expert of every MoE layer (StepMetrics.experts) to `into`. */
-export function appendExpertCounts(into: ExpertCounts | undefined, config: ModelConfig, m: StepMetrics): ExpertCounts | undefined {
-  if (m.experts.length === 0) return into;
-  const counts = into ?? { layers: expertLayers(config), numExperts: m.experts[0]!.length, step: [], counts: [], dropped: [] };
-  counts.step.push(m.step);
-  counts.counts.push(m.experts.map((layer) => [...layer]));
-  counts.dropped!.push([...m.dropped]);
-  return counts;
-}
-
-function emptyColumns<K extends string>(keys: readonly K[]): Record<K, number[]> {
-  return Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
 }
 
 function writeAtomically(path: string, data: string | Uint8Array): void {
@@ -98,16 +72,16 @@ function readTable(path: string) {
   }
 }
 
-function readArrow<K extends string>(path: string, keys: readonly K[]): Record<K, number[]> {
-  if (!existsSync(path)) return emptyColumns(keys);
+/** The columns `keys` of an Arrow file; undefined when there is no file (nothing logged yet). */
+function readArrow<K extends string>(path: string, keys: readonly K[]): Record<K, number[]> | undefined {
+  if (!existsSync(path)) return undefined;
   const table = readTable(path);
-  const out = emptyColumns(keys);
-  for (const key of keys) {
+  const read = (key: K): [K, number[]] => {
     const column = table.getChild(key);
     if (!column) throw new MambalabError(`loadRun: ${path} has no column '${key}' (has: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    out[key] = Array.from(column.toArray() as ArrayLike<number>, Number);
-  }
-  return out;
+    return [key, Array.from(column.toArray() as ArrayLike<number>, Number)];
+  };
+  return Object.fromEntries(keys.map(read)) as Record<K, number[]>;
 }
 
 /** experts.arrow: one row per (step, MoE layer): step, layer, dropped, expert_0 … expert_{E−1}. */
@@ -153,16 +127,11 @@ export class Run {
   readonly config: RunConfig;
   readonly model: ModelSummary;
   readonly created: string;
-  /** One entry per training step, column-wise. */
-  readonly train: TrainColumns;
-  /** Validation loss at the steps where it was measured (step 0: before training). */
-  readonly validation: ValidationColumns;
-  /** Tokens routed to each expert of each MoE layer, at the steps recorded. */
-  experts?: ExpertCounts;
   checkpointStep?: number;
   error?: string;
+  private readonly log: MetricsLog;
 
-  private constructor(dir: string, record: RunRecord, train: TrainColumns, validation: ValidationColumns, experts?: ExpertCounts) {
+  private constructor(dir: string, record: RunRecord, logged?: LoggedMetrics) {
     this.dir = resolve(dir);
     this.id = record.id;
     this.name = record.name;
@@ -172,9 +141,7 @@ export class Run {
     this.created = record.created;
     this.checkpointStep = record.checkpointStep;
     this.error = record.error;
-    this.train = train;
-    this.validation = validation;
-    this.experts = experts;
+    this.log = new MetricsLog(`run ${record.id}`, record.config.model, logged);
   }
 
   /** A new, empty run of this model (nothing is written until save()). */
@@ -191,32 +158,45 @@ export class Run {
       config: { model: { ...init.model.config }, trainer: { ...init.trainer }, ...(init.data ? { data: init.data } : {}) },
       model: modelSummary(init.model),
     };
-    return new Run(dir, record, emptyColumns(TRAIN_COLUMNS), emptyColumns(VALIDATION_COLUMNS));
+    return new Run(dir, record);
   }
 
   /** @internal */
   static fromDisk(dir: string, record: RunRecord): Run {
-    return new Run(
-      dir,
-      record,
-      readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS),
-      readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
-      readExperts(join(dir, EXPERTS_FILE)),
-    );
+    return new Run(dir, record, {
+      train: readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS),
+      validation: readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
+      experts: readExperts(join(dir, EXPERTS_FILE)),
+    });
+  }
+
+  /** One entry per training step, column-wise. */
+  get train(): TrainColumns {
+    return this.log.train;
+  }
+
+  /** Validation loss at the steps where it was measured (step 0: before training). */
+  get validation(): ValidationColumns {
+    return this.log.validation;
+  }
+
+  /** Tokens routed to each expert of each MoE layer, at the steps recorded. */
+  get experts(): ExpertCounts | undefined {
+    return this.log.experts;
   }
 
   /** The last training step recorded (0 before any). */
   get steps(): number {
-    return this.train.step.at(-1) ?? 0;
+    return this.log.steps;
   }
 
   get tokens(): number {
-    return this.train.tokens.at(-1) ?? 0;
+    return this.log.tokens;
   }
 
   /** The last training loss, or NaN before any step. */
   get finalLoss(): number {
-    return this.train.loss.at(-1) ?? Number.NaN;
+    return this.log.finalLoss;
   }
 
   get checkpointDir(): string {
@@ -225,38 +205,17 @@ export class Run {
 
   /** Adds a step; with `experts`, also its tokens per expert (recorded every few steps: they are large). */
   record(m: StepMetrics, options: { experts?: boolean } = {}): void {
-    if (m.step <= this.steps) throw new MambalabError(`run ${this.id}: step ${m.step} recorded after step ${this.steps}`);
-    const t = this.train;
-    t.step.push(m.step);
-    t.tokens.push(m.tokens);
-    t.wallS.push(m.elapsedS);
-    t.loss.push(m.loss);
-    t.lr.push(m.lr);
-    t.gradNorm.push(m.gradNorm);
-    t.tokensPerS.push(m.tokensPerS);
-    if (m.evalLoss !== undefined) this.recordValidation({ step: m.step, tokens: m.tokens, wallS: m.elapsedS, loss: m.evalLoss });
-    if (options.experts) this.experts = appendExpertCounts(this.experts, this.config.model, m);
+    this.log.append(m, options);
   }
 
   /** Adds a validation point, keeping the series ordered by step (a repeated step replaces). */
-  recordValidation(point: { step: number; tokens: number; wallS: number; loss: number }): void {
-    const v = this.validation;
-    let at = v.step.findIndex((s) => s >= point.step);
-    if (at === -1) at = v.step.length;
-    const replace = v.step[at] === point.step ? 1 : 0;
-    for (const key of VALIDATION_COLUMNS) v[key].splice(at, replace, point[key]);
+  recordValidation(point: ValidationPoint): void {
+    this.log.recordValidation(point);
   }
 
   /** Forgets everything after `step` (a trainer resumed from an earlier checkpoint continues from there). */
   truncate(step: number): void {
-    const keepTrain = this.train.step.filter((s) => s <= step).length;
-    for (const key of TRAIN_COLUMNS) this.train[key].length = keepTrain;
-    const keepValidation = this.validation.step.filter((s) => s <= step).length;
-    for (const key of VALIDATION_COLUMNS) this.validation[key].length = keepValidation;
-    if (this.experts) {
-      const keep = this.experts.step.filter((s) => s <= step).length;
-      for (const series of [this.experts.step, this.experts.counts, this.experts.dropped ?? []]) series.length = keep;
-    }
+    this.log.truncate(step);
   }
 
   /** Writes run.json, the two Arrow files and run.mambalab.json (each replaced atomically). */
@@ -281,18 +240,15 @@ export class Run {
     writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
   }
 
-  /** The run as the display schema's run object. */
+  /** The run as the display schema's run object (a copy: the run goes on logging). */
   toDoc(): RunDoc {
-    const copy = <K extends string>(c: Record<K, number[]>) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, [...(v as number[])]])) as Record<K, number[]>;
     return {
       id: this.id,
       name: this.name,
       status: this.status,
       model: this.model,
       flopsPerToken: trainingFlopsPerToken(this.config.model),
-      train: copy(this.train),
-      ...(this.validation.step.length > 0 ? { validation: copy(this.validation) } : {}),
-      ...(this.experts && this.experts.step.length > 0 ? { experts: structuredClone(this.experts) } : {}),
+      ...this.log.toSeries(),
     };
   }
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import { loadRun, removeRunFiles, Run, RUN_FILE } from './runs.js';
-import { TrainingInterrupted, type FitResult, type StepMetrics, type Trainer } from './trainer.js';
+import type { StepMetrics } from './metrics.js';
+import { TrainingInterrupted, type FitResult, type Trainer } from './trainer.js';
 
 export interface TrainRunOptions {
   steps: number;

@@ -8,6 +8,7 @@ import type { SamplerState, TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
+import type { StepMetrics } from './metrics.js';
 import { lrAt } from './schedule.js';
 
 export interface TrainerOptions {
@@ -44,29 +45,6 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   seqLen: 128,
   seed: 0,
 };
-
-export interface StepMetrics {
-  step: number;
-  /** Mean next-token cross-entropy (what the papers plot). */
-  loss: number;
-  /** Load-balancing loss (weighted) added to the objective; 0 without switch routers. */
-  auxLoss: number;
-  /** Per MoE layer, tokens routed to each expert this step (empty without MoE layers). */
-  experts: number[][];
-  /** Per MoE layer, assignments dropped over capacity. */
-  dropped: number[];
-  lr: number;
-  gradNorm: number;
-  /** The GPU replayed this step as a captured CUDA graph (see README, "CUDA backend"). */
-  cudaGraph: boolean;
-  /** Tokens trained on so far (inputs, batchSize × seqLen per step). */
-  tokens: number;
-  tokensPerS: number;
-  /** Seconds since this trainer's first step. */
-  elapsedS: number;
-  /** Validation loss, on steps where fit() evaluated. */
-  evalLoss?: number;
-}
 
 export interface FitOptions {
   steps: number;

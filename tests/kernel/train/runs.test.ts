@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import { inspect } from 'node:util';
 
 import { tableFromIPC } from 'apache-arrow';
+import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
 import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
-import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
 import { trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
@@ -69,6 +69,7 @@ test('an MoE run records tokens per expert every few steps, with its active para
   const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
   assert.equal(schemaErrors(doc), '');
   assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'experts']);
+  assert.deepEqual(doc.runs[0].experts.balance, expertBalance(e), 'the file carries the balance for the extension to draw');
   const counts = model.parameterCount();
   assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
   assert.ok(counts.active < counts.nonEmbedding);

@@ -1,17 +1,31 @@
+// ema(): the smoothing that the kernel measures savings on and the lab extension draws.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emaPerStep } from '../../labextension/src/ema.js';
+
+import { ema } from '../../contract/src/ema.js';
+import { smoothedExponential } from '../support/ema-closed-form.js';
 
 test('alpha 0 returns the raw values', () => {
-  assert.deepEqual(emaPerStep([0, 1, 2], [3, 1, 2], 0), [3, 1, 2]);
+  assert.deepEqual(ema([0, 1, 2], [3, 1, 2], 0), [3, 1, 2]);
 });
 
 test('the first smoothed value is the first value (debiased, no ramp from zero)', () => {
-  assert.equal(emaPerStep([0, 1], [5, 7], 0.001)[0], 5);
+  assert.equal(ema([0, 1], [5, 7], 0.001)[0], 5);
+});
+
+test('its closed form on an exponential sequence; alpha 1 is the raw values', () => {
+  const [c, A, r, alpha] = [3, 5, 0.97, 0.05];
+  const xs = Array.from({ length: 300 }, (_, n) => c + A * r ** n);
+  const steps = xs.map((_, n) => n + 1);
+  ema(steps, xs, alpha).forEach((value, n) => {
+    const expected = smoothedExponential(c, A, r, alpha, n);
+    assert.ok(Math.abs(value - expected) <= 1e-12 * expected, `s_${n}: ${value} vs ${expected}`);
+  });
+  assert.deepEqual(ema(steps, xs, 1), xs);
 });
 
 test('a constant series stays constant', () => {
-  for (const value of emaPerStep([0, 10, 20, 30, 1000], [4, 4, 4, 4, 4], 0.01)) assert.ok(Math.abs(value - 4) < 1e-12);
+  for (const value of ema([0, 10, 20, 30, 1000], [4, 4, 4, 4, 4], 0.01)) assert.ok(Math.abs(value - 4) < 1e-12);
 });
 
 test('every step logged: the classic debiased EMA', () => {
@@ -24,7 +38,7 @@ test('every step logged: the classic debiased EMA', () => {
     weight = (1 - alpha) * weight + alpha;
     return mean / weight;
   });
-  const got = emaPerStep([0, 1, 2, 3], values, alpha);
+  const got = ema([0, 1, 2, 3], values, alpha);
   got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-12, `${v} vs ${expected[i]}`));
 });
 
@@ -43,13 +57,13 @@ test('logging every k steps gives the same curve as logging every step of a piec
       full.push(v);
     }
   });
-  const smoothFull = emaPerStep(fullSteps, full, 0.05);
-  const smoothLogged = emaPerStep(steps, logged, 0.05);
+  const smoothFull = ema(fullSteps, full, 0.05);
+  const smoothLogged = ema(steps, logged, 0.05);
   steps.forEach((s, i) => assert.ok(Math.abs(smoothLogged[i]! - smoothFull[s]!) < 1e-9, `step ${s}: ${smoothLogged[i]} vs ${smoothFull[s]}`));
 });
 
 test('non-finite values are skipped, not propagated', () => {
-  const out = emaPerStep([0, 1, 2, 3], [Number.NaN, 2, Number.POSITIVE_INFINITY, 2], 0.5);
+  const out = ema([0, 1, 2, 3], [Number.NaN, 2, Number.POSITIVE_INFINITY, 2], 0.5);
   assert.ok(Number.isNaN(out[0]!));
   assert.deepEqual(out.slice(1), [2, 2, 2]);
 });

@@ -1,4 +1,4 @@
-// The example bundles in kernel/schema/examples are valid against the display schema (checked
+// The example documents in contract/schema/examples are valid against the display schema (checked
 // with ajv directly, independently of the extension's own parser), and cover every plot kind.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 
-const schemaDir = join(import.meta.dirname, '..', '..', 'kernel', 'schema');
+import { expertBalance } from '../../contract/src/balance.js';
+import type { DisplayDoc } from '../../contract/src/schema.js';
+
+const schemaDir = join(import.meta.dirname, '..', '..', 'contract', 'schema');
 const schema = JSON.parse(readFileSync(join(schemaDir, 'mambalab.v1.schema.json'), 'utf8'));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 const examples = readdirSync(join(schemaDir, 'examples')).filter((name) => name.endsWith('.json'));
@@ -24,6 +27,20 @@ for (const name of examples) {
     assert.ok(ok, JSON.stringify(validate.errors, null, 2));
   });
 }
+
+test("the experts example carries the balance the kernel computes from its counts (to 4 digits)", () => {
+  const run = (load('experts.json') as unknown as DisplayDoc).runs[0]!;
+  const { balance, ...counts } = run.experts!;
+  const expected = expertBalance(counts);
+  for (const name of ['tokens', 'maxOverMean', 'cv', 'droppedFraction'] as const) {
+    balance![name].forEach((row, i) =>
+      row.forEach((value, l) => {
+        const want = expected[name][i]![l]!;
+        assert.ok(value === want || Math.abs(value! - want!) <= 5e-5, `${name}[${i}][${l}]: ${value} vs ${want}`);
+      }),
+    );
+  }
+});
 
 test('the schema rejects what it should (so the checks above can fail)', () => {
   const bundle = load('loss.json');

@@ -3,10 +3,11 @@
 // step, 100k steps; final smoothed losses Transformer 3.66, Mamba 3.51, MoE-Mamba 3.41, and
 // MoE-Mamba reaching Mamba's final loss at ~46% of the steps) and 8 MoE layers × 32 experts.
 // Synthetic but deterministic (seeded), so the files only change when this script does.
-//   node --import tsx kernel/schema/examples/make-examples.ts
+//   node --import tsx contract/schema/examples/make-examples.ts
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { emaPerStep } from '../../../labextension/src/ema.js';
+import { expertBalance } from '../../src/balance.js';
+import { ema } from '../../src/ema.js';
 
 const here = import.meta.dirname;
 const STEPS = 100_000;
@@ -99,8 +100,8 @@ function firstAt(positions: number[], smoothed: number[], level: number): number
 }
 
 function comparison(baseline: Train, candidate: Train, axis: 'step' | 'tokens'): Record<string, unknown> {
-  const b = emaPerStep(baseline.step, baseline.loss, ALPHA);
-  const c = emaPerStep(candidate.step, candidate.loss, ALPHA);
+  const b = ema(baseline.step, baseline.loss, ALPHA);
+  const c = ema(candidate.step, candidate.loss, ALPHA);
   const final = round(b[b.length - 1]!, 4);
   const baselineAt = baseline[axis][baseline[axis].length - 1]!;
   const reaches = firstAt(candidate[axis], c, final);
@@ -155,7 +156,11 @@ function expertCounts(recordEvery: number): Record<string, unknown> {
     counts.push(table);
     dropped.push(droppedRow);
   }
-  return { layers, numExperts: NUM_EXPERTS, step, counts, dropped };
+  const experts = { layers, numExperts: NUM_EXPERTS, step, counts, dropped };
+  // What the kernel sends beside the counts, to 4 digits so the file stays readable.
+  const fourDigits = (table: Array<Array<number | null>>) => table.map((row) => row.map((v) => (v === null ? null : round(v, 4))));
+  const { tokens, maxOverMean, cv, droppedFraction } = expertBalance(experts);
+  return { ...experts, balance: { tokens, maxOverMean: fourDigits(maxOverMean), cv: fourDigits(cv), droppedFraction: fourDigits(droppedFraction) } };
 }
 
 /** JSON with each array of numbers on one line: readable, and diffs stay small. */
