@@ -50,6 +50,8 @@ export interface NativeMetrics {
   experts: { counts: number[]; dropped: number }[];
   /** The step replayed a captured CUDA graph (false on the CPU and for eager GPU steps). */
   cudaGraph: boolean;
+  /** A training step whose loss or gradient norm was not finite: no weight or moment changed. */
+  skipped: boolean;
 }
 
 export interface NativeParameter {
@@ -75,7 +77,8 @@ export interface NativeModel {
   write(name: string, slot: Slot, values: Float32Array | Float64Array): void;
   evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
   lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
-  trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer): Promise<NativeMetrics>;
+  /** One optimizer step; the batch's rows split into `microBatches` equal micro-batches whose gradients accumulate (default 1). */
+  trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer, microBatches?: number): Promise<NativeMetrics>;
 }
 
 export interface NativeAddon {

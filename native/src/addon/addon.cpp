@@ -153,6 +153,7 @@ Napi::Object metrics_object(Napi::Env env, const ml::StepMetrics& m) {
   }
   out.Set("experts", experts);
   out.Set("cudaGraph", m.cuda_graph);
+  out.Set("skipped", m.skipped);
   return out;
 }
 
@@ -340,12 +341,15 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
-  // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip})
+  // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip}, microBatches = 1)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto batch = std::make_shared<Batch>(batch_args(info));
     if (info.Length() < 5 || !info[3].IsNumber() || !info[4].IsObject())
       throw Napi::TypeError::New(env, "trainStep: expected lr: number and an optimizer object after the batch");
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNumber())
+      throw Napi::TypeError::New(env, "trainStep: microBatches must be a number");
+    const int64_t micro_batches = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() : 1;
     const double lr = info[3].As<Napi::Number>().DoubleValue();
     const Napi::Object o = info[4].As<Napi::Object>();
     const ml::OptimizerConfig opt = guard(env, [&] {
@@ -355,7 +359,10 @@ class Model final : public Napi::ObjectWrap<Model> {
     auto metrics = std::make_shared<ml::StepMetrics>();
     auto rt = runtime_;
     return launch(
-        env, [=] { *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt); },
+        env,
+        [=] {
+          *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt, micro_batches);
+        },
         [=](Napi::Env env) { return metrics_object(env, *metrics); });
   }
 

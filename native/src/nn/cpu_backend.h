@@ -1,6 +1,7 @@
 // The CPU backend: every op's multi-threaded reference (ops/<op>/cpu.cpp) in T, float or
 // double; master weights and activations are the same T, so there is no compute copy.
 #pragma once
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -152,14 +153,15 @@ class CpuBackend {
     cpu::cross_entropy_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);
   }
 
-  // The optimizer. norm_coef[0] = the gradient norm, [1] = the clipping coefficient.
-  void clip_coefficient(T* grads, int64_t n, double max_norm, double* norm_coef) const {
-    const double norm = cpu::global_norm<T>({{grads, n}});
-    norm_coef[0] = norm;
-    norm_coef[1] = max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+  // The optimizer (ops/grad_clip's clip_coefficient): norm_coef[0] = the gradient norm, [1] =
+  // the coefficient adamw applies, NaN when the step must be skipped.
+  void clip_coefficient(T* grads, int64_t n, double max_norm, double scale, const double* loss,
+                        double* norm_coef) const {
+    cpu::clip_coefficient<T>({{grads, n}}, max_norm, scale, loss, norm_coef, norm_coef + 1);
   }
   void adamw(const cpu::AdamWParams& hp, const std::vector<OptimizerTensor<T, T>>& tensors,
              const double* norm_coef) const {
+    if (!std::isfinite(norm_coef[1])) return;  // a skipped step changes nothing
     const T scale = T(norm_coef[1]);
     for (const auto& t : tensors) {
       // Clipping scales the gradients in place, as torch's clip_grad_norm_ does.

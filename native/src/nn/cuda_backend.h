@@ -184,10 +184,11 @@ class CudaBackend {
     cuda::cross_entropy_backward<T>(chunked(d), h, embedding, targets, lse, float(dloss), dh, dembedding, stream_);
   }
 
-  // The optimizer, with no host synchronisation. norm_coef[0] = the gradient norm, [1] = the
-  // clipping coefficient that adamw applies.
-  void clip_coefficient(float* grads, int64_t n, double max_norm, float* norm_coef) const {
-    cuda::clip_coefficient({{grads, n}}, max_norm, norm_coef, norm_coef + 1, stream_);
+  // The optimizer, with no host synchronisation (ops/grad_clip's clip_coefficient): norm_coef[0]
+  // = the gradient norm, [1] = the coefficient adamw applies, NaN when the step must be skipped.
+  void clip_coefficient(float* grads, int64_t n, double max_norm, double scale, const float* loss,
+                        float* norm_coef) const {
+    cuda::clip_coefficient({{grads, n}}, max_norm, scale, loss, norm_coef, norm_coef + 1, stream_);
   }
   void adamw(const cpu::AdamWParams& hp, const std::vector<OptimizerTensor<float, T>>& tensors,
              const float* norm_coef) const;

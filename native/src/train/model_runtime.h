@@ -3,6 +3,7 @@
 // outlive every buffer whose work it carries). Out-of-memory errors name the config and an
 // estimate of what it needs.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,8 +67,9 @@ class ModelRuntime final : public Runtime {
   }
 
   StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
-                         const OptimizerConfig& opt) override {
-    return guarded(batch, len_plus_one, [&] { return step_.run(tokens, batch, len_plus_one, lr, opt); });
+                         const OptimizerConfig& opt, int64_t micro_batches) override {
+    return guarded(batch / std::max<int64_t>(micro_batches, 1), len_plus_one,
+                   [&] { return step_.run(tokens, batch, len_plus_one, lr, opt, micro_batches); });
   }
 
   int64_t steps_done() const override { return step_.steps_done(); }

@@ -6,6 +6,7 @@
 // replay it (AdamW, whose learning rate and bias corrections change every step, stays a few
 // eager launches). A model that reads values on the host mid-step (dropless MoE) runs eagerly.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct StepMetrics {
   double grad_norm;  // before clipping
   std::vector<ExpertCounts> experts;  // one per MoE layer, in layer order
   bool cuda_graph = false;            // the step replayed a captured CUDA graph
+  bool skipped = false;               // loss or gradient norm not finite: nothing was changed
 };
 
 template <class B>
@@ -40,29 +42,19 @@ class TrainStep {
   TrainStep(LanguageModel<B>& model, bool use_graphs)
       : model_(model), use_graphs_(use_graphs && B::kGraphs), norm_coef_(2, "gradient norm") {}
 
-  StepMetrics run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr, const OptimizerConfig& opt) {
-    const B& b = model_.backend();
-    ParamStore<B>& params = model_.params();
-    model_.upload(tokens, batch, len_plus_one);
-    if constexpr (B::kGraphs) {
-      const int64_t generation = model_.buffers_generation();
-      replayed_ = graph_ && graph_generation_ == generation && graph_clip_ == opt.grad_clip;
-      if (!replayed_ && use_graphs_ && !capture_refused_ && warm_generation_ == generation &&
-          warm_clip_ == opt.grad_clip && model_.capturable()) {
-        graph_ = b.capture([&] { gradients(opt.grad_clip); });
-        graph_generation_ = generation, graph_clip_ = opt.grad_clip;
-        replayed_ = bool(graph_);
-        capture_refused_ = !graph_;  // the same work would be refused again: stay eager
-      }
-    }
-    if (replayed_) {
-      if constexpr (B::kGraphs) b.launch(graph_);
-    } else {
-      gradients(opt.grad_clip);
-      warm_generation_ = model_.buffers_generation(), warm_clip_ = opt.grad_clip;
-    }
-
+  // One optimizer step on `batch` rows of tokens (batch, len + 1), as `micro_batches` equal
+  // micro-batches whose gradients accumulate and are averaged: the same update as one pass over
+  // the whole batch, in a fraction of the activation memory. A step whose loss or gradient norm
+  // is not finite changes nothing (StepMetrics::skipped) and does not count.
+  StepMetrics run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr, const OptimizerConfig& opt,
+                  int64_t micro_batches = 1) {
+    ML_CHECK(micro_batches >= 1 && batch % micro_batches == 0, "train step: ", micro_batches,
+             " micro-batches must divide the batch of ", batch, " rows");
+    StepMetrics m = micro_batches == 1 ? gradients_of_batch(tokens, batch, len_plus_one, opt.grad_clip)
+                                       : gradients_of_micro_batches(tokens, batch, len_plus_one, opt.grad_clip,
+                                                                    micro_batches);
     ++steps_done_;
+    ParamStore<B>& params = model_.params();
     std::vector<OptimizerTensor<typename B::Real, typename B::Act>> tensors;
     tensors.reserve(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
@@ -71,8 +63,20 @@ class TrainStep {
                          p.weight_decay ? opt.weight_decay : 0.0,
                          ParamStore<B>::kComputeCopy ? params.compute(i) : nullptr});
     }
-    b.adamw({lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, steps_done_}, tensors, norm_coef_.get());
-    StepMetrics m = read_metrics(true);
+    if (!m.skipped)
+      model_.backend().adamw({lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, steps_done_}, tensors,
+                             norm_coef_.get());
+    if (micro_batches == 1) {
+      m = read_metrics(true);  // waits for the step
+    } else {
+      Stat norm = 0;
+      model_.backend().copy_to_host(&norm, norm_coef_.get(), sizeof(Stat));
+      model_.backend().sync();
+      m.grad_norm = double(norm);
+    }
+    // The optimizer skipped a step it was given a non-finite loss or norm for (a NaN coefficient).
+    m.skipped = m.skipped || !std::isfinite(m.loss) || !std::isfinite(m.grad_norm);
+    if (m.skipped) --steps_done_;
     m.cuda_graph = replayed_;
     return m;
   }
@@ -108,12 +112,71 @@ class TrainStep {
  private:
   // Zero-grad, forward, backward and the clipping coefficient: the part a graph replays.
   void gradients(double grad_clip) {
-    ParamStore<B>& params = model_.params();
     model_.zero_grad();
     model_.forward_uploaded(true);
     model_.backward();
-    // One span covers every gradient: the padding between tensors stays zero.
-    model_.backend().clip_coefficient(params.grads(), params.total(), grad_clip, norm_coef_.get());
+    clip(grad_clip, 1.0, model_.loss());
+  }
+
+  // One span covers every gradient: the padding between tensors stays zero.
+  void clip(double grad_clip, double scale, const Stat* loss) {
+    ParamStore<B>& params = model_.params();
+    model_.backend().clip_coefficient(params.grads(), params.total(), grad_clip, scale, loss, norm_coef_.get());
+  }
+
+  // The whole batch at once: replayed as a CUDA graph once the shape has run eagerly.
+  StepMetrics gradients_of_batch(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double grad_clip) {
+    const B& b = model_.backend();
+    model_.upload(tokens, batch, len_plus_one);
+    if constexpr (B::kGraphs) {
+      const int64_t generation = model_.buffers_generation();
+      replayed_ = graph_ && graph_generation_ == generation && graph_clip_ == grad_clip;
+      if (!replayed_ && use_graphs_ && !capture_refused_ && warm_generation_ == generation &&
+          warm_clip_ == grad_clip && model_.capturable()) {
+        graph_ = b.capture([&] { gradients(grad_clip); });
+        graph_generation_ = generation, graph_clip_ = grad_clip;
+        replayed_ = bool(graph_);
+        capture_refused_ = !graph_;  // the same work would be refused again: stay eager
+      }
+    }
+    if (replayed_) {
+      if constexpr (B::kGraphs) b.launch(graph_);
+    } else {
+      gradients(grad_clip);
+      warm_generation_ = model_.buffers_generation(), warm_clip_ = grad_clip;
+    }
+    return {};  // the metrics are read after the optimizer
+  }
+
+  // Micro-batch after micro-batch, eagerly: gradients accumulate, each pass's metrics are read
+  // back (averaged losses, summed expert counts) and the coefficient averages the gradients.
+  StepMetrics gradients_of_micro_batches(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double grad_clip,
+                                         int64_t micro_batches) {
+    replayed_ = false;
+    const int64_t rows = batch / micro_batches;
+    StepMetrics total{0, 0, 0, {}};
+    for (int64_t i = 0; i < micro_batches; ++i) {
+      model_.upload(tokens + i * rows * len_plus_one, rows, len_plus_one);
+      if (i == 0) model_.zero_grad();
+      model_.forward_uploaded(true);
+      model_.backward();
+      const StepMetrics part = read_metrics(false);
+      total.loss += part.loss / double(micro_batches);
+      total.aux_loss += part.aux_loss / double(micro_batches);
+      if (i == 0) {
+        total.experts = part.experts;
+        continue;
+      }
+      for (size_t l = 0; l < part.experts.size(); ++l) {
+        auto& sum = total.experts[l];
+        for (size_t e = 0; e < sum.counts.size(); ++e) sum.counts[e] += part.experts[l].counts[e];
+        sum.dropped += part.experts[l].dropped;
+      }
+    }
+    // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
+    total.skipped = !std::isfinite(total.loss);
+    clip(grad_clip, 1.0 / double(micro_batches), nullptr);
+    return total;
   }
 
   LanguageModel<B>& model_;

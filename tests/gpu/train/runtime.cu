@@ -106,8 +106,8 @@ NATIVE_TEST(cuda_train_steps_match_cpu) {
   Errors errors(1e-4);
   for (int step = 0; step < 5; ++step) {
     const auto tokens = random_tokens(40 + step, 2 * 65, config.vocab_size);
-    const auto want = cpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
-    const auto got = gpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
+    const auto want = cpu->train_step(tokens.data(), 2, 65, 3e-3, opt, 1);
+    const auto got = gpu->train_step(tokens.data(), 2, 65, 3e-3, opt, 1);
     errors.add("loss " + std::to_string(step), {got.loss}, {want.loss});
     errors.add("grad norm " + std::to_string(step), {got.grad_norm}, {want.grad_norm});
   }
@@ -126,7 +126,7 @@ NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
     auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
     for (int step = 0; step < 4; ++step) {
       const auto tokens = random_tokens(70 + step, 4 * 129, config.vocab_size);
-      losses[run].push_back(float(rt->train_step(tokens.data(), 4, 129, 1e-3, {}).loss));
+      losses[run].push_back(float(rt->train_step(tokens.data(), 4, 129, 1e-3, {}, 1).loss));
     }
     for (const auto& p : rt->params()) {
       const auto v = read(*rt, p, ml::Slot::Value);
@@ -140,6 +140,69 @@ NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
   return mltest::str("4 steps, ", weights[0].size(), " weights bit-identical; last loss ", losses[0].back());
 }
 
+// K micro-batches make one batch's update on the GPU too (fp32, deterministic: to rounding).
+NATIVE_TEST(cuda_train_step_micro_batches_match_one_batch) {
+  const auto config = lm_config({{'M'}, {'F'}});
+  const auto tokens = random_tokens(61, 8 * 65, config.vocab_size);
+  ml::OptimizerConfig opt;
+  opt.grad_clip = 0.05;
+  std::vector<std::vector<float>> weights;
+  for (const int64_t k : {1, 2, 4}) {
+    auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::FP32));
+    const auto m = rt->train_step(tokens.data(), 8, 65, 1e-2, opt, k);
+    EXPECT(!m.skipped && rt->steps_done() == 1, "k=", k, ": skipped or not counted");
+    weights.emplace_back();
+    for (const auto& p : rt->params()) {
+      const auto v = read(*rt, p, ml::Slot::Value);
+      weights.back().insert(weights.back().end(), v.begin(), v.end());
+    }
+  }
+  Errors errors(1e-6);
+  for (size_t k = 1; k < weights.size(); ++k)
+    errors.add(mltest::str("weights, ", 1 << k, " micro-batches"), {weights[k].begin(), weights[k].end()},
+               {weights[0].begin(), weights[0].end()});
+  return errors.report();
+}
+
+// A non-finite step is skipped on the device, replayed graph or not: no weight or moment
+// changes, and the step does not count.
+NATIVE_TEST(cuda_train_step_skips_non_finite_steps) {
+  const auto config = lm_config({{'M'}, {'E'}, {'M'}});
+  auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16));
+  const auto tokens = random_tokens(62, 4 * 65, config.vocab_size);
+  for (int step = 0; step < 3; ++step) rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);  // captured by now
+  const auto params = rt->params();
+  const auto& embedding = params.front();
+  auto poisoned = read(*rt, embedding, ml::Slot::Value);
+  const float kept = poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])];
+  poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])] = NAN;
+  rt->write(embedding.name, ml::Slot::Value, poisoned.data(), poisoned.size() * sizeof(float));
+  auto state = [&] {
+    std::vector<float> all;
+    for (const auto& p : params)
+      for (const auto slot : {ml::Slot::Value, ml::Slot::FirstMoment, ml::Slot::SecondMoment}) {
+        const auto v = read(*rt, p, slot);
+        all.insert(all.end(), v.begin(), v.end());
+      }
+    return all;
+  };
+  const auto before = state();
+  int replayed = 0;
+  for (int step = 0; step < 3; ++step) {
+    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
+    EXPECT(m.skipped && !std::isfinite(m.loss), "step ", step, ": a NaN loss was applied");
+    replayed += m.cuda_graph;
+  }
+  const auto after = state();
+  EXPECT(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0, "skipped steps changed state");
+  EXPECT(rt->steps_done() == 3, "skipped steps counted: ", rt->steps_done());
+  poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])] = kept;
+  rt->write(embedding.name, ml::Slot::Value, poisoned.data(), poisoned.size() * sizeof(float));
+  const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
+  EXPECT(!m.skipped && std::isfinite(m.loss) && rt->steps_done() == 4, "the next finite step runs and counts");
+  return mltest::str("3 NaN steps skipped (", replayed, " replayed graphs), state unchanged");
+}
+
 NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
   auto config = lm_config({{'M'}});
   config.d_model = config.mamba.d_model = 1024;
@@ -147,7 +210,7 @@ NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
   const int64_t batch = 2048, len1 = 4097;  // 8M tokens: ~250 GiB of activations for one layer
   const std::vector<int32_t> tokens(size_t(batch * len1), 1);
   try {
-    rt->train_step(tokens.data(), batch, len1, 1e-3, {});
+    rt->train_step(tokens.data(), batch, len1, 1e-3, {}, 1);
   } catch (const ml::Error& e) {
     const std::string what = e.what();
     EXPECT(what.find("out of GPU memory") == 0 && what.find("d_model 1024") != std::string::npos &&
@@ -155,7 +218,7 @@ NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
            "message: ", what);
     // The model still works after the failure.
     const std::vector<int32_t> small(2 * 9, 3);
-    const auto m = rt->train_step(small.data(), 2, 9, 1e-3, {});
+    const auto m = rt->train_step(small.data(), 2, 9, 1e-3, {}, 1);
     EXPECT(std::isfinite(m.loss), "loss after out-of-memory ", m.loss);
     return what.substr(0, 200);
   }
@@ -178,7 +241,7 @@ Trace train_with_evaluation(const ml::ModelConfig& config, bool graphs) {
   Trace t;
   for (int step = 0; step < 6; ++step) {
     const auto tokens = random_tokens(90 + step, 4 * 65, config.vocab_size);
-    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {});
+    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
     t.losses.push_back(float(m.loss));
     t.replayed.push_back(m.cuda_graph);
     if (step == 2) t.losses.push_back(float(rt->evaluate(tokens.data(), 4, 65).loss));
