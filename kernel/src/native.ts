@@ -23,6 +23,14 @@ export interface NativeModelOptions {
   deterministic?: boolean;
 }
 
+/** Device memory a training step needs, in bytes: weights with gradients and AdamW state, kept activations, scratch. */
+export interface MemoryEstimate {
+  weights: number;
+  activations: number;
+  transient: number;
+  total: number;
+}
+
 /** The engine's GPU allocator, in bytes (all 0 without a GPU). */
 export interface GpuMemory {
   inUse: number;
@@ -84,6 +92,8 @@ export interface NativeModel {
 export interface NativeAddon {
   Model: new (config: NativeModelConfig, dtype: DType, options?: NativeModelOptions) => NativeModel;
   gpuMemory(): GpuMemory;
+  /** The engine's estimate of one training step's device memory, in bytes (computeBytes: 2 for bf16, 4 for fp32). */
+  estimateTrainingMemory(config: NativeModelConfig, paramCount: number, batch: number, seqLen: number, computeBytes: number): MemoryEstimate;
   resetPeakGpuMemory(): void;
   info(): { threads: number; backends: string[]; gpu: NativeGpuInfo };
 }

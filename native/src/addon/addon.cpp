@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/gpu.h"
 #include "core/parallel.h"
+#include "train/memory.h"
 #include "train/runtime.h"
 
 namespace {
@@ -406,11 +407,36 @@ Napi::Value ResetPeakGpuMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// estimateTrainingMemory(config, paramCount, batch, seqLen, computeBytes): train/memory.h's
+// estimate of a training step's device memory, in bytes.
+Napi::Value EstimateTrainingMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsObject() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber())
+    throw Napi::TypeError::New(env, "estimateTrainingMemory(config, paramCount, batch, seqLen, computeBytes)");
+  const ml::MemoryEstimate e = [&] {
+    try {
+      const auto number = [&](size_t i) { return info[i].As<Napi::Number>().Int64Value(); };
+      return ml::estimate_training_memory(parse_config(info[0].As<Napi::Object>()), number(1), number(2), number(3),
+                                          number(4));
+    } catch (const std::exception& error) {
+      throw Napi::Error::New(env, error.what());
+    }
+  }();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("weights", e.weights);
+  out.Set("activations", e.activations);
+  out.Set("transient", e.transient);
+  out.Set("total", e.total());
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("gpuMemory", Napi::Function::New(env, GpuMemory));
   exports.Set("resetPeakGpuMemory", Napi::Function::New(env, ResetPeakGpuMemory));
+  exports.Set("estimateTrainingMemory", Napi::Function::New(env, EstimateTrainingMemory));
   return exports;
 }
 
