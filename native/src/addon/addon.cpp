@@ -101,6 +101,11 @@ ml::ModelConfig parse_config(const Napi::Object& c) {
   cfg.moe.router.sinkhorn_tol = get_double(c, "sinkhornTol");
   cfg.moe.router.sinkhorn_max_iter = get_int(c, "sinkhornMaxIter");
   cfg.moe.router_bias = get_bool(c, "routerBias");
+  cfg.attention.heads = get_int(c, "nHeads");
+  cfg.attention.kv_heads = get_int(c, "nKvHeads");
+  cfg.attention.rope = get_bool(c, "rope");
+  cfg.attention.rope_theta = get_double(c, "ropeTheta");
+  cfg.max_positions = get_int(c, "maxPositions");
   return cfg;
 }
 

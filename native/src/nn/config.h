@@ -39,8 +39,17 @@ struct MoeConfig {
   bool router_bias = false;
 };
 
+// Causal self-attention (nn/attention.h): heads of d_model / heads dimensions, kv_heads key and
+// value heads shared by groups of query heads (GQA), rotary position embeddings optional.
+struct AttentionConfig {
+  int64_t heads = 8;
+  int64_t kv_heads = 8;
+  bool rope = false;
+  double rope_theta = 10000;
+};
+
 // One layer of the residual stream: a kind, or a parallel group of distinct kinds whose
-// outputs are summed. M Mamba mixer, E mixture of experts, F dense MLP.
+// outputs are summed. M Mamba mixer, E mixture of experts, F dense MLP, A attention.
 using LayerSpec = std::vector<char>;
 
 struct ModelConfig {
@@ -53,6 +62,8 @@ struct ModelConfig {
   MambaConfig mamba;
   FfnConfig mlp;  // 'F' layers
   MoeConfig moe;  // 'E' layers
+  AttentionConfig attention;  // 'A' layers
+  int64_t max_positions = 0;  // > 0: learned absolute position embeddings for up to this many tokens
 
   int64_t padded_vocab() const {
     return (vocab_size + pad_vocab_multiple - 1) / pad_vocab_multiple * pad_vocab_multiple;

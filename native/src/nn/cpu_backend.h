@@ -10,6 +10,7 @@
 #include "../ops/a_log/a_log.h"
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
+#include "../ops/attention/attention.h"
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
@@ -20,6 +21,7 @@
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
 #include "../ops/rmsnorm/rmsnorm.h"
+#include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
 #include "../ops/selective_scan/selective_scan.h"
 #include "../ops/swiglu/swiglu.h"
@@ -101,6 +103,22 @@ class CpuBackend {
     cpu::selective_scan_backward<T>(d, in, dout, g);
   }
 
+  // Attention.
+  void check_attention_shape(int64_t) const {}
+  void rope_forward(const cpu::RopeDims& d, double base, const T* x, T* y) const {
+    cpu::rope_forward<T>(d, base, x, y);
+  }
+  void rope_backward(const cpu::RopeDims& d, double base, const T* dy, T* dx) const {
+    cpu::rope_backward<T>(d, base, dy, dx);
+  }
+  void attention_forward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, T* out, T* lse) const {
+    cpu::attention_forward<T>(d, q, k, v, out, lse);
+  }
+  void attention_backward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, const T* out, const T* lse,
+                          const T* dout, T* dq, T* dk, T* dv) const {
+    cpu::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv);
+  }
+
   // Mixture of experts.
   void route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
                      Routing& r) const {
@@ -148,8 +166,8 @@ class CpuBackend {
                              double* loss) const {
     *loss = cpu::cross_entropy_forward<T>(d, h, embedding, targets, lse);
   }
-  void cross_entropy_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets, const T* lse,
-                              double dloss, T* dh, T* dembedding) const {
+  void cross_entropy_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
+                              const T* lse, double dloss, T* dh, T* dembedding) const {
     cpu::cross_entropy_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);
   }
 

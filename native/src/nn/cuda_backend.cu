@@ -51,6 +51,12 @@ void CudaBackend<T>::check_mamba_shape(int64_t d_conv, int64_t d_state) const {
 }
 
 template <typename T>
+void CudaBackend<T>::check_attention_shape(int64_t head_dim) const {
+  ML_CHECK(head_dim <= 128, "attention (cuda): the head dimension (d_model / heads) must be at most 128, got ",
+           head_dim);
+}
+
+template <typename T>
 cpu::HeadDims CudaBackend<T>::chunked(cpu::HeadDims d) {
   const int64_t cols = std::max<int64_t>(256, (int64_t{1} << 27) / std::max<int64_t>(d.rows, 1)) / 8 * 8;
   d.chunk = std::min(cols, d.vocab);

@@ -14,6 +14,7 @@
 #include "../ops/a_log/a_log.h"
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
+#include "../ops/attention/attention.h"
 #include "../ops/cast/cast.h"
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/cross_entropy/cross_entropy.h"
@@ -25,6 +26,7 @@
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
 #include "../ops/rmsnorm/rmsnorm.h"
+#include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
 #include "../ops/selective_scan/selective_scan.h"
 #include "../ops/swiglu/swiglu.h"
@@ -127,6 +129,22 @@ class CudaBackend {
   void scan_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T* dout, const float* checkpoints,
                      const ScanGrads<T, float>& g) const {
     cuda::selective_scan_backward<T>(d, in, dout, checkpoints, g, scan_, stream_);
+  }
+
+  // Attention.
+  void check_attention_shape(int64_t head_dim) const;
+  void rope_forward(const cpu::RopeDims& d, double base, const T* x, T* y) const {
+    cuda::rope_forward<T>(d, base, x, y, stream_);
+  }
+  void rope_backward(const cpu::RopeDims& d, double base, const T* dy, T* dx) const {
+    cuda::rope_backward<T>(d, base, dy, dx, stream_);
+  }
+  void attention_forward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, T* out, float* lse) const {
+    cuda::attention_forward<T>(d, q, k, v, out, lse, stream_);
+  }
+  void attention_backward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, const T* out,
+                          const float* lse, const T* dout, T* dq, T* dk, T* dv) const {
+    cuda::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv, stream_);
   }
 
   // Mixture of experts.

@@ -12,6 +12,7 @@
 
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
+#include "attention.h"
 #include "config.h"
 #include "layer.h"
 #include "mamba.h"
@@ -39,7 +40,11 @@ class LanguageModel {
     ML_CHECK(c.mamba.d_model == c.d_model, "model config: mamba.d_model (", c.mamba.d_model,
              ") differs from d_model (", c.d_model, ")");
     ML_CHECK(!c.layers.empty(), "model config: the layer pattern is empty");
+    ML_CHECK(c.max_positions >= 0, "model config: max_positions must be ≥ 0, got ", c.max_positions);
     embedding_ = params_.add("backbone.embedding.weight", {c.padded_vocab(), c.d_model}, true, ParamInit::normal(0.02));
+    if (c.max_positions > 0)
+      positions_ = params_.add("backbone.pos_embedding.weight", {c.max_positions, c.d_model}, true,
+                               ParamInit::normal(0.02));
     const int64_t n = int64_t(c.layers.size());
     for (int64_t i = 0; i < n; ++i) {
       const std::string prefix = "backbone.layers." + std::to_string(i) + ".";
@@ -80,9 +85,18 @@ class LanguageModel {
              len_plus_one);
     const int64_t len = len_plus_one - 1, rows = batch * len, d = cfg_.d_model, n = int64_t(layers_.size());
     cpu::check_token_ids(tokens, batch * len_plus_one, cfg_.vocab_size);
+    ML_CHECK(!has_positions() || len <= cfg_.max_positions, "forward: sequences of ", len,
+             " tokens are longer than the learned position embeddings allow (max_positions ", cfg_.max_positions, ")");
     if (batch != batch_ || len != len_) {
       batch_ = batch, len_ = len;
       ++generation_;
+      if (has_positions()) {
+        std::vector<int32_t> position(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) position[size_t(r)] = int32_t(r % len);
+        position_ids_ = Buffer<int32_t>(rows, "position ids");
+        position_rows_ = Buffer<Act>(rows * d, "position embeddings");
+        b_.from_host(position_ids_.get(), position.data(), position_ids_.bytes());
+      }
       ids_host_.resize(size_t(2 * rows));
       ids_ = Buffer<int32_t>(2 * rows, "token ids");
       residual_.clear(), rstd_.clear(), normed_.clear();
@@ -108,8 +122,12 @@ class LanguageModel {
     const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
     for (auto& layer : layers_) layer->set_training(training);
     const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
-    // r_0 = embed(tokens) goes through norm 0 as its x (no residual yet).
+    // r_0 = embed(tokens) (+ the learned positions) goes through norm 0 as its x (no residual yet).
     b_.embedding_forward(inputs, params_.compute(embedding_), mixed_.get(), rows, d);
+    if (has_positions()) {
+      b_.embedding_forward(position_ids_.get(), params_.compute(positions_), position_rows_.get(), rows, d);
+      b_.add_into(position_rows_.get(), mixed_.get(), rows * d);
+    }
     for (int64_t i = 0; i <= n; ++i) {
       const Real* prev = i == 0 ? nullptr : residual_[size_t(i - 1)].get();
       const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
@@ -144,8 +162,10 @@ class LanguageModel {
                           dnormed.get(), dres.get(), dres_prev.get(), params_.grad(norms_[size_t(i)]), rows, d);
       std::swap(dres, dres_prev);
     }
-    b_.embedding_backward(inputs, b_.as_act(dres.get(), dres_act, rows * d), params_.grad(embedding_), rows, d,
-                          cfg_.padded_vocab());
+    const Act* dembedded = b_.as_act(dres.get(), dres_act, rows * d);
+    b_.embedding_backward(inputs, dembedded, params_.grad(embedding_), rows, d, cfg_.padded_vocab());
+    if (has_positions())
+      b_.embedding_backward(position_ids_.get(), dembedded, params_.grad(positions_), rows, d, cfg_.max_positions);
   }
   void zero_grad() { b_.zero(params_.grads(), size_t(params_.total()) * sizeof(Real)); }
 
@@ -176,17 +196,21 @@ class LanguageModel {
         return std::make_unique<MoeLayer<B>>(cfg_.d_model, cfg_.moe, params_, prefix + "moe.", n_layers);
       case 'F':
         return std::make_unique<MlpLayer<B>>(cfg_.d_model, cfg_.mlp, params_, prefix + "mlp.", n_layers);
+      case 'A':
+        return std::make_unique<AttentionLayer<B>>(cfg_.d_model, cfg_.attention, params_, prefix + "attn.", n_layers);
       default:
         throw Error(detail::concat("model config: layer ", index, " has unknown kind '", kind,
-                                   "' (this engine builds: M Mamba mixer, E mixture of experts, F dense MLP)"));
+                                   "' (this engine builds: M Mamba mixer, E mixture of experts, F dense MLP, ",
+                                   "A attention)"));
     }
   }
   cpu::HeadDims head() const { return {batch_ * len_, cfg_.d_model, cfg_.padded_vocab()}; }
+  bool has_positions() const { return cfg_.max_positions > 0; }
 
   ModelConfig cfg_;
   const B& b_;
   ParamStore<B> params_;
-  size_t embedding_ = 0, norm_f_ = 0;
+  size_t embedding_ = 0, positions_ = 0, norm_f_ = 0;
   std::vector<size_t> norms_;
   std::vector<std::unique_ptr<Layer<B>>> layers_;
 
@@ -194,6 +218,8 @@ class LanguageModel {
   bool trained_forward_ = false;
   std::vector<int32_t> ids_host_;  // inputs then targets
   Buffer<int32_t> ids_;
+  Buffer<int32_t> position_ids_;  // each row's position in its sequence (learned positions only)
+  Buffer<Act> position_rows_;
   // residual_[i] is r_i, normed_[i] the output of norm i, rstd_[i] its statistics; the last
   // entries belong to norm_f. lse_: the head's per-row log-sum-exp.
   std::vector<Buffer<Real>> residual_, rstd_;

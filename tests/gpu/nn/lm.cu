@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include <cstring>
+#include <functional>
 
 #include "gpu/nn/layer_check.h"
 #include "nn/lm.h"
@@ -55,8 +56,10 @@ std::string check_initial_weights() {
 }
 
 template <typename T>
-std::string check_lm(const std::vector<ml::LayerSpec>& layers, ml::RouterKind router, double bound, uint64_t seed) {
-  const auto config = lm_config(layers, router);
+std::string check_lm(const std::vector<ml::LayerSpec>& layers, ml::RouterKind router, double bound, uint64_t seed,
+                     const std::function<void(ml::ModelConfig&)>& change = {}) {
+  auto config = lm_config(layers, router);
+  if (change) change(config);
   Cpu64 cpu;
   ml::LanguageModel<Cpu64> host(config, cpu);
   Gpu<T> gpu(true);
@@ -103,6 +106,24 @@ NATIVE_TEST(cuda_lm_fp32_every_kind_switch_matches_cpu) {
 NATIVE_TEST(cuda_lm_fp32_every_kind_sinkhorn_matches_cpu) {
   return check_lm<float>(kEveryKind, ml::RouterKind::Sinkhorn, 1e-5, 802);
 }
+// The Transformer baseline's ingredients (attention, learned positions) and a Jamba-style
+// hybrid's (GQA attention with RoPE beside Mamba and a MoE).
+NATIVE_TEST(cuda_lm_fp32_attention_matches_cpu) {
+  return check_lm<float>({{'A'}, {'F'}, {'A'}, {'E'}}, ml::RouterKind::Switch, 1e-5, 804, [](ml::ModelConfig& c) {
+    c.attention = {4, 4, false, 1e4};
+    c.max_positions = 64;
+  });
+}
+NATIVE_TEST(cuda_lm_fp32_hybrid_rope_gqa_matches_cpu) {
+  return check_lm<float>({{'M'}, {'A', 'E'}, {'M'}}, ml::RouterKind::Switch, 1e-5, 805,
+                         [](ml::ModelConfig& c) { c.attention = {8, 2, true, 1e4}; });
+}
+NATIVE_TEST(cuda_lm_bf16_attention_matches_cpu) {
+  return check_lm<bf16>({{'A'}, {'F'}, {'M'}}, ml::RouterKind::Switch, 3e-2, 806, [](ml::ModelConfig& c) {
+    c.attention = {4, 2, true, 1e4};
+  });
+}
+
 NATIVE_TEST(cuda_lm_bf16_mamba_and_mlp_matches_cpu) {
   return check_lm<bf16>({{'M'}, {'F'}, {'M'}}, ml::RouterKind::Switch, 3e-2, 803);
 }

@@ -69,6 +69,37 @@ NATIVE_TEST(lm_parallel_and_mlp_gradients_match_finite_differences) {
   return check_lm_gradients(moe_config({{'M', 'E'}, {'F'}}, ml::RouterKind::Sinkhorn), 83);
 }
 
+// Attention with learned positions next to Mamba (the Transformer baseline's and Jamba's
+// ingredients), and attention with RoPE in a parallel group.
+NATIVE_TEST(lm_attention_gradients_match_finite_differences) {
+  auto transformer = tiny_config({{'A'}, {'F'}, {'M'}});
+  transformer.mlp = {ml::FfnKind::Gelu, 12};
+  transformer.attention = {4, 2, false, 10000};
+  transformer.max_positions = 9;
+  auto hybrid = moe_config({{'A', 'E'}, {'M'}}, ml::RouterKind::Switch);
+  hybrid.attention = {2, 1, true, 10000};
+  return "positions: " + check_lm_gradients(transformer, 84) + "; rope: " + check_lm_gradients(hybrid, 85);
+}
+
+NATIVE_TEST(lm_learned_positions_cover_max_positions_only) {
+  Cpu32 cpu;
+  auto c = tiny_config({{'A'}});
+  c.max_positions = 3;
+  ml::LanguageModel<Cpu32> model(c, cpu);
+  EXPECT(model.params().spec(1).name == "backbone.pos_embedding.weight" &&
+             model.params().spec(1).shape == ml::Shape({3, 8}),
+         "the position table follows the embedding");
+  const std::vector<int32_t> fits = {1, 2, 3, 4}, longer = {1, 2, 3, 4, 5};
+  forward_loss(model, fits, 1);
+  try {
+    forward_loss(model, longer, 1);
+    throw Failure("4 positions accepted with max_positions 3");
+  } catch (const ml::Error& e) {
+    EXPECT(std::string(e.what()).find("max_positions 3") != std::string::npos, e.what());
+  }
+  return "3 positions train, 4 are refused naming max_positions";
+}
+
 NATIVE_TEST(lm_names_parameters_like_mamba_ssm) {
   Cpu32 cpu;
   ml::LanguageModel<Cpu32> model(tiny_config({{'M'}, {'M'}}), cpu);
