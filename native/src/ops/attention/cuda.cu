@@ -1,4 +1,5 @@
-// Flash-style attention on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
+// Flash-style attention. bf16 with head_dim 64 runs on tensor cores (tensor_core.cuh); every
+// other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
 // a tile of 32 rows (queries in the forward and dq, keys in dk/dv) with 8 threads per row; the
 // other side's tiles stream through shared memory, and scores exist only tile by tile.
 //   forward: an online softmax over key tiles j ≤ the query tile (causal), rescaling the
@@ -10,12 +11,14 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
 #include "../../core/error.h"
 #include "attention.h"
+#include "tensor_core.cuh"
 
 namespace ml::cuda {
 namespace {
@@ -280,6 +283,22 @@ void allow_shared(Kernel kernel, size_t bytes, const char* op) {
 
 size_t floats(int64_t n) { return size_t(n) * sizeof(float); }
 
+// bf16 with the head size the tensor-core kernels are written for.
+template <typename T>
+bool on_tensor_cores(const Shape& d) {
+  return std::is_same_v<T, bf16> && d.dh == tensor_core::kDim;
+}
+
+tensor_core::Args tensor_core_args(const Shape& d) {
+  tensor_core::Args a{};
+  a.batch = d.batch, a.len = d.len, a.heads = d.heads, a.kv_heads = d.kv_heads, a.scale = d.scale;
+  return a;
+}
+
+dim3 tensor_core_grid(const Shape& d, int64_t heads) {
+  return dim3(unsigned((d.len + tensor_core::kRows - 1) / tensor_core::kRows), unsigned(heads), unsigned(d.batch));
+}
+
 }  // namespace
 
 template <typename T>
@@ -287,6 +306,16 @@ void attention_forward(const AttentionDims& dims, const T* q, const T* k, const 
                        cudaStream_t stream) {
   const Shape d = shape_of(dims, "attention_forward");
   if (d.batch * d.len == 0) return;
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (on_tensor_cores<T>(d)) {
+      tensor_core::Args a = tensor_core_args(d);
+      a.q = q, a.k = k, a.v = v, a.out_w = out, a.lse_w = lse;
+      tensor_core::forward_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kForwardShared,
+                                    stream>>>(a);
+      ML_CUDA_CHECK_LAUNCH("attention_forward (tensor cores)");
+      return;
+    }
+  }
   const int64_t ld = d.dh + 1;
   const size_t shared = floats(3 * kTile * ld + kTile * kScoreLd);
   allow_shared(forward_kernel<T>, shared, "attention_forward");
@@ -304,6 +333,20 @@ void attention_backward(const AttentionDims& dims, const T* q, const T* k, const
   DeviceBuffer<float> D(rows, "attention backward");
   row_dot_kernel<T><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(d, dout, out, D.get());
   ML_CUDA_CHECK_LAUNCH("attention_backward (D)");
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (on_tensor_cores<T>(d)) {
+      tensor_core::Args a = tensor_core_args(d);
+      a.q = q, a.k = k, a.v = v, a.out = out, a.dout = dout, a.lse = lse, a.D = D.get();
+      a.dq = dq, a.dk = dk, a.dv = dv;
+      tensor_core::dkdv_kernel<<<tensor_core_grid(d, d.kv_heads), tensor_core::kThreads, tensor_core::kDkdvShared,
+                                 stream>>>(a);
+      ML_CUDA_CHECK_LAUNCH("attention_backward (dk, dv; tensor cores)");
+      tensor_core::dq_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kDqShared, stream>>>(
+          a);
+      ML_CUDA_CHECK_LAUNCH("attention_backward (dq; tensor cores)");
+      return;
+    }
+  }
   const size_t dkdv_shared = floats(4 * kTile * ld + 2 * kTile * kScoreLd + 2 * kTile);
   allow_shared(dkdv_kernel<T>, dkdv_shared, "attention_backward");
   dkdv_kernel<T><<<dim3(unsigned(d.tiles()), unsigned(d.kv_heads), unsigned(d.batch)), kThreads, dkdv_shared,
