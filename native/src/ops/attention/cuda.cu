@@ -310,6 +310,7 @@ void attention_forward(const AttentionDims& dims, const T* q, const T* k, const 
     if (on_tensor_cores<T>(d)) {
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out_w = out, a.lse_w = lse;
+      allow_shared(tensor_core::forward_kernel, tensor_core::kForwardShared, "attention_forward");
       tensor_core::forward_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kForwardShared,
                                     stream>>>(a);
       ML_CUDA_CHECK_LAUNCH("attention_forward (tensor cores)");
@@ -338,6 +339,8 @@ void attention_backward(const AttentionDims& dims, const T* q, const T* k, const
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out = out, a.dout = dout, a.lse = lse, a.D = D.get();
       a.dq = dq, a.dk = dk, a.dv = dv;
+      allow_shared(tensor_core::dkdv_kernel, tensor_core::kDkdvShared, "attention_backward");
+      allow_shared(tensor_core::dq_kernel, tensor_core::kDqShared, "attention_backward");
       tensor_core::dkdv_kernel<<<tensor_core_grid(d, d.kv_heads), tensor_core::kThreads, tensor_core::kDkdvShared,
                                  stream>>>(a);
       ML_CUDA_CHECK_LAUNCH("attention_backward (dk, dv; tensor cores)");

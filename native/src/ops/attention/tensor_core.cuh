@@ -73,6 +73,28 @@ __device__ __forceinline__ void load_rows(bf16* dst, const bf16* src, int64_t st
   }
 }
 
+// load_rows through cp.async: the copy runs while the block computes on the other buffer.
+// Rows past len are zero-filled (a source size of 0; the address stays inside the tensor).
+__device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, int64_t stride, int64_t first,
+                                                int64_t len) {
+  constexpr int kVectors = kRows * kDim / 8;
+  for (int i = threadIdx.x; i < kVectors; i += kThreads) {
+    const int r = i / (kDim / 8), c = (i % (kDim / 8)) * 8;
+    const bool inside = first + r < len;
+    const bf16* from = src + (inside ? first + r : 0) * stride + c;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst + r * kLd + c)), "l"(from),
+                 "r"(inside ? 16 : 0));
+  }
+}
+
+__device__ __forceinline__ void async_commit() { asm volatile("cp.async.commit_group;\n"); }
+
+// Waits until at most `pending` committed groups are still in flight.
+template <int pending>
+__device__ __forceinline__ void async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+}
+
 // The A operand of the warp's 16 rows of a shared tile, every k-step of the head dimension.
 __device__ __forceinline__ void load_a(uint32_t (&a)[kKSteps][4], const bf16* tile, int warp_row) {
   const int lane = threadIdx.x & 31;
@@ -137,39 +159,54 @@ __device__ __forceinline__ void zero(float (&acc)[N][4]) {
   for (int j = 0; j < N; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 }
 
+// Query tiles run last first (blockIdx.x 0 takes the last tile): under the causal mask later
+// tiles have more keys, so the long blocks start first. Key tiles are double-buffered.
 __global__ void __launch_bounds__(kThreads) forward_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char raw[];
-  bf16 *Qs = reinterpret_cast<bf16*>(raw), *Ks = Qs + kRows * kLd, *Vs = Ks + kRows * kLd;
-  const int64_t qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g_kv = h / (a.heads / a.kv_heads);
+  constexpr int kTileElems = kRows * kLd;
+  bf16* Qs = reinterpret_cast<bf16*>(raw);
+  // Buffer i of keys and values: tiles 1 + 2i and 2 + 2i (offsets, not arrays: no local memory).
+  auto Ks = [&](int i) { return Qs + (1 + 2 * i) * kTileElems; };
+  auto Vs = [&](int i) { return Qs + (2 + 2 * i) * kTileElems; };
+  const int64_t qt = a.tiles() - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, g_kv = h / (a.heads / a.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane / 4, t = lane % 4;
   const int64_t q_stride = a.heads * kDim, kv_stride = a.kv_heads * kDim;
   const bf16* qh = a.q + (b * a.len * a.heads + h) * kDim;
   const bf16* kg = a.k + (b * a.len * a.kv_heads + g_kv) * kDim;
   const bf16* vg = a.v + (b * a.len * a.kv_heads + g_kv) * kDim;
-  load_rows(Qs, qh, q_stride, qt * kRows, a.len);
-  __syncthreads();
-  uint32_t qf[kKSteps][4];
-  load_a(qf, Qs, warp * 16);
+  load_rows_async(Qs, qh, q_stride, qt * kRows, a.len);
+  load_rows_async(Ks(0), kg, kv_stride, 0, a.len);
+  load_rows_async(Vs(0), vg, kv_stride, 0, a.len);
+  async_commit();
   const int64_t row0 = qt * kRows + warp * 16 + g, row1 = row0 + 8;  // this thread's two query rows
+  uint32_t qf[kKSteps][4];
   float o[kDimTiles][4];
   zero(o);
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
   const float scale2 = a.scale * kLog2e;  // exponents in base 2
   for (int64_t kt = 0; kt <= qt; ++kt) {
+    const int buf = int(kt & 1);
+    if (kt < qt) {
+      load_rows_async(Ks(buf ^ 1), kg, kv_stride, (kt + 1) * kRows, a.len);
+      load_rows_async(Vs(buf ^ 1), vg, kv_stride, (kt + 1) * kRows, a.len);
+      async_commit();
+      async_wait<1>();
+    } else {
+      async_wait<0>();
+    }
     __syncthreads();
-    load_rows(Ks, kg, kv_stride, kt * kRows, a.len);
-    load_rows(Vs, vg, kv_stride, kt * kRows, a.len);
-    __syncthreads();
+    if (kt == 0) load_a(qf, Qs, warp * 16);
     float s[kRowTiles][4];
     zero(s);
-    mma_rows_by_tile(s, qf, Ks);
+    mma_rows_by_tile(s, qf, Ks(buf));
     float max0 = -INFINITY, max1 = -INFINITY;
+    const bool diagonal = kt == qt;  // the only tile with keys after a query or past len
 #pragma unroll
     for (int j = 0; j < kRowTiles; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int64_t key = kt * kRows + j * 8 + 2 * t + (e & 1), row = e < 2 ? row0 : row1;
-        s[j][e] = key <= row && key < a.len ? s[j][e] * scale2 : -INFINITY;
+        s[j][e] = !diagonal || (key <= row && key < a.len) ? s[j][e] * scale2 : -INFINITY;
         if (e < 2) max0 = fmaxf(max0, s[j][e]);
         else max1 = fmaxf(max1, s[j][e]);
       }
@@ -192,7 +229,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Args a) {
     m0 = new0, m1 = new1;
 #pragma unroll
     for (int j = 0; j < kDimTiles; ++j) o[j][0] *= alpha0, o[j][1] *= alpha0, o[j][2] *= alpha1, o[j][3] *= alpha1;
-    mma_scores_by_tile(o, s, Vs);
+    mma_scores_by_tile(o, s, Vs(buf));
+    __syncthreads();  // the buffer is refilled two tiles on
   }
 #pragma unroll
   for (int o_ = 1; o_ <= 2; o_ <<= 1) {
@@ -309,7 +347,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(Args a) {
   store_rows(a.dq + q_offset, q_stride, qt * kRows + warp * 16, a.len, dq, a.scale, a.scale);
 }
 
-constexpr size_t kForwardShared = 3 * kRows * kLd * sizeof(bf16);
+constexpr size_t kForwardShared = 5 * kRows * kLd * sizeof(bf16);
 constexpr size_t kDkdvShared = 4 * kRows * kLd * sizeof(bf16) + 2 * kRows * sizeof(float);
 constexpr size_t kDqShared = 4 * kRows * kLd * sizeof(bf16);
 
