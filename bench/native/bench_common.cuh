@@ -1,7 +1,11 @@
 // What the CUDA benchmarks share: random device inputs from a counter hash (no host copies),
 // medians, and the date for the JSON lines.
 #pragma once
+#include <cuda_bf16.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <exception>
 #include <cstdint>
 #include <ctime>
 #include <string>
@@ -9,6 +13,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_math.cuh"
+#include "core/gpu.h"
 
 namespace bench {
 
@@ -42,6 +47,26 @@ inline std::string today() {
   char buf[16];
   std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
   return buf;
+}
+
+// A benchmark's main: parse(argc, argv) gives the arguments (with a `dtype` of "bf16" or
+// "fp32"); run(args, gpu, T{}) measures in that type. Without a GPU it says so and exits 0;
+// errors print with the program's name and exit 1.
+template <typename Parse, typename Run>
+int main(const char* program, const char* what, int argc, char** argv, Parse parse, Run run) {
+  try {
+    const auto args = parse(argc, argv);
+    const ml::GpuInfo gpu = ml::query_gpu();
+    if (gpu.device_count == 0) {
+      std::fprintf(stderr, "%s; skipping the %s benchmark\n", gpu.status.c_str(), what);
+      return 0;
+    }
+    std::fprintf(stderr, "# %s\n", gpu.status.c_str());
+    return args.dtype == "bf16" ? run(args, gpu, __nv_bfloat16{}) : run(args, gpu, float{});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
 }
 
 }  // namespace bench

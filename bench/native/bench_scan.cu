@@ -170,17 +170,6 @@ int run(const Args& a, const ml::GpuInfo& gpu) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Args a = parse(argc, argv);
-    const ml::GpuInfo gpu = ml::query_gpu();
-    if (gpu.device_count == 0) {
-      std::fprintf(stderr, "%s; skipping the scan benchmark\n", gpu.status.c_str());
-      return 0;
-    }
-    std::fprintf(stderr, "# %s\n", gpu.status.c_str());
-    return a.dtype == "bf16" ? run<bf16>(a, gpu) : run<float>(a, gpu);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mambalab_bench_scan: %s\n", e.what());
-    return 1;
-  }
+  return bench::main("mambalab_bench_scan", "scan", argc, argv, parse,
+                     [](const Args& a, const ml::GpuInfo& gpu, auto type) { return run<decltype(type)>(a, gpu); });
 }

@@ -77,6 +77,21 @@ struct LayerPair {
   std::unique_ptr<ml::Layer<Gpu<T>>> gpu_layer;
 };
 
+// A layer pair with an input and an output gradient of rows × d_model, uniform in ±1 and
+// rounded to T (what most layer tests run).
+template <typename T>
+struct LayerCase {
+  template <class Make>
+  LayerCase(Make make, int64_t rows, int64_t d_model, uint64_t seed) : pair(make, seed) {
+    ml::Rng rng(seed);
+    x = rounded<T>(uniform(rng, rows * d_model));
+    dy = rounded<T>(uniform(rng, rows * d_model));
+  }
+
+  LayerPair<T> pair;
+  std::vector<double> x, dy;
+};
+
 // A GPU run's outputs: y, dx and every gradient (fp32), raw bytes too for determinism checks.
 struct GpuRun {
   std::vector<double> y, dx;
@@ -153,6 +168,22 @@ std::string compare(LayerPair<T>& pair, const GpuRun& got, const std::vector<dou
     routed += mltest::str(" dropped ", dropped, "/", assignments);
   }
   return errors.report() + routed;
+}
+
+// A layer case's GPU run against its CPU run.
+template <typename T>
+std::string check(LayerCase<T>& c, int64_t batch, int64_t len) {
+  const GpuRun got = run_gpu<T>(c.pair, c.x, c.dy, batch, len);
+  return compare<T>(c.pair, got, c.x, c.dy, batch, len);
+}
+
+// Two GPU runs of a layer case: identical bytes.
+template <typename T>
+std::string check_deterministic(LayerCase<T>& c, int64_t batch, int64_t len) {
+  const GpuRun first = run_gpu<T>(c.pair, c.x, c.dy, batch, len);
+  const GpuRun second = run_gpu<T>(c.pair, c.x, c.dy, batch, len);
+  EXPECT(first.bytes == second.bytes, "two runs differ");
+  return mltest::str(first.bytes.size(), " bytes of y, dx and gradients identical");
 }
 
 }  // namespace gputest

@@ -9,30 +9,21 @@ using namespace gputest;
 namespace {
 
 template <typename T>
-struct Setup {
-  Setup(int64_t d_model, int64_t d_state, int64_t batch, int64_t len, uint64_t seed)
-      : pair(
-            [&](auto& params) {
-              using B = typename std::remove_reference_t<decltype(params)>::Backend;
-              ml::MambaConfig c;
-              c.d_model = d_model, c.d_state = d_state;
-              return std::make_unique<ml::MambaMixer<B>>(c, params, "backbone.layers.0.mixer.", 4);
-            },
-            seed) {
-    ml::Rng rng(seed);
-    x = rounded<T>(uniform(rng, batch * len * d_model));
-    dy = rounded<T>(uniform(rng, batch * len * d_model));
-  }
-
-  LayerPair<T> pair;
-  std::vector<double> x, dy;
-};
+LayerCase<T> mixer(int64_t d_model, int64_t d_state, int64_t rows, uint64_t seed) {
+  return LayerCase<T>(
+      [&](auto& params) {
+        using B = typename std::remove_reference_t<decltype(params)>::Backend;
+        ml::MambaConfig c;
+        c.d_model = d_model, c.d_state = d_state;
+        return std::make_unique<ml::MambaMixer<B>>(c, params, "backbone.layers.0.mixer.", 4);
+      },
+      rows, d_model, seed);
+}
 
 template <typename T>
 std::string check_mixer(int64_t d_model, int64_t d_state, int64_t batch, int64_t len, uint64_t seed) {
-  Setup<T> s(d_model, d_state, batch, len, seed);
-  const GpuRun got = run_gpu<T>(s.pair, s.x, s.dy, batch, len);
-  return compare<T>(s.pair, got, s.x, s.dy, batch, len);
+  auto c = mixer<T>(d_model, d_state, batch * len, seed);
+  return check(c, batch, len);
 }
 
 }  // namespace
@@ -43,9 +34,6 @@ NATIVE_TEST(cuda_mamba_fp32_one_token) { return check_mixer<float>(16, 8, 1, 1, 
 NATIVE_TEST(cuda_mamba_bf16_d_state_16) { return check_mixer<bf16>(32, 16, 2, 37, 704); }
 NATIVE_TEST(cuda_mamba_bf16_d_state_2) { return check_mixer<bf16>(16, 2, 3, 65, 705); }
 NATIVE_TEST(cuda_mamba_fp32_deterministic) {
-  Setup<float> s(32, 16, 2, 129, 706);
-  const GpuRun first = run_gpu<float>(s.pair, s.x, s.dy, 2, 129);
-  const GpuRun second = run_gpu<float>(s.pair, s.x, s.dy, 2, 129);
-  EXPECT(first.bytes == second.bytes, "two runs differ");
-  return mltest::str(first.bytes.size(), " bytes of y, dx and gradients identical");
+  auto c = mixer<float>(32, 16, 2 * 129, 706);
+  return check_deterministic(c, 2, 129);
 }
