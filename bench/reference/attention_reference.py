@@ -23,13 +23,14 @@ prints each of our lines with the PyTorch figures added, then PyTorch's own line
 import argparse
 import datetime
 import json
-import statistics
 import sys
 import warnings
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from scan_reference import time_ms  # CUDA events around each call, the median
 
 BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -38,20 +39,6 @@ DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 def forward_flops(shape):
     """Causal attention's forward: QKᵀ and PV over the lower triangle."""
     return 4 * shape["batch"] * shape["heads"] * shape["len"] ** 2 * shape["head_dim"] / 2
-
-
-def time_ms(fn, warmup, iters):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def time_backend(backend, shape, dtype, warmup, iters):
