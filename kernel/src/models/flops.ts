@@ -8,10 +8,10 @@
 // is comparable with the papers that report it this way.
 import { headDim, paddedVocabSize, resolveConfig, type ModelConfig } from './config.js';
 import { countParameters } from './params.js';
-import { parsePattern } from './pattern.js';
+import { parsePattern, type LayerKind } from './pattern.js';
 
 const SCAN_FLOPS_PER_STATE = 3 * 7;
-const ATTENTION_FLOPS_PER_POSITION = 3 * 2 * 2;
+const ATTENTION_FLOPS_PER_POSITION = 3 * 2 * 2; // passes × products (QKᵀ, PV) × FLOPs per multiply-add
 
 /** FLOPs of one training step per token, for sequences of `seqLen` tokens (attention grows with it). */
 export function trainingFlopsPerToken(partial: Partial<ModelConfig>, seqLen: number): number {
@@ -19,7 +19,7 @@ export function trainingFlopsPerToken(partial: Partial<ModelConfig>, seqLen: num
   const { active } = countParameters(c);
   const head = 6 * c.dModel * paddedVocabSize(c);
   const kinds = parsePattern(c.pattern).flat();
-  const count = (kind: string) => kinds.filter((k) => k === kind).length;
+  const count = (kind: LayerKind) => kinds.filter((k) => k === kind).length;
   const scan = count('M') * SCAN_FLOPS_PER_STATE * c.expand * c.dModel * c.dState;
   const attention = count('A') * ATTENTION_FLOPS_PER_POSITION * seqLen * c.nHeads * headDim(c);
   return 6 * active + head + scan + attention;
