@@ -5,7 +5,8 @@ One step is what ours does: forward, backward, global-norm clipping and AdamW (f
 GPU). Matrix products run in bf16 (autocast, GPU only) on fp32 weights, like our bf16; the
 selective scan runs in fp32 a chunk of steps at a time (mamba_ref.selective_scan_chunked)
 and is recomputed in the backward (activation checkpointing) so its (batch, len, d_inner,
-d_state) states are never all stored. mamba_ssm's fused kernels are not installed on the
+d_state) states are never all stored; attention is PyTorch's scaled_dot_product_attention
+(its flash kernel under bf16 autocast on the GPU). mamba_ssm's fused kernels are not installed on the
 GPU host: this is plain PyTorch, not the fastest Python implementation.
 
     python3 bench/reference/train_reference.py --configs configs.jsonl [--device cuda]
@@ -45,6 +46,8 @@ def init_parameters(cfg, device):
         return torch.randn(*shape, device=device) * std
 
     p = {"backbone.embedding.weight": normal(vocab, d), "backbone.norm_f.weight": torch.ones(d, device=device)}
+    if cfg["maxPositions"] > 0:
+        p["backbone.pos_embedding.weight"] = normal(cfg["maxPositions"], d)
     for i, kinds in enumerate(layer_specs(cfg["pattern"])):
         prefix = f"backbone.layers.{i}."
         p[prefix + "norm.weight"] = torch.ones(d, device=device)
@@ -62,6 +65,10 @@ def init_parameters(cfg, device):
                 p[m + "A_log"] = torch.log(torch.arange(1, n + 1, device=device, dtype=torch.float32)).repeat(d_inner, 1)
                 p[m + "D"] = torch.ones(d_inner, device=device)
                 p[m + "out_proj.weight"] = normal(d, d_inner)
+            elif kind == "A":
+                head_dim = d // cfg["nHeads"]
+                p[prefix + "attn.in_proj.weight"] = normal((cfg["nHeads"] + 2 * cfg["nKvHeads"]) * head_dim, d)
+                p[prefix + "attn.out_proj.weight"] = normal(d, cfg["nHeads"] * head_dim)
             elif kind == "F":
                 rows = 2 * cfg["dFF"] if cfg["mlpKind"] == "swiglu" else cfg["dFF"]
                 p[prefix + "mlp.fc1.weight"] = normal(rows, d)
@@ -158,7 +165,7 @@ def run_config(entry, args):
     if result["steps"] < args.steps:
         notes.append(f"{result['steps']} of {args.steps} timed steps within the {args.time_cap:g} s cap")
     precision, adamw = ("bf16 autocast", "fused AdamW") if args.device == "cuda" else ("fp32 (CPU)", "AdamW")
-    notes.append(f"plain PyTorch: {precision}, fp32 chunked scan recomputed in backward, {adamw}; no mamba_ssm kernels")
+    notes.append(f"plain PyTorch: {precision}, fp32 chunked scan recomputed in backward, SDPA for any attention, {adamw}; no mamba_ssm kernels")
     return {**header(entry, args), "batch_size": batch, "seq_len": seq_len, **result, "note": "; ".join(notes)}
 
 

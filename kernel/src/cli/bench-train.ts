@@ -24,14 +24,18 @@ export const GPU_BENCH_SHAPES: Record<(typeof MODEL_FAMILIES)[number], BenchShap
   'moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
   'parallel-moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
   blackmamba: { size: '340m-1.5b', batchSize: 8, seqLen: 2048 },
+  // The Transformer baselines at Mamba v1's batch (their learned positions reach 1024).
+  transformer: { size: 'v1', batchSize: 64, seqLen: 1024 },
+  'transformer-moe': { size: 'v1', batchSize: 64, seqLen: 1024 },
+  jamba: { size: '410m-1.6b', batchSize: 8, seqLen: 2048 },
 };
 
 /** On the GPU the embedding is padded to a multiple of 64 rows (GPT-2's 50257 → 50304), as in the issues' configs. */
 export const GPU_VOCAB_PAD_MULTIPLE = 64;
 
 export const benchTrainUsage = `  --model NAME --size NAME   the preset (default mamba; size tiny on the CPU, on CUDA the benchmark
-                             config: v1 at batch 64 × 1024, blackmamba 340m-1.5b at 8 × 2048;
-                             vocab padded to 50304)
+                             config: v1 at batch 64 × 1024, blackmamba 340m-1.5b and jamba 410m-1.6b
+                             at 8 × 2048; vocab padded to 50304)
   --device DEV               cpu | cuda | auto (default cpu)
   --precision P              bf16 | fp32 on CUDA (default bf16); mfu is against that precision's peak
   --deterministic            no atomics (bit-identical runs)
@@ -81,7 +85,7 @@ export async function benchTrain(argv: string[], log: (line: string) => void) {
   const seconds = (performance.now() - started) / 1000;
 
   const tokensPerS = (steps * batchSize * seqLen) / seconds;
-  const flopsPerToken = trainingFlopsPerToken(model.config);
+  const flopsPerToken = trainingFlopsPerToken(model.config, seqLen);
   const achieved = tokensPerS * flopsPerToken;
   const counts = model.parameterCount();
   const where = onCuda ? cudaReport(engine.info().gpu.name, engine.gpuMemory(), model.config.precision, achieved) : cpuReport();

@@ -4,6 +4,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { MambalabError } from '../errors.js';
+import { benchAttention, benchAttentionUsage } from './bench-attention.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
@@ -12,13 +13,14 @@ import { gpuShortName } from './gpus.js';
 interface Bench {
   summary: string;
   usage: string;
-  /** Runs with the bench's own flags; `log` shows progress on stderr. Returns the results. */
+  /** Runs with the bench's own flags; `log` shows progress on stderr. Returns the results: one object, or one per shape. */
   run: (argv: string[], log: (line: string) => void) => Promise<unknown>;
 }
 
 const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
+  attention: { summary: 'causal attention on the GPU: forward and forward+backward ms and TFLOP/s per sequence length', usage: benchAttentionUsage, run: benchAttention },
   tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
 };
 
@@ -44,7 +46,7 @@ export function benchResultsFile(results: { date?: unknown; gpu?: unknown; devic
 }
 
 export const usage = `mambalab bench <name> [--json] [--out FILE|DIR] [--note TEXT] [bench options]
-  --json       print the results as one JSON object on stdout
+  --json       print the results as one JSON object on stdout (benches of several shapes: one line each)
   --out FILE   also write them to FILE; given a directory (bench/results), to DIR/<date>-<gpu>-<name>.json
   --note TEXT  a note kept with the results (the machine, what else ran)
 
@@ -62,12 +64,23 @@ export async function bench(argv: string[]): Promise<void> {
   const out = take(own, '--out', true);
   const note = take(own, '--note', true);
   const measured = await b.run(own, (line) => process.stderr.write(line + '\n'));
-  const results = note ? { note, ...(measured as object) } : measured;
-  const text = JSON.stringify(results, null, 2) + '\n';
+  const { first, lines, text } = benchOutput(measured, note);
   if (out) {
     const intoDirectory = existsSync(out) && statSync(out).isDirectory();
-    writeFileSync(intoDirectory ? join(out, benchResultsFile(results as Record<string, unknown>, name)) : out, text);
+    writeFileSync(intoDirectory ? join(out, benchResultsFile(first, name)) : out, text);
   }
-  if (json) process.stdout.write(JSON.stringify(results) + '\n');
+  if (json) process.stdout.write(lines);
   else if (!out) process.stdout.write(text);
+}
+
+/**
+ * A bench's results as printed: `lines` for --json (one line; one per shape for a bench of
+ * several shapes, as bench/reference's scripts read them with --ours), `text` for reading and
+ * for files (indented, or those lines), `first` to name the file by. The note goes in each.
+ */
+export function benchOutput(measured: unknown, note?: string): { first: Record<string, unknown>; lines: string; text: string } {
+  const annotate = (r: unknown) => (note ? { note, ...(r as object) } : r) as Record<string, unknown>;
+  const results = Array.isArray(measured) ? measured.map(annotate) : [annotate(measured)];
+  const lines = results.map((r) => JSON.stringify(r) + '\n').join('');
+  return { first: results[0]!, lines, text: Array.isArray(measured) ? lines : JSON.stringify(results[0], null, 2) + '\n' };
 }

@@ -16,8 +16,8 @@ import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args
 import { progressLine } from './progress.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
-  --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
-  --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
+  --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba | transformer | transformer-moe | jamba
+  --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba); 410m-1.6b (jamba)
   --steps N           optimizer steps (default 200)
   --data PATH         a prepared dataset (mambalab data prepare), or raw JSON lines (.json.gz, .jsonl, .jsonl.zst; a file
                       or a directory), read and checked as data prepare reads them

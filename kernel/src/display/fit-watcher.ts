@@ -62,7 +62,7 @@ export class LiveFitWatcher implements FitWatcher {
         name,
         status: 'running',
         model: modelSummary(trainer.model),
-        flopsPerToken: trainingFlopsPerToken(trainer.model.config),
+        flopsPerToken: trainingFlopsPerToken(trainer.model.config, trainer.options.seqLen),
       },
       log: new MetricsLog(name, trainer.model.config),
     };

@@ -23,6 +23,8 @@ export interface ParameterInfo {
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
+/** The token embedding (also the LM head) and the learned positions: outside model sizes. */
+const EMBEDDING_NAMES = ['backbone.embedding.weight', 'backbone.pos_embedding.weight'];
 
 export class Model {
   readonly config: ModelConfig;
@@ -48,7 +50,7 @@ export class Model {
     this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
-    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), (pass, metrics) => {
+    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), this.config, (pass, metrics) => {
       this.lastPass = forwardMetrics(pass, metrics);
       if (pass !== 'evaluate') this.hasGradients = true;
     });
@@ -60,15 +62,17 @@ export class Model {
   }
 
   /**
-   * Parameter counts of the allocated tensors. The embedding (tied with the LM head) is
-   * counted apart, as the papers do; `active` is the non-embedding parameters one token uses.
+   * Parameter counts of the allocated tensors. The embedding (tied with the LM head) and the
+   * learned positions are counted apart, as the papers do; `active` is the non-embedding
+   * parameters one token uses.
    */
   parameterCount(): ParameterCount {
     const total = this.params.reduce((n, p) => n + p.numel, 0);
-    const embedding = this.params.find((p) => p.name === 'backbone.embedding.weight')?.numel ?? 0;
+    const isEmbedding = (p: ParameterInfo) => EMBEDDING_NAMES.includes(p.name);
+    const embedding = this.params.filter(isEmbedding).reduce((n, p) => n + p.numel, 0);
     const expertShare = this.config.topK / this.config.numExperts;
     const active = this.params
-      .filter((p) => p.name !== 'backbone.embedding.weight')
+      .filter((p) => !isEmbedding(p))
       .reduce((n, p) => n + (p.name.includes('.moe.experts.') ? p.numel * expertShare : p.numel), 0);
     return { total, embedding, nonEmbedding: total - embedding, active };
   }

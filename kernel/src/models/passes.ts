@@ -3,6 +3,7 @@
 // which keeps what the last one measured.
 import { MambalabError } from '../errors.js';
 import type { NativeMetrics, NativeModel } from '../native.js';
+import type { ModelConfig } from './config.js';
 
 export type Pass = 'evaluate' | 'lossAndGradients' | 'trainStep';
 
@@ -46,13 +47,29 @@ function asBatchError(error: unknown): unknown {
   return error;
 }
 
-/** The engine with each pass's batch errors made MambalabErrors, and `done` told of each finished pass. */
-export function watchPasses(engine: NativeModel, done: (pass: Pass, metrics: NativeMetrics) => void): NativeModel {
-  // The engine's own method is called at once (its busy check sees the call), then watched.
-  const watch = async (pass: Pass, running: Promise<NativeMetrics>) => {
+/**
+ * Learned positions stop at maxPositions: a longer sequence is the user's batch (or seqLen) to
+ * fix, named before the engine allocates anything for it.
+ */
+function checkLength(maxPositions: number, lenPlusOne: number): void {
+  const seqLen = lenPlusOne - 1;
+  if (maxPositions > 0 && seqLen > maxPositions) {
+    throw new MambalabError(`batch: sequences of ${seqLen} tokens are longer than config.maxPositions (${maxPositions}), the positions the model has learned embeddings for; use seqLen ≤ ${maxPositions} or a model with more positions`);
+  }
+}
+
+/**
+ * The engine with each pass's batch errors made MambalabErrors, batches longer than the
+ * config's learned positions rejected, and `done` told of each finished pass.
+ */
+export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxPositions'>, done: (pass: Pass, metrics: NativeMetrics) => void): NativeModel {
+  // The engine's own method is called at once, before the first await (its busy check sees
+  // the call), then watched.
+  const watch = async (pass: Pass, lenPlusOne: number, start: () => Promise<NativeMetrics>) => {
+    checkLength(config.maxPositions, lenPlusOne);
     let metrics: NativeMetrics;
     try {
-      metrics = await running;
+      metrics = await start();
     } catch (error) {
       throw asBatchError(error);
     }
@@ -73,8 +90,8 @@ export function watchPasses(engine: NativeModel, done: (pass: Pass, metrics: Nat
     parameters: () => engine.parameters(),
     read: (name, slot, out) => engine.read(name, slot, out),
     write: (name, slot, values) => engine.write(name, slot, values),
-    evaluate: (...args) => watch('evaluate', engine.evaluate(...args)),
-    lossAndGradients: (...args) => watch('lossAndGradients', engine.lossAndGradients(...args)),
-    trainStep: (...args) => watch('trainStep', engine.trainStep(...args)),
+    evaluate: (...args) => watch('evaluate', args[2], () => engine.evaluate(...args)),
+    lossAndGradients: (...args) => watch('lossAndGradients', args[2], () => engine.lossAndGradients(...args)),
+    trainStep: (...args) => watch('trainStep', args[2], () => engine.trainStep(...args)),
   };
 }

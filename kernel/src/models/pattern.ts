@@ -12,9 +12,6 @@ export const LAYER_KINDS = {
 } as const;
 export type LayerKind = keyof typeof LAYER_KINDS;
 
-/** Layers this engine can build today. */
-export const BUILT_KINDS: readonly LayerKind[] = ['M', 'E', 'F'];
-
 /** One layer of the expanded pattern: a single kind, or a parallel group of kinds. */
 export type PatternLayer = LayerKind[];
 
@@ -81,16 +78,11 @@ export function parsePattern(pattern: string): PatternLayer[] {
 
 /**
  * The layers the engine builds, parsed: one array of kinds per layer (a parallel group has
- * several). Rejects kinds it cannot build yet and repeated kinds in a group.
+ * several). Rejects repeated kinds in a group.
  */
 export function engineLayers(pattern: string): PatternLayer[] {
   const layers = parsePattern(pattern);
   for (const [index, layer] of layers.entries()) {
-    for (const k of layer) {
-      if (!BUILT_KINDS.includes(k)) {
-        throw new MambalabError(`pattern: layer ${index} is '${k}' (${LAYER_KINDS[k]}), which this engine cannot build yet (available: ${BUILT_KINDS.join(', ')})`);
-      }
-    }
     if (new Set(layer).size !== layer.length) {
       throw new MambalabError(`pattern: layer ${index} repeats a kind in its parallel group (${layer.join('|')}); branches must differ`);
     }

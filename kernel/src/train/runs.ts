@@ -247,7 +247,7 @@ export class Run {
       name: this.name,
       status: this.status,
       model: this.model,
-      flopsPerToken: trainingFlopsPerToken(this.config.model),
+      flopsPerToken: trainingFlopsPerToken(this.config.model, this.config.trainer.seqLen),
       ...this.log.toSeries(),
     };
   }

@@ -3,6 +3,7 @@ import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { toBatch } from '../../../kernel/src/data/batch.js';
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
@@ -89,6 +90,35 @@ test('token ids outside the vocabulary are MambalabErrors, in every pass and in 
   await assert.rejects(model.forward([[1, 2, -5]]), outside(-5));
   await assert.rejects(model.lossAndGradients([[1, 2, 300]]), outside(300));
   await assert.rejects(new Trainer(model).step([[1, 2, 300]]), outside(300));
+});
+
+test('sequences longer than the learned positions are MambalabErrors naming the field and the length, in every pass', async () => {
+  const model = createModel({ ...small, maxPositions: 8 });
+  const tooLong = { name: 'MambalabError', message: /^batch: sequences of 9 tokens are longer than config\.maxPositions \(8\)/ };
+  const batch = randomTokens(2, 9, 300);
+  await assert.rejects(model.forward(batch), tooLong);
+  await assert.rejects(model.forward(batch, { routing: 'training' }), tooLong);
+  await assert.rejects(model.lossAndGradients(batch), tooLong);
+  await assert.rejects(new Trainer(model, { batchSize: 2, seqLen: 9 }).step(batch), tooLong);
+  const b = toBatch(batch);
+  await assert.rejects(model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1), tooLong, 'the trainer\'s evaluation calls the engine directly');
+  assert.ok((await model.forward(randomTokens(2, 8, 300))) > 0, 'maxPositions tokens fit');
+});
+
+test('attention layers have the engine interface\'s names, shapes and weight decay; learned positions follow the embedding', () => {
+  const model = createModel({ model: 'transformer', vocabSize: 300, dModel: 24, pattern: 'AF M', nHeads: 6, nKvHeads: 2, maxPositions: 20, seed: 3 });
+  const params = new Map(model.parameters().map((p) => [p.name, p]));
+  const names = [...params.keys()];
+  assert.deepEqual(names.slice(0, 2), ['backbone.embedding.weight', 'backbone.pos_embedding.weight']);
+  assert.deepEqual(params.get('backbone.pos_embedding.weight')!.shape, [20, 24]);
+  assert.deepEqual(params.get('backbone.layers.0.attn.in_proj.weight')!.shape, [(6 + 2 * 2) * 4, 24], '[q; k; v] rows, head dim 4');
+  assert.deepEqual(params.get('backbone.layers.0.attn.out_proj.weight')!.shape, [24, 6 * 4]);
+  assert.ok(params.has('backbone.layers.0.norm.weight'), 'pre-normed like every layer');
+  assert.deepEqual(names.filter((n) => n.startsWith('backbone.layers.0.')).sort(), ['backbone.layers.0.attn.in_proj.weight', 'backbone.layers.0.attn.out_proj.weight', 'backbone.layers.0.norm.weight'], 'no biases');
+  for (const name of ['backbone.pos_embedding.weight', 'backbone.layers.0.attn.in_proj.weight', 'backbone.layers.0.attn.out_proj.weight']) {
+    assert.equal(params.get(name)!.weightDecay, true, name);
+  }
+  assert.equal(model.parameterCount().embedding, (304 + 20) * 24, 'positions count with the embedding');
 });
 
 test('malformed batches are rejected', async () => {

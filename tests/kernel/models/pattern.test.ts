@@ -27,9 +27,11 @@ test('parsePattern points at the offending character', () => {
   assert.throws(() => parsePattern('MMXM'), (e: Error) => e.message.includes('MMXM\n    ^'));
 });
 
-test('engineLayers gives the kinds of each layer and rejects kinds not built yet', () => {
+test('engineLayers gives the kinds of each layer, attention and parallel groups included, and rejects repeats in a group', () => {
   assert.deepEqual(engineLayers('M*4'), [['M'], ['M'], ['M'], ['M']]);
   assert.deepEqual(engineLayers('(M|E) F'), [['M', 'E'], ['F']]);
+  assert.deepEqual(engineLayers('AF*2'), [['A'], ['F'], ['A'], ['F']]);
+  assert.deepEqual(engineLayers('(A|M) (A|E|F)'), [['A', 'M'], ['A', 'E', 'F']]);
   assert.throws(() => engineLayers('(M|M)'), /repeats a kind/);
-  assert.throws(() => engineLayers('MA'), /layer 1 is 'A' \(causal attention\), which this engine cannot build yet/);
+  assert.throws(() => engineLayers('M (A|A)'), /layer 1 repeats a kind in its parallel group \(A\|A\)/);
 });

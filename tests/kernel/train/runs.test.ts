@@ -73,7 +73,7 @@ test('an MoE run records tokens per expert every few steps, with its active para
   const counts = model.parameterCount();
   assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
   assert.ok(counts.active < counts.nonEmbedding);
-  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config));
+  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config, trainer.options.seqLen));
 
   loaded.truncate(3);
   assert.deepEqual(loaded.experts!.step, [2]);
