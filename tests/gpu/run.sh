@@ -10,9 +10,11 @@
 #
 #   bash tests/gpu/run.sh            # everything (about 9 minutes on an H100)
 #   SKIP_BENCH=1 bash tests/gpu/run.sh       # no scan benchmark
+#   SKIP_ATTENTION_BENCH=1 bash tests/gpu/run.sh   # no attention benchmark (ours beside PyTorch SDPA)
 #   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
 #   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_TRAIN_BENCH=1   # skip one model stage
+#   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +34,8 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 echo "# build ($BUILD)"
 if ! { cmake -S native -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DMAMBALAB_CUDA=ON &&
-       cmake --build "$BUILD" --parallel --target mambalab_gpu_tests mambalab_bench_scan; } >"$OUT/build.log" 2>&1; then
+       cmake --build "$BUILD" --parallel --target mambalab_gpu_tests mambalab_bench_scan mambalab_bench_attention; } \
+       >"$OUT/build.log" 2>&1; then
   tail -40 "$OUT/build.log"
   echo "build failed (full log: $OUT/build.log)"
   exit 1
@@ -67,6 +70,20 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     }
   fi
   cat "$OUT/scan.jsonl"
+fi
+
+if [ -z "${SKIP_ATTENTION_BENCH:-}" ]; then
+  echo "# attention benchmark beside PyTorch SDPA"
+  : >"$WORK/attention_ours.jsonl"
+  for len in 1024 2048 4096 8192; do
+    "$BUILD/mambalab_bench_attention" --len "$len" >>"$WORK/attention_ours.jsonl" 2>>"$OUT/bench.log" ||
+      echo "attention benchmark failed at L $len (see $OUT/bench.log)"
+  done
+  PYTHONUNBUFFERED=1 python3 bench/reference/attention_reference.py --ours "$WORK/attention_ours.jsonl" \
+    >"$OUT/attention.jsonl" 2>>"$OUT/bench.log" || {
+    echo "attention_reference.py failed (see $OUT/bench.log)"
+    cp "$WORK/attention_ours.jsonl" "$OUT/attention.jsonl"
+  }
 fi
 
 # Hardware counters of the scan kernels (one forward, one backward), for the notes.
@@ -140,7 +157,7 @@ fi
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
   stage_start "bench train: ours, then the PyTorch reference"
   # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
-  specs=(mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048)
+  read -r -a specs <<<"${BENCH_SPECS:-mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048}"
   precision=()
   "$NODE" "$CLI" bench --help | grep -q -- '--precision' && precision=(--precision bf16)
   : >"$WORK/bench-ours.jsonl"
@@ -176,6 +193,15 @@ for r in rows:
         tag += f' {"det" if r["deterministic"] else "atomic"} ckpt{r["checkpoint_every"]}'
     print(f'{tag:<62} fwd {r["fwd_ms"]:8.3f} ms   fwd+bwd {r["fwd_bwd_ms"]:8.3f} ms')
 print("targets (H100): fwd <= 0.25 ms, fwd+bwd <= 1.2 ms; mamba_ssm's kernel: 0.50 / 2.43 ms (not run here)")
+PY
+fi
+if [ -s "$OUT/attention.jsonl" ]; then
+  python3 - "$OUT/attention.jsonl" <<'PY'
+import json, sys
+for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip()):
+    s = r["shape"]
+    tag = f'{r["impl"]:<14} {r["dtype"]} b{s["batch"]} h{s["heads"]}/{s["kv_heads"]} d{s["head_dim"]} L{s["len"]:<5}'
+    print(f'{tag} fwd {r["fwd_ms"]:8.3f} ms ({r["fwd_tflops"]:5.0f} TFLOP/s)   fwd+bwd {r["fwd_bwd_ms"]:8.3f} ms ({r["fwd_bwd_tflops"]:5.0f})')
 PY
 fi
 if [ -s "$OUT/lm.jsonl" ]; then
