@@ -6,9 +6,10 @@
 // Paper-sized models make files of many GiB: they are written one tensor at a time (a
 // LazyTensor is read only when its turn comes) and read with positioned reads, never whole
 // (Node reads no file over 2 GiB in one piece).
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 
 import { MambalabError } from '../errors.js';
+import { writeAll } from '../files.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -41,10 +42,6 @@ function lazy(t: NamedTensor | LazyTensor): LazyTensor {
   if ('read' in t) return t;
   if (numelOf(t.shape) !== t.data.length) throw new Error(`safetensors: ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
   return { name: t.name, shape: t.shape, dtype: fileDType(t.data), read: () => t.data };
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
 /** Writes the tensors in order (a LazyTensor is read when its turn comes); fsynced, then renamed into place. */

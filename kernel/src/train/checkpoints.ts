@@ -7,10 +7,11 @@
 // untouched); checkpoints/ is fsynced; a new link renamed over `checkpoint` points at step-N; the
 // oldest beyond `keep` are renamed to .old-… before they are removed, so a crash while removing
 // never leaves part of a step-N directory. A run directory is therefore readable at every byte.
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 import { MambalabError } from '../errors.js';
+import { fsyncPath } from '../files.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 /** A link to the newest checkpoint (before checkpoints/ existed, the one checkpoint itself). */
@@ -30,15 +31,6 @@ export interface CheckpointEntry {
 
 export function stepDirName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Every file under `dir`, then `dir` itself, reach the disk. */

@@ -1,7 +1,7 @@
 // A run on disk: what was trained (run.json), its per-step metrics and validation losses
 // (Arrow IPC files, readable by pyarrow and pandas), its checkpoints (checkpoints.ts), and the
 // display document the lab extension opens (run.mambalab.json).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
@@ -9,6 +9,7 @@ import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, 
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 
 import { MambalabError } from '../errors.js';
+import { writeFileDurably } from '../files.js';
 import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
@@ -67,25 +68,12 @@ export function modelSummary(model: Model): ModelSummary {
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
 }
 
-// On disk before the rename, so that a run's metrics are never behind the checkpoint written after them.
-function writeAtomically(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const fd = openSync(tmp, 'w');
-  try {
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
+// Durable: a run's metrics are on disk before the checkpoint written after them.
 function writeArrow(path: string, columns: Record<string, number[]>): void {
   const arrays = Object.fromEntries(
     Object.entries(columns).map(([k, v]) => [k, k === 'step' ? Int32Array.from(v) : Float64Array.from(v)]),
   );
-  writeAtomically(path, tableToIPC(tableFromArrays(arrays), 'file'));
+  writeFileDurably(path, tableToIPC(tableFromArrays(arrays), 'file'));
 }
 
 function readTable(path: string) {
@@ -271,8 +259,8 @@ export class Run {
     writeArrow(join(this.dir, METRICS_FILE), this.train);
     writeArrow(join(this.dir, VALIDATION_FILE), this.validation);
     if (this.experts) writeExperts(join(this.dir, EXPERTS_FILE), this.experts);
-    writeAtomically(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
-    writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
+    writeFileDurably(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
+    writeFileDurably(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
   }
 
   /** The run as the display schema's run object (a copy: the run goes on logging). */
