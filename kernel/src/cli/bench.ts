@@ -4,6 +4,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { MambalabError } from '../errors.js';
+import { benchCheckpoint, benchCheckpointUsage } from './bench-checkpoint.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
@@ -20,6 +21,11 @@ const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
   tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
+  checkpoint: {
+    summary: 'seconds to write (atomically) and load a checkpoint of a preset; what the non-finite guard costs a step',
+    usage: benchCheckpointUsage,
+    run: benchCheckpoint,
+  },
 };
 
 /** Removes a flag (and its value) from argv; its value, '' for a switch, undefined when absent. */
