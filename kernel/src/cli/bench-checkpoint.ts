@@ -7,14 +7,11 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { DEVICES, PRECISIONS } from '../models/config.js';
-import { chooseDevice } from '../models/device.js';
-import { createModel } from '../models/model.js';
 import { native } from '../native.js';
 import { StepGuard } from '../train/guard.js';
 import { Trainer } from '../train/trainer.js';
-import { GPU_BENCH_SHAPES, GPU_VOCAB_PAD_MULTIPLE } from './bench-train.js';
-import { choiceFlag, intFlag, parseFlags, presetFlags } from './args.js';
+import { intFlag, parseFlags } from './args.js';
+import { BENCH_MODEL_FLAGS, benchedModel, benchModel } from './bench-train.js';
 
 export const benchCheckpointUsage = `  --model NAME --size NAME   the preset (default blackmamba; size tiny on the CPU, on CUDA as bench train: 340m-1.5b at 8 × 2048)
   --device DEV               cpu | cuda | auto (default cpu)
@@ -35,39 +32,15 @@ function median(xs: number[]): number {
 }
 
 export async function benchCheckpoint(argv: string[], log: (line: string) => void) {
-  const { values: f } = parseFlags('bench checkpoint', argv, {
-    model: { type: 'string', default: 'blackmamba' },
-    size: { type: 'string' },
-    device: { type: 'string' },
-    precision: { type: 'string' },
-    deterministic: { type: 'boolean', default: false },
-    'batch-size': { type: 'string' },
-    'seq-len': { type: 'string' },
-    steps: { type: 'string' },
-    repeats: { type: 'string' },
-    dir: { type: 'string' },
-  });
-  const device = choiceFlag('device', f.device, DEVICES, 'cpu');
-  const precision = choiceFlag('precision', f.precision, PRECISIONS, 'bf16');
-  const engine = native();
-  const onGpu = chooseDevice({ device, dtype: 'float32' }, engine.info().gpu).device === 'cuda';
-  const gpuShape = onGpu ? GPU_BENCH_SHAPES[f.model as keyof typeof GPU_BENCH_SHAPES] : undefined;
-  const size = f.size ?? gpuShape?.size ?? 'tiny';
-  const p = presetFlags(f.model!, size);
-  const batchSize = intFlag('batch-size', f['batch-size'], gpuShape?.batchSize ?? p.training.batchSize, 1);
-  const seqLen = intFlag('seq-len', f['seq-len'], gpuShape?.seqLen ?? p.training.seqLen, 1);
+  const { values: f } = parseFlags('bench checkpoint', argv, { ...BENCH_MODEL_FLAGS, steps: { type: 'string' }, repeats: { type: 'string' }, dir: { type: 'string' } });
+  const { family, size, preset: p, model, batch } = benchModel(f, 'blackmamba');
+  const { tokens, batchSize, seqLen } = batch;
   const steps = intFlag('steps', f.steps, 10, 1);
   const repeats = intFlag('repeats', f.repeats, 2, 1);
-
-  const model = createModel({ ...p.config, ...(onGpu ? { padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE } : {}), device, precision, deterministic: f.deterministic, seed: 0 });
   const trainer = new Trainer(model, { ...p.training, batchSize, seqLen, totalSteps: 1000 });
-  const vocab = model.config.vocabSize;
-  let state = 12345;
-  const tokens = new Int32Array(batchSize * (seqLen + 1)).map(() => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % vocab);
-  const batch = { tokens, batchSize, seqLen };
   const o = trainer.options;
   const optimizer = { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradClip: o.gradClip };
-  log(`bench checkpoint: ${f.model}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}`);
+  log(`bench checkpoint: ${family}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}`);
   for (let i = 0; i < 3; i++) await trainer.step(batch);
 
   // The same steps through the engine alone and through the trainer (its guard's host side on
@@ -118,14 +91,9 @@ export async function benchCheckpoint(argv: string[], log: (line: string) => voi
     }
   }
   return {
-    name: `checkpoint-${f.model}-${size}`,
-    gpu: onGpu ? engine.info().gpu.name : 'none',
-    device: model.device,
-    date: new Date().toISOString().slice(0, 10),
-    model: f.model,
-    size,
-    precision: model.computePrecision,
-    deterministic: model.config.deterministic,
+    name: `checkpoint-${family}-${size}`,
+    gpu: model.device === 'cuda' ? native().info().gpu.name : 'none',
+    ...benchedModel(model, family, size),
     params_total: model.parameterCount().total,
     batch_size: batchSize,
     seq_len: seqLen,
