@@ -1,63 +1,24 @@
 // Trains a model: each step runs forward, backward, clipping and AdamW inside the engine,
 // off the JS thread; the trainer owns the schedule, the data order, the metrics, the watch on
 // non-finite steps and the checkpoints.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Batch } from '../data/batch.js';
 import type { SamplerState, TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
-import { readSafetensors, writeSafetensors, type FloatArray } from '../models/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
 import { fittingAccumulation } from './accumulation.js';
 import { CheckpointSchedule, DEFAULT_KEEP, listCheckpoints, newestCheckpoint, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
 import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
-import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged, type GuardState } from './guard.js';
+import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
 import type { StepMetrics } from './metrics.js';
+import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 import { lrAt } from './schedule.js';
+import { readTrainerState, refuseNonFinite, type TrainerState } from './trainer-state.js';
 
-export interface TrainerOptions {
-  /** Peak learning rate. */
-  lr: number;
-  /** Floor the cosine decays to. */
-  minLr: number;
-  warmupSteps: number;
-  /** Steps the cosine spans (fit() sets it from its `steps` when left 0). */
-  totalSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Global-norm clipping threshold; 0 turns clipping off. */
-  gradClip: number;
-  /** Rows per optimizer step (what the LR schedule, tokens and tokens/s count). */
-  batchSize: number;
-  seqLen: number;
-  /** Seed of the training batch order. */
-  seed: number;
-  /**
-   * Micro-batches per step (a divisor of batchSize): their gradients accumulate into one update,
-   * the same as one pass over the batch in 1/K of the activation memory. Left out: 1 on the CPU,
-   * on the GPU the fewest that fit its memory (trainer.accumulationNote says why when more).
-   */
-  gradAccumulation: number;
-}
-
-export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
-  lr: 1e-3,
-  minLr: 1e-5,
-  warmupSteps: 0,
-  totalSteps: 0,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-8,
-  gradClip: 1.0,
-  batchSize: 8,
-  seqLen: 128,
-  seed: 0,
-  gradAccumulation: 1,
-};
+export { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 
 export interface FitOptions {
   steps: number;
@@ -139,39 +100,9 @@ export function setFitWatcher(watcher: FitWatcher | undefined): FitWatcher | und
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 
-/** trainer.json: where training stands (see README, "Checkpoints"). */
-interface TrainerState {
-  step: number;
-  /** Steps the optimizer applied (AdamW's bias correction counts them; skipped steps are not). */
-  optimizerSteps?: number;
-  tokens: number;
-  elapsedS: number;
-  options: TrainerOptions;
-  sampler?: SamplerState;
-  guard?: GuardState;
-}
-
 /** What loadCheckpoint restored, and the newer checkpoints it passed over because they did not load. */
 export interface LoadedCheckpoint extends CheckpointEntry {
   passedOver: { dir: string; error: string }[];
-}
-
-function checkTrainerOptions(options: TrainerOptions): void {
-  for (const [key, value] of Object.entries(options)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new MambalabError(`trainer.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
-    }
-  }
-  if (options.lr <= 0) throw new MambalabError(`trainer.lr: expected a positive number, got ${options.lr}`);
-  if (options.beta1 >= 1 || options.beta2 >= 1) throw new MambalabError('trainer.beta1/beta2: expected values below 1');
-  for (const key of ['batchSize', 'seqLen', 'gradAccumulation'] as const) {
-    if (!Number.isInteger(options[key]) || options[key] < 1) {
-      throw new MambalabError(`trainer.${key}: expected a positive integer, got ${options[key]}`);
-    }
-  }
-  if (options.batchSize % options.gradAccumulation !== 0) {
-    throw new MambalabError(`trainer.gradAccumulation: ${options.gradAccumulation} micro-batches must divide the batch of ${options.batchSize} rows`);
-  }
 }
 
 /** A non-negative integer option of fit(), 0 when left out. */
@@ -181,10 +112,28 @@ function countOption(name: string, value: number | undefined): number {
   return value;
 }
 
+/** fit()'s options about evaluation, bad steps and checkpoints, checked. */
+function fitSettings(options: FitOptions) {
+  const maxBadSteps = options.maxBadSteps ?? DEFAULT_MAX_BAD_STEPS;
+  if (!Number.isInteger(maxBadSteps) || maxBadSteps < 1) throw new MambalabError(`fit: maxBadSteps must be a positive integer, got ${maxBadSteps}`);
+  const every = countOption('checkpointEvery', options.checkpointEvery);
+  const minutes = options.checkpointMinutes ?? 0;
+  if (!(minutes >= 0)) throw new MambalabError(`fit: checkpointMinutes must be a non-negative number, got ${minutes}`);
+  const keep = options.keepCheckpoints ?? DEFAULT_KEEP;
+  if (!Number.isInteger(keep) || keep < 1) throw new MambalabError(`fit: keepCheckpoints must be a positive integer, got ${keep}`);
+  const dir = options.checkpointDir;
+  if ((every > 0 || minutes > 0) && !dir) throw new MambalabError('fit: checkpointEvery and checkpointMinutes need a checkpointDir to write to');
+  return {
+    evalEvery: countOption('evalEvery', options.evalEvery),
+    evalSize: { batches: options.evalBatches, tokens: options.evalTokens } satisfies EvalSize,
+    maxBadSteps,
+    checkpoints: dir ? { dir, keep, schedule: new CheckpointSchedule(every, minutes) } : undefined,
+  };
+}
+
 export class Trainer {
   readonly options: TrainerOptions;
-  /** Why gradients accumulate over several micro-batches, when the trainer chose that for the GPU's memory. */
-  accumulationNote?: string;
+  private fittingNote?: string;
   /** gradAccumulation as the constructor was given it (undefined: chosen for the device's memory). */
   private readonly givenAccumulation?: number;
   private step_ = 0;
@@ -202,13 +151,18 @@ export class Trainer {
   ) {
     this.givenAccumulation = options.gradAccumulation;
     this.options = { ...DEFAULT_TRAINER_OPTIONS, ...options };
-    this.options.gradAccumulation = options.gradAccumulation ?? this.fittingAccumulation();
     checkTrainerOptions(this.options);
+    if (options.gradAccumulation === undefined) this.options.gradAccumulation = this.fittingAccumulation();
+  }
+
+  /** Why gradients accumulate over several micro-batches, when the trainer chose that for the GPU's memory. */
+  get accumulationNote(): string | undefined {
+    return this.fittingNote;
   }
 
   private fittingAccumulation(): number {
     const fitting = fittingAccumulation(this.model, this.options.batchSize, this.options.seqLen);
-    this.accumulationNote = fitting.note;
+    this.fittingNote = fitting.note;
     return fitting.microBatches;
   }
 
@@ -288,18 +242,7 @@ export class Trainer {
     if (data.vocabSize > this.model.config.vocabSize) {
       throw new MambalabError(`fit: the data's vocabulary (${data.vocabSize}) is larger than the model's (${this.model.config.vocabSize})`);
     }
-    const evalEvery = countOption('evalEvery', options.evalEvery);
-    const evalSize: EvalSize = { batches: options.evalBatches, tokens: options.evalTokens };
-    const maxBadSteps = options.maxBadSteps ?? DEFAULT_MAX_BAD_STEPS;
-    if (!Number.isInteger(maxBadSteps) || maxBadSteps < 1) throw new MambalabError(`fit: maxBadSteps must be a positive integer, got ${maxBadSteps}`);
-    const every = countOption('checkpointEvery', options.checkpointEvery);
-    const minutes = options.checkpointMinutes ?? 0;
-    if (!(minutes >= 0)) throw new MambalabError(`fit: checkpointMinutes must be a non-negative number, got ${minutes}`);
-    const keep = options.keepCheckpoints ?? DEFAULT_KEEP;
-    if (!Number.isInteger(keep) || keep < 1) throw new MambalabError(`fit: keepCheckpoints must be a positive integer, got ${keep}`);
-    const checkpointDir = options.checkpointDir;
-    if ((every > 0 || minutes > 0) && !checkpointDir) throw new MambalabError('fit: checkpointEvery and checkpointMinutes need a checkpointDir to write to');
-    const schedule = checkpointDir ? new CheckpointSchedule(every, minutes) : undefined;
+    const { evalEvery, evalSize, maxBadSteps, checkpoints } = fitSettings(options);
     if (this.options.totalSteps === 0) this.options.totalSteps = this.step_ + steps;
     if (!this.sampler || this.sampler.source !== data) {
       const s = data.sampler('train', {
@@ -332,10 +275,10 @@ export class Trainer {
         onStep?.(metrics);
         watch?.step(metrics);
         if (this.guard.consecutiveSkipped >= maxBadSteps) throw new TrainingDiverged(metrics.step, this.guard.consecutiveSkipped, this.lastCheckpoint);
-        if (checkpointDir && !metrics.skipped && schedule?.due(metrics.step)) {
+        if (checkpoints && !metrics.skipped && checkpoints.schedule.due(metrics.step)) {
           options.beforeCheckpoint?.(metrics.step);
-          this.writeCheckpoint(checkpointDir, { keep });
-          schedule.written();
+          this.writeCheckpoint(checkpoints.dir, { keep: checkpoints.keep });
+          checkpoints.schedule.written();
         }
       }
       result = { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
@@ -439,35 +382,4 @@ export class Trainer {
     this.lastCheckpoint = { dir, step: state.step };
     return this.lastCheckpoint;
   }
-}
-
-function refuseNonFinite(name: string, values: FloatArray): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new MambalabError(`checkpoint: refusing to write non-finite weights ('${name}' holds ${values[i]} at index ${i}); the previous checkpoints are kept`);
-    }
-  }
-}
-
-function readTrainerState(file: string): TrainerState {
-  let state: TrainerState;
-  try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as TrainerState;
-  } catch (e) {
-    throw new MambalabError(`checkpoint: cannot read ${file} (${(e as Error).message})`);
-  }
-  const counts = ['step', 'tokens', 'elapsedS', ...(state.optimizerSteps !== undefined ? ['optimizerSteps' as const] : [])] as const;
-  for (const key of counts) {
-    const value = state[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new MambalabError(`checkpoint: ${file}: '${key}' must be a non-negative number, got ${JSON.stringify(value)}`);
-  }
-  if (typeof state.options !== 'object' || state.options === null) throw new MambalabError(`checkpoint: ${file} has no trainer 'options'`);
-  // Checkpoints written before gradient accumulation existed took one pass per step.
-  const options = { ...DEFAULT_TRAINER_OPTIONS, ...state.options };
-  try {
-    checkTrainerOptions(options);
-  } catch (e) {
-    throw new MambalabError(`checkpoint: ${file}: ${(e as Error).message}`);
-  }
-  return { ...state, options };
 }
