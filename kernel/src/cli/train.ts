@@ -10,7 +10,7 @@ import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
-import { DEFAULT_KEEP, listCheckpoints } from '../train/checkpoints.js';
+import { DEFAULT_KEEP, listCheckpoints, removeCheckpointsAfter } from '../train/checkpoints.js';
 import { DEFAULT_MAX_BAD_STEPS } from '../train/guard.js';
 import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
 import { DEFAULT_CHECKPOINT_MINUTES } from '../train/train-run.js';
@@ -134,7 +134,9 @@ export async function train(argv: string[]): Promise<void> {
       for (const skipped of from.passedOver) say(`resume: passing over ${skipped.dir}: ${skipped.error}`);
       say(`resume: from step ${from.step} (${from.dir})`);
     }
+    // What came after the checkpoint is trained again: its metrics lines, and newer checkpoints that did not load.
     keepMetricsUpTo(out, trainer.stepCount);
+    removeCheckpointsAfter(out, trainer.stepCount);
   } else {
     startRun(out, runConfig(data.description));
   }

@@ -10,7 +10,7 @@ import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
 import { fittingAccumulation } from './accumulation.js';
-import { CheckpointSchedule, DEFAULT_KEEP, listCheckpoints, newestCheckpoint, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
+import { CheckpointSchedule, DEFAULT_KEEP, listCheckpoints, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
 import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
 import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
 import type { StepMetrics } from './metrics.js';
@@ -323,14 +323,13 @@ export class Trainer {
   /**
    * A checkpoint under `root` that appears whole or not at all (root/checkpoints/step-N, with
    * root/checkpoint naming the newest; see checkpoints.ts), keeping the newest `keep` (default 2).
-   * Writes nothing when the newest there is already this step's. Returns its directory.
+   * Writes nothing when there is one of this step already. Returns its directory.
    */
   writeCheckpoint(root: string, options: { keep?: number } = {}): string {
-    const newest = newestCheckpoint(root);
-    if (newest?.step !== this.step_) writeCheckpoint(root, this.step_, (dir) => this.saveCheckpoint(dir), options.keep);
-    const written = newestCheckpoint(root)!;
-    this.lastCheckpoint = written;
-    return written.dir;
+    const existing = listCheckpoints(root).find((c) => c.step === this.step_);
+    const dir = existing?.dir ?? writeCheckpoint(root, this.step_, (into) => this.saveCheckpoint(into), options.keep);
+    this.lastCheckpoint = { dir, step: this.step_ };
+    return dir;
   }
 
   /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -172,15 +172,18 @@ test('--grad-accum trains as one pass per step; --resume drops what a crash cut 
   });
   assert.deepEqual(Object.keys(a[2]), ['step', 'loss', 'lr', 'grad_norm', 'tokens', 'device', 'skipped', 'nonfinite_steps', 'eval_loss', 'eval_ppl']);
   assert.equal(a[2].eval_ppl, Math.exp(a[2].eval_loss));
-  // What a crash after step 5 leaves: a cut line, no checkpoint of step 6. Resumed (in one pass per step: that may change).
+  // A cut metrics line, and a newest checkpoint gone bad on disk. Resumed (in one pass per step: that may change).
   writeFileSync(join(out, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').slice(0, 5).join('\n') + '\n{"step": 6, "lo');
-  rmSync(join(out, 'checkpoints', 'step-00000006'), { recursive: true });
+  truncateSync(join(out, 'checkpoints', 'step-00000006', 'model.safetensors'), 100);
   const resumed = mambalab([...args, '--out', out, '--checkpoint-every', '2', '--resume']);
   assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resume: passing over .*step-00000006: checkpoint: .*model\.safetensors is not a valid safetensors file/);
   assert.match(resumed.stderr, /resume: from step 4 \(.*step-00000004\)/);
   const c = lines(join(out, 'metrics.jsonl'));
   assert.equal(c.length, 6, 'the cut line is dropped and steps 5 and 6 trained again');
   assert.deepEqual(c.slice(4).map((l) => l.step), [5, 6]);
+  assert.equal(loadModel(join(out, 'checkpoint')).config.seed, 4, 'step 6 written again, whole');
+  assert.equal(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer.json'), 'utf8')).step, 6);
 });
 
 test('mambalab eval: the validation loss and perplexity of a run, a checkpoint or a saved model', () => {
