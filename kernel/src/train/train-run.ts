@@ -110,11 +110,11 @@ export async function trainRun(trainer: Trainer, data: TokenSource, options: Tra
   // The loss before the first step is the validation curve's first point, saved before any step.
   const loss = await trainer.evaluate(data, { batches: plan.evalBatches, tokens: plan.evalTokens });
   run.recordValidation({ step: trainer.stepCount, tokens: run.tokens, wallS: run.train.wallS.at(-1) ?? 0, loss });
-  return recordRun(trainer, data, run, plan, options);
+  return recordRun(trainer, data, run, plan, { ...options, dir });
 }
 
 /** Fits the trainer up to plan.untilStep, recording into `run` (already holding the history up to the trainer's step). */
-async function recordRun(trainer: Trainer, data: TokenSource, run: Run, plan: RunPlan, options: Pick<TrainRunOptions, 'saveEveryS' | 'signal' | 'onStep'>): Promise<Run> {
+async function recordRun(trainer: Trainer, data: TokenSource, run: Run, plan: RunPlan, options: Pick<TrainRunOptions, 'dir' | 'saveEveryS' | 'signal' | 'onStep'>): Promise<Run> {
   const { signal, onStep } = options;
   const saveEveryMs = (options.saveEveryS ?? 10) * 1000;
   run.plan = plan;
@@ -159,7 +159,7 @@ async function recordRun(trainer: Trainer, data: TokenSource, run: Run, plan: Ru
   } catch (error) {
     if (error instanceof TrainingInterrupted) {
       finish(error.result);
-      throw new TrainingInterrupted(`${error.message}; the run and its checkpoint are saved in ${run.dir}`, error.result);
+      throw new TrainingInterrupted(`${error.message}; the run and its checkpoint are saved in ${options.dir ?? run.dir}`, error.result);
     }
     // The trainer stays at its last completed step; the run keeps the metrics up to it and
     // its checkpoints (none written after the failure), and says why it failed.
@@ -208,5 +208,5 @@ export async function resumeRun(dir: string, data: TokenSource, options: ResumeR
     resumed.save();
     return resumed;
   }
-  return recordRun(trainer, data, resumed, plan, fitting);
+  return recordRun(trainer, data, resumed, plan, { ...fitting, dir });
 }
