@@ -24,9 +24,11 @@ export const POSITION_COLUMNS = ['step', 'tokens', 'wallS'] as const;
 export const VALIDATION_COLUMNS = [...POSITION_COLUMNS, 'loss'] as const;
 /**
  * The columns of a run's training log, one entry per step: the display's train series and the
- * run's metrics.arrow alike. The ones after VALIDATION_COLUMNS are optional in a document.
+ * run's metrics.arrow alike. The ones after VALIDATION_COLUMNS are optional in a document;
+ * `skipped` (1 where the step's loss or gradient norm was not finite and nothing was applied)
+ * is sent only when some step was skipped.
  */
-export const TRAIN_COLUMNS = [...VALIDATION_COLUMNS, 'lr', 'gradNorm', 'tokensPerS'] as const;
+export const TRAIN_COLUMNS = [...VALIDATION_COLUMNS, 'lr', 'gradNorm', 'tokensPerS', 'skipped'] as const;
 
 export type ValidationColumn = (typeof VALIDATION_COLUMNS)[number];
 export type TrainColumn = (typeof TRAIN_COLUMNS)[number];
@@ -116,6 +118,10 @@ export interface ProgressDoc {
   loss?: number;
   tokensPerS?: number;
   etaS?: number;
+  /** Steps skipped so far because their loss or gradient norm was not finite. */
+  skippedSteps?: number;
+  /** Something the user should look at now, e.g. a loss spike. */
+  warning?: string;
 }
 
 /** One output: runs, comparisons between them, the plots to draw, and the live status line. */

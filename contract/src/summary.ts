@@ -3,13 +3,24 @@
 import { axisUnit, formatCount, formatDuration, formatInteger, formatLoss, formatPercent, formatPosition, formatSavings } from './format.js';
 import type { ComparisonDoc, DisplayDoc, ProgressDoc } from './schema.js';
 
-/** "MoE-Mamba: step 12,300 / 100,000 (12%) · loss 3.6200 · 410k tokens/s · 1h 02m left". */
+/**
+ * "MoE-Mamba: step 12,300 / 100,000 (12%) · loss 3.6200 · 410k tokens/s · 1h 02m left", then
+ * " · 2 non-finite steps skipped" and " · ⚠ loss spike at step 12,001: 4.1× its running average"
+ * when there are some.
+ */
 export function progressText(progress: ProgressDoc, runName?: string): string {
   const parts = [`${runName ? `${runName}: ` : ''}step ${formatInteger(progress.step)} / ${formatInteger(progress.totalSteps)} (${formatPercent(progressFraction(progress), 0)})`];
   if (progress.loss !== undefined) parts.push(`loss ${formatLoss(progress.loss)}`);
   if (progress.tokensPerS !== undefined) parts.push(`${formatCount(progress.tokensPerS)} tokens/s`);
   if (progress.etaS !== undefined) parts.push(`${formatDuration(progress.etaS)} left`);
+  if (progress.skippedSteps) parts.push(`${formatInteger(progress.skippedSteps)} non-finite step${progress.skippedSteps === 1 ? '' : 's'} skipped`);
+  if (progress.warning) parts.push(`⚠ ${progress.warning}`);
   return parts.join(' · ');
+}
+
+/** The progress line's warning for a loss spike: "loss spike at step 1,234: 4.1× its running average". */
+export function lossSpikeWarning(step: number, ratio: number): string {
+  return `loss spike at step ${formatInteger(step)}: ${ratio.toFixed(1)}× its running average`;
 }
 
 /** How far training is, from 0 to 1. */

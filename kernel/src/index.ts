@@ -9,9 +9,10 @@ export { preset, presetNames, type Preset, type TrainingDefaults } from './model
 export { countParameters, type ParameterCount } from './models/params.js';
 
 // Training, runs and comparisons
-export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult } from './train/trainer.js';
+export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult, type LoadedCheckpoint } from './train/trainer.js';
+export { TrainingDiverged } from './train/guard.js';
 export type { StepMetrics } from './train/metrics.js';
-export { trainRun, type TrainRunOptions } from './train/train-run.js';
+export { resumeRun, trainRun, type ResumeRunOptions, type TrainRunOptions } from './train/train-run.js';
 export { loadRun, type Run } from './train/runs.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
 export { compareRuns, type CompareOptions } from './train/compare.js';

@@ -1,5 +1,7 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
-// validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
+// validation (with its perplexity in the hover), the steps skipped for a non-finite loss or
+// gradient norm as marks, on the x-axis the user picks. Pure: runs and view state in, a Plotly
+// figure out.
 import type { Layout, PlotData } from 'plotly.js';
 import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type ValidationSeries, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
@@ -89,6 +91,8 @@ export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: 
         smoothed ? 'smoothed loss %{y:.4f} (raw %{customdata[3]})' : 'loss %{customdata[3]}'
       }<extra></extra>`,
     });
+    const skipped = skippedMarks(run, x);
+    if (skipped) data.push({ ...skipped, marker: { color, symbol: 'x', size: 9 }, legendgroup: run.id });
     if (state.showValidation && run.validation && run.validation.step.length > 0) {
       const vx = xValues(run, run.validation, state.x);
       if (typeof vx === 'string') return;
@@ -102,8 +106,8 @@ export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: 
         marker: { color, size: 5 },
         name: `${run.name} (validation)`,
         legendgroup: run.id,
-        customdata: validation.loss.map((_, i) => hoverColumns(validation, i)) as unknown as PlotData['customdata'],
-        hovertemplate: `<b>${escapeTemplate(run.name)}</b> validation<br>step %{customdata[0]} · %{customdata[1]} tokens · %{customdata[2]}<br>loss %{customdata[3]}<extra></extra>`,
+        customdata: validation.loss.map((loss, i) => [...hoverColumns(validation, i), formatPerplexity(loss)]) as unknown as PlotData['customdata'],
+        hovertemplate: `<b>${escapeTemplate(run.name)}</b> validation<br>step %{customdata[0]} · %{customdata[1]} tokens · %{customdata[2]}<br>loss %{customdata[3]} · perplexity %{customdata[4]}<extra></extra>`,
       });
     }
   });
@@ -130,6 +134,39 @@ export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: 
     },
   };
   return { data, layout, notes };
+}
+
+/**
+ * A mark at each skipped step (live documents thin steps into buckets: a bucket with any), drawn
+ * at the last finite loss before it, since the skipped step's own loss is not a number.
+ */
+function skippedMarks(run: RunDoc, x: number[]): Partial<PlotData> | undefined {
+  const flags = run.train.skipped;
+  if (!flags || !flags.some((f) => f > 0)) return undefined;
+  const at: number[] = [];
+  const y: number[] = [];
+  let lastFinite = Number.NaN;
+  run.train.loss.forEach((loss, i) => {
+    if (flags[i]! > 0) {
+      at.push(x[i]!);
+      y.push(lastFinite);
+    } else if (Number.isFinite(loss)) {
+      lastFinite = loss;
+    }
+  });
+  return {
+    type: 'scatter',
+    mode: 'markers',
+    x: at,
+    y,
+    name: `${run.name} (skipped: non-finite)`,
+    hovertemplate: `<b>${escapeTemplate(run.name)}</b><br>skipped at %{x}: its loss or gradient norm was not finite, nothing was applied<extra></extra>`,
+  };
+}
+
+/** exp(loss), three significant digits: 31.7, 4.12k. */
+function formatPerplexity(loss: number): string {
+  return formatCount(Math.exp(loss));
 }
 
 function hoverColumns(columns: ValidationSeries, i: number): string[] {

@@ -64,7 +64,7 @@ const full: DisplayDoc = {
       status: 'done',
       model: { family: 'moe-mamba', pattern: 'ME*2', dModel: 64, paramsTotal: 1e6, paramsActive: 2e5 },
       flopsPerToken: 1.2e6,
-      train: { step: series, tokens: series, wallS: series, loss: series, lr: series, gradNorm: series, tokensPerS: series },
+      train: { step: series, tokens: series, wallS: series, loss: series, lr: series, gradNorm: series, tokensPerS: series, skipped: [0, 1] },
       validation: { step: series, tokens: series, wallS: series, loss: series },
       experts: {
         layers: [1],
@@ -90,7 +90,7 @@ const full: DisplayDoc = {
     },
   ],
   plots: [{ kind: 'loss', runs: ['moe'], comparison: 0, x: 'tokens', logY: true, smoothing: 0.1, showValidation: true, title: 'loss' }],
-  progress: { runId: 'moe', step: 2, totalSteps: 4, loss: 2, tokensPerS: 100, etaS: 3 },
+  progress: { runId: 'moe', step: 2, totalSteps: 4, loss: 2, tokensPerS: 100, etaS: 3, skippedSteps: 1, warning: 'loss spike at step 2: 3.5× its running average' },
 };
 
 /** Paths of the properties the schema declares that `value` lacks (arrays: their first item). */

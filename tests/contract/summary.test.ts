@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import type { ComparisonDoc, DisplayDoc } from '../../contract/src/schema.js';
-import { progressLine, progressText, savingsHeadline } from '../../contract/src/summary.js';
+import { lossSpikeWarning, progressLine, progressText, savingsHeadline } from '../../contract/src/summary.js';
 
 const doc = (progress?: DisplayDoc['progress']): DisplayDoc => ({
   version: 1,
@@ -17,6 +17,13 @@ const doc = (progress?: DisplayDoc['progress']): DisplayDoc => ({
 test('the status line while a run trains', () => {
   const line = progressLine(doc({ runId: 'moe', step: 12_300, totalSteps: 100_000, loss: 3.62, tokensPerS: 410_000, etaS: 3720 }));
   assert.deepEqual(line, { text: 'MoE-Mamba: step 12,300 / 100,000 (12%) · loss 3.6200 · 410k tokens/s · 1h 02m left', fraction: 0.123 });
+});
+
+test('skipped steps and a loss spike join the status line', () => {
+  const progress = { step: 40, totalSteps: 100, loss: 9.5, skippedSteps: 3, warning: lossSpikeWarning(12_001, 4.13) };
+  assert.equal(progressText(progress), 'step 40 / 100 (40%) · loss 9.5000 · 3 non-finite steps skipped · ⚠ loss spike at step 12,001: 4.1× its running average');
+  assert.equal(progressText({ step: 1, totalSteps: 2, skippedSteps: 1 }), 'step 1 / 2 (50%) · 1 non-finite step skipped');
+  assert.equal(progressText({ step: 1, totalSteps: 2, skippedSteps: 0 }), 'step 1 / 2 (50%)');
 });
 
 test('no progress, no line; a minimal one still reads', () => {

@@ -6,6 +6,7 @@
 #   cli/dist/mambalab.mjs           the CLI as one ESM bundle
 #   cli/dist/lm-parity.mjs          the GPU LM parity driver (tests/gpu/lm-parity.mjs), bundled
 #   cli/dist/preset-configs.mjs     preset configs for the PyTorch training benchmark
+#   cli/dist/kill-test.mjs          the kill test's driver (tests/gpu/kill-test.mjs), bundled
 #   node_modules/node-addon-api/    headers + index.js: CMakeLists asks node for their path
 #   node-api-headers/include/       the Node-API C headers (CMAKE_JS_INC)
 #   data/c4-sample.00000-of-00001.json.gz   the 1000-document C4 sample (../shared is not there)
@@ -49,7 +50,7 @@ if [ ! -f "$entry" ]; then
 fi
 echo "pack: bundling $entry and the drivers in tests/gpu"
 bundle "$entry" "$CARRY/cli/dist/mambalab.mjs"
-for driver in lm-parity preset-configs; do
+for driver in lm-parity preset-configs kill-test; do
   bundle "tests/gpu/$driver.mjs" "$CARRY/cli/dist/$driver.mjs"
 done
 

@@ -2,9 +2,11 @@
 # On the GPU host: build the engine with its CUDA backend, run every CUDA op against the CPU
 # reference (mambalab_gpu_tests), then the selective-scan benchmark beside the plain-PyTorch
 # reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model stages: build
-# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, and
-# `mambalab bench train` beside the reference's training throughput. A short table comes
-# last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
+# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, the kill
+# test (SIGKILL and --resume, deterministic CUDA: tests/gpu/kill-test.sh), `mambalab bench
+# train` beside the reference's training throughput, and `mambalab bench checkpoint` (BlackMamba
+# 340M/1.5B checkpoint write and load times, the non-finite guard's cost per step). A short
+# table comes last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
 # logs in lm-logs.tar.gz. Without a GPU it says so and exits 0. Exits nonzero when a test, a
 # parity case or the 300-step check fails.
 #
@@ -13,7 +15,8 @@
 #   SKIP_ATTENTION_BENCH=1 bash tests/gpu/run.sh   # no attention benchmark (ours beside PyTorch SDPA)
 #   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
-#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_TRAIN_BENCH=1   # skip one model stage
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_CHECKPOINT_BENCH=1
+#                                            # skip one model stage
 #   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
@@ -154,6 +157,15 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN300:-}" ]; then
   stage_end train300
 fi
 
+if [ -n "$addon_ok" ] && [ -z "${SKIP_KILL:-}" ]; then
+  stage_start "kill test: SIGKILL at random moments and inside checkpoint writes, --resume, CUDA deterministic"
+  NODE=$NODE CLI=$CLI bash tests/gpu/kill-test.sh "$WORK/kill.json" "$lm_logs" >>"$lm_logs/kill-test-stage.log" 2>&1
+  kill_rc=$?
+  [ -s "$WORK/kill.json" ] && collect kill "$WORK/kill.json"
+  [ "$kill_rc" -eq 0 ] || stage_failed "the kill test" "$lm_logs/kill-test.log"
+  stage_end kill
+fi
+
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
   stage_start "bench train: ours, then the PyTorch reference"
   # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
@@ -176,6 +188,17 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
     collect bench_reference "$WORK/bench-ref.jsonl"
   fi
   stage_end bench
+fi
+if [ -n "$addon_ok" ] && [ -z "${SKIP_CHECKPOINT_BENCH:-}" ]; then
+  stage_start "bench checkpoint: BlackMamba 340M/1.5B checkpoint write and load, the guard's cost per step"
+  # One checkpoint (about 17 GiB) on disk at a time, in the work directory.
+  if "$NODE" "$CLI" bench checkpoint --model blackmamba --size 340m-1.5b --device cuda --json --dir "$WORK" \
+    >"$WORK/bench-checkpoint.jsonl" 2>>"$lm_logs/bench-checkpoint.log"; then
+    collect checkpoint_bench "$WORK/bench-checkpoint.jsonl"
+  else
+    stage_failed "bench checkpoint" "$lm_logs/bench-checkpoint.log"
+  fi
+  stage_end checkpoint_bench
 fi
 tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 
 import { MambalabError } from '../errors.js';
 import { benchAttention, benchAttentionUsage } from './bench-attention.js';
+import { benchCheckpoint, benchCheckpointUsage } from './bench-checkpoint.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
@@ -22,6 +23,11 @@ const BENCHES: Record<string, Bench> = {
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
   attention: { summary: 'causal attention on the GPU: forward and forward+backward ms and TFLOP/s per sequence length', usage: benchAttentionUsage, run: benchAttention },
   tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
+  checkpoint: {
+    summary: 'seconds to write (atomically) and load a checkpoint of a preset; what the non-finite guard costs a step',
+    usage: benchCheckpointUsage,
+    run: benchCheckpoint,
+  },
 };
 
 /** Removes a flag (and its value) from argv; its value, '' for a switch, undefined when absent. */

@@ -1,9 +1,20 @@
 // A one-line progress bar for terminals: the status line the notebook shows, behind a bar.
 import { progressText } from '@mambalab/contract';
 
-export function progressLine(step: number, total: number, loss: number, tokensPerS: number, elapsedS: number): string {
-  const etaS = step > 0 ? (elapsedS / step) * (total - step) : 0;
-  return `${bar(step / total)} ${progressText({ step, totalSteps: total, loss, tokensPerS, etaS })}`;
+import type { StepMetrics } from '../train/metrics.js';
+
+/** The bar and status line after step `m` of `total`, with the latest warning (a loss spike) if any. */
+export function progressLine(m: StepMetrics, total: number, warning?: string): string {
+  const etaS = m.step > 0 ? (m.elapsedS / m.step) * (total - m.step) : 0;
+  return `${bar(m.step / total)} ${progressText({
+    step: m.step,
+    totalSteps: total,
+    loss: m.loss,
+    tokensPerS: m.tokensPerS,
+    etaS,
+    ...(m.nonfiniteSteps > 0 ? { skippedSteps: m.nonfiniteSteps } : {}),
+    ...(warning ? { warning } : {}),
+  })}`;
 }
 
 /** A bar 24 characters wide, filled to `fraction` (0..1). */

@@ -1,9 +1,9 @@
 // Draws every fit() of a notebook cell into one output that updates in place (all the cell's
 // runs, and a progress line for the one training now), and stops fits on interrupt.
-import { displayDocument, POSITION_COLUMNS, type ProgressDoc, type RunDoc } from '@mambalab/contract';
+import { displayDocument, lossSpikeWarning, POSITION_COLUMNS, type ProgressDoc, type RunDoc } from '@mambalab/contract';
 
 import { trainingFlopsPerToken } from '../models/flops.js';
-import { MetricsLog } from '../train/metrics.js';
+import { MetricsLog, trainSeries } from '../train/metrics.js';
 import { modelSummary } from '../train/runs.js';
 import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type Trainer } from '../train/trainer.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
@@ -73,6 +73,8 @@ export class LiveFitWatcher implements FitWatcher {
     const stepTokens = trainer.options.batchSize * trainer.options.seqLen;
     let tokens = 0;
     let seconds = 0;
+    // The latest loss spike stays on the status line: one step's warning would flash by unseen.
+    let warning: string | undefined;
     const expertsEvery = Math.max(1, Math.ceil(fit.steps / LIVE_EXPERT_POINTS));
     const controller = new AbortController();
     this.running.add(controller);
@@ -87,6 +89,7 @@ export class LiveFitWatcher implements FitWatcher {
         tokens += stepTokens;
         seconds += stepTokens / m.tokensPerS;
         const wallS = (this.now() - startMs) / 1000;
+        if (m.lossSpike !== undefined) warning = lossSpikeWarning(m.step, m.lossSpike);
         cell.progress = {
           runId: run.info.id,
           step: done,
@@ -94,6 +97,8 @@ export class LiveFitWatcher implements FitWatcher {
           loss: m.loss,
           tokensPerS: tokens / seconds,
           etaS: (wallS / done) * (fit.steps - done),
+          ...(m.nonfiniteSteps > 0 ? { skippedSteps: m.nonfiniteSteps } : {}),
+          ...(warning ? { warning } : {}),
         };
         cell.output.changed();
       },
@@ -133,7 +138,7 @@ export class LiveFitWatcher implements FitWatcher {
 function render(cell: Cell) {
   const runs = cell.runs.map(({ info, log }): RunDoc => ({
     ...info,
-    train: thinColumns(log.train, LIVE_MAX_POINTS, POSITION_COLUMNS),
+    train: trainSeries(thinColumns(log.train, LIVE_MAX_POINTS, POSITION_COLUMNS)),
     ...(log.validation.step.length > 0 ? { validation: thinColumns(log.validation, LIVE_MAX_POINTS, POSITION_COLUMNS) } : {}),
     ...(log.experts && log.experts.step.length > 0 ? { experts: log.experts } : {}),
   }));

@@ -10,7 +10,7 @@ import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
 import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
 import type { ParameterCount } from './params.js';
-import { readSafetensors, writeSafetensors, type FloatArray } from './safetensors.js';
+import { readSafetensors, writeSafetensors, type FloatArray, type LazyTensor } from './safetensors.js';
 
 export interface ParameterInfo {
   name: string;
@@ -158,10 +158,32 @@ export class Model {
 
   /** Writes `dir/config.json` and `dir/model.safetensors` (loadable by Python's safetensors). */
   save(dir: string): void {
+    this.saveChecked(dir);
+  }
+
+  /** @internal save(), with `check` seeing each parameter's values before they are written (checkpoints refuse non-finite weights). */
+  saveChecked(dir: string, check?: (name: string, values: FloatArray) => void): void {
     mkdirSync(dir, { recursive: true });
-    const tensors = this.params.map((p) => ({ name: p.name, shape: p.fileShape, data: this.getParameter(p.name) }));
+    const tensors = this.params.map((p) => this.slotTensor(p.name, 'value', p.name, p.fileShape, check));
     writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt', mambalab_config: JSON.stringify(this.config) });
     writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(this.config, null, 2) + '\n');
+  }
+
+  /**
+   * @internal One buffer of a parameter as a tensor that safetensors reads when it writes it, so a
+   * file of every parameter never holds them all in memory; `check` sees the values first.
+   */
+  slotTensor(name: string, slot: Slot, fileName: string, shape: number[], check?: (name: string, values: FloatArray) => void): LazyTensor {
+    return {
+      name: fileName,
+      shape,
+      dtype: this.engine.dtype === 'float64' ? 'F64' : 'F32',
+      read: () => {
+        const values = this.readSlot(name, slot);
+        check?.(name, values);
+        return values;
+      },
+    };
   }
 
   /** Replaces every parameter from a safetensors file; checks names, shapes and dtype first. */

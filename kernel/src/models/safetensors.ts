@@ -3,9 +3,13 @@
 // Files are written to a temporary name and renamed, so a crash never leaves half a file
 // where a good one was. It lives with the models (their weights' format), below train, so the
 // trainer's optimizer state reads and writes it too without models importing train.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+// Paper-sized models make files of many GiB: they are written one tensor at a time (a
+// LazyTensor is read only when its turn comes) and read with positioned reads, never whole
+// (Node reads no file over 2 GiB in one piece).
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 
 import { MambalabError } from '../errors.js';
+import { writeAll } from '../files.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -15,21 +19,40 @@ export interface NamedTensor {
   data: FloatArray;
 }
 
+/** A tensor whose values are read when the writer reaches it. */
+export interface LazyTensor {
+  name: string;
+  shape: number[];
+  dtype: FileDType;
+  read(): FloatArray;
+}
+
 const DTYPES = { F32: Float32Array, F64: Float64Array } as const;
-type FileDType = keyof typeof DTYPES;
+export type FileDType = keyof typeof DTYPES;
 
 function fileDType(data: FloatArray): FileDType {
   return data instanceof Float64Array ? 'F64' : 'F32';
 }
 
-export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
+function numelOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function lazy(t: NamedTensor | LazyTensor): LazyTensor {
+  if ('read' in t) return t;
+  if (numelOf(t.shape) !== t.data.length) throw new Error(`safetensors: ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
+  return { name: t.name, shape: t.shape, dtype: fileDType(t.data), read: () => t.data };
+}
+
+/** Writes the tensors in order (a LazyTensor is read when its turn comes); fsynced, then renamed into place. */
+export function writeSafetensors(path: string, given: Array<NamedTensor | LazyTensor>, metadata: Record<string, string> = {}): void {
+  const tensors = given.map(lazy);
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {
-    const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (numel !== t.data.length) throw new Error(`safetensors: ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
-    header[t.name] = { dtype: fileDType(t.data), shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    const bytes = numelOf(t.shape) * DTYPES[t.dtype].BYTES_PER_ELEMENT;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned
@@ -40,13 +63,22 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, prefix);
-    writeSync(fd, headerBytes);
-    for (const t of tensors) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    writeAll(fd, prefix);
+    writeAll(fd, headerBytes);
+    for (const t of tensors) {
+      const data = t.read();
+      if (data.length !== numelOf(t.shape) || fileDType(data) !== t.dtype) {
+        throw new Error(`safetensors: ${t.name} read ${data.length} ${fileDType(data)} values for shape [${t.shape}] of ${t.dtype}`);
+      }
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
     fsyncSync(fd);
-  } finally {
+  } catch (error) {
     closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
   }
+  closeSync(fd);
   renameSync(tmp, path);
 }
 
@@ -55,27 +87,51 @@ export interface SafetensorsFile {
   tensors: Map<string, NamedTensor>;
 }
 
+/** Fills `into` from the file at `position`. */
+function readAt(fd: number, path: string, into: Uint8Array, position: number): void {
+  for (let at = 0; at < into.length; ) {
+    const n = readSync(fd, into, at, into.length - at, position + at);
+    if (n === 0) throw new MambalabError(`checkpoint: ${path} ended at byte ${position + at} while being read (was it being rewritten?)`);
+    at += n;
+  }
+}
+
 export function readSafetensors(path: string): SafetensorsFile {
-  let bytes: Buffer;
+  let fd: number;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch {
     throw new MambalabError(`checkpoint: cannot read ${path}`);
   }
+  try {
+    return readOpened(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readOpened(fd: number, path: string): SafetensorsFile {
+  const stat = fstatSync(fd);
+  if (!stat.isFile()) throw new MambalabError(`checkpoint: cannot read ${path} (not a file)`);
+  const size = stat.size;
   const broken = (why: string): never => {
     throw new MambalabError(`checkpoint: ${path} is not a valid safetensors file: ${why}`);
   };
-  if (bytes.length < 8) broken(`it is ${bytes.length} bytes long, shorter than the 8-byte header length`);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  if (headerLength > bytes.length - 8) broken(`the header claims ${headerLength} bytes but the file has ${bytes.length - 8} after the length (truncated?)`);
+  if (size < 8) broken(`it is ${size} bytes long, shorter than the 8-byte header length`);
+  const prefix = Buffer.alloc(8);
+  readAt(fd, path, prefix, 0);
+  const headerLength = Number(prefix.readBigUInt64LE(0));
+  if (headerLength > size - 8) broken(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
+  const headerBytes = Buffer.alloc(headerLength);
+  readAt(fd, path, headerBytes, 8);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
   } catch {
     return broken('its JSON header does not parse');
   }
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
+  const dataLength = size - dataStart;
   const tensors = new Map<string, NamedTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
@@ -88,11 +144,11 @@ export function readSafetensors(path: string): SafetensorsFile {
     const Ctor = DTYPES[dtype as FileDType];
     const [begin, end] = offsets;
     if (end > dataLength) broken(`tensor ${name} ends at byte ${end} of the data, which holds ${dataLength} bytes (truncated?)`);
-    const numel = shape.reduce((a, b) => a * b, 1);
+    const numel = numelOf(shape);
     if (end - begin !== numel * Ctor.BYTES_PER_ELEMENT) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
-    // Copy into an aligned buffer: offsets inside the file need not be aligned for this dtype.
+    // Read into an aligned buffer: offsets inside the file need not be aligned for this dtype.
     const data = new Ctor(numel);
-    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
+    readAt(fd, path, new Uint8Array(data.buffer), dataStart + begin);
     tensors.set(name, { name, shape, data });
   }
   return { metadata, tensors };

@@ -36,27 +36,34 @@ export interface StepMetrics {
   tokensPerS: number;
   /** Seconds since this trainer's first step. */
   elapsedS: number;
+  /**
+   * The loss or the gradient norm was not finite, so the engine applied nothing: no weight or
+   * AdamW moment changed, and the optimizer's step count did not advance.
+   */
+  skipped: boolean;
+  /** Steps skipped so far by this trainer (its checkpoints carry the count). */
+  nonfiniteSteps: number;
+  /** loss ÷ its running average, on steps where that exceeds LOSS_SPIKE_FACTOR (a warning). */
+  lossSpike?: number;
   /** Validation loss, on steps where fit() evaluated. */
   evalLoss?: number;
 }
 
-/** The metrics every step has as a number. */
-type StepNumber = Exclude<{ [K in keyof StepMetrics]: StepMetrics[K] extends number ? K : never }[keyof StepMetrics], undefined>;
-
 /** Where each column of the training log comes from; a new column in the contract must say here. */
-const COLUMN_SOURCES: Record<TrainColumn, StepNumber> = {
-  step: 'step',
-  tokens: 'tokens',
-  wallS: 'elapsedS',
-  loss: 'loss',
-  lr: 'lr',
-  gradNorm: 'gradNorm',
-  tokensPerS: 'tokensPerS',
+const COLUMN_SOURCES: Record<TrainColumn, (m: StepMetrics) => number> = {
+  step: (m) => m.step,
+  tokens: (m) => m.tokens,
+  wallS: (m) => m.elapsedS,
+  loss: (m) => m.loss,
+  lr: (m) => m.lr,
+  gradNorm: (m) => m.gradNorm,
+  tokensPerS: (m) => m.tokensPerS,
+  skipped: (m) => (m.skipped ? 1 : 0),
 };
 
 /** The values of `columns` at a step. */
 function row<C extends TrainColumn>(m: StepMetrics, columns: readonly C[]): Record<C, number> {
-  return Object.fromEntries(columns.map((column) => [column, m[COLUMN_SOURCES[column]]])) as Record<C, number>;
+  return Object.fromEntries(columns.map((column) => [column, COLUMN_SOURCES[column](m)])) as Record<C, number>;
 }
 
 export type TrainColumns = Record<TrainColumn, number[]>;
@@ -65,14 +72,16 @@ export type ValidationPoint = Record<ValidationColumn, number>;
 
 /** What an earlier session logged (a run read from disk); a part it lacks starts empty. */
 export interface LoggedMetrics {
-  train?: TrainColumns;
+  /** Columns an older run lacks (skipped) are filled in. */
+  train?: Partial<TrainColumns> & Pick<TrainColumns, 'step'>;
   validation?: ValidationColumns;
   experts?: ExpertCounts;
 }
 
 /**
  * A step as one line of the CLI's metrics.jsonl and --json output, with the snake_case keys that
- * README documents: MoE models add aux_loss, experts and dropped, evaluated steps eval_loss.
+ * README documents: MoE models add aux_loss, experts and dropped, loss spikes loss_spike,
+ * evaluated steps eval_loss and eval_ppl.
  */
 export function stepJsonLine(m: StepMetrics, device: Model['device']) {
   return {
@@ -83,10 +92,16 @@ export function stepJsonLine(m: StepMetrics, device: Model['device']) {
     tokens: m.tokens,
     tokens_per_s: m.tokensPerS,
     device,
+    skipped: m.skipped,
+    nonfinite_steps: m.nonfiniteSteps,
     ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
-    ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
+    ...(m.lossSpike !== undefined ? { loss_spike: m.lossSpike } : {}),
+    ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss, eval_ppl: Math.exp(m.evalLoss) } : {}),
   };
 }
+
+/** A run's JSON line keys that hold wall-clock measurements: the only ones that differ between two runs of one seed. */
+export const WALL_CLOCK_KEYS = ['tokens_per_s'] as const;
 
 /** The positions (in the layer pattern) of the layers with experts, in the engine's order. */
 export function expertLayers(config: ModelConfig): number[] {
@@ -95,6 +110,17 @@ export function expertLayers(config: ModelConfig): number[] {
 
 function emptyColumns<K extends string>(keys: readonly K[]): Record<K, number[]> {
   return Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+}
+
+/** A training log read from a run written before some columns existed: those say 0 at every step (no step was skipped then). */
+function withDefaults(train: Partial<TrainColumns> & Pick<TrainColumns, 'step'>): TrainColumns {
+  return Object.fromEntries(TRAIN_COLUMNS.map((k) => [k, train[k] ?? train.step.map(() => 0)])) as TrainColumns;
+}
+
+/** The training columns as a display document carries them: `skipped` only where some step was skipped (documents of healthy runs stay as before it existed). */
+export function trainSeries(train: TrainColumns): RunDoc['train'] {
+  const { skipped, ...rest } = copyColumns(train);
+  return skipped.some((s) => s > 0) ? { ...rest, skipped } : rest;
 }
 
 function copyColumns<K extends string>(columns: Record<K, number[]>): Record<K, number[]> {
@@ -116,7 +142,7 @@ export class MetricsLog {
     private readonly config: ModelConfig,
     logged: LoggedMetrics = {},
   ) {
-    this.train = logged.train ?? emptyColumns(TRAIN_COLUMNS);
+    this.train = logged.train ? withDefaults(logged.train) : emptyColumns(TRAIN_COLUMNS);
     this.validation = logged.validation ?? emptyColumns(VALIDATION_COLUMNS);
     this.experts_ = logged.experts;
   }
@@ -180,10 +206,10 @@ export class MetricsLog {
     }
   }
 
-  /** A copy of the log as a display document's run holds it (without what it lacks). */
+  /** A copy of the log as a display document's run holds it (without what it lacks; `skipped` only when a step was). */
   toSeries(): Pick<RunDoc, 'train' | 'validation' | 'experts'> {
     return {
-      train: copyColumns(this.train),
+      train: trainSeries(this.train),
       ...(this.validation.step.length > 0 ? { validation: copyColumns(this.validation) } : {}),
       ...(this.experts_ && this.experts_.step.length > 0 ? { experts: structuredClone(this.experts_) } : {}),
     };

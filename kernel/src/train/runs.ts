@@ -1,7 +1,7 @@
 // A run on disk: what was trained (run.json), its per-step metrics and validation losses
-// (Arrow IPC files, readable by pyarrow and pandas), its last checkpoint, and the display
-// document the lab extension opens (run.mambalab.json).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// (Arrow IPC files, readable by pyarrow and pandas), its checkpoints (checkpoints.ts), and the
+// display document the lab extension opens (run.mambalab.json).
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
@@ -9,9 +9,11 @@ import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, 
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 
 import { MambalabError } from '../errors.js';
+import { writeFileDurably } from '../files.js';
 import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
+import { CHECKPOINTS_DIR, NEWEST_CHECKPOINT, newestCheckpoint } from './checkpoints.js';
 import { MetricsLog, type LoggedMetrics, type StepMetrics, type TrainColumns, type ValidationColumns, type ValidationPoint } from './metrics.js';
 import type { TrainerOptions } from './trainer.js';
 
@@ -20,13 +22,26 @@ export const METRICS_FILE = 'metrics.arrow';
 export const VALIDATION_FILE = 'validation.arrow';
 export const EXPERTS_FILE = 'experts.arrow';
 export const RUN_DISPLAY_FILE = 'run.mambalab.json';
-export const CHECKPOINT_DIR = 'checkpoint';
 
 export interface RunConfig {
   model: ModelConfig;
   trainer: TrainerOptions;
   /** Where the training tokens came from. */
   data?: string;
+}
+
+/** How a run trains, so that resumeRun() can go on as trainRun() would have (run.json's `plan`). */
+export interface RunPlan {
+  /** The step training ends at. */
+  untilStep: number;
+  evalEvery: number;
+  evalBatches?: number;
+  evalTokens?: number;
+  checkpointEvery: number;
+  checkpointMinutes: number;
+  keepCheckpoints: number;
+  expertsEvery: number;
+  maxBadSteps: number;
 }
 
 /** run.json */
@@ -39,8 +54,10 @@ interface RunRecord {
   updated: string;
   config: RunConfig;
   model: ModelSummary;
-  /** The step the checkpoint directory holds, if any. */
+  /** The step of the newest checkpoint when run.json was written (the checkpoints themselves are the truth). */
   checkpointStep?: number;
+  /** Written by trainRun since runs could be resumed. */
+  plan?: RunPlan;
   error?: string;
 }
 
@@ -51,17 +68,12 @@ export function modelSummary(model: Model): ModelSummary {
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
 }
 
-function writeAtomically(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
+// Durable: a run's metrics are on disk before the checkpoint written after them.
 function writeArrow(path: string, columns: Record<string, number[]>): void {
   const arrays = Object.fromEntries(
     Object.entries(columns).map(([k, v]) => [k, k === 'step' ? Int32Array.from(v) : Float64Array.from(v)]),
   );
-  writeAtomically(path, tableToIPC(tableFromArrays(arrays), 'file'));
+  writeFileDurably(path, tableToIPC(tableFromArrays(arrays), 'file'));
 }
 
 function readTable(path: string) {
@@ -72,16 +84,20 @@ function readTable(path: string) {
   }
 }
 
-/** The columns `keys` of an Arrow file; undefined when there is no file (nothing logged yet). */
-function readArrow<K extends string>(path: string, keys: readonly K[]): Record<K, number[]> | undefined {
+/** Training columns that runs written before them lack (MetricsLog fills them in). */
+const LATER_TRAIN_COLUMNS: readonly string[] = ['skipped'];
+
+/** The columns `keys` of an Arrow file, but for `later` ones it lacks; undefined when there is no file (nothing logged yet). */
+function readArrow<K extends string>(path: string, keys: readonly K[], later: readonly string[] = []): Record<K, number[]> | undefined {
   if (!existsSync(path)) return undefined;
   const table = readTable(path);
-  const read = (key: K): [K, number[]] => {
+  const read = (key: K): [K, number[]][] => {
     const column = table.getChild(key);
+    if (!column && later.includes(key)) return [];
     if (!column) throw new MambalabError(`loadRun: ${path} has no column '${key}' (has: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    return [key, Array.from(column.toArray() as ArrayLike<number>, Number)];
+    return [[key, Array.from(column.toArray() as ArrayLike<number>, Number)]];
   };
-  return Object.fromEntries(keys.map(read)) as Record<K, number[]>;
+  return Object.fromEntries(keys.flatMap(read)) as Record<K, number[]>;
 }
 
 /** experts.arrow: one row per (step, MoE layer): step, layer, dropped, expert_0 … expert_{E−1}. */
@@ -127,7 +143,7 @@ export class Run {
   readonly config: RunConfig;
   readonly model: ModelSummary;
   readonly created: string;
-  checkpointStep?: number;
+  plan?: RunPlan;
   error?: string;
   private readonly log: MetricsLog;
 
@@ -139,7 +155,7 @@ export class Run {
     this.config = record.config;
     this.model = record.model;
     this.created = record.created;
-    this.checkpointStep = record.checkpointStep;
+    this.plan = record.plan;
     this.error = record.error;
     this.log = new MetricsLog(`run ${record.id}`, record.config.model, logged);
   }
@@ -164,7 +180,7 @@ export class Run {
   /** @internal */
   static fromDisk(dir: string, record: RunRecord): Run {
     return new Run(dir, record, {
-      train: readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS),
+      train: readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS, LATER_TRAIN_COLUMNS),
       validation: readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
       experts: readExperts(join(dir, EXPERTS_FILE)),
     });
@@ -199,8 +215,14 @@ export class Run {
     return this.log.finalLoss;
   }
 
+  /** The newest checkpoint (a link into checkpoints/); loadCheckpoint reads it, or the run's directory. */
   get checkpointDir(): string {
-    return join(this.dir, CHECKPOINT_DIR);
+    return join(this.dir, NEWEST_CHECKPOINT);
+  }
+
+  /** The step of the newest complete checkpoint, if any. */
+  get checkpointStep(): number | undefined {
+    return newestCheckpoint(this.dir)?.step;
   }
 
   /** Adds a step; with `experts`, also its tokens per expert (recorded every few steps: they are large). */
@@ -231,13 +253,14 @@ export class Run {
       config: this.config,
       model: this.model,
       ...(this.checkpointStep !== undefined ? { checkpointStep: this.checkpointStep } : {}),
+      ...(this.plan ? { plan: this.plan } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
     };
     writeArrow(join(this.dir, METRICS_FILE), this.train);
     writeArrow(join(this.dir, VALIDATION_FILE), this.validation);
     if (this.experts) writeExperts(join(this.dir, EXPERTS_FILE), this.experts);
-    writeAtomically(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
-    writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
+    writeFileDurably(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
+    writeFileDurably(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
   }
 
   /** The run as the display schema's run object (a copy: the run goes on logging). */
@@ -275,5 +298,5 @@ export function loadRun(dir: string): Run {
 /** Removes a run's files (a fresh trainer re-running a notebook cell starts its run over). */
 export function removeRunFiles(dir: string): void {
   for (const name of [RUN_FILE, METRICS_FILE, VALIDATION_FILE, EXPERTS_FILE, RUN_DISPLAY_FILE]) rmSync(join(dir, name), { force: true });
-  rmSync(join(dir, CHECKPOINT_DIR), { recursive: true, force: true });
+  for (const name of [NEWEST_CHECKPOINT, CHECKPOINTS_DIR]) rmSync(join(dir, name), { recursive: true, force: true });
 }

@@ -175,3 +175,43 @@ test('outside a notebook cell nothing is drawn and fit() runs as usual', async (
     w.restore();
   }
 });
+
+test('skipped non-finite steps show on the status line and as a series; a diverged fit shows its run as failed', async () => {
+  const cell = recordingCell();
+  const w = watching(() => cell.writer, 0);
+  try {
+    const fit = tinyTrainer({}, { lr: 1000 }).trainer.fit(tinyData(), { steps: 40, evalBatches: 1, name: 'hot', maxBadSteps: 3 });
+    await assert.rejects(fit, /training diverged/);
+    const during = cell.sent.filter((s) => s.doc.progress?.skippedSteps);
+    assert.ok(during.length >= 2, 'draws while skipping');
+    assert.match(during.at(-1)!.text, /· 3 non-finite steps skipped/);
+    const run = cell.sent.at(-1)!.doc.runs[0]!;
+    assert.equal(run.status, 'failed');
+    assert.deepEqual(run.train.skipped?.slice(-3), [1, 1, 1]);
+    assert.equal(schemaErrors(JSON.parse(JSON.stringify(cell.sent.at(-1)!.doc))), '');
+  } finally {
+    w.restore();
+  }
+});
+
+test('a loss spike stays on the status line as a warning', async () => {
+  const cell = recordingCell();
+  const w = watching(() => cell.writer, 0);
+  try {
+    const { model, trainer } = tinyTrainer();
+    const spiked: number[] = [];
+    // Weights flipped and blown up by hand for step 25 only: its loss jumps far above its running average.
+    const norm = model.getParameter('backbone.norm_f.weight');
+    await trainer.fit(tinyData(), { steps: 27, evalBatches: 1, name: 'spiky', onStep: (m) => {
+      if (m.lossSpike !== undefined) spiked.push(m.step);
+      if (m.step === 24) model.setParameter('backbone.norm_f.weight', norm.map((v) => v * -60));
+      if (m.step === 25) model.setParameter('backbone.norm_f.weight', norm);
+    } });
+    assert.deepEqual(spiked, [25]);
+    const after = cell.sent.filter((s) => (s.doc.progress?.step ?? 0) >= 26);
+    assert.ok(after.length > 0);
+    assert.match(after[0]!.text, /· ⚠ loss spike at step 25: \d+\.\d× its running average/, 'still shown after the step');
+  } finally {
+    w.restore();
+  }
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -29,6 +29,33 @@ test('a failed write leaves the previous file intact', () => {
   assert.deepEqual(readFileSync(path), before);
 });
 
+test('lazy tensors are read one at a time as the writer reaches them; a failing one leaves the old file and no temporary', () => {
+  const dir = scratchDir();
+  const path = join(dir, 'lazy.safetensors');
+  const order: string[] = [];
+  const lazy = (name: string, values: number[]) => ({
+    name,
+    shape: [values.length],
+    dtype: 'F32' as const,
+    read: () => {
+      order.push(name);
+      return Float32Array.from(values);
+    },
+  });
+  writeSafetensors(path, [lazy('a', [1, 2]), { name: 'b', shape: [1], data: Float64Array.from([3]) }, lazy('c', [4])]);
+  assert.deepEqual(order, ['a', 'c']);
+  const file = readSafetensors(path);
+  assert.deepEqual([...file.tensors.keys()], ['a', 'b', 'c']);
+  assert.deepEqual(Array.from(file.tensors.get('c')!.data), [4]);
+
+  const before = readFileSync(path);
+  const failing = { ...lazy('a', [1, 2]), read: () => { throw new Error('device lost'); } };
+  assert.throws(() => writeSafetensors(path, [lazy('z', [0]), failing]), /device lost/);
+  assert.throws(() => writeSafetensors(path, [{ ...lazy('a', [1, 2, 3]), shape: [2] }]), /read 3 F32 values for shape \[2\] of F32/);
+  assert.deepEqual(readFileSync(path), before);
+  assert.deepEqual(readdirSync(dir), ['lazy.safetensors'], 'the temporary file is removed');
+});
+
 test('corrupt files are clear errors', () => {
   const dir = scratchDir();
   const path = join(dir, 'bad.safetensors');
@@ -37,6 +64,7 @@ test('corrupt files are clear errors', () => {
   writeFileSync(path, Buffer.from([255, 255, 0, 0, 0, 0, 0, 0, 1]));
   assert.throws(() => readSafetensors(path), /the header claims 65535 bytes but the file has 1/);
   assert.throws(() => readSafetensors(join(dir, 'missing.safetensors')), /cannot read/);
+  assert.throws(() => readSafetensors(dir), /cannot read .* \(not a file\)/);
 });
 
 test("Python's safetensors reads what we write, names, shapes and values", () => {

@@ -24,15 +24,23 @@ function step(n: number, extra: Partial<StepMetrics> = {}): StepMetrics {
     tokens: 64 * n,
     tokensPerS: 1000 + n,
     elapsedS: 0.25 * n,
+    skipped: false,
+    nonfiniteSteps: 0,
     ...extra,
   };
 }
 
 test("the CLI's JSON line keeps its documented keys", () => {
-  assert.deepEqual(stepJsonLine(step(3), 'cpu'), { step: 3, loss: 7, lr: 3e-3, grad_norm: 1.5, tokens: 192, tokens_per_s: 1003, device: 'cpu' });
+  assert.deepEqual(stepJsonLine(step(3), 'cpu'), {
+    step: 3, loss: 7, lr: 3e-3, grad_norm: 1.5, tokens: 192, tokens_per_s: 1003, device: 'cpu', skipped: false, nonfinite_steps: 0,
+  });
   const routed = stepJsonLine(step(4, { auxLoss: 0.02, experts: [[10, 22], [16, 16]], dropped: [0, 3], evalLoss: 6.5 }), 'cuda');
-  assert.deepEqual(Object.keys(routed), ['step', 'loss', 'lr', 'grad_norm', 'tokens', 'tokens_per_s', 'device', 'aux_loss', 'experts', 'dropped', 'eval_loss']);
-  assert.deepEqual([routed.aux_loss, routed.experts, routed.dropped, routed.eval_loss], [0.02, [[10, 22], [16, 16]], [0, 3], 6.5]);
+  assert.deepEqual(Object.keys(routed), ['step', 'loss', 'lr', 'grad_norm', 'tokens', 'tokens_per_s', 'device', 'skipped', 'nonfinite_steps', 'aux_loss', 'experts', 'dropped', 'eval_loss', 'eval_ppl']);
+  assert.deepEqual([routed.aux_loss, routed.experts, routed.dropped, routed.eval_loss, routed.eval_ppl], [0.02, [[10, 22], [16, 16]], [0, 3], 6.5, Math.exp(6.5)]);
+  const bad = stepJsonLine(step(5, { loss: Number.NaN, skipped: true, nonfiniteSteps: 2 }), 'cpu');
+  assert.equal(JSON.stringify(bad).includes('"loss":null,'), true, 'NaN is null in JSON');
+  assert.deepEqual([bad.skipped, bad.nonfinite_steps], [true, 2]);
+  assert.equal(stepJsonLine(step(6, { lossSpike: 3.5 }), 'cpu').loss_spike, 3.5);
 });
 
 test('a step becomes a row of every training column, its wall time from elapsedS', () => {
@@ -48,6 +56,7 @@ test('a step becomes a row of every training column, its wall time from elapsedS
     lr: [1e-3, 2e-3],
     gradNorm: [0.5, 1],
     tokensPerS: [1001, 1002],
+    skipped: [0, 0],
   });
   assert.deepEqual([log.steps, log.tokens, log.finalLoss], [2, 128, 8]);
   assert.throws(() => log.append(step(2)), /run a: step 2 recorded after step 2/);
@@ -81,7 +90,22 @@ test('truncate forgets the later steps; toSeries copies what a document needs', 
   assert.deepEqual([log.train.step, log.validation.step, log.experts?.step], [[1, 2], [2], [1]]);
 
   const series = log.toSeries();
-  assert.deepEqual(series.train, log.train);
+  const { skipped, ...rest } = log.train;
+  assert.deepEqual(series.train, rest, 'no skipped column while no step was skipped');
+  assert.deepEqual(skipped, [0, 0]);
+  log.append(step(3, { skipped: true, nonfiniteSteps: 1 }));
+  assert.deepEqual(log.toSeries().train.skipped, [0, 0, 1]);
   assert.notEqual(series.train.step, log.train.step, 'a copy: the log goes on');
   assert.deepEqual(Object.keys(new MetricsLog('empty', dense).toSeries()), ['train'], 'no validation or experts before there are any');
+});
+
+test('a log read from a run older than the skipped column says no step was skipped', () => {
+  const { skipped: _, ...older } = (() => {
+    const log = new MetricsLog('new', dense);
+    log.append(step(1));
+    log.append(step(2));
+    return log.train;
+  })();
+  const log = new MetricsLog('old', dense, { train: older });
+  assert.deepEqual(log.train.skipped, [0, 0]);
 });

@@ -1,6 +1,6 @@
 // Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
@@ -8,9 +8,9 @@ import { inspect } from 'node:util';
 import { tableFromIPC } from 'apache-arrow';
 import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
-import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
+import { InMemoryTokens, type BatchSampler, type TokenSource } from '../../../kernel/src/data/source.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
-import { trainRun } from '../../../kernel/src/train/train-run.js';
+import { resumeRun, trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
@@ -208,7 +208,7 @@ test('bad arguments are refused before anything is written', async () => {
 test('Run.record refuses steps out of order; validation points stay sorted', () => {
   const { model, trainer } = tinyTrainer();
   const run = Run.create(join(tmp(), 'manual'), { model, trainer: trainer.options });
-  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
+  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5, skipped: false, nonfiniteSteps: 0 };
   run.record(m);
   assert.throws(() => run.record({ ...m, step: 2 }), /step 2 recorded after step 2/);
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 4 });
@@ -216,4 +216,53 @@ test('Run.record refuses steps out of order; validation points stay sorted', () 
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 3.5 });
   assert.deepEqual(run.validation.step, [0, 2]);
   assert.deepEqual(run.validation.loss, [6, 3.5]);
+});
+
+/** A run's history without what the wall clock decides (wall time, tokens per second). */
+function historyOf(run: Run) {
+  const { wallS: _w, tokensPerS: _t, ...train } = run.train;
+  const { wallS: _v, ...validation } = run.validation;
+  return { train, validation, experts: run.experts };
+}
+
+test('resumeRun continues a crashed run from its newest checkpoint: the same history and weights as an uninterrupted run', async () => {
+  const root = tmp();
+  const data = tinyData();
+  const options = { steps: 10, evalEvery: 4, evalBatches: 1, checkpointEvery: 3, expertsEvery: 2 };
+  const straight = await trainRun(tinyTrainer(TINY_MOE).trainer, data, { ...options, dir: join(root, 'straight') });
+
+  const dir = join(root, 'crashed');
+  const crashing = tinyTrainer(TINY_MOE).trainer;
+  await assert.rejects(trainRun(crashing, data, { ...options, dir, onStep: (m) => { if (m.step === 8) throw new Error('power cut'); } }), /power cut/);
+  assert.deepEqual([loadRun(dir).steps, loadRun(dir).checkpointStep], [8, 6]);
+
+  let from: number | undefined;
+  const resumed = await resumeRun(dir, data, { onResume: (c) => (from = c?.step) });
+  assert.equal(from, 6);
+  assert.deepEqual([resumed.status, resumed.steps, resumed.checkpointStep], ['done', 10, 10]);
+  assert.deepEqual(historyOf(resumed), historyOf(straight));
+  assert.deepEqual(historyOf(loadRun(dir)), historyOf(straight), 'and so on disk');
+  const weights = (d: string) => readFileSync(join(d, 'checkpoint', 'model.safetensors'));
+  assert.deepEqual(weights(dir), weights(join(root, 'straight')), 'the final weights, bit for bit');
+  const state = (d: string) => {
+    const { elapsedS: _, ...rest } = JSON.parse(readFileSync(join(d, 'checkpoint', 'trainer.json'), 'utf8'));
+    return rest;
+  };
+  assert.deepEqual(state(dir), state(join(root, 'straight')));
+
+  const again = await resumeRun(dir, data);
+  assert.deepEqual([again.status, again.steps], ['done', 10], 'a finished run has nothing left to do');
+});
+
+test('resumeRun refuses other data and directories that are not resumable runs, saying why', async () => {
+  const dir = join(tmp(), 'planned');
+  const data = tinyData();
+  await trainRun(tinyTrainer().trainer, data, { steps: 2, dir, evalBatches: 1 });
+  const other = new InMemoryTokens('other tokens', 256, { train: { tokens: new Uint16Array(100), documents: 1 }, validation: { tokens: new Uint16Array(100), documents: 1 } });
+  await assert.rejects(resumeRun(dir, other), /resumeRun: .*planned was trained on other data: data: "tiny synthetic" in the run, "other tokens" now/);
+  await assert.rejects(resumeRun(join(tmp(), 'nothing'), data), /is not a run \(it has no run\.json\)/);
+  const record = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  delete record.plan;
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(record));
+  await assert.rejects(resumeRun(dir, data), /was written before runs could be resumed \(its run\.json has no plan\)/);
 });
