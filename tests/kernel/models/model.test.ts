@@ -3,6 +3,7 @@ import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
@@ -80,6 +81,24 @@ test('a truncated or foreign checkpoint is a clear error', () => {
   const model = createModel(small);
   assert.throws(() => model.loadWeights(join(otherShape, 'model.safetensors')), /'backbone\.embedding\.weight' in .* has shape \[304,32\], the model expects \[304,16\]/);
   assert.throws(() => loadModel(scratchDir()), /cannot read .*config\.json/);
+});
+
+test("a damaged config.json is named, and cannot ask for a model larger than its weights", () => {
+  const dir = scratchDir();
+  createModel(small).save(dir);
+  const configFile = join(dir, 'config.json');
+  const saved = JSON.parse(readFileSync(configFile, 'utf8'));
+  const refused = (config: unknown, message: RegExp) => {
+    writeFileSync(configFile, JSON.stringify(config));
+    assert.throws(() => loadModel(dir), (e: unknown) => e instanceof MambalabError && message.test(e.message) && e.message.includes(configFile), JSON.stringify(config));
+  };
+  refused(null, /holds null, not a model config object/);
+  refused([saved], /not a model config object/);
+  refused({ ...saved, dModel: -1 }, /config\.json: config\.dModel: expected an integer in \[1, 65536\], got -1/);
+  refused({ ...saved, colour: 'red' }, /config\.json: config\.colour: unknown field/);
+  // Valid but not the saved model's: refused from the file sizes, before allocating 65536-wide layers.
+  refused({ ...saved, dModel: 65536 }, /model\.safetensors holds \d+ weights, but .*config\.json describes a model of \d+: the two files are not from one save/);
+  refused({}, /the two files are not from one save/);
 });
 
 test('token ids outside the vocabulary are MambalabErrors, in every pass and in training', async () => {
