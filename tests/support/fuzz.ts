@@ -55,6 +55,14 @@ const SETUP_MS = 120_000;
 /** A message longer than this buries what it says. */
 const MAX_MESSAGE = 1000;
 
+/** Where the child is, in the file the parent watches: a hang or a crash is reported with it. */
+let progressFile: string | undefined;
+let progressAt = '';
+function markProgress(at: string): void {
+  progressAt = at;
+  if (progressFile) writeFileSync(progressFile, at);
+}
+
 function caseRandom(target: string, index: number): Random {
   let key = hash32(SEED >>> 0) ^ hash32(index + 0x9e3779b9);
   for (let i = 0; i < target.length; i++) key = hash32(key ^ target.charCodeAt(i));
@@ -76,6 +84,7 @@ export async function judgeRead<T>(
   read: () => T | Promise<T>,
   check?: (value: T) => string | undefined | Promise<string | undefined>,
 ): Promise<CaseResult> {
+  markProgress(`${progressAt}: ${what}`);
   let value: T;
   try {
     value = await read();
@@ -89,8 +98,8 @@ export async function judgeRead<T>(
   return { what, outcome: 'read', ...(problem ? { problem: `read without complaint, but ${problem}` } : {}) };
 }
 
-async function runTarget(target: FuzzTarget, root: string, progress: string): Promise<Report> {
-  writeFileSync(progress, `${target.name}: setup`);
+async function runTarget(target: FuzzTarget, root: string): Promise<Report> {
+  markProgress(`${target.name}: setup`);
   const fixture = join(root, target.name);
   mkdirSync(fixture, { recursive: true });
   const runCase = await target.setup(fixture);
@@ -99,7 +108,7 @@ async function runTarget(target: FuzzTarget, root: string, progress: string): Pr
   const caseDir = join(root, 'case');
   const started = performance.now();
   for (const index of indices) {
-    writeFileSync(progress, `${target.name}: case ${index}`);
+    markProgress(`${target.name}: case ${index}`);
     rmSync(caseDir, { recursive: true, force: true });
     mkdirSync(caseDir);
     const start = performance.now();
@@ -121,12 +130,12 @@ async function runTarget(target: FuzzTarget, root: string, progress: string): Pr
 
 /** The child: runs the targets and sends each report to the parent. */
 async function runChild(targets: readonly FuzzTarget[]): Promise<void> {
-  const progress = process.env['FUZZ_PROGRESS']!;
+  progressFile = process.env['FUZZ_PROGRESS'];
   const root = mkdtempSync(join(tmpdir(), 'mambalab-fuzz-'));
   try {
     for (const target of targets) {
       if (ONLY_TARGET !== undefined && target.name !== ONLY_TARGET) continue;
-      const report = await runTarget(target, root, progress);
+      const report = await runTarget(target, root);
       await new Promise<void>((resolve, reject) => process.send!(report, (error: Error | null) => (error ? reject(error) : resolve())));
     }
   } finally {

@@ -171,6 +171,20 @@ export function mutateSafetensors(rand: Random, bytes: Buffer): Mutation {
   return { what: `header: ${what}`, value: Buffer.concat([length, value, bytes.subarray(8 + headerLength)]) };
 }
 
+/**
+ * The length fields of an Arrow IPC file: each message's metadata size (after its 0xFFFFFFFF
+ * continuation marker) and the footer's size (before the closing magic).
+ */
+export function arrowLengthFields(bytes: Buffer): LengthField[] {
+  const fields: LengthField[] = [];
+  const continuation = Buffer.from([255, 255, 255, 255]);
+  for (let at = bytes.indexOf(continuation); at >= 0; at = bytes.indexOf(continuation, at + 4)) {
+    fields.push({ name: `the message length at ${at + 4}`, offset: at + 4, bytes: 4 });
+  }
+  if (bytes.length >= 10) fields.push({ name: 'the footer length', offset: bytes.length - 10, bytes: 4 });
+  return fields;
+}
+
 /** Writes the mutation's bytes to `path`; now and then removes the file or puts a directory there instead. */
 export function writeMutated(rand: Random, path: string, mutation: () => Mutation): string {
   rmSync(path, { recursive: true, force: true });
