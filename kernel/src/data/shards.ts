@@ -3,12 +3,13 @@
 // optional dictionary column `set` (SlimPajama's redpajama_set_name), and the dataset's
 // provenance in the schema metadata. pyarrow reads them as they are:
 //   pyarrow.ipc.open_file('shard-00000.arrow').read_all()
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Data, DataType, Dictionary, Field, Int32, List, makeData, RecordBatch, Schema, Struct, Table, tableFromIPC, tableToIPC, Uint16, Utf8, vectorFromArray } from 'apache-arrow';
+import { Data, DataType, Dictionary, Field, Int32, List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, Utf8, vectorFromArray } from 'apache-arrow';
 
 import { MambalabError } from '../errors.js';
+import { readArrowFile } from './arrow-file.js';
 
 export interface ShardContents {
   /** Every document's ids, one after another. */
@@ -49,12 +50,7 @@ export interface Shard extends ShardContents {
  * into it: the tokens are never copied. (Node has no mmap; this is the nearest it gets.)
  */
 export function readShard(path: string, options: { sets?: boolean } = {}): Shard {
-  let table: Table;
-  try {
-    table = tableFromIPC(readFileSync(path));
-  } catch (e) {
-    throw new MambalabError(`${path}: not a readable Arrow IPC shard (${(e as Error).message})`);
-  }
+  const table = readArrowFile(path, (why) => new MambalabError(`${path}: not a readable Arrow IPC shard (${why})`));
   const column = table.getChild('tokens');
   // Type checks by type id: instanceof fails when the ESM and CommonJS builds of apache-arrow meet.
   const type = column?.type;

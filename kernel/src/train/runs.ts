@@ -6,8 +6,9 @@ import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
 import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
-import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { tableFromArrays, tableToIPC } from 'apache-arrow';
 
+import { readArrowFile } from '../data/arrow-file.js';
 import { MambalabError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
@@ -65,11 +66,7 @@ function writeArrow(path: string, columns: Record<string, number[]>): void {
 }
 
 function readTable(path: string) {
-  try {
-    return tableFromIPC(readFileSync(path));
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${path} is not an Arrow IPC file (${(e as Error).message})`);
-  }
+  return readArrowFile(path, (why) => new MambalabError(`loadRun: ${path} is not an Arrow IPC file (${why})`));
 }
 
 /** The columns `keys` of an Arrow file; undefined when there is no file (nothing logged yet). */

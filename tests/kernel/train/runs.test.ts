@@ -1,6 +1,6 @@
 // Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
@@ -9,6 +9,7 @@ import { tableFromIPC } from 'apache-arrow';
 import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
 import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
 import { trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
@@ -216,4 +217,17 @@ test('Run.record refuses steps out of order; validation points stay sorted', () 
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 3.5 });
   assert.deepEqual(run.validation.step, [0, 2]);
   assert.deepEqual(run.validation.loss, [6, 3.5]);
+});
+
+test('a damaged metrics.arrow is named by loadRun, never read endlessly', () => {
+  const { model, trainer } = tinyTrainer();
+  const dir = join(tmp(), 'damaged');
+  const run = Run.create(dir, { model, trainer: trainer.options });
+  run.record({ step: 1, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5 });
+  run.save();
+  const metrics = join(dir, 'metrics.arrow');
+  const damaged = readFileSync(metrics);
+  damaged.writeUInt32LE(0xffffffff, 12); // the footer's record batch now reads as another kind of message
+  writeFileSync(metrics, damaged);
+  assert.throws(() => loadRun(dir), (e: unknown) => e instanceof MambalabError && e.message.startsWith(`loadRun: ${metrics} is not an Arrow IPC file`));
 });
