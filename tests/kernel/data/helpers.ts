@@ -2,6 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { Field, List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, type Data } from 'apache-arrow';
+
 import { writeManifest } from '../../../kernel/src/data/manifest.js';
 import { SeededRandom } from '../../../kernel/src/data/random.js';
 import { writeShard } from '../../../kernel/src/data/shards.js';
@@ -51,4 +53,15 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     created: new Date(0).toISOString(),
   });
   return stream;
+}
+
+/** The type of a shard's tokens column. */
+export const TOKENS = new List(new Field('item', new Uint16(), false));
+
+/** An Arrow IPC file of these columns (any types, any offsets: shards that are wrong too), the batch repeated `batches` times. */
+export function arrowFile(columns: Record<string, Data>, batches = 1): Buffer {
+  const fields = Object.entries(columns).map(([name, data]) => new Field(name, data.type, true));
+  const length = Object.values(columns)[0]?.length ?? 0;
+  const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length, nullCount: 0, children: Object.values(columns) }));
+  return Buffer.from(tableToIPC(new Table(Array.from({ length: batches }, () => batch)), 'file'));
 }
