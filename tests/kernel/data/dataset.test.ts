@@ -92,6 +92,7 @@ test('openDataset refuses a folder that is not a prepared dataset, or whose shar
   const manifestFile = join(damaged, 'dataset.json');
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
   manifest.shards[0].documents = 4;
+  manifest.documents = 4; // dataset.json agrees with itself, not with the shard
   writeFileSync(manifestFile, JSON.stringify(manifest));
   assert.throws(() => openDataset(damaged), /holds 3 documents and 60 tokens, but dataset.json says 4 and 60: the dataset is damaged/);
   assert.throws(() => openDataset(damaged, { validationFraction: 1 }), /validationFraction must be in \(0, 1\)/);
