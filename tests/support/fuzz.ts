@@ -5,11 +5,12 @@
 // uncaught exception) is named rather than losing the test file. Each case depends only on
 // (seed, target, index), so any case replays alone:
 //   FUZZ_SEED=<seed> FUZZ_TARGET=<target> FUZZ_CASE=<index> node --import tsx --test <file>
+// (FUZZ_SHOW=<n> lists up to n failed cases instead of 12.)
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 
 import { hash32 } from '../../kernel/src/data/permutation.js';
@@ -73,6 +74,11 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : `the value ${String(error)}`;
 }
 
+/** Whether a message names a file: by its path, or by its folder and its name ("runs/x: no run.json"). */
+function names(message: string, file: string): boolean {
+  return message.includes(file) || (message.includes(dirname(file)) && message.includes(basename(file)));
+}
+
 /**
  * The oracle for a reader of files: it reads the input (and `check` finds nothing wrong with
  * what came back), or it throws a MambalabError whose message names one of `files`. Another
@@ -90,7 +96,7 @@ export async function judgeRead<T>(
     value = await read();
   } catch (error) {
     if (!(error instanceof MambalabError)) return { what, outcome: 'refused', problem: `threw ${describe(error)}, not a MambalabError` };
-    if (!files.some((file) => error.message.includes(file))) return { what, outcome: 'refused', problem: `the message names none of ${files.join(', ')}: ${error.message}` };
+    if (!files.some((file) => names(error.message, file))) return { what, outcome: 'refused', problem: `the message names none of ${files.join(', ')}: ${error.message}` };
     if (error.message.length > MAX_MESSAGE) return { what, outcome: 'refused', problem: `a ${error.message.length}-character message: ${error.message.slice(0, 300)}…` };
     return { what, outcome: 'refused' };
   }
@@ -213,7 +219,7 @@ export function fuzzTargets(file: string, targets: readonly FuzzTarget[]): void 
       const report = reports.get(target.name);
       if (!report) assert.fail(`${target.name} did not finish: ${failure ?? 'no report'}`);
       t.diagnostic(summary(report, file));
-      const shown = report.problems.slice(0, 12).map((p) => `case ${p.index} (${p.what}): ${p.problem}`);
+      const shown = report.problems.slice(0, Number(process.env['FUZZ_SHOW'] ?? 12)).map((p) => `case ${p.index} (${p.what}): ${p.problem}`);
       assert.equal(report.problems.length, 0, `${report.problems.length} of ${report.cases} cases went wrong (seed ${SEED}):\n${shown.join('\n')}`);
       if (ONLY_CASE === undefined) assert.ok(report.refused > 0, 'no case was refused: the mutations did not reach the reader');
     });
