@@ -32,6 +32,26 @@ test('a footer pointing at a message of another kind is an error, not an endless
   assert.throws(() => readShard(path), (e: unknown) => e instanceof MambalabError && e.message.startsWith(`${path}: not a readable Arrow IPC shard`));
 });
 
+test('a vector length in the metadata set past its bytes is refused at once, wherever it is', () => {
+  const path = join(scratchDir(), 'metrics.arrow');
+  const good = Buffer.from(tableToIPC(tableFromArrays({ step: Int32Array.from([1, 2, 3]), loss: Float64Array.from([5, 4, 3]) }), 'file'));
+  const refusedVectors: number[] = [];
+  // Every 4-byte field set to 2^26: among them the lengths of the record batch's field nodes and
+  // buffers, which apache-arrow's decoder would walk entry by entry for minutes.
+  for (let at = 0; at + 4 <= good.length; at++) {
+    const damaged = Buffer.from(good);
+    damaged.writeUInt32LE(1 << 26, at);
+    writeFileSync(path, damaged);
+    try {
+      readArrowFile(path, failure);
+    } catch (e) {
+      assert.ok(e instanceof MambalabError, `byte ${at}: ${String(e)}`);
+      if (/a flatbuffer vector of 67108864 entries/.test(e.message)) refusedVectors.push(at);
+    }
+  }
+  assert.ok(refusedVectors.length >= 3, `vector lengths refused at bytes ${refusedVectors}`);
+});
+
 test('bytes that are not the IPC file format (a stream, text, nothing) are refused by name', () => {
   const path = join(scratchDir(), 'x.arrow');
   const table = tableFromArrays({ step: Int32Array.from([1, 2]) });
