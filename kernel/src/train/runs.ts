@@ -1,20 +1,20 @@
 // A run on disk: what was trained (run.json), its per-step metrics and validation losses
 // (Arrow IPC files, readable by pyarrow and pandas), its last checkpoint, and the display
 // document the lab extension opens (run.mambalab.json).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
 import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
-import { tableFromArrays, tableToIPC } from 'apache-arrow';
 
-import { readArrowFile } from '../data/arrow-file.js';
 import { MambalabError } from '../errors.js';
-import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
 import { MetricsLog, type LoggedMetrics, type StepMetrics, type TrainColumns, type ValidationColumns, type ValidationPoint } from './metrics.js';
+import { readExperts, readLog, readRunRecord, writeAtomically, writeExperts, writeLog, type RunConfig, type RunRecord } from './run-files.js';
 import type { TrainerOptions } from './trainer.js';
+
+export type { RunConfig } from './run-files.js';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.arrow';
@@ -23,96 +23,11 @@ export const EXPERTS_FILE = 'experts.arrow';
 export const RUN_DISPLAY_FILE = 'run.mambalab.json';
 export const CHECKPOINT_DIR = 'checkpoint';
 
-export interface RunConfig {
-  model: ModelConfig;
-  trainer: TrainerOptions;
-  /** Where the training tokens came from. */
-  data?: string;
-}
-
-/** run.json */
-interface RunRecord {
-  version: 1;
-  id: string;
-  name: string;
-  status: RunStatus;
-  created: string;
-  updated: string;
-  config: RunConfig;
-  model: ModelSummary;
-  /** The step the checkpoint directory holds, if any. */
-  checkpointStep?: number;
-  error?: string;
-}
-
 /** What the papers count: parameters without the (tied) embedding, and those one token uses. */
 export function modelSummary(model: Model): ModelSummary {
   const { nonEmbedding, active } = model.parameterCount();
   const c = model.config;
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
-}
-
-function writeAtomically(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
-function writeArrow(path: string, columns: Record<string, number[]>): void {
-  const arrays = Object.fromEntries(
-    Object.entries(columns).map(([k, v]) => [k, k === 'step' ? Int32Array.from(v) : Float64Array.from(v)]),
-  );
-  writeAtomically(path, tableToIPC(tableFromArrays(arrays), 'file'));
-}
-
-function readTable(path: string) {
-  return readArrowFile(path, (why) => new MambalabError(`loadRun: ${path} is not an Arrow IPC file (${why})`));
-}
-
-/** The columns `keys` of an Arrow file; undefined when there is no file (nothing logged yet). */
-function readArrow<K extends string>(path: string, keys: readonly K[]): Record<K, number[]> | undefined {
-  if (!existsSync(path)) return undefined;
-  const table = readTable(path);
-  const read = (key: K): [K, number[]] => {
-    const column = table.getChild(key);
-    if (!column) throw new MambalabError(`loadRun: ${path} has no column '${key}' (has: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    return [key, Array.from(column.toArray() as ArrayLike<number>, Number)];
-  };
-  return Object.fromEntries(keys.map(read)) as Record<K, number[]>;
-}
-
-/** experts.arrow: one row per (step, MoE layer): step, layer, dropped, expert_0 … expert_{E−1}. */
-function writeExperts(path: string, e: ExpertCounts): void {
-  const rows = e.step.length * e.layers.length;
-  const columns: Record<string, number[]> = { step: [], layer: [], dropped: [] };
-  for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`] = [];
-  e.step.forEach((step, i) => {
-    e.layers.forEach((layer, l) => {
-      columns['step']!.push(step);
-      columns['layer']!.push(layer);
-      columns['dropped']!.push(e.dropped?.[i]?.[l] ?? 0);
-      for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`]!.push(e.counts[i]![l]![x]!);
-    });
-  });
-  if (rows > 0) writeArrow(path, columns);
-  else rmSync(path, { force: true });
-}
-
-function readExperts(path: string): ExpertCounts | undefined {
-  if (!existsSync(path)) return undefined;
-  const table = readTable(path);
-  const column = (name: string) => Array.from((table.getChild(name)?.toArray() ?? []) as ArrayLike<number>, Number);
-  const [step, layer, dropped] = [column('step'), column('layer'), column('dropped')];
-  const numExperts = table.schema.fields.filter((f) => f.name.startsWith('expert_')).length;
-  const experts = Array.from({ length: numExperts }, (_, x) => column(`expert_${x}`));
-  const layers = [...new Set(layer)];
-  const out: ExpertCounts = { layers, numExperts, step: [], counts: [], dropped: [] };
-  for (let r = 0; r < step.length; r += layers.length) {
-    out.step.push(step[r]!);
-    out.counts.push(layers.map((_, l) => experts.map((e) => e[r + l]!)));
-    out.dropped!.push(layers.map((_, l) => dropped[r + l]!));
-  }
-  return out;
 }
 
 export class Run {
@@ -161,9 +76,9 @@ export class Run {
   /** @internal */
   static fromDisk(dir: string, record: RunRecord): Run {
     return new Run(dir, record, {
-      train: readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS),
-      validation: readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
-      experts: readExperts(join(dir, EXPERTS_FILE)),
+      train: readLog(join(dir, METRICS_FILE), TRAIN_COLUMNS, 1),
+      validation: readLog(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS, 0),
+      experts: readExperts(join(dir, EXPERTS_FILE), record.config.model),
     });
   }
 
@@ -230,8 +145,8 @@ export class Run {
       ...(this.checkpointStep !== undefined ? { checkpointStep: this.checkpointStep } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
     };
-    writeArrow(join(this.dir, METRICS_FILE), this.train);
-    writeArrow(join(this.dir, VALIDATION_FILE), this.validation);
+    writeLog(join(this.dir, METRICS_FILE), this.train);
+    writeLog(join(this.dir, VALIDATION_FILE), this.validation);
     if (this.experts) writeExperts(join(this.dir, EXPERTS_FILE), this.experts);
     writeAtomically(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
     writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
@@ -259,14 +174,7 @@ export class Run {
 export function loadRun(dir: string): Run {
   const file = join(dir, RUN_FILE);
   if (!existsSync(file)) throw new MambalabError(`loadRun: ${resolve(dir)} is not a run (it has no ${RUN_FILE})`);
-  let record: RunRecord;
-  try {
-    record = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${file} is not valid JSON (${(e as Error).message})`);
-  }
-  if (record.version !== 1) throw new MambalabError(`loadRun: ${file} has version ${JSON.stringify(record.version)}, this mambalab reads version 1`);
-  return Run.fromDisk(dir, record);
+  return Run.fromDisk(dir, readRunRecord(file));
 }
 
 /** Removes a run's files (a fresh trainer re-running a notebook cell starts its run over). */
