@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Batch } from '../data/batch.js';
 import type { SamplerState, TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
+import { shaped, type Shape } from '../json-shape.js';
 import type { Model } from '../models/model.js';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
 import type { StepMetrics } from './metrics.js';
@@ -107,8 +108,70 @@ export function setFitWatcher(watcher: FitWatcher | undefined): FitWatcher | und
   return previous;
 }
 
+// A batch is one Int32Array of batchSize × (seqLen + 1) ids.
+const MAX_BATCH_IDS = 2 ** 31 - 1;
+
+/** Throws a MambalabError naming `${label}.<field>` at the first option that is not a trainer's. */
+function checkOptions(options: TrainerOptions, label: string): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new MambalabError(`${label}.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (options.lr <= 0) throw new MambalabError(`${label}.lr: expected a positive number, got ${options.lr}`);
+  if (options.beta1 >= 1 || options.beta2 >= 1) throw new MambalabError(`${label}.beta1/beta2: expected values below 1`);
+  for (const key of ['batchSize', 'seqLen'] as const) {
+    if (!Number.isInteger(options[key]) || options[key] < 1) {
+      throw new MambalabError(`${label}.${key}: expected a positive integer, got ${options[key]}`);
+    }
+  }
+  if (options.batchSize * (options.seqLen + 1) > MAX_BATCH_IDS) {
+    throw new MambalabError(`${label}.batchSize × (seqLen + 1) = ${options.batchSize * (options.seqLen + 1)} ids, more than one batch holds (${MAX_BATCH_IDS})`);
+  }
+}
+
+/** trainer.json, what saveCheckpoint writes besides the safetensors files. */
+interface TrainerState {
+  step: number;
+  tokens: number;
+  elapsedS: number;
+  options: TrainerOptions;
+  sampler?: SamplerState;
+}
+
+const STATE_SHAPE: Shape = {
+  step: 'count',
+  tokens: 'count',
+  elapsedS: 'number',
+  options: { '*': 'any' },
+  'sampler?': { seed: 'number', batches: 'count', 'rngState?': 'number', 'epoch?': 'count', 'position?': 'count', 'seqLen?': 'count' },
+};
+
+/** Reads and checks trainer.json; its options, over `current`, as the constructor checks them. */
+function readTrainerState(file: string, current: TrainerOptions): TrainerState {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MambalabError(`checkpoint: cannot read ${file} (${(e as Error).message})`);
+  }
+  let state: TrainerState;
+  try {
+    state = shaped<TrainerState>(file, parsed, STATE_SHAPE);
+  } catch (e) {
+    throw new MambalabError(`checkpoint: ${(e as Error).message}`);
+  }
+  checkOptions({ ...current, ...state.options }, `checkpoint: ${file}: options`);
+  return state;
+}
+
 const EVAL_SEED = 0x5eed;
 const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** The AdamW moments in optimizer.safetensors: each parameter's name with this suffix, and its engine slot. */
+const MOMENTS = [
+  ['exp_avg', 'adam_m'],
+  ['exp_avg_sq', 'adam_v'],
+] as const;
 const TRAINER_FILE = 'trainer.json';
 
 export class Trainer {
@@ -124,18 +187,7 @@ export class Trainer {
     options: Partial<TrainerOptions> = {},
   ) {
     this.options = { ...DEFAULT_TRAINER_OPTIONS, ...options };
-    for (const [key, value] of Object.entries(this.options)) {
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-        throw new MambalabError(`trainer.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
-      }
-    }
-    if (this.options.lr <= 0) throw new MambalabError(`trainer.lr: expected a positive number, got ${this.options.lr}`);
-    if (this.options.beta1 >= 1 || this.options.beta2 >= 1) throw new MambalabError('trainer.beta1/beta2: expected values below 1');
-    for (const key of ['batchSize', 'seqLen'] as const) {
-      if (!Number.isInteger(this.options[key]) || this.options[key] < 1) {
-        throw new MambalabError(`trainer.${key}: expected a positive integer, got ${this.options[key]}`);
-      }
-    }
+    checkOptions(this.options, 'trainer');
   }
 
   /** Steps taken so far. */
@@ -260,26 +312,27 @@ export class Trainer {
     writeFileSync(join(dir, TRAINER_FILE), JSON.stringify(state, null, 2) + '\n');
   }
 
-  /** Restores what saveCheckpoint wrote into this trainer and its model. */
+  /**
+   * Restores what saveCheckpoint wrote into this trainer and its model. Every file is read and
+   * checked before anything is restored, so a damaged checkpoint leaves the trainer as it was.
+   */
   loadCheckpoint(dir: string): void {
     const file = join(dir, TRAINER_FILE);
     if (!existsSync(file)) throw new MambalabError(`checkpoint: ${file} does not exist`);
-    const state = JSON.parse(readFileSync(file, 'utf8')) as {
-      step: number;
-      tokens: number;
-      elapsedS: number;
-      options: TrainerOptions;
-      sampler?: SamplerState;
-    };
-    const { tensors } = readSafetensors(join(dir, OPTIMIZER_FILE));
-    this.model.loadWeights(join(dir, 'model.safetensors'));
-    for (const p of this.model.parameters()) {
-      for (const [suffix, slot] of [['exp_avg', 'adam_m'], ['exp_avg_sq', 'adam_v']] as const) {
+    const state = readTrainerState(file, this.options);
+    const optimizerFile = join(dir, OPTIMIZER_FILE);
+    const { tensors } = readSafetensors(optimizerFile);
+    const moments = this.model.parameters().flatMap((p) =>
+      MOMENTS.map(([suffix, slot]) => {
         const t = tensors.get(`${p.name}.${suffix}`);
-        if (!t) throw new MambalabError(`checkpoint: ${join(dir, OPTIMIZER_FILE)} has no '${p.name}.${suffix}'`);
-        this.model.writeSlot(p.name, slot, t.data);
-      }
-    }
+        if (!t) throw new MambalabError(`checkpoint: ${optimizerFile} has no '${p.name}.${suffix}'`);
+        if (t.data.length !== p.numel) throw new MambalabError(`checkpoint: '${p.name}.${suffix}' in ${optimizerFile} has ${t.data.length} values, the parameter ${p.numel}`);
+        return { name: p.name, slot, data: t.data };
+      }),
+    );
+    const weightsFile = join(dir, 'model.safetensors');
+    this.model.loadWeights(weightsFile); // checks every tensor before it writes any
+    for (const m of moments) this.model.writeSlot(m.name, m.slot, m.data);
     Object.assign(this.options, state.options);
     this.step_ = state.step;
     this.tokens = state.tokens;
