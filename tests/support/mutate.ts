@@ -100,64 +100,69 @@ export function mutateBytes(rand: Random, original: Buffer, fields: readonly Len
 // What a JSON value is replaced with: every type, the edges of numbers, empty and odd strings.
 const ODD_VALUES: unknown[] = [null, true, false, 0, -1, 1, 0.5, -0.5, 1e308, -1e308, 2 ** 53 + 2, 4294967297, '', 'x', '-1', 'NaN', '\u0000', [], [null], [1, 2, 3], {}, { a: 1 }];
 
-/** Paths to every value inside a JSON value, the root included. */
-function paths(value: unknown, at: (string | number)[] = []): (string | number)[][] {
-  const inner =
-    value !== null && typeof value === 'object'
-      ? Object.entries(value).flatMap(([key, v]) => paths(v, [...at, Array.isArray(value) ? Number(key) : key]))
-      : [];
-  return [at, ...inner];
+type Key = string | number;
+
+/**
+ * A random place in a JSON value, as the keys from the root: each step goes into a random child,
+ * or stops there with probability `stop` (always at a leaf), so every depth gets its share.
+ */
+function randomPath(rand: Random, root: unknown, stop: number): Key[] {
+  const path: Key[] = [];
+  for (let node = root; node !== null && typeof node === 'object' && rand.next() >= stop; ) {
+    const keys: Key[] = Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node);
+    if (keys.length === 0) break;
+    const key = pick(rand, keys);
+    path.push(key);
+    node = (node as Record<Key, unknown>)[key];
+  }
+  return path;
 }
 
-function setAt(root: unknown, path: (string | number)[], update: (parent: Record<string | number, unknown>, key: string | number) => void): unknown {
-  if (path.length === 0) {
-    const holder: Record<string, unknown> = { root };
-    update(holder, 'root');
-    return holder['root'];
-  }
-  let parent = root as Record<string | number, unknown>;
-  for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
-  update(parent, path.at(-1)!);
+function valueAt(root: unknown, path: readonly Key[]): unknown {
+  return path.reduce<unknown>((node, key) => (node as Record<Key, unknown>)[key], root);
+}
+
+/** Replaces (or with `value` undefined, removes) what is at `path`; returns the new root. */
+function setAt(root: unknown, path: readonly Key[], value: unknown): unknown {
+  if (path.length === 0) return value;
+  const parent = valueAt(root, path.slice(0, -1)) as Record<Key, unknown>;
+  const key = path.at(-1)!;
+  if (value !== undefined) parent[key] = value;
+  else if (Array.isArray(parent)) parent.splice(Number(key), 1);
+  else delete parent[key];
   return root;
 }
 
 /**
  * One random kind of damage to a JSON document: valid JSON of the wrong shape (a value of the
- * wrong type, a key dropped or added, a number at an edge) or its text's bytes damaged.
+ * wrong type, a key dropped or added, a number at an edge) or its text's bytes damaged (`text`,
+ * the document as its file holds it, or else as JSON.stringify indents it).
  */
-export function mutateJson(rand: Random, document: unknown, text = JSON.stringify(document, null, 2)): Mutation<Buffer> {
+export function mutateJson(rand: Random, document: unknown, text?: string): Mutation<Buffer> {
   const kind = pick(rand, ['bytes', 'bytes', 'wrong value', 'wrong value', 'wrong value', 'drop key', 'add key', 'number edge']);
-  if (kind === 'bytes') return mutateBytes(rand, Buffer.from(text));
-  const copy: unknown = structuredClone(document);
-  const all = paths(copy);
-  const path = pick(rand, all);
-  const where = path.length === 0 ? 'the document' : path.join('.');
+  if (kind === 'bytes') return mutateBytes(rand, Buffer.from(text ?? JSON.stringify(document, null, 2)));
+  let root: unknown = structuredClone(document);
+  let path = randomPath(rand, root, kind === 'number edge' ? 0 : 0.25);
   let what: string;
-  let result: unknown;
   if (kind === 'drop key' && path.length > 0) {
-    result = setAt(copy, path, (parent, key) => (Array.isArray(parent) ? parent.splice(Number(key), 1) : delete parent[key]));
-    what = `${where} removed`;
+    root = setAt(root, path, undefined);
+    what = 'removed';
   } else if (kind === 'add key') {
-    const objects = all.filter((p) => p.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], copy)?.constructor === Object);
-    const target = objects.length > 0 ? pick(rand, objects) : [];
+    while (valueAt(root, path)?.constructor !== Object && path.length > 0) path = path.slice(0, -1);
     const value = pick(rand, ODD_VALUES);
-    result = setAt(copy, target, (parent, key) => {
-      const object = parent[key];
-      if (object !== null && typeof object === 'object') (object as Record<string, unknown>)['unexpected'] = value;
-    });
-    what = `${target.length === 0 ? 'the document' : target.join('.')} gained "unexpected": ${JSON.stringify(value)}`;
-  } else if (kind === 'number edge') {
-    const numbers = all.filter((p) => typeof p.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], copy) === 'number');
-    const target = numbers.length > 0 ? pick(rand, numbers) : path;
+    const object = valueAt(root, path);
+    if (object?.constructor === Object) (object as Record<string, unknown>)['unexpected'] = value;
+    what = `gained "unexpected": ${JSON.stringify(value)}`;
+  } else if (kind === 'number edge' && typeof valueAt(root, path) === 'number') {
     const value = pick(rand, [-1, -0.5, 0, 1e308, 2 ** 31, 2 ** 53 + 2, 1.5]);
-    result = setAt(copy, target, (parent, key) => (parent[key] = value));
-    what = `${target.length === 0 ? 'the document' : target.join('.')} set to ${value}`;
+    root = setAt(root, path, value);
+    what = `set to ${value}`;
   } else {
     const value = pick(rand, ODD_VALUES);
-    result = setAt(copy, path, (parent, key) => (parent[key] = value));
-    what = `${where} set to ${JSON.stringify(value)}`;
+    root = setAt(root, path, value);
+    what = `set to ${JSON.stringify(value)}`;
   }
-  return { what: `JSON ${what}`, value: Buffer.from(JSON.stringify(result, null, 2)) };
+  return { what: `JSON ${path.length === 0 ? 'the document' : path.join('.')} ${what}`, value: Buffer.from(JSON.stringify(root)) };
 }
 
 /** Damage to a safetensors file: its bytes, its header length, or its JSON header made the wrong shape (its length kept right). */
