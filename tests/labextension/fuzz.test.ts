@@ -84,7 +84,7 @@ function refusalProblem(result: Extract<ParseResult, { ok: false }>): string | u
 
 const bundles: FuzzTarget = {
   name: 'parseBundle',
-  cases: 1500,
+  cases: 1200,
   setup() {
     const originals = documents().map((document) => ({ document, text: JSON.stringify(document, null, 1) }));
     return (rand): CaseResult => {

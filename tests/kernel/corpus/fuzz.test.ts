@@ -100,17 +100,21 @@ interface Stored {
   bytes: Buffer;
 }
 
-async function storedFiles(): Promise<Stored[]> {
-  return Promise.all(corpusFiles().map(async (file) => ({ file, bytes: await file.encode(Buffer.from(file.lines)) })));
+let encoded: Promise<Stored[]> | undefined;
+
+/** The corpus files as stored, encoded once for all targets (the 1 GiB-window zstd takes most of a second). */
+function storedFiles(): Promise<Stored[]> {
+  encoded ??= Promise.all(corpusFiles().map(async (file) => ({ file, bytes: await file.encode(Buffer.from(file.lines)) })));
+  return encoded;
 }
 
 const decompression: FuzzTarget = {
   name: 'decompress',
-  cases: 600,
+  cases: 500,
   async setup() {
-    const stored = await storedFiles();
+    const files = await storedFiles();
     return async (rand, caseDir) => {
-      const { file, bytes } = pick(rand, stored);
+      const { file, bytes } = pick(rand, files);
       const path = join(caseDir, file.name);
       const mutation = await mutateCorpus(rand, file, bytes);
       const what = writeMutated(rand, path, () => mutation);
@@ -121,11 +125,11 @@ const decompression: FuzzTarget = {
 
 const textCorpus: FuzzTarget = {
   name: 'loadTextCorpus',
-  cases: 300,
+  cases: 200,
   async setup() {
-    const stored = await storedFiles();
+    const files = await storedFiles();
     return async (rand, caseDir) => {
-      const { file, bytes } = pick(rand, stored);
+      const { file, bytes } = pick(rand, files);
       const path = join(caseDir, file.name);
       const mutation = await mutateCorpus(rand, file, bytes);
       const what = writeMutated(rand, path, () => mutation);
@@ -150,17 +154,17 @@ const preparation: FuzzTarget = {
   name: 'prepare',
   // Each prepare starts a tokenizer thread (most of a second): few cases, for what only prepare
   // does (the staging folder); its readers are the ones fuzzed above.
-  cases: 8,
+  cases: 4,
   async setup(dir) {
-    const stored = await storedFiles();
+    const files = await storedFiles();
     // The dataset a failed prepare must leave as it was.
     const previous = join(dir, 'previous');
     const input = join(dir, 'input.jsonl');
-    writeFileSync(input, stored[0]!.file.lines);
+    writeFileSync(input, files[0]!.file.lines);
     await prepare({ inputs: [input], out: previous, tokenizer: 'gpt2', workers: 1 });
     return async (rand, caseDir) => {
       const before = snapshot(previous);
-      const { file, bytes } = pick(rand, stored);
+      const { file, bytes } = pick(rand, files);
       const path = join(caseDir, file.name);
       const mutation = await mutateCorpus(rand, file, bytes);
       const what = writeMutated(rand, path, () => mutation);

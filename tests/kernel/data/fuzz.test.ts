@@ -120,7 +120,7 @@ const shards: FuzzTarget = {
 
 const datasets: FuzzTarget = {
   name: 'openDataset',
-  cases: 700,
+  cases: 500,
   async setup(dir) {
     const originals = await preparedDatasets(dir);
     return async (rand, caseDir) => {

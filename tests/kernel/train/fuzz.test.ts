@@ -89,7 +89,7 @@ function runProblem(run: Run): string | undefined {
 
 const runs: FuzzTarget = {
   name: 'loadRun',
-  cases: 700,
+  cases: 600,
   async setup(dir) {
     const sources = await recordedRuns(dir);
     return (rand, caseDir) => {
@@ -125,7 +125,7 @@ const CHECKPOINT_FILES = ['trainer.json', 'trainer.json', 'optimizer.safetensors
 
 const checkpoints: FuzzTarget = {
   name: 'loadCheckpoint',
-  cases: 400,
+  cases: 300,
   async setup(dir) {
     const sources = (await recordedRuns(dir)).map((run) => join(run, CHECKPOINT_DIR));
     return async (rand, caseDir): Promise<CaseResult> => {
