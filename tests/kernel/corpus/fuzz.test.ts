@@ -108,16 +108,21 @@ function storedFiles(): Promise<Stored[]> {
   return encoded;
 }
 
+/** A damaged copy of one of the corpus files, in caseDir: its path, and what was done to it. */
+async function damagedCorpusFile(rand: Random, caseDir: string): Promise<{ path: string; what: string }> {
+  const { file, bytes } = pick(rand, await storedFiles());
+  const path = join(caseDir, file.name);
+  const mutation = await mutateCorpus(rand, file, bytes);
+  return { path, what: writeMutated(rand, path, () => mutation) };
+}
+
 const decompression: FuzzTarget = {
   name: 'decompress',
   cases: 500,
   async setup() {
-    const files = await storedFiles();
+    await storedFiles();
     return async (rand, caseDir) => {
-      const { file, bytes } = pick(rand, files);
-      const path = join(caseDir, file.name);
-      const mutation = await mutateCorpus(rand, file, bytes);
-      const what = writeMutated(rand, path, () => mutation);
+      const { path, what } = await damagedCorpusFile(rand, caseDir);
       return judgeRead(what, [path], () => decompressBothWays(path), (read) => read.disagreement);
     };
   },
@@ -127,12 +132,9 @@ const textCorpus: FuzzTarget = {
   name: 'loadTextCorpus',
   cases: 200,
   async setup() {
-    const files = await storedFiles();
+    await storedFiles();
     return async (rand, caseDir) => {
-      const { file, bytes } = pick(rand, files);
-      const path = join(caseDir, file.name);
-      const mutation = await mutateCorpus(rand, file, bytes);
-      const what = writeMutated(rand, path, () => mutation);
+      const { path, what } = await damagedCorpusFile(rand, caseDir);
       return judgeRead(what, [path], () => loadTextCorpus(path), (corpus) => {
         const [train, validation] = [corpus.stats('train'), corpus.stats('validation')];
         if (!(train.tokens > 0 && validation.tokens > 0 && train.documents > 0)) return `splits of ${JSON.stringify({ train, validation })}`;
@@ -164,10 +166,7 @@ const preparation: FuzzTarget = {
     await prepare({ inputs: [input], out: previous, tokenizer: 'gpt2', workers: 1 });
     return async (rand, caseDir) => {
       const before = snapshot(previous);
-      const { file, bytes } = pick(rand, files);
-      const path = join(caseDir, file.name);
-      const mutation = await mutateCorpus(rand, file, bytes);
-      const what = writeMutated(rand, path, () => mutation);
+      const { path, what } = await damagedCorpusFile(rand, caseDir);
       const result = await judgeRead(what, [path], () => prepare({ inputs: [path], out: previous, tokenizer: 'gpt2', workers: 1 }));
       const leftovers = readdirSync(dir).filter((name) => name.includes('.staging-') || name.includes('.old-'));
       if (leftovers.length > 0) return { ...result, problem: `prepare left ${leftovers.join(', ')} behind` };
