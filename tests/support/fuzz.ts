@@ -48,10 +48,11 @@ interface Report {
 }
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 17);
-const ONLY_TARGET = process.env['FUZZ_TARGET'];
+/** One target's name, or several separated by commas. */
+const ONLY_TARGETS = process.env['FUZZ_TARGET']?.split(',');
 const ONLY_CASE = process.env['FUZZ_CASE'];
-/** A case that runs this long is hung (real cases take milliseconds; the machine may be busy). */
-const HANG_MS = 20_000;
+/** A case that runs this long is hung (real cases take milliseconds; the machine may be busy). FUZZ_HANG_MS: the harness's own test. */
+const HANG_MS = Number(process.env['FUZZ_HANG_MS'] ?? 20_000);
 const SETUP_MS = 120_000;
 /** A message longer than this buries what it says. */
 const MAX_MESSAGE = 1000;
@@ -140,7 +141,7 @@ async function runChild(targets: readonly FuzzTarget[]): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'mambalab-fuzz-'));
   try {
     for (const target of targets) {
-      if (ONLY_TARGET !== undefined && target.name !== ONLY_TARGET) continue;
+      if (ONLY_TARGETS && !ONLY_TARGETS.includes(target.name)) continue;
       const report = await runTarget(target, root);
       await new Promise<void>((resolve, reject) => process.send!(report, (error: Error | null) => (error ? reject(error) : resolve())));
     }
@@ -212,7 +213,7 @@ export function fuzzTargets(file: string, targets: readonly FuzzTarget[]): void 
   }
   let run: Promise<ChildRun> | undefined;
   for (const target of targets) {
-    const skip = ONLY_TARGET !== undefined && ONLY_TARGET !== target.name;
+    const skip = ONLY_TARGETS !== undefined && !ONLY_TARGETS.includes(target.name);
     test(`fuzz: ${target.name}`, { skip }, async (t) => {
       run ??= supervise(file);
       const { reports, failure } = await run;
