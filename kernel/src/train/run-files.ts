@@ -43,7 +43,7 @@ const RECORD_SHAPE: Shape = {
   status: 'string',
   created: 'string',
   updated: 'string',
-  config: { model: { '*': 'any' }, trainer: { '*': 'number' }, 'data?': 'string' },
+  config: { model: { '*': 'any' }, trainer: { batchSize: 'count', seqLen: 'count', '*': 'number' }, 'data?': 'string' },
   model: { 'family?': 'string', 'pattern?': 'string', 'dModel?': 'count', 'paramsTotal?': 'number', 'paramsActive?': 'number' },
   'checkpointStep?': 'count',
   'error?': 'string',

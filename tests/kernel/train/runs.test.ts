@@ -258,7 +258,7 @@ test('loadRun refuses damaged logs and run.json of the wrong shape, naming the f
   damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['step']![2] = 2)), /row 2 has step 2 after step 2/);
   damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['loss'] = c['loss']!.map(String))), /column 'loss' holds .*Utf8.*, not numbers/);
   damaged('validation.arrow', (p) => rewrite(p, (c) => (c['tokens']![1] = Number.NaN)), /row 1 has tokens NaN/);
-  const record = (change: (r: { config: { model?: { pattern?: string } }; status?: string; model?: unknown }) => void) => (path: string) => {
+  const record = (change: (r: { config: { model?: { pattern?: string }; trainer?: { seqLen?: number } }; status?: string; model?: unknown }) => void) => (path: string) => {
     const r = JSON.parse(readFileSync(path, 'utf8'));
     change(r);
     writeFileSync(path, JSON.stringify(r));
@@ -267,4 +267,5 @@ test('loadRun refuses damaged logs and run.json of the wrong shape, naming the f
   damaged('run.json', record((r) => (r.config.model!.pattern = 'MX')), /its model's pattern: unknown layer 'X'/);
   damaged('run.json', record((r) => (r.status = 'lost')), /status is "lost", expected one of running, done, stopped, failed/);
   damaged('run.json', record((r) => (r.model = [])), /model is \[\], expected an object/);
+  damaged('run.json', record((r) => delete r.config.trainer!.seqLen), /config\.trainer\.seqLen is undefined, expected a non-negative integer/);
 });
