@@ -161,7 +161,15 @@ function readTrainerState(file: string, current: TrainerOptions): TrainerState {
   } catch (e) {
     throw new MambalabError(`checkpoint: ${(e as Error).message}`);
   }
-  checkOptions({ ...current, ...state.options }, `checkpoint: ${file}: options`);
+  const options = { ...current, ...state.options };
+  checkOptions(options, `checkpoint: ${file}: options`);
+  // The sampler resumes with these options: a state saved for others is a damaged file.
+  for (const key of ['seed', 'seqLen'] as const) {
+    const saved = state.sampler?.[key];
+    if (saved !== undefined && saved !== options[key]) {
+      throw new MambalabError(`checkpoint: ${file}: sampler.${key} is ${saved}, but options.${key} is ${options[key]}: the file is damaged`);
+    }
+  }
   return state;
 }
 

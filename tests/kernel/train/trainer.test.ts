@@ -95,6 +95,9 @@ test('a damaged checkpoint is refused by name, and leaves the trainer and its mo
   refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { seed: 0 } })), /trainer\.json: sampler\.batches is undefined/);
   const options = JSON.parse(state).options;
   refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), options: { ...options, batchSize: 0 } })), /trainer\.json: options\.batchSize: expected a positive integer, got 0/);
+  const sampler = JSON.parse(state).sampler;
+  refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { ...sampler, seqLen: 99 } })), /trainer\.json: sampler\.seqLen is 99, but options\.seqLen is 16: the file is damaged/);
+  refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { ...sampler, seed: 7 } })), /trainer\.json: sampler\.seed is 7, but options\.seed is 0/);
   // The optimizer's moments are checked before the model's weights are replaced.
   refused(() => writeSafetensors(join(saved, 'optimizer.safetensors'), [{ name: 'other', shape: [1], data: Float32Array.from([0]) }]), /optimizer\.safetensors has no 'backbone\.embedding\.weight\.exp_avg'/);
 
