@@ -16,13 +16,14 @@ export function random(seed: number): () => number {
 
 /**
  * A prepared dataset written directly (no tokenizer): document lengths as given, token k of the
- * whole stream = k mod 50000 (so a window tells where it was cut), `perShard` documents a shard.
+ * whole stream = k mod 50000 (so a window tells where it was cut; mod vocabSize when smaller),
+ * `perShard` documents a shard.
  */
-export function writeCountingDataset(dir: string, lengths: number[], perShard: number): Uint16Array {
+export function writeCountingDataset(dir: string, lengths: number[], perShard: number, vocabSize = 50257): Uint16Array {
   mkdirSync(dir, { recursive: true });
   const total = lengths.reduce((a, b) => a + b, 0);
   const stream = new Uint16Array(total);
-  for (let k = 0; k < total; k++) stream[k] = k % 50000;
+  for (let k = 0; k < total; k++) stream[k] = k % Math.min(50000, vocabSize);
   const shards: { file: string; documents: number; tokens: number }[] = [];
   let doc = 0;
   let at = 0;
@@ -40,8 +41,8 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     source: 'counting test data',
     license: 'none',
     tokenizer: 'gpt2',
-    vocabSize: 50257,
-    endOfText: 50256,
+    vocabSize,
+    endOfText: vocabSize - 1,
     documents: lengths.length,
     tokens: total,
     textBytes: 0,

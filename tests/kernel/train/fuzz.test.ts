@@ -7,6 +7,8 @@ import { inspect } from 'node:util';
 
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 
+import { openDataset } from '../../../kernel/src/data/dataset.js';
+import type { TokenSource } from '../../../kernel/src/data/source.js';
 import { toBundle } from '../../../kernel/src/display/bundle.js';
 import { toDisplayDoc } from '../../../kernel/src/display/show.js';
 import { createModel, loadModel, type Model } from '../../../kernel/src/models/model.js';
@@ -18,20 +20,41 @@ import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { fuzzTargets, judgeRead, type CaseResult, type FuzzTarget } from '../../support/fuzz.js';
 import { arrowLengthFields, mutateBytes, mutateJson, mutateSafetensors, pick, writeMutated, type Mutation, type Random } from '../../support/mutate.js';
 import { schemaErrors } from '../../support/schema.js';
+import { writeCountingDataset } from '../data/helpers.js';
 import { TINY_MODEL, TINY_MOE, TINY_TRAINER, tinyData } from '../../support/tiny.js';
 
-let recorded: Promise<string[]> | undefined;
+interface Recorded {
+  dir: string;
+  /** What it trained on: a checkpoint resumes on the same kind of data (its sampler state is that data's). */
+  data: () => TokenSource;
+}
 
-/** Two runs trainRun recorded, each with its checkpoint: a Mamba and an MoE-Mamba (with experts.arrow); made once. */
-function recordedRuns(dir: string): Promise<string[]> {
-  recorded ??= Promise.all(
-    [TINY_MODEL, TINY_MOE].map(async (config, i) => {
+let recorded: Promise<Recorded[]> | undefined;
+
+/**
+ * Two runs trainRun recorded, each with its checkpoint, made once: a Mamba on a prepared dataset
+ * (its sampler state an epoch and a position) and an MoE-Mamba (with experts.arrow) on tokens in
+ * memory (a generator's state).
+ */
+function recordedRuns(dir: string): Promise<Recorded[]> {
+  recorded ??= recordRuns(dir);
+  return recorded;
+}
+
+async function recordRuns(dir: string): Promise<Recorded[]> {
+  const prepared = join(dir, 'dataset');
+  writeCountingDataset(prepared, Array.from({ length: 40 }, (_, i) => 20 + (i % 7)), 15, 256);
+  const runs: [Partial<ModelConfig>, () => TokenSource][] = [
+    [TINY_MODEL, () => openDataset(prepared)],
+    [TINY_MOE, () => tinyData()],
+  ];
+  return Promise.all(
+    runs.map(async ([config, data], i) => {
       const trainer = new Trainer(createModel(config), TINY_TRAINER);
-      const run = await trainRun(trainer, tinyData(), { steps: 6, dir: join(dir, `run-${i}`), evalEvery: 2, evalBatches: 1, expertsEvery: 2 });
-      return run.dir;
+      const run = await trainRun(trainer, data(), { steps: 6, dir: join(dir, `run-${i}`), evalEvery: 2, evalBatches: 1, expertsEvery: 2 });
+      return { dir: run.dir, data };
     }),
   );
-  return recorded;
 }
 
 /** A valid Arrow file of metrics that are wrong: a column missing, of text, out of order, negative or not finite. */
@@ -91,7 +114,7 @@ const runs: FuzzTarget = {
   name: 'loadRun',
   cases: 600,
   async setup(dir) {
-    const sources = await recordedRuns(dir);
+    const sources = (await recordedRuns(dir)).map((r) => r.dir);
     return (rand, caseDir) => {
       const run = join(caseDir, 'run');
       cpSync(pick(rand, sources), run, { recursive: true, filter: (path) => !path.endsWith(CHECKPOINT_DIR) });
@@ -127,9 +150,11 @@ const checkpoints: FuzzTarget = {
   name: 'loadCheckpoint',
   cases: 300,
   async setup(dir) {
-    const sources = (await recordedRuns(dir)).map((run) => join(run, CHECKPOINT_DIR));
+    const sources = await recordedRuns(dir);
     return async (rand, caseDir): Promise<CaseResult> => {
-      const source = pick(rand, sources);
+      const { dir: run, data } = pick(rand, sources);
+      const source = join(run, CHECKPOINT_DIR);
+      const resumed = (trainer: Trainer) => resumedProblem(trainer, data());
       const checkpoint = join(caseDir, 'checkpoint');
       cpSync(source, checkpoint, { recursive: true });
       const config = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8')) as ModelConfig;
@@ -152,11 +177,11 @@ const checkpoints: FuzzTarget = {
           const trainer = new Trainer(loadModel(checkpoint), TINY_TRAINER);
           trainer.loadCheckpoint(checkpoint);
           return trainer;
-        }, resumedProblem);
+        }, resumed);
       }
       const trainer = new Trainer(createModel(config), TINY_TRAINER);
       const before = { state: modelState(trainer.model), options: JSON.stringify(trainer.options), step: trainer.stepCount };
-      const result = await judgeRead(`${name}: ${what}`, [file], () => (trainer.loadCheckpoint(checkpoint), trainer), resumedProblem);
+      const result = await judgeRead(`${name}: ${what}`, [file], () => (trainer.loadCheckpoint(checkpoint), trainer), resumed);
       const after = { state: modelState(trainer.model), options: JSON.stringify(trainer.options), step: trainer.stepCount };
       if (result.outcome === 'refused' && JSON.stringify(after) !== JSON.stringify(before)) {
         return { ...result, problem: `a refused checkpoint changed the trainer (${after.step !== before.step ? 'step' : after.options !== before.options ? 'options' : 'weights or moments'})` };
@@ -166,15 +191,15 @@ const checkpoints: FuzzTarget = {
   },
 };
 
-/** A trainer resumed from a checkpoint must be one a trainer could be, and train on. */
-async function resumedProblem(trainer: Trainer): Promise<string | undefined> {
+/** A trainer resumed from a checkpoint must be one a trainer could be, and train on `data`. */
+async function resumedProblem(trainer: Trainer, data: TokenSource): Promise<string | undefined> {
   if (!Number.isSafeInteger(trainer.stepCount) || trainer.stepCount < 0) return `step ${trainer.stepCount}`;
   try {
     new Trainer(trainer.model, trainer.options);
   } catch (error) {
     return `its options are not a trainer's: ${(error as Error).message}`;
   }
-  const fitted = await trainer.fit(tinyData(), { steps: 1, evalBatches: 1 }).catch((error: Error) => error);
+  const fitted = await trainer.fit(data, { steps: 1, evalBatches: 1 }).catch((error: Error) => error);
   if (fitted instanceof Error) return `it cannot train on: ${fitted.name}: ${fitted.message}`;
   return fitted.history.every((m) => Number.isFinite(m.loss)) ? undefined : `its next step's loss is ${fitted.history[0]?.loss}`;
 }
