@@ -163,12 +163,15 @@ function readTrainerState(file: string, current: TrainerOptions): TrainerState {
   }
   const options = { ...current, ...state.options };
   checkOptions(options, `checkpoint: ${file}: options`);
-  // The sampler resumes with these options: a state saved for others is a damaged file.
+  // The sampler resumes with these options, from a generator's state or an epoch and position.
+  const { sampler } = state;
   for (const key of ['seed', 'seqLen'] as const) {
-    const saved = state.sampler?.[key];
-    if (saved !== undefined && saved !== options[key]) {
-      throw new MambalabError(`checkpoint: ${file}: sampler.${key} is ${saved}, but options.${key} is ${options[key]}: the file is damaged`);
+    if (sampler?.[key] !== undefined && sampler[key] !== options[key]) {
+      throw new MambalabError(`checkpoint: ${file}: sampler.${key} is ${sampler[key]}, but options.${key} is ${options[key]}: the file is damaged`);
     }
+  }
+  if (sampler && sampler.rngState === undefined && (sampler.epoch === undefined || sampler.position === undefined)) {
+    throw new MambalabError(`checkpoint: ${file}: sampler has neither rngState nor an epoch and position: the file is damaged`);
   }
   return state;
 }

@@ -98,6 +98,7 @@ test('a damaged checkpoint is refused by name, and leaves the trainer and its mo
   const sampler = JSON.parse(state).sampler;
   refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { ...sampler, seqLen: 99 } })), /trainer\.json: sampler\.seqLen is 99, but options\.seqLen is 16: the file is damaged/);
   refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { ...sampler, seed: 7 } })), /trainer\.json: sampler\.seed is 7, but options\.seed is 0/);
+  refused(() => writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), sampler: { seed: 0, batches: 2 } })), /trainer\.json: sampler has neither rngState nor an epoch and position/);
   // The optimizer's moments are checked before the model's weights are replaced.
   refused(() => writeSafetensors(join(saved, 'optimizer.safetensors'), [{ name: 'other', shape: [1], data: Float32Array.from([0]) }]), /optimizer\.safetensors has no 'backbone\.embedding\.weight\.exp_avg'/);
 
