@@ -193,6 +193,19 @@ test('precision and deterministic are saved, and a config saved before they exis
   assert.equal(await old.forward(batch), await model.forward(batch), 'the same weights');
 });
 
+test('a capacity factor past numExperts routes as numExperts does, without allocating for it', async () => {
+  const moe = { ...small, model: 'moe-mamba', pattern: 'ME', numExperts: 4, expertHidden: 16 } as const;
+  const batch = randomTokens(2, 12, 300);
+  const losses = [];
+  for (const capacityFactor of [4, 2 ** 31]) {
+    const model = createModel({ ...moe, capacityFactor });
+    assert.equal(model.config.capacityFactor, capacityFactor, 'the config keeps what was asked');
+    losses.push(await new Trainer(model, { batchSize: 2, seqLen: 12 }).step(batch));
+  }
+  assert.deepEqual(losses[1], { ...losses[0], tokensPerS: losses[1]!.tokensPerS, elapsedS: losses[1]!.elapsedS });
+  assert.equal(losses[0]!.dropped.reduce((a, b) => a + b, 0), 0);
+});
+
 test("the last pass's aux loss, tokens per expert and drops are readable from the model", async () => {
   const moe = { ...small, model: 'moe-mamba', pattern: 'ME*2', numExperts: 4, expertHidden: 16, capacityFactor: 1.0 } as const;
   const model = createModel(moe);
