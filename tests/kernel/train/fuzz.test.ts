@@ -199,9 +199,10 @@ async function resumedProblem(trainer: Trainer, data: TokenSource): Promise<stri
   } catch (error) {
     return `its options are not a trainer's: ${(error as Error).message}`;
   }
+  // Its loss may be anything: weights overwritten with huge but finite floats are still weights
+  // (safetensors has no checksum), and the engine skips a step whose loss is not finite.
   const fitted = await trainer.fit(data, { steps: 1, evalBatches: 1 }).catch((error: Error) => error);
-  if (fitted instanceof Error) return `it cannot train on: ${fitted.name}: ${fitted.message}`;
-  return fitted.history.every((m) => Number.isFinite(m.loss)) ? undefined : `its next step's loss is ${fitted.history[0]?.loss}`;
+  return fitted instanceof Error ? `it cannot train on: ${fitted.name}: ${fitted.message}` : undefined;
 }
 
 fuzzTargets(import.meta.filename, [runs, checkpoints]);
