@@ -66,7 +66,7 @@ export function mutateBytes(rand: Random, original: Buffer, fields: readonly Len
     }
     case 'zero': {
       const k = span(rand, n - at);
-      bytes.fill(0, at, at + k);
+      bytes.fill(0, at, Math.min(n, at + k));
       return { what: `${k} bytes zeroed at ${at}`, value: bytes };
     }
     case 'overwrite': {
