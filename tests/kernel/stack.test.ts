@@ -1,6 +1,7 @@
 // kernel/src is a stack: every import runs down it, never up or into a folder it does not
 // name. Bottom to top (README, "Architecture"):
-//   errors.ts, native.ts, files.ts   the error type, the engine binding, durable writes (and the @mambalab/contract package)
+//   errors.ts, json-shape.ts,        the error type, the shape check of JSON files, the engine binding,
+//   native.ts, files.ts              durable writes (and the @mambalab/contract package)
 //   data/                            token shards (Arrow IPC), the manifest, batch samplers
 //   corpus/                          fetch, verify, decompress, tokenize, prepare: raw text → data/
 //   models/                          configs, patterns, presets, the Model, safetensors
@@ -22,7 +23,7 @@ const SOURCE = join(repoRoot, 'kernel', 'src');
 
 /** Bottom first: a file may import files of its own level and the levels below. */
 const LEVELS: readonly (readonly string[])[] = [
-  ['errors.ts', 'native.ts', 'files.ts'],
+  ['errors.ts', 'json-shape.ts', 'native.ts', 'files.ts'],
   ['data'],
   ['corpus'],
   ['models'],

@@ -95,7 +95,7 @@ export function readDecompressedSync(file: string): Buffer {
 }
 
 interface Zstd {
-  decompress(data: Uint8Array, parameters: { windowLogMax: number }): Buffer;
+  Decompressor: new () => { setParameters(parameters: { windowLogMax: number }): void; decompress(data: Uint8Array): Buffer };
 }
 interface ZstdFrames {
   findFrameCompressedSize(frames: Uint8Array): number;
@@ -108,5 +108,9 @@ function zstdDecompressSync(bytes: Buffer): Buffer {
   // A frame without a size in its header and cut short would decode to a quietly short result:
   // walking the frames first fails on a truncated one.
   for (let rest: Buffer = bytes; rest.length > 0; rest = rest.subarray(findFrameCompressedSize(rest)));
-  return (require('zstd-napi') as Zstd).decompress(bytes, { windowLogMax: ZSTD_WINDOW_LOG_MAX });
+  // A decoder of its own for each file: zstd-napi's shared one stays mid-frame after corrupt
+  // data and then refuses every later file ("Operation not authorized at current processing stage").
+  const decoder = new (require('zstd-napi') as Zstd).Decompressor();
+  decoder.setParameters({ windowLogMax: ZSTD_WINDOW_LOG_MAX });
+  return decoder.decompress(bytes);
 }

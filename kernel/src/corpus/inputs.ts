@@ -31,8 +31,9 @@ function walk(dir: string): string[] {
     .flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
-/** Inputs that held no document; `filtered` documents were left out by a --sets filter. */
-export function noDocumentsError(files: number, filtered = 0): MambalabError {
+/** Inputs that held no document, named; `filtered` documents were left out by a --sets filter. */
+export function noDocumentsError(files: readonly string[], filtered = 0): MambalabError {
   const why = filtered > 0 ? ` (the --sets filter left out all ${filtered}; sets must match meta.redpajama_set_name exactly)` : '';
-  return new MambalabError(`no documents in ${files} input file(s)${why}`);
+  const named = files.length === 1 ? files[0] : `${files.length} input files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', …' : ''})`;
+  return new MambalabError(`no documents in ${named}${why}`);
 }

@@ -154,7 +154,7 @@ export async function prepare(options: PrepareOptions): Promise<DatasetManifest>
       while (inflight.length > 0) take(input, await inflight.shift()!);
     }
     const shards = writer.finish();
-    if (progress.documents === 0) throw noDocumentsError(files.length, totals.filtered);
+    if (progress.documents === 0) throw noDocumentsError(files, totals.filtered);
     writeManifest(staging, {
       source,
       license,

@@ -29,7 +29,7 @@ export function loadTextCorpus(path: string, options: { validationEvery?: number
       for (const n of lengths) documents.push(tokens.subarray(at, (at += n)));
     }
   }
-  if (documents.length === 0) throw noDocumentsError(files.length);
+  if (documents.length === 0) throw noDocumentsError(files);
   const train: Uint16Array[] = [];
   const validation: Uint16Array[] = [];
   documents.forEach((ids, i) => (documents.length > 1 && i % every === every - 1 ? validation : train).push(ids));

@@ -224,7 +224,13 @@ export function paddedVocabSize(c: ModelConfig): number {
   return Math.ceil(c.vocabSize / c.padVocabMultiple) * c.padVocabMultiple;
 }
 
-/** The engine's config: this config itself, with the pattern parsed once, here. */
+/**
+ * The engine's config: this config itself, with the pattern parsed once, here, and the capacity
+ * factor at most numExperts. From there on every expert has a slot for every assignment, so no
+ * larger factor routes differently; the engine allocates its slots by the factor, and 2^31 (a
+ * typo, a damaged config.json) asked it for more memory than there is.
+ */
 export function toNativeConfig(c: ModelConfig): NativeModelConfig {
-  return { ...c, layers: engineLayers(c.pattern) };
+  const capacityFactor = c.capacityFactor === 'dropless' ? c.capacityFactor : Math.min(c.capacityFactor, c.numExperts);
+  return { ...c, capacityFactor, layers: engineLayers(c.pattern) };
 }

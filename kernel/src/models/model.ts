@@ -9,8 +9,8 @@ import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot 
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
 import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
-import type { ParameterCount } from './params.js';
-import { readSafetensors, writeSafetensors, type FloatArray, type LazyTensor } from './safetensors.js';
+import { countParameters, type ParameterCount } from './params.js';
+import { readSafetensors, writeSafetensors, type FloatArray, type LazyTensor, type SafetensorsFile } from './safetensors.js';
 
 export interface ParameterInfo {
   name: string;
@@ -186,9 +186,8 @@ export class Model {
     };
   }
 
-  /** Replaces every parameter from a safetensors file; checks names, shapes and dtype first. */
-  loadWeights(path: string): void {
-    const { tensors } = readSafetensors(path);
+  /** Replaces every parameter from a safetensors file (or its contents, already read); checks names, shapes and dtype first. */
+  loadWeights(path: string, { tensors }: SafetensorsFile = readSafetensors(path)): void {
     for (const p of this.params) {
       const t = tensors.get(p.name);
       if (!t) throw new MambalabError(`checkpoint: ${path} has no tensor '${p.name}'`);
@@ -206,15 +205,40 @@ export function createModel(config: Partial<ModelConfig> = {}): Model {
   return new Model(config);
 }
 
-/** Loads a model saved by model.save(dir); `overrides` move it (e.g. `{ device: 'cpu' }`). */
+/**
+ * Loads a model saved by model.save(dir); `overrides` move it (e.g. `{ device: 'cpu' }`). Both
+ * files are read and checked against each other before the model is allocated, so a damaged
+ * config.json is named as such and cannot ask for a model far larger than its weights.
+ */
 export function loadModel(dir: string, overrides: Partial<Pick<ModelConfig, 'device' | 'dtype' | 'precision' | 'deterministic'>> = {}): Model {
-  let config: Partial<ModelConfig>;
-  try {
-    config = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as Partial<ModelConfig>;
-  } catch (e) {
-    throw new MambalabError(`checkpoint: cannot read ${join(dir, CONFIG_FILE)} (${(e as Error).message})`);
+  const configFile = join(dir, CONFIG_FILE);
+  const config = readConfigFile(configFile);
+  const weightsFile = join(dir, WEIGHTS_FILE);
+  const weights = readSafetensors(weightsFile);
+  const held = [...weights.tensors.values()].reduce((n, t) => n + t.data.length, 0);
+  const expected = countParameters(config).total;
+  if (held !== expected) {
+    throw new MambalabError(`checkpoint: ${weightsFile} holds ${held} weights, but ${configFile} describes a model of ${expected}: the two files are not from one save`);
   }
   const model = new Model({ ...config, ...overrides });
-  model.loadWeights(join(dir, WEIGHTS_FILE));
+  model.loadWeights(weightsFile, weights);
   return model;
+}
+
+/** A saved config.json, checked as createModel checks a config, its errors naming the file. */
+function readConfigFile(file: string): ModelConfig {
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MambalabError(`checkpoint: cannot read ${file} (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new MambalabError(`checkpoint: ${file} holds ${JSON.stringify(config)}, not a model config object`);
+  }
+  try {
+    return resolveConfig(config);
+  } catch (e) {
+    throw e instanceof MambalabError ? new MambalabError(`checkpoint: ${file}: ${e.message}`, { cause: e }) : e;
+  }
 }

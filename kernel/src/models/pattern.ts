@@ -12,6 +12,9 @@ export const LAYER_KINDS = {
 } as const;
 export type LayerKind = keyof typeof LAYER_KINDS;
 
+/** More layers than any model of the papers by far: a pattern past it is a typo (or a damaged config.json), not a model to allocate. */
+export const MAX_LAYERS = 4096;
+
 /** One layer of the expanded pattern: a single kind, or a parallel group of kinds. */
 export type PatternLayer = LayerKind[];
 
@@ -71,6 +74,7 @@ export function parsePattern(pattern: string): PatternLayer[] {
       if (i === start || !Number.isInteger(repeat) || repeat < 1) fail(pattern, start, "expected a positive count after '*'");
       if (i < pattern.length && pattern[i] !== ' ') fail(pattern, i, "expected a space or the end after '*N'");
     }
+    if (layers.length + repeat * segment.length > MAX_LAYERS) fail(pattern, i - 1, `more than ${MAX_LAYERS} layers`);
     for (let r = 0; r < repeat; r++) layers.push(...segment.map((l) => [...l]));
   }
   return layers;

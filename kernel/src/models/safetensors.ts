@@ -120,36 +120,72 @@ function readOpened(fd: number, path: string): SafetensorsFile {
   if (size < 8) broken(`it is ${size} bytes long, shorter than the 8-byte header length`);
   const prefix = Buffer.alloc(8);
   readAt(fd, path, prefix, 0);
-  const headerLength = Number(prefix.readBigUInt64LE(0));
-  if (headerLength > size - 8) broken(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
-  const headerBytes = Buffer.alloc(headerLength);
+  const headerLength = prefix.readBigUInt64LE(0);
+  if (headerLength > BigInt(size - 8)) broken(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
+  const headerBytes = Buffer.alloc(Number(headerLength));
   readAt(fd, path, headerBytes, 8);
-  let header: Record<string, unknown>;
+  let header: unknown;
   try {
-    header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(headerBytes.toString('utf8'));
   } catch {
     return broken('its JSON header does not parse');
   }
-  const dataStart = 8 + headerLength;
-  const dataLength = size - dataStart;
+  const dataStart = 8 + headerBytes.length;
+  const { metadata, entries } = parseHeader(header, size - dataStart, broken);
   const tensors = new Map<string, NamedTensor>();
-  let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    const { dtype, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (!(dtype in DTYPES)) broken(`tensor ${name} has dtype ${dtype}; this engine reads F32 and F64`);
-    const Ctor = DTYPES[dtype as FileDType];
-    const [begin, end] = offsets;
-    if (end > dataLength) broken(`tensor ${name} ends at byte ${end} of the data, which holds ${dataLength} bytes (truncated?)`);
-    const numel = numelOf(shape);
-    if (end - begin !== numel * Ctor.BYTES_PER_ELEMENT) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
+  for (const { name, dtype, shape, begin, end } of entries) {
+    const Ctor = DTYPES[dtype];
     // Read into an aligned buffer: offsets inside the file need not be aligned for this dtype.
-    const data = new Ctor(numel);
+    const data = new Ctor((end - begin) / Ctor.BYTES_PER_ELEMENT);
     readAt(fd, path, new Uint8Array(data.buffer), dataStart + begin);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) broken(`tensor ${name} holds ${data[bad]} at index ${bad} (damaged data, or weights saved after training diverged)`);
     tensors.set(name, { name, shape, data });
   }
   return { metadata, tensors };
+}
+
+interface HeaderEntry {
+  name: string;
+  dtype: FileDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * The header's metadata and tensor entries, every field checked: dtypes this engine reads,
+ * shapes of counts, byte ranges that match their shapes and, as the format requires, fill the
+ * data without gaps or overlaps (so a damaged file cannot pass for a smaller one).
+ */
+function parseHeader(header: unknown, dataLength: number, broken: (why: string) => never): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+  if (!isObject(header)) return broken(`its header is ${JSON.stringify(header)}, not a JSON object`);
+  const metadata = header['__metadata__'] ?? {};
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) broken('its __metadata__ is not an object of strings');
+  const entries: HeaderEntry[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (!isObject(entry)) return broken(`tensor ${name} is described by ${JSON.stringify(entry)}, not an object`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (typeof dtype !== 'string' || !(dtype in DTYPES)) broken(`tensor ${name} has dtype ${JSON.stringify(dtype)}; this engine reads F32 and F64`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) return broken(`tensor ${name} has shape ${JSON.stringify(shape)}, not a list of sizes`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!) {
+      return broken(`tensor ${name} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] byte offsets`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end > dataLength) broken(`tensor ${name} ends at byte ${end} of the data, which holds ${dataLength} bytes (truncated?)`);
+    const elementBytes = DTYPES[dtype as FileDType].BYTES_PER_ELEMENT;
+    if (end - begin !== numelOf(shape) * elementBytes) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
+    entries.push({ name, dtype: dtype as FileDType, shape, begin, end });
+  }
+  let covered = 0;
+  for (const { name, begin, end } of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {
+    if (begin !== covered) broken(begin < covered ? `tensor ${name} overlaps another tensor's bytes` : `bytes ${covered} to ${begin} of the data belong to no tensor`);
+    covered = end;
+  }
+  if (covered !== dataLength) broken(`bytes ${covered} to ${dataLength} of the data belong to no tensor (a damaged file, or one with extra bytes)`);
+  return { metadata: metadata as Record<string, string>, entries };
 }

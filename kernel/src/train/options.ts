@@ -45,21 +45,27 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   gradAccumulation: 1,
 };
 
-/** Checks every setting, naming the first that is wrong. */
-export function checkTrainerOptions(options: TrainerOptions): void {
+// A batch is one Int32Array of batchSize × (seqLen + 1) ids.
+const MAX_BATCH_IDS = 2 ** 31 - 1;
+
+/** Checks every setting, naming the first that is wrong as `${label}.<field>`. */
+export function checkTrainerOptions(options: TrainerOptions, label = 'trainer'): void {
   for (const [key, value] of Object.entries(options)) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new MambalabError(`trainer.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
+      throw new MambalabError(`${label}.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
     }
   }
-  if (options.lr <= 0) throw new MambalabError(`trainer.lr: expected a positive number, got ${options.lr}`);
-  if (options.beta1 >= 1 || options.beta2 >= 1) throw new MambalabError('trainer.beta1/beta2: expected values below 1');
+  if (options.lr <= 0) throw new MambalabError(`${label}.lr: expected a positive number, got ${options.lr}`);
+  if (options.beta1 >= 1 || options.beta2 >= 1) throw new MambalabError(`${label}.beta1/beta2: expected values below 1`);
   for (const key of ['batchSize', 'seqLen', 'gradAccumulation'] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 1) {
-      throw new MambalabError(`trainer.${key}: expected a positive integer, got ${options[key]}`);
+      throw new MambalabError(`${label}.${key}: expected a positive integer, got ${options[key]}`);
     }
   }
   if (options.batchSize % options.gradAccumulation !== 0) {
-    throw new MambalabError(`trainer.gradAccumulation: ${options.gradAccumulation} micro-batches must divide the batch of ${options.batchSize} rows`);
+    throw new MambalabError(`${label}.gradAccumulation: ${options.gradAccumulation} micro-batches must divide the batch of ${options.batchSize} rows`);
+  }
+  if (options.batchSize * (options.seqLen + 1) > MAX_BATCH_IDS) {
+    throw new MambalabError(`${label}.batchSize × (seqLen + 1) = ${options.batchSize * (options.seqLen + 1)} ids, more than one batch holds (${MAX_BATCH_IDS})`);
   }
 }

@@ -1,21 +1,22 @@
 // A run on disk: what was trained (run.json), its per-step metrics and validation losses
-// (Arrow IPC files, readable by pyarrow and pandas), its checkpoints (checkpoints.ts), and the
-// display document the lab extension opens (run.mambalab.json).
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+// (Arrow IPC files, readable by pyarrow and pandas; run-files.ts writes and checks them), its
+// checkpoints (checkpoints.ts), and the display document the lab extension opens (run.mambalab.json).
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
 import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
-import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 
 import { MambalabError } from '../errors.js';
 import { writeFileDurably } from '../files.js';
-import type { ModelConfig } from '../models/config.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
 import { CHECKPOINTS_DIR, NEWEST_CHECKPOINT, newestCheckpoint } from './checkpoints.js';
 import { MetricsLog, type LoggedMetrics, type StepMetrics, type TrainColumns, type ValidationColumns, type ValidationPoint } from './metrics.js';
+import { LATER_TRAIN_COLUMNS, readExperts, readLog, readRunRecord, writeExperts, writeLog, type RunConfig, type RunPlan, type RunRecord } from './run-files.js';
 import type { TrainerOptions } from './trainer.js';
+
+export type { RunConfig, RunPlan } from './run-files.js';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.arrow';
@@ -23,115 +24,11 @@ export const VALIDATION_FILE = 'validation.arrow';
 export const EXPERTS_FILE = 'experts.arrow';
 export const RUN_DISPLAY_FILE = 'run.mambalab.json';
 
-export interface RunConfig {
-  model: ModelConfig;
-  trainer: TrainerOptions;
-  /** Where the training tokens came from. */
-  data?: string;
-}
-
-/** How a run trains, so that resumeRun() can go on as trainRun() would have (run.json's `plan`). */
-export interface RunPlan {
-  /** The step training ends at. */
-  untilStep: number;
-  evalEvery: number;
-  evalBatches?: number;
-  evalTokens?: number;
-  checkpointEvery: number;
-  checkpointMinutes: number;
-  keepCheckpoints: number;
-  expertsEvery: number;
-  maxBadSteps: number;
-}
-
-/** run.json */
-interface RunRecord {
-  version: 1;
-  id: string;
-  name: string;
-  status: RunStatus;
-  created: string;
-  updated: string;
-  config: RunConfig;
-  model: ModelSummary;
-  /** The step of the newest checkpoint when run.json was written (the checkpoints themselves are the truth). */
-  checkpointStep?: number;
-  /** Written by trainRun since runs could be resumed. */
-  plan?: RunPlan;
-  error?: string;
-}
-
 /** What the papers count: parameters without the (tied) embedding, and those one token uses. */
 export function modelSummary(model: Model): ModelSummary {
   const { nonEmbedding, active } = model.parameterCount();
   const c = model.config;
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
-}
-
-// Durable: a run's metrics are on disk before the checkpoint written after them.
-function writeArrow(path: string, columns: Record<string, number[]>): void {
-  const arrays = Object.fromEntries(
-    Object.entries(columns).map(([k, v]) => [k, k === 'step' ? Int32Array.from(v) : Float64Array.from(v)]),
-  );
-  writeFileDurably(path, tableToIPC(tableFromArrays(arrays), 'file'));
-}
-
-function readTable(path: string) {
-  try {
-    return tableFromIPC(readFileSync(path));
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${path} is not an Arrow IPC file (${(e as Error).message})`);
-  }
-}
-
-/** Training columns that runs written before them lack (MetricsLog fills them in). */
-const LATER_TRAIN_COLUMNS: readonly string[] = ['skipped'];
-
-/** The columns `keys` of an Arrow file, but for `later` ones it lacks; undefined when there is no file (nothing logged yet). */
-function readArrow<K extends string>(path: string, keys: readonly K[], later: readonly string[] = []): Record<K, number[]> | undefined {
-  if (!existsSync(path)) return undefined;
-  const table = readTable(path);
-  const read = (key: K): [K, number[]][] => {
-    const column = table.getChild(key);
-    if (!column && later.includes(key)) return [];
-    if (!column) throw new MambalabError(`loadRun: ${path} has no column '${key}' (has: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    return [[key, Array.from(column.toArray() as ArrayLike<number>, Number)]];
-  };
-  return Object.fromEntries(keys.flatMap(read)) as Record<K, number[]>;
-}
-
-/** experts.arrow: one row per (step, MoE layer): step, layer, dropped, expert_0 … expert_{E−1}. */
-function writeExperts(path: string, e: ExpertCounts): void {
-  const rows = e.step.length * e.layers.length;
-  const columns: Record<string, number[]> = { step: [], layer: [], dropped: [] };
-  for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`] = [];
-  e.step.forEach((step, i) => {
-    e.layers.forEach((layer, l) => {
-      columns['step']!.push(step);
-      columns['layer']!.push(layer);
-      columns['dropped']!.push(e.dropped?.[i]?.[l] ?? 0);
-      for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`]!.push(e.counts[i]![l]![x]!);
-    });
-  });
-  if (rows > 0) writeArrow(path, columns);
-  else rmSync(path, { force: true });
-}
-
-function readExperts(path: string): ExpertCounts | undefined {
-  if (!existsSync(path)) return undefined;
-  const table = readTable(path);
-  const column = (name: string) => Array.from((table.getChild(name)?.toArray() ?? []) as ArrayLike<number>, Number);
-  const [step, layer, dropped] = [column('step'), column('layer'), column('dropped')];
-  const numExperts = table.schema.fields.filter((f) => f.name.startsWith('expert_')).length;
-  const experts = Array.from({ length: numExperts }, (_, x) => column(`expert_${x}`));
-  const layers = [...new Set(layer)];
-  const out: ExpertCounts = { layers, numExperts, step: [], counts: [], dropped: [] };
-  for (let r = 0; r < step.length; r += layers.length) {
-    out.step.push(step[r]!);
-    out.counts.push(layers.map((_, l) => experts.map((e) => e[r + l]!)));
-    out.dropped!.push(layers.map((_, l) => dropped[r + l]!));
-  }
-  return out;
 }
 
 export class Run {
@@ -180,9 +77,9 @@ export class Run {
   /** @internal */
   static fromDisk(dir: string, record: RunRecord): Run {
     return new Run(dir, record, {
-      train: readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS, LATER_TRAIN_COLUMNS),
-      validation: readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
-      experts: readExperts(join(dir, EXPERTS_FILE)),
+      train: readLog(join(dir, METRICS_FILE), TRAIN_COLUMNS, 1, LATER_TRAIN_COLUMNS),
+      validation: readLog(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS, 0),
+      experts: readExperts(join(dir, EXPERTS_FILE), record.config.model),
     });
   }
 
@@ -256,8 +153,8 @@ export class Run {
       ...(this.plan ? { plan: this.plan } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
     };
-    writeArrow(join(this.dir, METRICS_FILE), this.train);
-    writeArrow(join(this.dir, VALIDATION_FILE), this.validation);
+    writeLog(join(this.dir, METRICS_FILE), this.train);
+    writeLog(join(this.dir, VALIDATION_FILE), this.validation);
     if (this.experts) writeExperts(join(this.dir, EXPERTS_FILE), this.experts);
     writeFileDurably(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
     writeFileDurably(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
@@ -285,14 +182,7 @@ export class Run {
 export function loadRun(dir: string): Run {
   const file = join(dir, RUN_FILE);
   if (!existsSync(file)) throw new MambalabError(`loadRun: ${resolve(dir)} is not a run (it has no ${RUN_FILE})`);
-  let record: RunRecord;
-  try {
-    record = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${file} is not valid JSON (${(e as Error).message})`);
-  }
-  if (record.version !== 1) throw new MambalabError(`loadRun: ${file} has version ${JSON.stringify(record.version)}, this mambalab reads version 1`);
-  return Run.fromDisk(dir, record);
+  return Run.fromDisk(dir, readRunRecord(file));
 }
 
 /** Removes a run's files (a fresh trainer re-running a notebook cell starts its run over). */

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 
 import type { SamplerState } from '../data/source.js';
 import { MambalabError } from '../errors.js';
+import { shaped, type Shape } from '../json-shape.js';
 import type { FloatArray } from '../models/safetensors.js';
 import type { GuardState } from './guard.js';
 import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
@@ -29,26 +30,46 @@ export function refuseNonFinite(name: string, values: FloatArray): void {
   }
 }
 
-/** trainer.json, checked; what a checkpoint written before optimizerSteps, guard or gradAccumulation existed lacks is filled in. */
+const STATE_SHAPE: Shape = {
+  step: 'count',
+  'optimizerSteps?': 'count',
+  tokens: 'count',
+  elapsedS: 'number',
+  options: { '*': 'any' },
+  'sampler?': { seed: 'number', batches: 'count', 'rngState?': 'number', 'epoch?': 'count', 'position?': 'count', 'seqLen?': 'count' },
+  'guard?': { nonfiniteSteps: 'count', consecutive: 'count', lossEma: 'number', averagedSteps: 'count' },
+};
+
+/**
+ * trainer.json, every field checked, its options as the trainer checks them and its sampler
+ * consistent with them; what a checkpoint written before optimizerSteps, guard or
+ * gradAccumulation existed lacks is filled in.
+ */
 export function readTrainerState(file: string): TrainerState {
-  let state: TrainerState;
+  let parsed: unknown;
   try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as TrainerState;
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new MambalabError(`checkpoint: cannot read ${file} (${(e as Error).message})`);
   }
-  const counts = ['step', 'tokens', 'elapsedS', ...(state.optimizerSteps !== undefined ? ['optimizerSteps' as const] : [])] as const;
-  for (const key of counts) {
-    const value = state[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new MambalabError(`checkpoint: ${file}: '${key}' must be a non-negative number, got ${JSON.stringify(value)}`);
+  let state: TrainerState;
+  try {
+    state = shaped<TrainerState>(file, parsed, STATE_SHAPE);
+  } catch (e) {
+    throw new MambalabError(`checkpoint: ${(e as Error).message}`);
   }
-  if (typeof state.options !== 'object' || state.options === null) throw new MambalabError(`checkpoint: ${file} has no trainer 'options'`);
   // Checkpoints written before gradient accumulation existed took one pass per step.
   const options = { ...DEFAULT_TRAINER_OPTIONS, ...state.options };
-  try {
-    checkTrainerOptions(options);
-  } catch (e) {
-    throw new MambalabError(`checkpoint: ${file}: ${(e as Error).message}`);
+  checkTrainerOptions(options, `checkpoint: ${file}: options`);
+  // The sampler resumes with these options, from a generator's state or an epoch and position.
+  const { sampler } = state;
+  for (const key of ['seed', 'seqLen'] as const) {
+    if (sampler?.[key] !== undefined && sampler[key] !== options[key]) {
+      throw new MambalabError(`checkpoint: ${file}: sampler.${key} is ${sampler[key]}, but options.${key} is ${options[key]}: the file is damaged`);
+    }
+  }
+  if (sampler && sampler.rngState === undefined && (sampler.epoch === undefined || sampler.position === undefined)) {
+    throw new MambalabError(`checkpoint: ${file}: sampler has neither rngState nor an epoch and position: the file is damaged`);
   }
   return { ...state, options };
 }

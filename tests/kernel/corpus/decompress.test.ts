@@ -84,6 +84,17 @@ test('truncated, corrupt and misnamed files fail with the file named, never quie
   }
 });
 
+test('a corrupt zstd file read whole does not spoil the zstd files read after it', async () => {
+  const dir = scratchDir();
+  const data = Buffer.from('{"text":"a"}\n'.repeat(2000));
+  const corrupt = await zstdLargeWindow(data); // no content size in the frame: decoded as a stream
+  for (let i = corrupt.length >> 1; i < (corrupt.length >> 1) + 16; i++) corrupt[i]! ^= 0x5a;
+  writeFileSync(join(dir, 'corrupt.jsonl.zst'), corrupt);
+  writeFileSync(join(dir, 'good.jsonl.zst'), await zstdLargeWindow(data));
+  assert.throws(() => readDecompressedSync(join(dir, 'corrupt.jsonl.zst')), /corrupt\.jsonl\.zst: corrupt zstd data/);
+  assert.ok(readDecompressedSync(join(dir, 'good.jsonl.zst')).equals(data));
+});
+
 test('plain JSON lines pass through unchanged', async () => {
   const file = join(scratchDir(), 'plain.jsonl');
   writeFileSync(file, '{"text":"a"}\n');

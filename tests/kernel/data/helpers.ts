@@ -2,6 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { Field, List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, type Data } from 'apache-arrow';
+
 import { writeManifest } from '../../../kernel/src/data/manifest.js';
 import { SeededRandom } from '../../../kernel/src/data/random.js';
 import { writeShard } from '../../../kernel/src/data/shards.js';
@@ -14,13 +16,14 @@ export function random(seed: number): () => number {
 
 /**
  * A prepared dataset written directly (no tokenizer): document lengths as given, token k of the
- * whole stream = k mod 50000 (so a window tells where it was cut), `perShard` documents a shard.
+ * whole stream = k mod 50000 (so a window tells where it was cut; mod vocabSize when smaller),
+ * `perShard` documents a shard.
  */
-export function writeCountingDataset(dir: string, lengths: number[], perShard: number): Uint16Array {
+export function writeCountingDataset(dir: string, lengths: number[], perShard: number, vocabSize = 50257): Uint16Array {
   mkdirSync(dir, { recursive: true });
   const total = lengths.reduce((a, b) => a + b, 0);
   const stream = new Uint16Array(total);
-  for (let k = 0; k < total; k++) stream[k] = k % 50000;
+  for (let k = 0; k < total; k++) stream[k] = k % Math.min(50000, vocabSize);
   const shards: { file: string; documents: number; tokens: number }[] = [];
   let doc = 0;
   let at = 0;
@@ -38,8 +41,8 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     source: 'counting test data',
     license: 'none',
     tokenizer: 'gpt2',
-    vocabSize: 50257,
-    endOfText: 50256,
+    vocabSize,
+    endOfText: vocabSize - 1,
     documents: lengths.length,
     tokens: total,
     textBytes: 0,
@@ -51,4 +54,15 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     created: new Date(0).toISOString(),
   });
   return stream;
+}
+
+/** The type of a shard's tokens column. */
+export const TOKENS = new List(new Field('item', new Uint16(), false));
+
+/** An Arrow IPC file of these columns (any types, any offsets: shards that are wrong too), the batch repeated `batches` times. */
+export function arrowFile(columns: Record<string, Data>, batches = 1): Buffer {
+  const fields = Object.entries(columns).map(([name, data]) => new Field(name, data.type, true));
+  const length = Object.values(columns)[0]?.length ?? 0;
+  const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length, nullCount: 0, children: Object.values(columns) }));
+  return Buffer.from(tableToIPC(new Table(Array.from({ length: batches }, () => batch)), 'file'));
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { toBatch } from '../../../kernel/src/data/batch.js';
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { createModel, loadModel } from '../../../kernel/src/models/model.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
@@ -81,6 +82,24 @@ test('a truncated or foreign checkpoint is a clear error', () => {
   const model = createModel(small);
   assert.throws(() => model.loadWeights(join(otherShape, 'model.safetensors')), /'backbone\.embedding\.weight' in .* has shape \[304,32\], the model expects \[304,16\]/);
   assert.throws(() => loadModel(scratchDir()), /cannot read .*config\.json/);
+});
+
+test("a damaged config.json is named, and cannot ask for a model larger than its weights", () => {
+  const dir = scratchDir();
+  createModel(small).save(dir);
+  const configFile = join(dir, 'config.json');
+  const saved = JSON.parse(readFileSync(configFile, 'utf8'));
+  const refused = (config: unknown, message: RegExp) => {
+    writeFileSync(configFile, JSON.stringify(config));
+    assert.throws(() => loadModel(dir), (e: unknown) => e instanceof MambalabError && message.test(e.message) && e.message.includes(configFile), JSON.stringify(config));
+  };
+  refused(null, /holds null, not a model config object/);
+  refused([saved], /not a model config object/);
+  refused({ ...saved, dModel: -1 }, /config\.json: config\.dModel: expected an integer in \[1, 65536\], got -1/);
+  refused({ ...saved, colour: 'red' }, /config\.json: config\.colour: unknown field/);
+  // Valid but not the saved model's: refused from the file sizes, before allocating 65536-wide layers.
+  refused({ ...saved, dModel: 65536 }, /model\.safetensors holds \d+ weights, but .*config\.json describes a model of \d+: the two files are not from one save/);
+  refused({}, /the two files are not from one save/);
 });
 
 test('token ids outside the vocabulary are MambalabErrors, in every pass and in training', async () => {
@@ -202,6 +221,19 @@ test('precision and deterministic are saved, and a config saved before they exis
   assert.equal(old.config.deterministic, false);
   const batch = randomTokens(2, 6, 300, 5);
   assert.equal(await old.forward(batch), await model.forward(batch), 'the same weights');
+});
+
+test('a capacity factor past numExperts routes as numExperts does, without allocating for it', async () => {
+  const moe = { ...small, model: 'moe-mamba', pattern: 'ME', numExperts: 4, expertHidden: 16 } as const;
+  const batch = randomTokens(2, 12, 300);
+  const losses = [];
+  for (const capacityFactor of [4, 2 ** 31]) {
+    const model = createModel({ ...moe, capacityFactor });
+    assert.equal(model.config.capacityFactor, capacityFactor, 'the config keeps what was asked');
+    losses.push(await new Trainer(model, { batchSize: 2, seqLen: 12 }).step(batch));
+  }
+  assert.deepEqual(losses[1], { ...losses[0], tokensPerS: losses[1]!.tokensPerS, elapsedS: losses[1]!.elapsedS });
+  assert.equal(losses[0]!.dropped.reduce((a, b) => a + b, 0), 0);
 });
 
 test("the last pass's aux loss, tokens per expert and drops are readable from the model", async () => {

@@ -9,6 +9,7 @@ test('parsePattern expands repeats, sequences and parallel groups', () => {
   assert.deepEqual(parsePattern('(M|E)*2'), [['M', 'E'], ['M', 'E']]);
   assert.deepEqual(parsePattern('MA M*2'), [['M'], ['A'], ['M'], ['M']]);
   assert.deepEqual(parsePattern('F'), [['F']]);
+  assert.equal(parsePattern('ME*2048').length, 4096);
 });
 
 test('parsePattern points at the offending character', () => {
@@ -20,6 +21,9 @@ test('parsePattern points at the offending character', () => {
     ['(M)', /at least two branches/],
     ['M*2E', /expected a space or the end after '\*N' at position 3/],
     ['', /empty/],
+    // Refused before anything is expanded: this would be 2 billion layers.
+    ['M*2000000000', /more than 4096 layers at position 11/],
+    ['M*2048 ME*1025', /more than 4096 layers at position 13/],
   ];
   for (const [pattern, message] of cases) {
     assert.throws(() => parsePattern(pattern), message, pattern);

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { readSafetensors, writeSafetensors } from '../../../kernel/src/models/safetensors.js';
 import { referencePython } from '../../bench/reference/python.js';
 import { scratchDir } from '../../helpers.js';
@@ -65,6 +66,55 @@ test('corrupt files are clear errors', () => {
   assert.throws(() => readSafetensors(path), /the header claims 65535 bytes but the file has 1/);
   assert.throws(() => readSafetensors(join(dir, 'missing.safetensors')), /cannot read/);
   assert.throws(() => readSafetensors(dir), /cannot read .* \(not a file\)/);
+});
+
+/** A safetensors file with this header (as JSON) over `data` bytes. */
+function withHeader(path: string, header: unknown, data = Buffer.alloc(0)): string {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([length, json, data]));
+  return path;
+}
+
+test('headers of the wrong shape are clear errors naming the file and the tensor', () => {
+  const path = join(scratchDir(), 'shape.safetensors');
+  const eight = Buffer.alloc(8);
+  const cases: [unknown, RegExp][] = [
+    [[1, 2], /its header is \[1,2\], not a JSON object/],
+    [{ __metadata__: { step: 3 } }, /its __metadata__ is not an object of strings/],
+    [{ w: null }, /tensor w is described by null, not an object/],
+    [{ w: { dtype: 'F32', shape: 2, data_offsets: [0, 8] } }, /tensor w has shape 2, not a list of sizes/],
+    [{ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, /tensor w has shape \[-2\]/],
+    [{ w: { dtype: 'F32', shape: [2] } }, /tensor w has data_offsets undefined, not \[begin, end\] byte offsets/],
+    [{ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, /tensor w has data_offsets \[8,0\]/],
+    [{ w: { dtype: 7, shape: [2], data_offsets: [0, 8] } }, /tensor w has dtype 7; this engine reads F32 and F64/],
+  ];
+  for (const [header, message] of cases) {
+    withHeader(path, header, eight);
+    assert.throws(() => readSafetensors(path), (e: unknown) => e instanceof MambalabError && message.test(e.message) && e.message.includes(path), JSON.stringify(header));
+  }
+});
+
+test('the tensors must fill the data exactly, as the format requires: no gaps, overlaps or extra bytes', () => {
+  const path = join(scratchDir(), 'cover.safetensors');
+  const f32 = (begin: number) => ({ dtype: 'F32', shape: [1], data_offsets: [begin, begin + 4] });
+  withHeader(path, { a: f32(0), b: f32(8) }, Buffer.alloc(12));
+  assert.throws(() => readSafetensors(path), /bytes 4 to 8 of the data belong to no tensor/);
+  withHeader(path, { a: f32(0), b: f32(0) }, Buffer.alloc(4));
+  assert.throws(() => readSafetensors(path), /tensor b overlaps another tensor's bytes/);
+  withHeader(path, { a: f32(0) }, Buffer.alloc(7));
+  assert.throws(() => readSafetensors(path), /bytes 4 to 7 of the data belong to no tensor/);
+  withHeader(path, { a: f32(0) }, Buffer.alloc(4));
+  assert.deepEqual(readSafetensors(path).tensors.get('a')!.data, Float32Array.from([0]));
+});
+
+test('a tensor holding NaN or infinity is refused: weights are finite', () => {
+  const path = join(scratchDir(), 'nan.safetensors');
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+    writeSafetensors(path, [{ name: 'w', shape: [3], data: Float32Array.from([1, bad, 2]) }]);
+    assert.throws(() => readSafetensors(path), new RegExp(`${path}.*tensor w holds ${bad} at index 1`));
+  }
 });
 
 test("Python's safetensors reads what we write, names, shapes and values", () => {

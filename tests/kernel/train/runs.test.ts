@@ -1,14 +1,15 @@
 // Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
 
-import { tableFromIPC } from 'apache-arrow';
+import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
 import { InMemoryTokens, type BatchSampler, type TokenSource } from '../../../kernel/src/data/source.js';
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
 import { resumeRun, trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
@@ -265,4 +266,55 @@ test('resumeRun refuses other data and directories that are not resumable runs, 
   delete record.plan;
   writeFileSync(join(dir, 'run.json'), JSON.stringify(record));
   await assert.rejects(resumeRun(dir, data), /was written before runs could be resumed \(its run\.json has no plan\)/);
+});
+
+test('a damaged metrics.arrow is named by loadRun, never read endlessly', () => {
+  const { model, trainer } = tinyTrainer();
+  const dir = join(tmp(), 'damaged');
+  const run = Run.create(dir, { model, trainer: trainer.options });
+  run.record({ step: 1, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, skipped: false, nonfiniteSteps: 0, tokens: 64, tokensPerS: 100, elapsedS: 0.5 });
+  run.save();
+  const metrics = join(dir, 'metrics.arrow');
+  const damaged = readFileSync(metrics);
+  damaged.writeUInt32LE(0xffffffff, 12); // the footer's record batch now reads as another kind of message
+  writeFileSync(metrics, damaged);
+  assert.throws(() => loadRun(dir), (e: unknown) => e instanceof MambalabError && e.message.startsWith(`loadRun: ${metrics} is not an Arrow IPC file`));
+});
+
+test('loadRun refuses damaged logs and run.json of the wrong shape, naming the file and what is wrong', async () => {
+  const source = join(tmp(), 'moe');
+  const { trainer } = tinyTrainer(TINY_MOE);
+  await trainRun(trainer, tinyData(), { steps: 4, dir: source, evalEvery: 2, evalBatches: 1, expertsEvery: 2 });
+  const damaged = (file: string, edit: (path: string) => void, message: RegExp) => {
+    const dir = join(tmp(), 'copy');
+    cpSync(source, dir, { recursive: true });
+    const path = join(dir, file);
+    edit(path);
+    assert.throws(() => loadRun(dir), (e: unknown) => e instanceof MambalabError && e.message.includes(path) && message.test(e.message), message.source);
+  };
+  const rewrite = (path: string, change: (columns: Record<string, unknown[]>) => void) => {
+    const table = tableFromIPC(readFileSync(path));
+    const columns = Object.fromEntries(table.schema.fields.map((f) => [f.name, Array.from(table.getChild(f.name)!.toArray() as ArrayLike<number>)])) as Record<string, unknown[]>;
+    change(columns);
+    const typed = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, typeof v[0] === 'string' ? v : Float64Array.from(v as number[])]));
+    writeFileSync(path, tableToIPC(tableFromArrays(typed as Record<string, Float64Array>), 'file'));
+  };
+  // Before: an endless loop (no layers to step through).
+  damaged('experts.arrow', (p) => rewrite(p, (c) => delete c['layer']), /has no column 'layer'/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => (c['expert_1']![2] = -3)), /row 2 has expert_1 -3: the file is damaged/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => (c['layer']![1] = 1)), /row 1 is step 2, layer 1, where step 2, layer 3 belongs/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => delete c['expert_3']), /has 3 expert columns, but the run's model has 2 MoE layers of 4 experts/);
+  damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['step']![2] = 2)), /row 2 has step 2 after step 2/);
+  damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['loss'] = c['loss']!.map(String))), /column 'loss' holds .*Utf8.*, not numbers/);
+  damaged('validation.arrow', (p) => rewrite(p, (c) => (c['tokens']![1] = Number.NaN)), /row 1 has tokens NaN/);
+  const record = (change: (r: { config: { model?: { pattern?: string }; trainer?: { seqLen?: number } }; status?: string; model?: unknown }) => void) => (path: string) => {
+    const r = JSON.parse(readFileSync(path, 'utf8'));
+    change(r);
+    writeFileSync(path, JSON.stringify(r));
+  };
+  damaged('run.json', record((r) => delete r.config.model), /config\.model is undefined, expected an object/);
+  damaged('run.json', record((r) => (r.config.model!.pattern = 'MX')), /its model's pattern: unknown layer 'X'/);
+  damaged('run.json', record((r) => (r.status = 'lost')), /status is "lost", expected one of running, done, stopped, failed/);
+  damaged('run.json', record((r) => (r.model = [])), /model is \[\], expected an object/);
+  damaged('run.json', record((r) => delete r.config.trainer!.seqLen), /config\.trainer\.seqLen is undefined, expected a non-negative integer/);
 });
