@@ -22,7 +22,7 @@ test('bench attention times the CUDA kernels on a GPU, one JSON line per length,
   }
   t.diagnostic(`no GPU run here: ${run.stderr.trim()}`);
   assert.equal(run.status, 2, run.stderr);
-  assert.match(run.stderr, /^mambalab: bench attention: (no GPU|.*no CUDA backend)/);
+  assert.match(run.stderr, /^mambalab: bench attention: (no GPU|.*no CUDA backend)/m, 'the error line, after the program it ran');
   assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
   assert.equal(run.stdout, '');
 });
