@@ -10,6 +10,7 @@
 #   node_modules/node-addon-api/    headers + index.js: CMakeLists asks node for their path
 #   node-api-headers/include/       the Node-API C headers (CMAKE_JS_INC)
 #   data/c4-sample.00000-of-00001.json.gz   the 1000-document C4 sample (../shared is not there)
+#   anchors/                        ../shared/anchors: mamba_ssm's scan kernel for the reference
 # The addon itself is compiled there by tests/gpu/build-addon.sh (into .gpu-carry/native),
 # since the bundles load it from <bundle dir>/../../native/build/Release/mambalab.node.
 #
@@ -27,7 +28,7 @@ fi
 
 # Built or unpacked on the host: a local copy (from trying build-addon.sh here) would only
 # push the carry over its limit.
-rm -rf "$CARRY/native" "$CARRY/bin" "$CARRY/cli" "$CARRY/node_modules" "$CARRY/node-api-headers" "$CARRY/data"
+rm -rf "$CARRY/native" "$CARRY/bin" "$CARRY/cli" "$CARRY/node_modules" "$CARRY/node-api-headers" "$CARRY/data" "$CARRY/anchors"
 mkdir -p "$CARRY"
 
 [ -s "$CARRY/node.xz" ] || ../shared/gpu/pack-node.sh "$CARRY"
@@ -61,6 +62,7 @@ cp -r node_modules/node-api-headers/include "$CARRY/node-api-headers/"
 
 mkdir -p "$CARRY/data"
 cp "$C4_SAMPLE" "$CARRY/data/"
+cp -r ../shared/anchors "$CARRY/anchors"
 
 size_kib=$(du -sk "$CARRY" | cut -f1)
 echo "pack: $CARRY holds $((size_kib / 1024)) MiB:"

@@ -167,7 +167,10 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_KILL:-}" ]; then
 fi
 
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
-  stage_start "bench train: ours, then the PyTorch reference"
+  # With the anchors carried, the reference's scan is mamba_ssm's kernel (PyTorch + mamba_ssm).
+  anchors=()
+  [ -d .gpu-carry/anchors ] && anchors=(--anchors "$PWD/.gpu-carry/anchors")
+  stage_start "bench train: ours, then the PyTorch reference${anchors:+ with mamba_ssm's scan}"
   # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
   read -r -a specs <<<"${BENCH_SPECS:-mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048}"
   precision=()
@@ -183,7 +186,7 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
   collect bench_ours "$WORK/bench-ours.jsonl"
   if "$NODE" .gpu-carry/cli/dist/preset-configs.mjs "${specs[@]}" >"$WORK/bench-configs.jsonl" 2>>"$lm_logs/bench-train.log"; then
     PYTHONUNBUFFERED=1 python3 bench/reference/train_reference.py --configs "$WORK/bench-configs.jsonl" \
-      --warmup 1 --steps 5 --time-cap 30 >"$WORK/bench-ref.jsonl" 2>>"$lm_logs/bench-train.log" ||
+      --warmup 1 --steps 5 --time-cap 30 "${anchors[@]}" >"$WORK/bench-ref.jsonl" 2>>"$lm_logs/bench-train.log" ||
       echo "train_reference.py failed (see lm-logs/bench-train.log)"
     collect bench_reference "$WORK/bench-ref.jsonl"
   fi
