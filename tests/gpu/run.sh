@@ -170,7 +170,7 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
   # With the anchors carried, the reference's scan is mamba_ssm's kernel (PyTorch + mamba_ssm).
   anchors=()
   [ -d .gpu-carry/anchors ] && anchors=(--anchors "$PWD/.gpu-carry/anchors")
-  stage_start "bench train: ours, then the PyTorch reference${anchors:+ with mamba_ssm's scan}"
+  stage_start "bench train: ours, then the PyTorch reference${anchors:+ with the mamba_ssm scan}"
   # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
   read -r -a specs <<<"${BENCH_SPECS:-mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048}"
   precision=()

@@ -2,18 +2,18 @@
 // footer one record batch at a time. apache-arrow's table reader (tableFromIPC) loops forever
 // when a damaged footer points a record batch at a message of another kind, so it is not used.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 
 import { RecordBatchReader, Table } from 'apache-arrow';
+import { ByteBuffer } from 'flatbuffers';
 
 import { MambalabError } from '../errors.js';
 
 // apache-arrow trusts the lengths of the flatbuffer vectors in a file's metadata (fields, field
 // nodes, buffers, blocks): a damaged length sends its decoders through billions of entries that
 // are not there (minutes, then out of memory). A vector must fit in the bytes after its start,
-// so the flatbuffers library apache-arrow loads (its own copy, found from apache-arrow) refuses
-// a longer one where it reads the length, for every Arrow file read in this process.
-const { ByteBuffer } = createRequire(createRequire(import.meta.url).resolve('apache-arrow'))('flatbuffers') as typeof import('flatbuffers');
+// so the flatbuffers library apache-arrow loads refuses a longer one where it reads the length,
+// for every Arrow file read in this process. It is the one copy npm installs for both (kernel's
+// package.json asks for apache-arrow's range), and one module in the GPU host's bundle too.
 const vectorLength = ByteBuffer.prototype.__vector_len;
 ByteBuffer.prototype.__vector_len = function (this: InstanceType<typeof ByteBuffer>, offset: number): number {
   const length = vectorLength.call(this, offset);
