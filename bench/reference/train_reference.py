@@ -183,7 +183,12 @@ def run_config(entry, args):
     if result["steps"] < args.steps:
         notes.append(f"{result['steps']} of {args.steps} timed steps within the {args.time_cap:g} s cap")
     precision, adamw = ("bf16 autocast", "fused AdamW") if args.device == "cuda" else ("fp32 (CPU)", "AdamW")
-    scan = "mamba_ssm's selective-scan kernel" if args.anchors else "fp32 chunked scan recomputed in backward; no mamba_ssm kernels"
+    if "M" not in cfg["pattern"]:
+        scan = "no scan (no Mamba layer)"
+    elif args.anchors:
+        scan = "mamba_ssm's selective-scan kernel"
+    else:
+        scan = "fp32 chunked scan recomputed in backward; no mamba_ssm kernels"
     notes.append(f"PyTorch: {precision}, {scan}, SDPA for any attention, {adamw}")
     return {**header(entry, args), "batch_size": batch, "seq_len": seq_len, **result, "note": "; ".join(notes)}
 
@@ -191,7 +196,8 @@ def run_config(entry, args):
 def header(entry, args):
     return {
         "name": entry["name"],
-        "impl": "pytorch_mamba_ssm" if args.anchors else "pytorch_reference",
+        # Attention-only models run no scan: theirs is plain PyTorch whatever --anchors says.
+        "impl": "pytorch_mamba_ssm" if args.anchors and "M" in entry["config"]["pattern"] else "pytorch_reference",
         "gpu": torch.cuda.get_device_name() if args.device == "cuda" else "none (CPU)",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "torch": torch.__version__,

@@ -182,7 +182,7 @@ test('trainer.json from before the guard and gradient accumulation still loads',
   back.loadCheckpoint(dir);
   assert.deepEqual([back.stepCount, back.model.engine.stepsDone, back.options.gradAccumulation, back.nonfiniteSteps], [2, 2, 1, 0]);
   writeFileSync(join(dir, 'trainer.json'), JSON.stringify({ ...state, step: -1 }));
-  assert.throws(() => back.loadCheckpoint(dir), /trainer\.json: 'step' must be a non-negative number, got -1/);
+  assert.throws(() => back.loadCheckpoint(dir), /trainer\.json: step is -1, expected a non-negative integer/);
   writeFileSync(join(dir, 'trainer.json'), '{"step": 1,');
   assert.throws(() => back.loadCheckpoint(dir), /cannot read .*trainer\.json/);
 });
