@@ -12,7 +12,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { CompressStream } from 'zstd-napi';
 
-import { sharedDatasetsDir } from '../kernel/src/data/paths.js';
+import { sharedDatasetsDir } from '../kernel/src/corpus/paths.js';
 
 export const REDPAJAMA_SETS = [
   'RedPajamaCommonCrawl',

@@ -7,6 +7,7 @@ const root = new URL('..', import.meta.url).pathname;
 
 const STEPS = [
   ['native engine (C++, cmake-js)', 'npm', ['run', 'build:native', '--workspace', 'kernel']],
+  ['@mambalab/contract (what the kernel and the JupyterLab extension share)', 'npm', ['run', 'build', '--workspace', 'contract']],
   ['TypeScript API and CLI', 'npm', ['run', 'build:ts', '--workspace', 'kernel']],
   ['Jupyter environment (.venv with JupyterLab, the Mamba Lab kernel)', process.execPath, ['scripts/setup-python.mjs']],
   ['JupyterLab extension (prebuilt, rspack)', 'npm', ['run', 'build', '--workspace', 'labextension']],

@@ -26,9 +26,14 @@
 #include "core/device_allocator.h"
 #include "core/gpu.h"
 #include "ops/selective_scan/selective_scan.h"
+#include "bench_common.cuh"
 
 namespace {
 
+using bench::fill;
+using bench::hash_uniform;
+using bench::median;
+using bench::today;
 using ml::cuda::bf16;
 using ml::cuda::DeviceBuffer;
 
@@ -61,19 +66,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-__device__ float hash_uniform(uint64_t i, uint64_t seed) {  // splitmix64 → [0, 1)
-  uint64_t z = i * 0x9e3779b97f4a7c15ULL + seed;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return float((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
-}
-
-template <typename T>
-__global__ void fill_uniform(T* p, int64_t n, float lo, float hi, uint64_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    p[i] = ml::cuda::from_float<T>(lo + (hi - lo) * hash_uniform(uint64_t(i), seed));
-}
-
 // Mamba's initialisation: A = −(n+1) (S4D-real), D = 1, dt bias = softplus⁻¹ of a log-uniform
 // dt in [1e-3, 1e-1].
 __global__ void fill_parameters(float* A, float* D, float* dt_bias, int64_t dim, int64_t dstate, uint64_t seed) {
@@ -83,12 +75,6 @@ __global__ void fill_parameters(float* A, float* D, float* dt_bias, int64_t dim,
     const float dt = expf(logf(1e-3f) + hash_uniform(uint64_t(c), seed) * (logf(1e-1f) - logf(1e-3f)));
     dt_bias[c] = dt + logf(-expm1f(-dt));
   }
-}
-
-template <typename T>
-void fill(T* p, int64_t n, float lo, float hi, uint64_t seed) {
-  fill_uniform<T><<<1024, 256>>>(p, n, lo, hi, seed);
-  ML_CUDA_CHECK("bench_scan", cudaGetLastError());
 }
 
 template <typename T>
@@ -106,22 +92,9 @@ struct InputSet {
   }
 };
 
-double median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (double(v[n / 2 - 1]) + double(v[n / 2]));
-}
-
-std::string today() {
-  const std::time_t now = std::time(nullptr);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
-  return buf;
-}
-
 template <typename T>
 int run(const Args& a, const ml::GpuInfo& gpu) {
-  const ml::cpu::ScanDims d{a.batch, a.len, a.dim, a.dstate};
+  const ml::ScanDims d{a.batch, a.len, a.dim, a.dstate};
   const ml::cuda::ScanOptions opt{a.checkpoint_every, a.deterministic};
   std::vector<std::unique_ptr<InputSet<T>>> sets;
   for (int s = 0; s < a.sets; ++s) sets.push_back(std::make_unique<InputSet<T>>(a, 1000 * uint64_t(s + 1)));
@@ -141,10 +114,10 @@ int run(const Args& a, const ml::GpuInfo& gpu) {
   cudaStream_t stream = nullptr;
   auto inputs = [&](int s) {
     const InputSet<T>& x = *sets[size_t(s) % sets.size()];
-    return ml::cuda::ScanInputs<T>{x.u.get(), x.delta.get(), x.B.get(), x.C.get(), x.z.get(), A.get(), D.get(),
+    return ml::ScanInputs<T, float>{x.u.get(), x.delta.get(), x.B.get(), x.C.get(), x.z.get(), A.get(), D.get(),
                                    bias.get()};
   };
-  const ml::cuda::ScanGrads<T> grads{du.get(), ddelta.get(), dB.get(), dC.get(), dz.get(), dA.get(), dD.get(),
+  const ml::ScanGrads<T, float> grads{du.get(), ddelta.get(), dB.get(), dC.get(), dz.get(), dA.get(), dD.get(),
                                      dbias.get()};
   cudaEvent_t e0, e1, e2;
   ML_CUDA_CHECK("bench_scan", cudaEventCreate(&e0));
@@ -197,17 +170,6 @@ int run(const Args& a, const ml::GpuInfo& gpu) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const Args a = parse(argc, argv);
-    const ml::GpuInfo gpu = ml::query_gpu();
-    if (gpu.device_count == 0) {
-      std::fprintf(stderr, "%s; skipping the scan benchmark\n", gpu.status.c_str());
-      return 0;
-    }
-    std::fprintf(stderr, "# %s\n", gpu.status.c_str());
-    return a.dtype == "bf16" ? run<bf16>(a, gpu) : run<float>(a, gpu);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mambalab_bench_scan: %s\n", e.what());
-    return 1;
-  }
+  return bench::main("mambalab_bench_scan", "scan", argc, argv, parse,
+                     [](const Args& a, const ml::GpuInfo& gpu, auto type) { return run<decltype(type)>(a, gpu); });
 }

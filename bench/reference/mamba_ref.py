@@ -1,9 +1,11 @@
-"""An independent PyTorch implementation of mambalab's language models (Mamba, MoE-Mamba, BlackMamba).
+"""An independent PyTorch implementation of mambalab's language models (Mamba, MoE-Mamba,
+BlackMamba, Transformer, Transformer-MoE, Jamba-style hybrids).
 
 Written from the Mamba paper and mamba_ssm's reference block (no mambalab code): the
-selective scan is a plain sequential loop and every gradient comes from autograd, so it
-checks the engine's hand-written backward. Parameter names and shapes match mambalab's
-safetensors checkpoints (which follow mamba_ssm's MambaLMHeadModel).
+selective scan is a plain sequential loop, attention is PyTorch's scaled_dot_product_attention,
+and every gradient comes from autograd, so it checks the engine's hand-written backward.
+Parameter names and shapes match mambalab's safetensors checkpoints (which follow mamba_ssm's
+MambaLMHeadModel).
 
 Usage:
   python mamba_ref.py --checkpoint DIR --batch batch.json --out grads.safetensors [--dtype float64]
@@ -92,6 +94,40 @@ def feed_forward(x, fc1, fc2, kind):
     return (up * F.silu(gate)) @ fc2.T
 
 
+def rope(x, theta):
+    """Rotary positions on x (batch, len, heads, head_dim), the half-split ("rotate_half")
+    convention of HF Llama and GPT-NeoX: the pair (x[i], x[i + head_dim/2]) at position t
+    turns by t · theta^(-2i/head_dim)."""
+    length, head_dim = x.shape[1], x.shape[-1]
+    half = head_dim // 2
+    # Angles in float64 whatever x is, so positions far along keep their precision.
+    inverse_frequency = theta ** (-torch.arange(half, dtype=torch.float64, device=x.device) * 2 / head_dim)
+    angles = torch.arange(length, dtype=torch.float64, device=x.device)[:, None] * inverse_frequency  # (len, half)
+    cos, sin = (f(angles).to(x.dtype)[None, :, None, :] for f in (torch.cos, torch.sin))
+    a, b = x[..., :half], x[..., half:]
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)
+
+
+def attention(x, p, prefix, cfg):
+    """Causal grouped-query attention: in_proj gives [q; k; v] for nHeads query and nKvHeads
+    key/value heads (query head h reads key/value head h // (nHeads / nKvHeads)), rope on q and
+    k if asked, softmax(q kᵀ / sqrt(head_dim)) v under a causal mask, out_proj. No biases."""
+    batch, length, d = x.shape
+    heads, kv_heads = cfg["nHeads"], cfg["nKvHeads"]
+    head_dim = d // heads
+    qkv = x @ p[prefix + "in_proj.weight"].T
+    q, k, v = torch.split(qkv, [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
+    q = q.reshape(batch, length, heads, head_dim)
+    k = k.reshape(batch, length, kv_heads, head_dim)
+    v = v.reshape(batch, length, kv_heads, head_dim)
+    if cfg["rope"]:
+        q, k = rope(q, cfg["ropeTheta"]), rope(k, cfg["ropeTheta"])
+    # SDPA wants (batch, heads, len, head_dim); enable_gqa shares each key/value head among its
+    # consecutive group of query heads, as the engine does.
+    o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=kv_heads != heads)
+    return o.transpose(1, 2).reshape(batch, length, heads * head_dim) @ p[prefix + "out_proj.weight"].T
+
+
 def sinkhorn_scores(logits, cfg):
     """Sinkhorn-balanced routing scores: K = exp(2·logits), column scales first set to
     1/(E·column sum), rows and columns normalised until the normalised column scales move
@@ -173,6 +209,8 @@ def lm_loss(p, cfg, tokens, training=True, scan=selective_scan):
     emb = p["backbone.embedding.weight"]
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     residual = emb[inputs]
+    if cfg["maxPositions"] > 0:  # learned absolute positions
+        residual = residual + p["backbone.pos_embedding.weight"][: inputs.shape[1]]
     aux_total = residual.new_zeros(())
     counts = []
     for i, kinds in enumerate(layer_specs(cfg["pattern"])):
@@ -182,6 +220,8 @@ def lm_loss(p, cfg, tokens, training=True, scan=selective_scan):
         for kind in kinds:
             if kind == "M":
                 update = update + mamba_mixer(h, p, prefix + "mixer.", cfg, scan)
+            elif kind == "A":
+                update = update + attention(h, p, prefix + "attn.", cfg)
             elif kind == "F":
                 update = update + feed_forward(h, p[prefix + "mlp.fc1.weight"], p[prefix + "mlp.fc2.weight"], cfg["mlpKind"])
             elif kind == "E":

@@ -1,25 +1,31 @@
-// The public API of mambalab: what a notebook imports.
-export { createModel, loadModel, Model, type ParameterInfo } from './models/model.js';
-export { DEFAULT_CONFIG, resolveConfig, MODEL_FAMILIES, type ModelConfig } from './models/config.js';
-export { countParameters, type ParameterCount } from './models/params.js';
-export { parsePattern, LAYER_KINDS } from './models/pattern.js';
+// The public API of mambalab: what a notebook calls (README, "Public API"). The rest of
+// kernel/src is reachable through its own modules, without that promise.
+
+// Models
+export { createModel, loadModel, type Model, type ParameterInfo } from './models/model.js';
+export type { ModelConfig } from './models/config.js';
+export type { ForwardMetrics, RoutingMode } from './models/passes.js';
 export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
-export { Trainer, TrainingInterrupted, DEFAULT_TRAINER_OPTIONS, type TrainerOptions, type StepMetrics, type FitOptions, type FitResult } from './train/trainer.js';
-export { Run, loadRun, type RunConfig } from './train/runs.js';
-export { trainRun, type TrainRunOptions } from './train/train-run.js';
-export { compareRuns, ema, PAPER_SMOOTHING, type CompareOptions, type LossCurves } from './train/compare.js';
+export { countParameters, type ParameterCount } from './models/params.js';
+
+// Training, runs and comparisons
+export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult, type LoadedCheckpoint } from './train/trainer.js';
+export { TrainingDiverged } from './train/guard.js';
+export type { StepMetrics } from './train/metrics.js';
+export { resumeRun, trainRun, type ResumeRunOptions, type TrainRunOptions } from './train/train-run.js';
+export { loadRun, type Run } from './train/runs.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
-export { lrAt, type Schedule } from './train/schedule.js';
-export { readSafetensors, writeSafetensors } from './train/safetensors.js';
-export { toBatch, type Batch } from './data/batch.js';
-export { loadTextCorpus, GPT2_VOCAB_SIZE, GPT2_END_OF_TEXT } from './data/text.js';
+export { compareRuns, type CompareOptions } from './train/compare.js';
+export type { ComparisonDoc } from '@mambalab/contract';
+
+// Data
+export { defaultC4Slice, type C4SliceOptions } from './corpus/slice.js';
+export { openDataset, type Dataset, type OpenDatasetOptions } from './data/dataset.js';
+export { loadTextCorpus } from './corpus/text.js';
+export { loadTokenizer, type Tokenizer, type TokenizerName } from './corpus/tokenizer.js';
 export type { TokenSource, BatchSampler, Split, SamplerState } from './data/source.js';
-export { openDataset, Dataset, type OpenDatasetOptions, type DatasetInfo } from './data/dataset.js';
-export { defaultC4Slice, type C4SliceOptions } from './data/slice.js';
-export { prepare, type PrepareOptions, type PrepareProgress } from './data/prepare.js';
-export type { DatasetManifest } from './data/manifest.js';
-export { fetchC4, fetchSlimPajama, fetchNeoxTokenizer, type FetchOptions, type FetchResult } from './data/fetch.js';
-export { loadTokenizer, type Tokenizer, type TokenizerName } from './data/tokenizer.js';
-export { show, toDisplayDoc, type Showable } from './display/show.js';
-export { MAMBALAB_MIME, type DisplayDoc, type RunDoc, type ComparisonDoc } from './display/schema.js';
+export type { Batch } from './data/batch.js';
+
+// Display and errors
+export { show } from './display/show.js';
 export { MambalabError } from './errors.js';

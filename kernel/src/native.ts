@@ -23,6 +23,14 @@ export interface NativeModelOptions {
   deterministic?: boolean;
 }
 
+/** Device memory a training step needs, in bytes: weights with gradients and AdamW state, kept activations, scratch. */
+export interface MemoryEstimate {
+  weights: number;
+  activations: number;
+  transient: number;
+  total: number;
+}
+
 /** The engine's GPU allocator, in bytes (all 0 without a GPU). */
 export interface GpuMemory {
   inUse: number;
@@ -35,30 +43,11 @@ export interface GpuMemory {
   deviceFree: number;
 }
 
-/** The model config as the engine reads it (filled and checked by models/config.ts). */
-export interface NativeModelConfig {
-  vocabSize: number;
-  paddedVocabSize: number;
-  dModel: number;
-  layers: string;
-  normEps: number;
-  seed: number;
-  mamba: { dState: number; dConv: number; expand: number; dtRank: number; dtMin: number; dtMax: number; dtInitFloor: number };
-  mlp: { kind: 'gelu' | 'swiglu'; hidden: number };
-  moe: {
-    numExperts: number;
-    expertKind: 'gelu' | 'swiglu';
-    expertHidden: number;
-    router: 'switch' | 'sinkhorn';
-    topK: number;
-    /** 0: dropless */
-    capacityFactor: number;
-    auxWeight: number;
-    routerBias: boolean;
-    sinkhornTol: number;
-    sinkhornMaxIter: number;
-  };
-}
+/**
+ * The model config as the engine reads it: models/config.ts's ModelConfig, field names and
+ * all, with the layer pattern parsed into `layers` (one array of kind letters per layer).
+ */
+export type NativeModelConfig = Readonly<Record<string, unknown>> & { readonly layers: readonly (readonly string[])[] };
 
 /** What a forward (and step) reports: losses and, per MoE layer, tokens per expert. */
 export interface NativeMetrics {
@@ -69,6 +58,8 @@ export interface NativeMetrics {
   experts: { counts: number[]; dropped: number }[];
   /** The step replayed a captured CUDA graph (false on the CPU and for eager GPU steps). */
   cudaGraph: boolean;
+  /** A training step whose loss or gradient norm was not finite: no weight or moment changed. */
+  skipped: boolean;
 }
 
 export interface NativeParameter {
@@ -94,12 +85,15 @@ export interface NativeModel {
   write(name: string, slot: Slot, values: Float32Array | Float64Array): void;
   evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
   lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
-  trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer): Promise<NativeMetrics>;
+  /** One optimizer step; the batch's rows split into `microBatches` equal micro-batches whose gradients accumulate (default 1). */
+  trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer, microBatches?: number): Promise<NativeMetrics>;
 }
 
 export interface NativeAddon {
   Model: new (config: NativeModelConfig, dtype: DType, options?: NativeModelOptions) => NativeModel;
   gpuMemory(): GpuMemory;
+  /** The engine's estimate of one training step's device memory, in bytes (computeBytes: 2 for bf16, 4 for fp32). */
+  estimateTrainingMemory(config: NativeModelConfig, paramCount: number, batch: number, seqLen: number, computeBytes: number): MemoryEstimate;
   resetPeakGpuMemory(): void;
   info(): { threads: number; backends: string[]; gpu: NativeGpuInfo };
 }

@@ -5,8 +5,8 @@
 // half the tokens) and late near-balance (±20%) both stay readable, and over- and under-loaded
 // experts differ in hue. Pure: routing rows in, Plotly figures out.
 import type { Layout, PlotData } from 'plotly.js';
+import { formatInteger, formatPercent } from '@mambalab/contract';
 import type { LayerRouting } from './experts.js';
-import { formatInteger, formatPercent } from './format.js';
 import type { Figure } from './loss-figure.js';
 import { axisStyle, baseLayout, runColor, type PlotTheme } from './theme.js';
 

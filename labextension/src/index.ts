@@ -1,7 +1,7 @@
 // The JupyterLab MIME extension: our renderer for notebook outputs, and a file type plus a
 // document viewer so that a run's *.mambalab.json opens from the file browser.
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
-import { MIME_TYPE } from './bundle.js';
+import { MAMBALAB_MIME } from '@mambalab/contract';
 import { MambalabOutput } from './widget.js';
 
 export const FILE_TYPE = 'mambalab';
@@ -15,7 +15,7 @@ const rendererFactory: IRenderMime.IRendererFactory = {
   // Safe: the data is only drawn by Plotly (which sanitises text); no HTML or script from it
   // reaches the page, so untrusted notebooks (e.g. opened from disk) render too.
   safe: true,
-  mimeTypes: [MIME_TYPE],
+  mimeTypes: [MAMBALAB_MIME],
   defaultRank: RANK,
   createRenderer: (options) => new MambalabOutput(options.mimeType),
 };
@@ -31,7 +31,7 @@ const extension: IRenderMime.IExtension = {
     {
       name: FILE_TYPE,
       displayName: 'Mamba Lab run metrics',
-      mimeTypes: [MIME_TYPE],
+      mimeTypes: [MAMBALAB_MIME],
       extensions: ['.mambalab.json'],
       fileFormat: 'text',
       iconClass: 'jp-MaterialIcon jp-JSONIcon',

@@ -1,10 +1,10 @@
 // Loss curves: several runs overlaid, training (EMA-smoothed over the faint raw curve) and
-// validation, on the x-axis the user picks. Pure: runs and view state in, a Plotly figure out.
+// validation (with its perplexity in the hover), the steps skipped for a non-finite loss or
+// gradient norm as marks, on the x-axis the user picks. Pure: runs and view state in, a Plotly
+// figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { Run, XAxisKey } from './bundle.js';
+import { ema, formatCount, formatDuration, formatInteger, formatLoss, type RunDoc, type ValidationSeries, type XAxisKey } from '@mambalab/contract';
 import { downsampleIndices, pick, type XRange } from './downsample.js';
-import { emaPerStep } from './ema.js';
-import { formatCount, formatDuration, formatInteger, formatLoss } from './format.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
 export interface LossViewState {
@@ -41,22 +41,15 @@ export const X_AXIS_LABELS: Record<XAxisKey, string> = {
   flops: 'training FLOPs',
 };
 
-interface Columns {
-  step: number[];
-  tokens: number[];
-  wallS: number[];
-  loss: number[];
-}
-
 /** The x values of a run's series on `key`, or why there are none. */
-export function xValues(run: Run, columns: Columns, key: XAxisKey): number[] | string {
+export function xValues(run: RunDoc, columns: ValidationSeries, key: XAxisKey): number[] | string {
   if (key !== 'flops') return columns[key];
   if (run.flopsPerToken === undefined) return `${run.name}: no FLOPs per token recorded, so it cannot be drawn against FLOPs`;
   const perToken = run.flopsPerToken;
   return columns.tokens.map((tokens) => tokens * perToken);
 }
 
-export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run) => string, theme: PlotTheme, options: FigureOptions): Figure {
+export function lossFigure(runs: RunDoc[], state: LossViewState, colorOf: (run: RunDoc) => string, theme: PlotTheme, options: FigureOptions): Figure {
   const data: Array<Partial<PlotData>> = [];
   const notes: string[] = [];
   runs.forEach((run) => {
@@ -68,7 +61,7 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
       return;
     }
     const smoothed = state.smoothing > 0;
-    const y = smoothed ? emaPerStep(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
+    const y = smoothed ? ema(run.train.step, run.train.loss, state.smoothing) : run.train.loss;
     if (smoothed) {
       const raw = downsampleIndices(x, run.train.loss, options.buckets, options.xRange);
       data.push({
@@ -98,6 +91,8 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
         smoothed ? 'smoothed loss %{y:.4f} (raw %{customdata[3]})' : 'loss %{customdata[3]}'
       }<extra></extra>`,
     });
+    const skipped = skippedMarks(run, x);
+    if (skipped) data.push({ ...skipped, marker: { color, symbol: 'x', size: 9 }, legendgroup: run.id });
     if (state.showValidation && run.validation && run.validation.step.length > 0) {
       const vx = xValues(run, run.validation, state.x);
       if (typeof vx === 'string') return;
@@ -111,8 +106,8 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
         marker: { color, size: 5 },
         name: `${run.name} (validation)`,
         legendgroup: run.id,
-        customdata: validation.loss.map((_, i) => hoverColumns(validation, i)) as unknown as PlotData['customdata'],
-        hovertemplate: `<b>${escapeTemplate(run.name)}</b> validation<br>step %{customdata[0]} · %{customdata[1]} tokens · %{customdata[2]}<br>loss %{customdata[3]}<extra></extra>`,
+        customdata: validation.loss.map((loss, i) => [...hoverColumns(validation, i), formatPerplexity(loss)]) as unknown as PlotData['customdata'],
+        hovertemplate: `<b>${escapeTemplate(run.name)}</b> validation<br>step %{customdata[0]} · %{customdata[1]} tokens · %{customdata[2]}<br>loss %{customdata[3]} · perplexity %{customdata[4]}<extra></extra>`,
       });
     }
   });
@@ -141,7 +136,40 @@ export function lossFigure(runs: Run[], state: LossViewState, colorOf: (run: Run
   return { data, layout, notes };
 }
 
-function hoverColumns(columns: Columns, i: number): string[] {
+/**
+ * A mark at each skipped step (live documents thin steps into buckets: a bucket with any), drawn
+ * at the last finite loss before it, since the skipped step's own loss is not a number.
+ */
+function skippedMarks(run: RunDoc, x: number[]): Partial<PlotData> | undefined {
+  const flags = run.train.skipped;
+  if (!flags || !flags.some((f) => f > 0)) return undefined;
+  const at: number[] = [];
+  const y: number[] = [];
+  let lastFinite = Number.NaN;
+  run.train.loss.forEach((loss, i) => {
+    if (flags[i]! > 0) {
+      at.push(x[i]!);
+      y.push(lastFinite);
+    } else if (Number.isFinite(loss)) {
+      lastFinite = loss;
+    }
+  });
+  return {
+    type: 'scatter',
+    mode: 'markers',
+    x: at,
+    y,
+    name: `${run.name} (skipped: non-finite)`,
+    hovertemplate: `<b>${escapeTemplate(run.name)}</b><br>skipped at %{x}: its loss or gradient norm was not finite, nothing was applied<extra></extra>`,
+  };
+}
+
+/** exp(loss), three significant digits: 31.7, 4.12k. */
+function formatPerplexity(loss: number): string {
+  return formatCount(Math.exp(loss));
+}
+
+function hoverColumns(columns: ValidationSeries, i: number): string[] {
   return [formatInteger(columns.step[i]!), formatCount(columns.tokens[i]!), formatDuration(columns.wallS[i]!), formatLoss(columns.loss[i]!)];
 }
 

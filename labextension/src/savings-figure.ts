@@ -3,46 +3,23 @@
 // ratio over all loss levels. The kernel computes every number here (comparisons in the
 // bundle); this file only places them. Pure: comparison and runs in, a Plotly figure out.
 import type { Layout, PlotData } from 'plotly.js';
-import type { Comparison, Run } from './bundle.js';
+import { axisUnit, ema, formatLoss, formatPosition, formatSavings, type ComparisonDoc, type RunDoc } from '@mambalab/contract';
 import { downsampleIndices, pick } from './downsample.js';
-import { emaPerStep } from './ema.js';
-import { formatCount, formatInteger, formatLoss, formatSavings } from './format.js';
 import { escapeTemplate, type Figure } from './loss-figure.js';
 import { axisStyle, baseLayout, type PlotTheme } from './theme.js';
 
-export function unitOf(comparison: Comparison): 'steps' | 'tokens' {
-  return comparison.axis === 'step' ? 'steps' : 'tokens';
-}
-
-/** "step 46,000" or "3.0B tokens". */
-export function formatPosition(comparison: Comparison, value: number): string {
-  return comparison.axis === 'step' ? `step ${formatInteger(value)}` : `${formatCount(value)} tokens`;
-}
-
-/** The one-line result, also shown above the figure. */
-export function savingsHeadline(comparison: Comparison, baseline: Run, candidate: Run): string {
-  const level = `${baseline.name}'s final loss ${formatLoss(comparison.baselineFinalLoss)} (EMA α = ${comparison.smoothing})`;
-  if (comparison.candidateReachesAt === null || comparison.candidateReachesAt === undefined) {
-    return `${candidate.name} has not reached ${level} yet.`;
-  }
-  const reaches = `${candidate.name} reaches ${level} at ${formatPosition(comparison, comparison.candidateReachesAt)}`;
-  if (comparison.ratio === null || comparison.ratio === undefined) return `${reaches}.`;
-  const ends = comparison.baselineAt === undefined ? '' : ` (${baseline.name} ends at ${formatPosition(comparison, comparison.baselineAt)})`;
-  return `${reaches}: ${formatSavings(comparison.ratio, unitOf(comparison))}${ends}.`;
-}
-
 export function savingsFigure(
-  comparison: Comparison,
-  baseline: Run,
-  candidate: Run,
-  colorOf: (run: Run) => string,
+  comparison: ComparisonDoc,
+  baseline: RunDoc,
+  candidate: RunDoc,
+  colorOf: (run: RunDoc) => string,
   theme: PlotTheme,
   buckets: number,
 ): Figure {
   const data: Array<Partial<PlotData>> = [];
   for (const run of [baseline, candidate]) {
     const x = run.train[comparison.axis === 'step' ? 'step' : 'tokens'];
-    const y = emaPerStep(run.train.step, run.train.loss, comparison.smoothing);
+    const y = ema(run.train.step, run.train.loss, comparison.smoothing);
     const kept = downsampleIndices(x, y, buckets);
     data.push({
       type: 'scatter',
@@ -58,10 +35,10 @@ export function savingsFigure(
   const reached = comparison.candidateReachesAt ?? null;
   const marks: Array<{ x: number; text: string; color: string }> = [];
   if (comparison.baselineAt !== undefined) {
-    marks.push({ x: comparison.baselineAt, text: `${baseline.name} ends: ${formatPosition(comparison, comparison.baselineAt)}`, color: colorOf(baseline) });
+    marks.push({ x: comparison.baselineAt, text: `${baseline.name} ends: ${formatPosition(comparison.axis, comparison.baselineAt)}`, color: colorOf(baseline) });
   }
   if (reached !== null) {
-    marks.push({ x: reached, text: `${candidate.name} reaches it: ${formatPosition(comparison, reached)}`, color: colorOf(candidate) });
+    marks.push({ x: reached, text: `${candidate.name} reaches it: ${formatPosition(comparison.axis, reached)}`, color: colorOf(candidate) });
   }
   data.push({
     type: 'scatter',
@@ -87,15 +64,15 @@ export function savingsFigure(
     line: { color: colorOf(candidate), width: 2 },
     marker: { size: 4, color: colorOf(candidate) },
     customdata: curve.loss.map((_, i) => [
-      formatPosition(comparison, curve.baselineAt[i]!),
-      formatPosition(comparison, curve.candidateAt[i]!),
-      formatSavings(curve.ratio[i]!, unitOf(comparison)),
+      formatPosition(comparison.axis, curve.baselineAt[i]!),
+      formatPosition(comparison.axis, curve.candidateAt[i]!),
+      formatSavings(curve.ratio[i]!, axisUnit(comparison.axis)),
     ]) as unknown as PlotData['customdata'],
     hovertemplate: `loss %{x:.4f}<br>${escapeTemplate(baseline.name)}: %{customdata[0]}<br>${escapeTemplate(candidate.name)}: %{customdata[1]}<br><b>%{customdata[2]}</b><extra></extra>`,
   });
 
   const axis = axisStyle(theme);
-  const unit = unitOf(comparison);
+  const unit = axisUnit(comparison.axis);
   const layout: Partial<Layout> = {
     ...baseLayout(theme),
     uirevision: `savings|${comparison.baseline}|${comparison.candidate}|${comparison.axis}`,
@@ -135,7 +112,7 @@ export function savingsFigure(
               ay: -45,
               showarrow: true,
               arrowcolor: theme.reference,
-              text: `<b>${comparison.ratio === null || comparison.ratio === undefined ? formatPosition(comparison, reached) : formatSavings(comparison.ratio, unit)}</b>`,
+              text: `<b>${comparison.ratio === null || comparison.ratio === undefined ? formatPosition(comparison.axis, reached) : formatSavings(comparison.ratio, unit)}</b>`,
               font: { size: 14, color: theme.text },
               bgcolor: theme.dark ? 'rgba(0,0,0,0.6)' : 'rgba(255,255,255,0.8)',
             },

@@ -1,14 +1,14 @@
 /// <reference path="./json-modules.d.ts" />
 // Turns whatever arrived under our MIME type (an object from a notebook, a string from a
-// .mambalab.json file) into a Bundle, or into a message a person can act on. Three layers:
-// the version (newer kernels must get a clear "update the extension"), the JSON schema
-// (kernel/schema/mambalab.v1.schema.json, the contract), and the cross-references the schema
+// .mambalab.json file) into a display document, or into a message a person can act on. Three
+// layers: the version (newer kernels must get a clear "update the extension"), the JSON schema
+// (schema/mambalab.v1.schema.json of @mambalab/contract), and the cross-references the schema
 // cannot express (equal series lengths, run ids that exist, count tables of the right shape).
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import schema from '../../kernel/schema/mambalab.v1.schema.json' with { type: 'json' };
-import { SCHEMA_VERSION, type Bundle, type Run } from './bundle.js';
+import schema from '@mambalab/contract/schema/mambalab.v1.schema.json' with { type: 'json' };
+import { SCHEMA_VERSION, type DisplayDoc, type RunDoc } from '@mambalab/contract';
 
-export type ParseResult = { ok: true; bundle: Bundle } | { ok: false; title: string; details: string[] };
+export type ParseResult = { ok: true; bundle: DisplayDoc } | { ok: false; title: string; details: string[] };
 
 const MAX_DETAILS = 8;
 
@@ -40,7 +40,7 @@ export function parseBundle(data: unknown): ParseResult {
   if (!validate(value)) {
     return fail('This mambalab output does not match the display schema (version 1)', formatSchemaErrors(validate.errors ?? []));
   }
-  const bundle = withNaNs(value as Bundle);
+  const bundle = withNaNs(value as DisplayDoc);
   const problems = crossReferenceProblems(bundle);
   if (problems.length > 0) return fail('This mambalab output is inconsistent', limit(problems));
   return { ok: true, bundle };
@@ -51,7 +51,7 @@ export function parseBundle(data: unknown): ParseResult {
  * skip NaN. Returns a bundle whose series hold NaN there, copying only the series that had a
  * null: the data object belongs to JupyterLab's output model and must stay as it came.
  */
-export function withNaNs(bundle: Bundle): Bundle {
+export function withNaNs(bundle: DisplayDoc): DisplayDoc {
   const revive = (series: Array<number | null>): number[] => (series.includes(null) ? series.map((v) => v ?? Number.NaN) : (series as number[]));
   const columns = <T extends object>(table: T): T => Object.fromEntries(Object.entries(table).map(([key, series]) => [key, revive(series)])) as T;
   return {
@@ -105,7 +105,7 @@ function formatSchemaErrors(errors: ErrorObject[]): string[] {
 }
 
 /** What the schema cannot say: shapes that must agree with each other, ids that must exist. */
-export function crossReferenceProblems(bundle: Bundle): string[] {
+export function crossReferenceProblems(bundle: DisplayDoc): string[] {
   const problems: string[] = [];
   const ids = new Set<string>();
   bundle.runs.forEach((run, r) => {
@@ -141,7 +141,7 @@ function seriesLengthProblems(where: string, columns: object): string[] {
   return [`${where}: every series must have one value per entry, found ${lengths.map(([name, length]) => `${name} ${length}`).join(', ')}`];
 }
 
-function expertShapeProblems(where: string, run: Run): string[] {
+function expertShapeProblems(where: string, run: RunDoc): string[] {
   const experts = run.experts;
   if (!experts) return [];
   const problems: string[] = [];
@@ -157,13 +157,19 @@ function expertShapeProblems(where: string, run: Run): string[] {
       }
     });
   });
-  if (experts.dropped) {
-    if (experts.dropped.length !== experts.step.length) {
-      problems.push(`${where}/dropped: one row per recorded step expected (${experts.step.length}), found ${experts.dropped.length}`);
-    }
-    experts.dropped.forEach((row, i) => {
-      if (row.length !== layers) problems.push(`${where}/dropped/${i}: one value per MoE layer expected (${layers}), found ${row.length}`);
-    });
+  if (experts.dropped) problems.push(...stepByLayerProblems(`${where}/dropped`, experts.dropped, experts.step.length, layers));
+  for (const [name, table] of Object.entries(experts.balance ?? {})) {
+    problems.push(...stepByLayerProblems(`${where}/balance/${name}`, table, experts.step.length, layers));
   }
+  return problems;
+}
+
+/** A table with a row per recorded step and a value per MoE layer in each row. */
+function stepByLayerProblems(where: string, table: readonly unknown[][], steps: number, layers: number): string[] {
+  const problems: string[] = [];
+  if (table.length !== steps) problems.push(`${where}: one row per recorded step expected (${steps}), found ${table.length}`);
+  table.forEach((row, i) => {
+    if (row.length !== layers) problems.push(`${where}/${i}: one value per MoE layer expected (${layers}), found ${row.length}`);
+  });
   return problems;
 }

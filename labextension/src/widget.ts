@@ -4,8 +4,7 @@
 // again on the same widget, and the views redraw in place.
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
-import type { Bundle, PlotKind, PlotSpec } from './bundle.js';
-import { progressLine } from './progress.js';
+import { progressLine, type DisplayDoc, type PlotKind, type PlotSpec } from '@mambalab/contract';
 import { parseBundle } from './validate.js';
 import { element, messageBox } from './views/controls.js';
 import { ExpertsView } from './views/experts-view.js';
@@ -52,7 +51,7 @@ export class MambalabOutput extends Widget implements IRenderMime.IRenderer {
     this.message.replaceChildren(messageBox(title, details));
   }
 
-  private renderHeader(bundle: Bundle): void {
+  private renderHeader(bundle: DisplayDoc): void {
     const parts: HTMLElement[] = [];
     if (bundle.title) parts.push(element('div', 'mambalab-title', bundle.title));
     const progress = progressLine(bundle);
@@ -68,7 +67,7 @@ export class MambalabOutput extends Widget implements IRenderMime.IRenderer {
   }
 
   /** Keeps a view per plot while the plot list keeps its kinds, so updates redraw in place. */
-  private async renderViews(bundle: Bundle, context: ViewContext): Promise<void> {
+  private async renderViews(bundle: DisplayDoc, context: ViewContext): Promise<void> {
     const kinds = bundle.plots.map((plot) => plot.kind);
     if (kinds.length !== this.views.length || kinds.some((kind, i) => this.views[i]?.kind !== kind)) {
       this.disposeViews();

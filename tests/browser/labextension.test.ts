@@ -13,7 +13,7 @@ import { ensureJupyterLab, startJupyterLab, type LabServer } from './support/jup
 import { chartState, openInLab, runCell, setTheme, showCell, themeVariable } from './support/lab-page.js';
 
 const repo = join(import.meta.dirname, '..', '..');
-const examples = join(repo, 'kernel', 'schema', 'examples');
+const examples = join(repo, 'contract', 'schema', 'examples');
 const artifacts = join(repo, 'test-artifacts', 'browser');
 const MIME = 'application/vnd.mambalab.v1+json';
 

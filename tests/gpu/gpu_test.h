@@ -104,6 +104,14 @@ class Dev {
   int64_t n_;
 };
 
+// A device array's elements as they are (ids, counts, flags).
+template <typename V>
+std::vector<V> download_raw(const Dev<V>& d) {
+  std::vector<V> out(size_t(d.size()));
+  check(cudaMemcpy(out.data(), d.get(), out.size() * sizeof(V), cudaMemcpyDeviceToHost), "download");
+  return out;
+}
+
 // ‖got − want‖₂ / ‖want‖₂; infinite when anything is NaN or the sizes differ.
 inline double rel_error(const std::vector<double>& got, const std::vector<double>& want) {
   if (got.size() != want.size()) return INFINITY;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { createModel } from '../../kernel/src/models/model.ts';
-import { writeSafetensors } from '../../kernel/src/train/safetensors.ts';
+import { writeSafetensors } from '../../kernel/src/models/safetensors.ts';
 import { randomTokens } from '../helpers.ts';
 
 const BATCH = 3;
@@ -37,6 +37,17 @@ const CASES = [
   {
     name: 'parallel-moe-mamba',
     config: { model: 'parallel-moe-mamba', dModel: 128, pattern: '(M|E)*2', numExperts: 4, topK: 2, expertHidden: 256, router: 'switch', expertKind: 'gelu', capacityFactor: 1.25, auxLossWeight: 0.01 },
+  },
+  // head_dim 64 (bf16: the tensor-core kernels), learned positions.
+  { name: 'transformer', config: { model: 'transformer', dModel: 128, pattern: 'AF*2', nHeads: 2, dFF: 512, maxPositions: 64 } },
+  {
+    name: 'transformer-moe',
+    config: { model: 'transformer-moe', dModel: 128, pattern: 'AE*2', nHeads: 2, maxPositions: 64, numExperts: 8, expertHidden: 256, router: 'switch', expertKind: 'gelu', capacityFactor: 1.0, auxLossWeight: 0.01 },
+  },
+  // Grouped-query heads of 32 (the CUDA-core kernels) with RoPE, between Mamba layers.
+  {
+    name: 'jamba',
+    config: { model: 'jamba', dModel: 128, pattern: 'MFAE', nHeads: 4, nKvHeads: 2, rope: true, dFF: 256, mlpKind: 'swiglu', numExperts: 4, topK: 2, expertHidden: 256, expertKind: 'swiglu', router: 'switch', capacityFactor: 'dropless', auxLossWeight: 0.001 },
   },
 ];
 

@@ -6,9 +6,11 @@
 #   cli/dist/mambalab.mjs           the CLI as one ESM bundle
 #   cli/dist/lm-parity.mjs          the GPU LM parity driver (tests/gpu/lm-parity.mjs), bundled
 #   cli/dist/preset-configs.mjs     preset configs for the PyTorch training benchmark
+#   cli/dist/kill-test.mjs          the kill test's driver (tests/gpu/kill-test.mjs), bundled
 #   node_modules/node-addon-api/    headers + index.js: CMakeLists asks node for their path
 #   node-api-headers/include/       the Node-API C headers (CMAKE_JS_INC)
 #   data/c4-sample.00000-of-00001.json.gz   the 1000-document C4 sample (../shared is not there)
+#   anchors/                        ../shared/anchors: mamba_ssm's scan kernel for the reference
 # The addon itself is compiled there by tests/gpu/build-addon.sh (into .gpu-carry/native),
 # since the bundles load it from <bundle dir>/../../native/build/Release/mambalab.node.
 #
@@ -26,7 +28,7 @@ fi
 
 # Built or unpacked on the host: a local copy (from trying build-addon.sh here) would only
 # push the carry over its limit.
-rm -rf "$CARRY/native" "$CARRY/bin" "$CARRY/cli" "$CARRY/node_modules" "$CARRY/node-api-headers" "$CARRY/data"
+rm -rf "$CARRY/native" "$CARRY/bin" "$CARRY/cli" "$CARRY/node_modules" "$CARRY/node-api-headers" "$CARRY/data" "$CARRY/anchors"
 mkdir -p "$CARRY"
 
 [ -s "$CARRY/node.xz" ] || ../shared/gpu/pack-node.sh "$CARRY"
@@ -49,7 +51,7 @@ if [ ! -f "$entry" ]; then
 fi
 echo "pack: bundling $entry and the drivers in tests/gpu"
 bundle "$entry" "$CARRY/cli/dist/mambalab.mjs"
-for driver in lm-parity preset-configs; do
+for driver in lm-parity preset-configs kill-test; do
   bundle "tests/gpu/$driver.mjs" "$CARRY/cli/dist/$driver.mjs"
 done
 
@@ -60,6 +62,7 @@ cp -r node_modules/node-api-headers/include "$CARRY/node-api-headers/"
 
 mkdir -p "$CARRY/data"
 cp "$C4_SAMPLE" "$CARRY/data/"
+cp -r ../shared/anchors "$CARRY/anchors"
 
 size_kib=$(du -sk "$CARRY" | cut -f1)
 echo "pack: $CARRY holds $((size_kib / 1024)) MiB:"

@@ -2,17 +2,22 @@
 # On the GPU host: build the engine with its CUDA backend, run every CUDA op against the CPU
 # reference (mambalab_gpu_tests), then the selective-scan benchmark beside the plain-PyTorch
 # reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model stages: build
-# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, and
-# `mambalab bench train` beside the reference's training throughput. A short table comes
-# last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
+# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, the kill
+# test (SIGKILL and --resume, deterministic CUDA: tests/gpu/kill-test.sh), `mambalab bench
+# train` beside the reference's training throughput, and `mambalab bench checkpoint` (BlackMamba
+# 340M/1.5B checkpoint write and load times, the non-finite guard's cost per step). A short
+# table comes last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
 # logs in lm-logs.tar.gz. Without a GPU it says so and exits 0. Exits nonzero when a test, a
 # parity case or the 300-step check fails.
 #
 #   bash tests/gpu/run.sh            # everything (about 9 minutes on an H100)
 #   SKIP_BENCH=1 bash tests/gpu/run.sh       # no scan benchmark
+#   SKIP_ATTENTION_BENCH=1 bash tests/gpu/run.sh   # no attention benchmark (ours beside PyTorch SDPA)
 #   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
-#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_TRAIN_BENCH=1   # skip one model stage
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_CHECKPOINT_BENCH=1
+#                                            # skip one model stage
+#   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +37,8 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 echo "# build ($BUILD)"
 if ! { cmake -S native -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DMAMBALAB_CUDA=ON &&
-       cmake --build "$BUILD" --parallel --target mambalab_gpu_tests mambalab_bench_scan; } >"$OUT/build.log" 2>&1; then
+       cmake --build "$BUILD" --parallel --target mambalab_gpu_tests mambalab_bench_scan mambalab_bench_attention; } \
+       >"$OUT/build.log" 2>&1; then
   tail -40 "$OUT/build.log"
   echo "build failed (full log: $OUT/build.log)"
   exit 1
@@ -67,6 +73,20 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     }
   fi
   cat "$OUT/scan.jsonl"
+fi
+
+if [ -z "${SKIP_ATTENTION_BENCH:-}" ]; then
+  echo "# attention benchmark beside PyTorch SDPA"
+  : >"$WORK/attention_ours.jsonl"
+  for len in 1024 2048 4096 8192; do
+    "$BUILD/mambalab_bench_attention" --len "$len" >>"$WORK/attention_ours.jsonl" 2>>"$OUT/bench.log" ||
+      echo "attention benchmark failed at L $len (see $OUT/bench.log)"
+  done
+  PYTHONUNBUFFERED=1 python3 bench/reference/attention_reference.py --ours "$WORK/attention_ours.jsonl" \
+    >"$OUT/attention.jsonl" 2>>"$OUT/bench.log" || {
+    echo "attention_reference.py failed (see $OUT/bench.log)"
+    cp "$WORK/attention_ours.jsonl" "$OUT/attention.jsonl"
+  }
 fi
 
 # Hardware counters of the scan kernels (one forward, one backward), for the notes.
@@ -137,10 +157,22 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN300:-}" ]; then
   stage_end train300
 fi
 
+if [ -n "$addon_ok" ] && [ -z "${SKIP_KILL:-}" ]; then
+  stage_start "kill test: SIGKILL at random moments and inside checkpoint writes, --resume, CUDA deterministic"
+  NODE=$NODE CLI=$CLI bash tests/gpu/kill-test.sh "$WORK/kill.json" "$lm_logs" >>"$lm_logs/kill-test-stage.log" 2>&1
+  kill_rc=$?
+  [ -s "$WORK/kill.json" ] && collect kill "$WORK/kill.json"
+  [ "$kill_rc" -eq 0 ] || stage_failed "the kill test" "$lm_logs/kill-test.log"
+  stage_end kill
+fi
+
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
-  stage_start "bench train: ours, then the PyTorch reference"
+  # With the anchors carried, the reference's scan is mamba_ssm's kernel (PyTorch + mamba_ssm).
+  anchors=()
+  [ -d .gpu-carry/anchors ] && anchors=(--anchors "$PWD/.gpu-carry/anchors")
+  stage_start "bench train: ours, then the PyTorch reference${anchors:+ with the mamba_ssm scan}"
   # The shapes of `mambalab bench train --device cuda`'s defaults, passed to both sides.
-  specs=(mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048)
+  read -r -a specs <<<"${BENCH_SPECS:-mamba/v1:64x1024 moe-mamba/v1:64x1024 blackmamba/340m-1.5b:8x2048}"
   precision=()
   "$NODE" "$CLI" bench --help | grep -q -- '--precision' && precision=(--precision bf16)
   : >"$WORK/bench-ours.jsonl"
@@ -154,11 +186,22 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
   collect bench_ours "$WORK/bench-ours.jsonl"
   if "$NODE" .gpu-carry/cli/dist/preset-configs.mjs "${specs[@]}" >"$WORK/bench-configs.jsonl" 2>>"$lm_logs/bench-train.log"; then
     PYTHONUNBUFFERED=1 python3 bench/reference/train_reference.py --configs "$WORK/bench-configs.jsonl" \
-      --warmup 1 --steps 5 --time-cap 30 >"$WORK/bench-ref.jsonl" 2>>"$lm_logs/bench-train.log" ||
+      --warmup 1 --steps 5 --time-cap 30 "${anchors[@]}" >"$WORK/bench-ref.jsonl" 2>>"$lm_logs/bench-train.log" ||
       echo "train_reference.py failed (see lm-logs/bench-train.log)"
     collect bench_reference "$WORK/bench-ref.jsonl"
   fi
   stage_end bench
+fi
+if [ -n "$addon_ok" ] && [ -z "${SKIP_CHECKPOINT_BENCH:-}" ]; then
+  stage_start "bench checkpoint: BlackMamba 340M/1.5B checkpoint write and load, the guard's cost per step"
+  # One checkpoint (about 17 GiB) on disk at a time, in the work directory.
+  if "$NODE" "$CLI" bench checkpoint --model blackmamba --size 340m-1.5b --device cuda --json --dir "$WORK" \
+    >"$WORK/bench-checkpoint.jsonl" 2>>"$lm_logs/bench-checkpoint.log"; then
+    collect checkpoint_bench "$WORK/bench-checkpoint.jsonl"
+  else
+    stage_failed "bench checkpoint" "$lm_logs/bench-checkpoint.log"
+  fi
+  stage_end checkpoint_bench
 fi
 tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
 
@@ -176,6 +219,15 @@ for r in rows:
         tag += f' {"det" if r["deterministic"] else "atomic"} ckpt{r["checkpoint_every"]}'
     print(f'{tag:<62} fwd {r["fwd_ms"]:8.3f} ms   fwd+bwd {r["fwd_bwd_ms"]:8.3f} ms')
 print("targets (H100): fwd <= 0.25 ms, fwd+bwd <= 1.2 ms; mamba_ssm's kernel: 0.50 / 2.43 ms (not run here)")
+PY
+fi
+if [ -s "$OUT/attention.jsonl" ]; then
+  python3 - "$OUT/attention.jsonl" <<'PY'
+import json, sys
+for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip()):
+    s = r["shape"]
+    tag = f'{r["impl"]:<14} {r["dtype"]} b{s["batch"]} h{s["heads"]}/{s["kv_heads"]} d{s["head_dim"]} L{s["len"]:<5}'
+    print(f'{tag} fwd {r["fwd_ms"]:8.3f} ms ({r["fwd_tflops"]:5.0f} TFLOP/s)   fwd+bwd {r["fwd_bwd_ms"]:8.3f} ms ({r["fwd_bwd_tflops"]:5.0f})')
 PY
 fi
 if [ -s "$OUT/lm.jsonl" ]; then

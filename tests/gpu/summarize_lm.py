@@ -1,5 +1,6 @@
 """The model stages' short table for tests/gpu/run.sh: training throughput (ours against the
-PyTorch reference), parity errors and the 300-step verdict, from lm.jsonl.
+PyTorch reference), parity errors, the 300-step verdict, the kill test's verdict and the
+checkpoint benchmark, from lm.jsonl.
 
     python3 tests/gpu/summarize_lm.py lm.jsonl
 
@@ -59,6 +60,23 @@ def main():
         first = r.get("deterministic_first_difference_step")
         print(f"  deterministic reruns ({'--deterministic' if r['deterministic_flag'] else 'CLI without --deterministic'}): "
               f"{'identical' if r.get('deterministic_identical') else f'differ from step {first}'} over {r.get('deterministic_steps')} steps")
+
+    for r in by_stage.get("kill", []):
+        kills = r["kills"]
+        print(f"\nkill test ({r['model']} on {r['device']}, deterministic, {r['steps']} steps): {'ok' if r['ok'] else 'FAIL'}: "
+              f"{len(kills)} SIGKILLs ({r['inside_writes']} inside checkpoint writes), {r['attempts']} attempts, {r['seconds']:.0f} s; "
+              f"{'bit-identical to the uninterrupted run' if not r['differences'] else 'differs: ' + '; '.join(r['differences'][:3])}"
+              f"{'' if not r['unreadable'] else '; unreadable: ' + '; '.join(r['unreadable'][:3])}")
+
+    for r in by_stage.get("checkpoint_bench", []):
+        write, load = r["checkpoint_write_s"], r["checkpoint_load_s"]
+        print(f"\ncheckpoint {r['model']}/{r['size']} ({r['checkpoint_bytes'] / 2**30:.1f} GiB): write {', '.join(f'{s:.1f}' for s in write)} s "
+              f"({r['checkpoint_write_gib_per_s']:.2f} GiB/s), load {', '.join(f'{s:.1f}' for s in load)} s")
+        g = r["cuda_graph_steps"]
+        print(f"  guard: step {r['trainer_step_ms']:.1f} ms through the trainer vs {r['engine_step_ms']:.1f} ms bare "
+              f"({r['guard_host_ms_per_step']:+.2f} ms; bookkeeping {r['guard_bookkeeping_us_per_step']:.2f} us); "
+              f"graph-replayed steps {g['trainer']}/{g['of']} (bare {g['engine']}/{g['of']}); a skipped step {r['skipped_step_ms']:.1f} ms "
+              f"(skipped {r['skipped_step']['skipped']}, graph {r['skipped_step']['cuda_graph']})")
 
 
 if __name__ == "__main__":

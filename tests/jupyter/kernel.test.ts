@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 
-import { MAMBALAB_MIME, type DisplayDoc } from '../../kernel/src/display/schema.js';
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { schemaErrors } from '../support/schema.js';
 import { runDriver, streamText, type DriverMessage, type DriverStep } from '../support/jupyter.js';
 import { C4_SAMPLE, scratchDir } from '../helpers.js';
@@ -109,7 +110,7 @@ test('a training cell shows one output that updates in place, at most 4 times a 
   }
   const times = shown.map((m) => Date.parse(m.date));
   for (let i = 1; i < times.length - 1; i++) assert.ok(times[i]! - times[i - 1]! >= 230, `updates ${i - 1} and ${i} are ${times[i]! - times[i - 1]!} ms apart`);
-  assert.ok(shown.some((m) => m.doc.progress && /step \d+\/25 {2}loss/.test(m.content.data!['text/plain'] as string)), 'a progress line while training');
+  assert.ok(shown.some((m) => m.doc.progress && /step \d+ \/ 25 \(\d+%\) · loss/.test(m.content.data!['text/plain'] as string)), 'a progress line while training');
   const final = shown.at(-1)!.doc;
   assert.equal(final.progress, undefined);
   assert.deepEqual([final.runs[0]!.id, final.runs[0]!.status, final.runs[0]!.train.step.length], ['live', 'done', 25]);
@@ -143,7 +144,7 @@ test('bad input in a cell gives a readable error, not a dead kernel', () => {
   assert.equal(badConfig.reply?.status, 'error');
   assert.match(streamText(badConfig, 'stderr'), /MambalabError: config\.dModel: expected an integer in \[1, 65536\], got -1/);
   assert.equal(missing.reply?.status, 'error');
-  assert.match(streamText(missing, 'stderr'), /data: missing\.json\.gz does not exist/);
+  assert.match(streamText(missing, 'stderr'), /input missing\.json\.gz does not exist/);
   assert.equal(steps[11]!.reply?.status, 'ok');
   assert.equal(streamText(steps[11]!, 'stdout').trim(), '2');
 });

@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { MAMBALAB_MIME, type DisplayDoc } from '../../kernel/src/display/schema.js';
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { ensureJupyter, root, venvBin } from '../support/jupyter.js';
 import { schemaErrors } from '../support/schema.js';
 import { C4_SAMPLE, scratchDir } from '../helpers.js';

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { MambalabError } from '../../kernel/src/errors.js';
-import { withUserErrors, type NativeModel } from '../../kernel/src/native.js';
+import { resolveConfig, toNativeConfig } from '../../kernel/src/models/config.js';
+import { countParameters } from '../../kernel/src/models/params.js';
+import { preset } from '../../kernel/src/models/presets.js';
+import { native, withUserErrors, type NativeModel } from '../../kernel/src/native.js';
 
 // The engine's message when a batch does not fit (its shape as the engine writes it).
 const OOM = 'out of GPU memory: pattern ME*8, d_model 512, batch 64 × 1024 needs about 91.3 GiB (79.1 GiB free)';
@@ -37,4 +40,18 @@ test('an out-of-memory error thrown before the work starts is converted too', as
 test('other engine errors pass through unchanged', async () => {
   const engineError = new Error('model is busy');
   await assert.rejects(withUserErrors(failingModel(engineError)).evaluate(new Int32Array(4), 2, 2), (e: unknown) => e === engineError);
+});
+
+test('estimateTrainingMemory: the engine sizes a training step from the config, the batch and the precision', () => {
+  const config = toNativeConfig(resolveConfig(preset('mamba', 'v1').config));
+  const params = countParameters(preset('mamba', 'v1').config).total;
+  const small = native().estimateTrainingMemory(config, params, 8, 1024, 2);
+  const big = native().estimateTrainingMemory(config, params, 64, 1024, 2);
+  const fp32 = native().estimateTrainingMemory(config, params, 64, 1024, 4);
+  assert.equal(small.weights, params * 18, 'fp32 weights, gradients and two moments plus a bf16 copy');
+  assert.ok(Math.abs(big.activations / small.activations - 8) < 1e-9, 'activations scale with the tokens');
+  assert.ok(fp32.activations > big.activations && fp32.weights === params * 16);
+  assert.equal(big.total, big.weights + big.activations + big.transient);
+  assert.ok(big.total > 10 * 2 ** 30 && big.total < 30 * 2 ** 30, `mamba v1 at 64 × 1024 in bf16: ${big.total / 2 ** 30} GiB`);
+  assert.throws(() => native().estimateTrainingMemory({ ...config, router: 'topk' }, params, 8, 1024, 2), /'router' must be 'switch' or 'sinkhorn'/);
 });

@@ -1,51 +1,18 @@
+// The routing rows the balance table and the expert charts draw: the kernel's balance as sent,
+// or, for documents from kernels that did not send it, the contract's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { balance, routingAt, shares } from '../../labextension/src/experts.js';
+
+import { expertBalance } from '@mambalab/contract';
+
+import { routingAt } from '../../labextension/src/experts.js';
+import { TWO_LAYERS } from '../support/expert-counts.js';
 
 const close = (a: number, b: number, eps = 1e-12): void => assert.ok(Math.abs(a - b) < eps, `${a} vs ${b}`);
 
-test('shares sum to one and keep proportions', () => {
-  const s = shares([1, 3, 0, 4]);
-  assert.deepEqual(s, [0.125, 0.375, 0, 0.5]);
-  assert.deepEqual(shares([0, 0]), [0, 0]);
-});
+const experts = TWO_LAYERS;
 
-test('perfectly balanced: max/mean 1, CV 0', () => {
-  assert.deepEqual(balance([5, 5, 5, 5]), { maxOverMean: 1, cv: 0 });
-});
-
-test('all tokens to one expert: max/mean E, CV sqrt(E − 1)', () => {
-  const metrics = balance([0, 0, 0, 0, 0, 0, 0, 800])!;
-  close(metrics.maxOverMean, 8);
-  close(metrics.cv, Math.sqrt(7));
-});
-
-test('a worked example', () => {
-  // counts 1, 2, 3, 6: mean 3, max 6, population variance (4 + 1 + 0 + 9) / 4 = 3.5
-  const metrics = balance([1, 2, 3, 6])!;
-  close(metrics.maxOverMean, 2);
-  close(metrics.cv, Math.sqrt(3.5) / 3);
-});
-
-test('no tokens: no metrics rather than NaN', () => {
-  assert.equal(balance([0, 0, 0]), null);
-  assert.equal(balance([]), null);
-});
-
-test('routing at a step: per layer tokens, shares, balance and dropped fraction', () => {
-  const experts = {
-    layers: [1, 3],
-    numExperts: 2,
-    step: [0, 100],
-    counts: [
-      [[10, 30], [20, 20]],
-      [[25, 15], [0, 0]],
-    ],
-    dropped: [
-      [8, 0],
-      [3, 0],
-    ],
-  };
+test('a document without a balance (an older kernel): per layer tokens, shares, balance and dropped fraction', () => {
   const first = routingAt(experts, 0);
   assert.equal(first[0]!.layer, 1);
   assert.equal(first[0]!.tokens, 48, '40 processed + 8 dropped');
@@ -62,4 +29,12 @@ test('without dropped counts the dropped columns are empty', () => {
   const [row] = routingAt({ layers: [0], numExperts: 2, step: [0], counts: [[[1, 1]]] }, 0);
   assert.equal(row!.dropped, null);
   assert.equal(row!.droppedFraction, null);
+});
+
+test("the kernel's balance is shown as it came, not computed again", () => {
+  const sent = expertBalance(experts);
+  sent.maxOverMean[1]![0] = 9.5;
+  sent.tokens[1]![0] = 1234;
+  const [layer1] = routingAt({ ...experts, balance: sent }, 1);
+  assert.deepEqual([layer1!.maxOverMean, layer1!.tokens, layer1!.counts], [9.5, 1234, [25, 15]]);
 });

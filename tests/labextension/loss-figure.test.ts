@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Bundle, Run } from '../../labextension/src/bundle.js';
+import type { DisplayDoc, RunDoc } from '@mambalab/contract';
 import { dataRange, escapeTemplate, lossFigure, rangeFromRelayout, robustRange, xValues, type LossViewState } from '../../labextension/src/loss-figure.js';
 import { plotTheme } from '../../labextension/src/theme.js';
 
 const theme = plotTheme(() => '', false);
-const color = (run: Run): string => `color-${run.id}`;
-const bundle: Bundle = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'kernel', 'schema', 'examples', 'loss.json'), 'utf8'));
+const color = (run: RunDoc): string => `color-${run.id}`;
+const bundle: DisplayDoc = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'contract', 'schema', 'examples', 'loss.json'), 'utf8'));
 const state = (overrides: Partial<LossViewState> = {}): LossViewState => ({ x: 'step', logX: false, logY: false, smoothing: 0, showValidation: true, ignoreOutliers: false, ...overrides });
 
-function run(n: number, extra: Partial<Run> = {}): Run {
+function run(n: number, extra: Partial<RunDoc> = {}): RunDoc {
   const step = Array.from({ length: n }, (_, i) => i);
   return { id: 'r', name: 'R', status: 'running', train: { step, tokens: step.map((s) => s * 1000), wallS: step.map((s) => s / 2), loss: step.map((s) => 10 / (s + 1)) }, ...extra };
 }
@@ -123,4 +123,24 @@ test('the loss figure uses the outlier fit unless the user zoomed y', () => {
   const auto = lossFigure([r], state(), color, theme, { buckets: 100 }).layout.yaxis as { range?: number[]; autorange?: boolean };
   assert.equal(auto.range, undefined);
   assert.equal(auto.autorange, true);
+});
+
+test('skipped steps are marked at the last finite loss before them; none, no marks', () => {
+  const r = run(6);
+  r.train.loss[3] = Number.NaN;
+  r.train.loss[4] = Number.NaN;
+  const marked = { ...r, train: { ...r.train, skipped: [0, 0, 0, 1, 1, 0] } };
+  const figure = lossFigure([marked], state({ showValidation: false }), color, theme, { buckets: 100 });
+  const marks = figure.data.find((trace) => trace.name === 'R (skipped: non-finite)')!;
+  assert.deepEqual([marks.x, marks.y, marks.mode], [[3, 4], [10 / 3, 10 / 3], 'markers']);
+  assert.equal((marks.marker as { color: string }).color, 'color-r');
+  assert.match(String(marks.hovertemplate), /loss or gradient norm was not finite/);
+  assert.equal(lossFigure([run(6)], state(), color, theme, { buckets: 100 }).data.length, 1);
+});
+
+test('the validation hover gives the perplexity beside the loss', () => {
+  const r = run(3, { validation: { step: [0, 2], tokens: [0, 2000], wallS: [0, 1], loss: [Math.log(50_000), Math.log(31.7)] } });
+  const trace = lossFigure([r], state(), color, theme, { buckets: 100 }).data[1]!;
+  assert.deepEqual((trace.customdata as unknown as string[][]).map((c) => c[4]), ['50k', '31.7']);
+  assert.match(String(trace.hovertemplate), /perplexity %\{customdata\[4\]\}/);
 });

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Bundle } from '../../labextension/src/bundle.js';
+import type { DisplayDoc } from '@mambalab/contract';
 import { parseBundle, withNaNs } from '../../labextension/src/validate.js';
 
-const examples = join(import.meta.dirname, '..', '..', 'kernel', 'schema', 'examples');
-const example = (name: string): Bundle => JSON.parse(readFileSync(join(examples, name), 'utf8'));
+const examples = join(import.meta.dirname, '..', '..', 'contract', 'schema', 'examples');
+const example = (name: string): DisplayDoc => JSON.parse(readFileSync(join(examples, name), 'utf8'));
 
-function minimal(): Bundle {
+function minimal(): DisplayDoc {
   return {
     version: 1,
     runs: [{ id: 'a', name: 'A', status: 'running', train: { step: [1, 2], tokens: [10, 20], wallS: [0.1, 0.2], loss: [5, 4] } }],
@@ -90,6 +90,17 @@ test('expert count tables of the wrong shape are caught', () => {
   assert.ok(details.includes('/runs/0/experts/dropped: one row per recorded step expected (2), found 1'), details.join('\n'));
 });
 
+test("a balance table that does not match the counts' steps and layers is caught", () => {
+  const bundle = minimal();
+  const balance = { tokens: [[4, 4], [4, 4]], maxOverMean: [[1, 1]], cv: [[0, 0], [0]], droppedFraction: [[0, 0], [0, 0]] };
+  bundle.runs[0]!.experts = { layers: [1, 3], numExperts: 2, step: [0, 100], counts: [[[2, 2], [2, 2]], [[2, 2], [2, 2]]], balance };
+  const { details } = failure(bundle);
+  assert.deepEqual(details, [
+    '/runs/0/experts/balance/maxOverMean: one row per recorded step expected (2), found 1',
+    '/runs/0/experts/balance/cv/1: one value per MoE layer expected (2), found 1',
+  ]);
+});
+
 test('duplicate run ids are caught', () => {
   const bundle = minimal();
   bundle.runs.push({ ...bundle.runs[0]! });
@@ -100,10 +111,10 @@ test('nulls (how the kernel writes a non-finite value in JSON) become NaN, in co
   const bundle = minimal() as unknown as { runs: Array<{ train: Record<string, Array<number | null>> }> };
   bundle.runs[0]!.train['loss'] = [5, null];
   const frozen = JSON.stringify(bundle);
-  const revived = withNaNs(bundle as unknown as Bundle);
+  const revived = withNaNs(bundle as unknown as DisplayDoc);
   assert.ok(Number.isNaN(revived.runs[0]!.train.loss[1]!));
   assert.equal(revived.runs[0]!.train.loss[0], 5);
-  assert.equal(revived.runs[0]!.train.step, (bundle as unknown as Bundle).runs[0]!.train.step, 'series without null are not copied');
+  assert.equal(revived.runs[0]!.train.step, (bundle as unknown as DisplayDoc).runs[0]!.train.step, 'series without null are not copied');
   assert.equal(JSON.stringify(bundle), frozen, 'the output model data is left as it came');
 });
 

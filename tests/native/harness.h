@@ -77,18 +77,6 @@ struct Input {
 std::string check_gradients(const std::function<double()>& loss, const std::vector<Input>& inputs, ml::Rng& rng,
                             double bound = 1e-6, int64_t max_samples = 48);
 
-// Redraws every parameter uniformly in ±0.5 (norm weights in [0.5, 1.5]), so that every
-// path through a layer carries gradients of similar size; the trained initialisation makes
-// some (dt, through a tiny softplus) too small for finite differences to resolve.
-template <typename ParamListT>
-void randomise_parameters(ParamListT& params, ml::Rng& rng) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    const bool norm = params[i].name.find("norm") != std::string::npos;
-    auto* v = params[i].value.data();
-    for (int64_t k = 0; k < params[i].value.numel(); ++k) v[k] = norm ? rng.uniform(0.5, 1.5) : rng.uniform(-0.5, 0.5);
-  }
-}
-
 // Runs the registered cases (all, or those named in argv; `--list` lists them), printing one
 // line per case and a summary; returns the exit status. main() in main.cpp calls it.
 int run_all(int argc, char** argv);

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { MambalabError } from '../errors.js';
+import { preset, presetNames, type Preset } from '../models/presets.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -36,4 +37,13 @@ export function choiceFlag<const C extends string>(name: string, value: string |
     throw new MambalabError(`--${name}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, got '${value}'`);
   }
   return value as C;
+}
+
+/** The preset that --model and --size name, with errors that name the flags. */
+export function presetFlags(model: string, size: string): Preset {
+  const families = presetNames();
+  const sizes = families[model];
+  if (!sizes) throw new MambalabError(`--model ${model}: unknown model (known: ${Object.keys(families).join(', ')})`);
+  if (!sizes.includes(size)) throw new MambalabError(`--size ${size}: unknown size for ${model} (known: ${sizes.join(', ')})`);
+  return preset(model, size);
 }

@@ -5,11 +5,10 @@ import { cpus } from 'node:os';
 import { DEVICES, MODEL_FAMILIES, paddedVocabSize, PRECISIONS } from '../models/config.js';
 import { chooseDevice } from '../models/device.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
-import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
+import { createModel, type Model } from '../models/model.js';
 import { native, type GpuMemory, type Precision } from '../native.js';
 import { Trainer } from '../train/trainer.js';
-import { choiceFlag, intFlag, parseFlags } from './args.js';
+import { choiceFlag, intFlag, parseFlags, presetFlags } from './args.js';
 import { peakDenseFlops } from './gpus.js';
 
 interface BenchShape {
@@ -25,53 +24,81 @@ export const GPU_BENCH_SHAPES: Record<(typeof MODEL_FAMILIES)[number], BenchShap
   'moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
   'parallel-moe-mamba': { size: 'v1', batchSize: 64, seqLen: 1024 },
   blackmamba: { size: '340m-1.5b', batchSize: 8, seqLen: 2048 },
+  // The Transformer baselines at Mamba v1's batch (their learned positions reach 1024).
+  transformer: { size: 'v1', batchSize: 64, seqLen: 1024 },
+  'transformer-moe': { size: 'v1', batchSize: 64, seqLen: 1024 },
+  jamba: { size: '410m-1.6b', batchSize: 8, seqLen: 2048 },
 };
 
 /** On the GPU the embedding is padded to a multiple of 64 rows (GPT-2's 50257 → 50304), as in the issues' configs. */
 export const GPU_VOCAB_PAD_MULTIPLE = 64;
 
 export const benchTrainUsage = `  --model NAME --size NAME   the preset (default mamba; size tiny on the CPU, on CUDA the benchmark
-                             config: v1 at batch 64 × 1024, blackmamba 340m-1.5b at 8 × 2048;
-                             vocab padded to 50304)
+                             config: v1 at batch 64 × 1024, blackmamba 340m-1.5b and jamba 410m-1.6b
+                             at 8 × 2048; vocab padded to 50304)
   --device DEV               cpu | cuda | auto (default cpu)
   --precision P              bf16 | fp32 on CUDA (default bf16); mfu is against that precision's peak
   --deterministic            no atomics (bit-identical runs)
   --batch-size B --seq-len L override the batch
   --warmup N --steps N       untimed then timed steps (default 3, 10)`;
 
-export async function benchTrain(argv: string[], log: (line: string) => void) {
-  const { values: f } = parseFlags('bench train', argv, {
-    model: { type: 'string', default: 'mamba' },
-    size: { type: 'string' },
-    device: { type: 'string' },
-    precision: { type: 'string' },
-    deterministic: { type: 'boolean', default: false },
-    'batch-size': { type: 'string' },
-    'seq-len': { type: 'string' },
-    warmup: { type: 'string' },
-    steps: { type: 'string' },
-  });
+/** The flags every model benchmark takes (bench train's, bench checkpoint's). */
+export const BENCH_MODEL_FLAGS = {
+  model: { type: 'string' },
+  size: { type: 'string' },
+  device: { type: 'string' },
+  precision: { type: 'string' },
+  deterministic: { type: 'boolean', default: false },
+  'batch-size': { type: 'string' },
+  'seq-len': { type: 'string' },
+} as const;
+
+type BenchModelFlags = { [K in keyof typeof BENCH_MODEL_FLAGS]?: (typeof BENCH_MODEL_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/**
+ * The model a benchmark times and a batch of random tokens for it (speed does not depend on
+ * token values): the preset the flags name, on the GPU the issues' benchmark config by default.
+ */
+export function benchModel(f: BenchModelFlags, defaultModel: string) {
   const device = choiceFlag('device', f.device, DEVICES, 'cpu');
   const precision = choiceFlag('precision', f.precision, PRECISIONS, 'bf16');
   // The defaults depend on where it runs, so "auto" is resolved before the model is built.
-  const engine = native();
-  const onGpu = chooseDevice({ device, dtype: 'float32' }, engine.info().gpu).device === 'cuda';
-  const gpuShape = onGpu ? (GPU_BENCH_SHAPES as Record<string, BenchShape | undefined>)[f.model!] : undefined;
+  const onGpu = chooseDevice({ device, dtype: 'float32' }, native().info().gpu).device === 'cuda';
+  const family = f.model ?? defaultModel;
+  const gpuShape = onGpu ? (GPU_BENCH_SHAPES as Record<string, BenchShape | undefined>)[family] : undefined;
   const size = f.size ?? gpuShape?.size ?? 'tiny';
-  const p = preset(f.model!, size);
+  const p = presetFlags(family, size);
   const batchSize = intFlag('batch-size', f['batch-size'], gpuShape?.batchSize ?? p.training.batchSize, 1);
   const seqLen = intFlag('seq-len', f['seq-len'], gpuShape?.seqLen ?? p.training.seqLen, 1);
-  const warmup = intFlag('warmup', f.warmup, 3);
-  const steps = intFlag('steps', f.steps, 10, 1);
-
   const padding = onGpu ? { padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE } : {};
-  const model = createModel({ ...p.config, ...padding, device, precision, deterministic: f.deterministic, seed: 0 });
-  const trainer = new Trainer(model, { ...p.training, batchSize, seqLen, totalSteps: warmup + steps });
+  const model = createModel({ ...p.config, ...padding, device, precision, deterministic: f.deterministic ?? false, seed: 0 });
   const vocab = model.config.vocabSize;
   let state = 12345;
   const tokens = new Int32Array(batchSize * (seqLen + 1)).map(() => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % vocab);
-  const batch = { tokens, batchSize, seqLen };
-  log(`bench train: ${f.model}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}, ${warmup} warm-up + ${steps} timed steps`);
+  return { family, size, preset: p, model, batch: { tokens, batchSize, seqLen } };
+}
+
+/** What every model benchmark's results say of the model that ran, after their name and GPU. */
+export function benchedModel(model: Model, family: string, size: string) {
+  return {
+    device: model.device,
+    date: new Date().toISOString().slice(0, 10),
+    model: family,
+    size,
+    precision: model.computePrecision,
+    deterministic: model.config.deterministic,
+  };
+}
+
+export async function benchTrain(argv: string[], log: (line: string) => void) {
+  const { values: f } = parseFlags('bench train', argv, { ...BENCH_MODEL_FLAGS, warmup: { type: 'string' }, steps: { type: 'string' } });
+  const { family, size, preset: p, model, batch } = benchModel(f, 'mamba');
+  const { batchSize, seqLen } = batch;
+  const warmup = intFlag('warmup', f.warmup, 3);
+  const steps = intFlag('steps', f.steps, 10, 1);
+  const engine = native();
+  const trainer = new Trainer(model, { ...p.training, batchSize, seqLen, totalSteps: warmup + steps });
+  log(`bench train: ${family}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}, ${warmup} warm-up + ${steps} timed steps`);
   const onCuda = model.device === 'cuda';
   if (onCuda) engine.resetPeakGpuMemory();
   for (let i = 0; i < warmup; i++) await trainer.step(batch);
@@ -82,20 +109,15 @@ export async function benchTrain(argv: string[], log: (line: string) => void) {
   const seconds = (performance.now() - started) / 1000;
 
   const tokensPerS = (steps * batchSize * seqLen) / seconds;
-  const flopsPerToken = trainingFlopsPerToken(model.config);
+  const flopsPerToken = trainingFlopsPerToken(model.config, seqLen);
   const achieved = tokensPerS * flopsPerToken;
   const counts = model.parameterCount();
   const where = onCuda ? cudaReport(engine.info().gpu.name, engine.gpuMemory(), model.config.precision, achieved) : cpuReport();
   const { gpu, ...memoryAndUtilisation } = where;
   return {
-    name: `train-${f.model}-${size}`,
+    name: `train-${family}-${size}`,
     gpu,
-    device: model.device,
-    date: new Date().toISOString().slice(0, 10),
-    model: f.model,
-    size,
-    precision: model.computePrecision,
-    deterministic: model.config.deterministic,
+    ...benchedModel(model, family, size),
     params_non_embedding: counts.nonEmbedding,
     params_active: counts.active,
     vocab_padded: paddedVocabSize(model.config),

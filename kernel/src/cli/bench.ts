@@ -3,53 +3,30 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { sharedDatasetsDir } from '../data/paths.js';
-import { benchTokenize } from '../data/throughput.js';
-import { defaultNeoxTokenizerFile } from '../data/tokenizer.js';
 import { MambalabError } from '../errors.js';
-import { intFlag, parseFlags } from './args.js';
+import { benchAttention, benchAttentionUsage } from './bench-attention.js';
+import { benchCheckpoint, benchCheckpointUsage } from './bench-checkpoint.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
+import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
 import { gpuShortName } from './gpus.js';
 
 interface Bench {
   summary: string;
   usage: string;
-  /** Runs with the bench's own flags; `log` shows progress on stderr. Returns the results. */
+  /** Runs with the bench's own flags; `log` shows progress on stderr. Returns the results: one object, or one per shape. */
   run: (argv: string[], log: (line: string) => void) => Promise<unknown>;
 }
 
 const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
-  tokenize: {
-    summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step',
-    usage: `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
-  --passes N          passes over the corpus (default 2: cold caches, then warm)
-  --threads N         our tokenizer's worker threads (default: one per core)
-  --tokenizer-file F  GPT-NeoX tokenizer.json (default: the cache's, else ../shared/datasets's)
-  --no-sampler        skip the sampler-versus-step timing`,
-    run: async (argv, log) => {
-      const { values: f } = parseFlags('bench tokenize', argv, {
-        corpus: { type: 'string' },
-        passes: { type: 'string' },
-        threads: { type: 'string' },
-        'tokenizer-file': { type: 'string' },
-        'no-sampler': { type: 'boolean', default: false },
-      });
-      const shared = sharedDatasetsDir();
-      const corpus = f.corpus ?? (shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz'));
-      if (!corpus) throw new MambalabError('bench tokenize: no --corpus given and no C4 sample in ../shared/datasets');
-      const neox = f['tokenizer-file'] ?? [defaultNeoxTokenizerFile(), shared && join(shared, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json')].find((p) => p && existsSync(p));
-      return benchTokenize({
-        corpus,
-        passes: intFlag('passes', f.passes, 2, 1),
-        threads: f.threads === undefined ? undefined : intFlag('threads', f.threads, 1, 1),
-        neoxTokenizerFile: neox,
-        sampler: !f['no-sampler'],
-        log,
-      });
-    },
+  attention: { summary: 'causal attention on the GPU: forward and forward+backward ms and TFLOP/s per sequence length', usage: benchAttentionUsage, run: benchAttention },
+  tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
+  checkpoint: {
+    summary: 'seconds to write (atomically) and load a checkpoint of a preset; what the non-finite guard costs a step',
+    usage: benchCheckpointUsage,
+    run: benchCheckpoint,
   },
 };
 
@@ -75,7 +52,7 @@ export function benchResultsFile(results: { date?: unknown; gpu?: unknown; devic
 }
 
 export const usage = `mambalab bench <name> [--json] [--out FILE|DIR] [--note TEXT] [bench options]
-  --json       print the results as one JSON object on stdout
+  --json       print the results as one JSON object on stdout (benches of several shapes: one line each)
   --out FILE   also write them to FILE; given a directory (bench/results), to DIR/<date>-<gpu>-<name>.json
   --note TEXT  a note kept with the results (the machine, what else ran)
 
@@ -93,12 +70,23 @@ export async function bench(argv: string[]): Promise<void> {
   const out = take(own, '--out', true);
   const note = take(own, '--note', true);
   const measured = await b.run(own, (line) => process.stderr.write(line + '\n'));
-  const results = note ? { note, ...(measured as object) } : measured;
-  const text = JSON.stringify(results, null, 2) + '\n';
+  const { first, lines, text } = benchOutput(measured, note);
   if (out) {
     const intoDirectory = existsSync(out) && statSync(out).isDirectory();
-    writeFileSync(intoDirectory ? join(out, benchResultsFile(results as Record<string, unknown>, name)) : out, text);
+    writeFileSync(intoDirectory ? join(out, benchResultsFile(first, name)) : out, text);
   }
-  if (json) process.stdout.write(JSON.stringify(results) + '\n');
+  if (json) process.stdout.write(lines);
   else if (!out) process.stdout.write(text);
+}
+
+/**
+ * A bench's results as printed: `lines` for --json (one line; one per shape for a bench of
+ * several shapes, as bench/reference's scripts read them with --ours), `text` for reading and
+ * for files (indented, or those lines), `first` to name the file by. The note goes in each.
+ */
+export function benchOutput(measured: unknown, note?: string): { first: Record<string, unknown>; lines: string; text: string } {
+  const annotate = (r: unknown) => (note ? { note, ...(r as object) } : r) as Record<string, unknown>;
+  const results = Array.isArray(measured) ? measured.map(annotate) : [annotate(measured)];
+  const lines = results.map((r) => JSON.stringify(r) + '\n').join('');
+  return { first: results[0]!, lines, text: Array.isArray(measured) ? lines : JSON.stringify(results[0], null, 2) + '\n' };
 }

@@ -2,15 +2,17 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { fetchC4, fetchNeoxTokenizer, fetchSlimPajama, type FetchProgress, type FetchResult } from '../data/fetch.js';
+import { formatDuration } from '@mambalab/contract';
+
+import { fetchC4, fetchNeoxTokenizer, fetchSlimPajama, type FetchProgress, type FetchResult } from '../corpus/fetch.js';
+import { dataDir } from '../corpus/paths.js';
+import { prepare, type PrepareProgress } from '../corpus/prepare.js';
+import { defaultC4Slice } from '../corpus/slice.js';
+import { TOKENIZER_NAMES, type TokenizerName } from '../corpus/tokenizer.js';
 import { readManifest } from '../data/manifest.js';
-import { dataDir } from '../data/paths.js';
-import { prepare, type PrepareProgress } from '../data/prepare.js';
-import { defaultC4Slice } from '../data/slice.js';
-import { TOKENIZER_NAMES, type TokenizerName } from '../data/tokenizer.js';
 import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
-import { bar, formatDuration } from './progress.js';
+import { bar } from './progress.js';
 
 export const usage = `mambalab data <fetch|prepare|info|c4-slice> [options]
 

@@ -2,6 +2,7 @@
 import { MambalabError } from '../errors.js';
 import { bench, usage as benchUsage } from './bench.js';
 import { data, usage as dataUsage } from './data.js';
+import { evaluate, usage as evalUsage } from './eval.js';
 import { kernel, usage as kernelUsage } from './kernel.js';
 import { train, usage as trainUsage } from './train.js';
 
@@ -12,7 +13,8 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  train: { summary: 'train a model on a text corpus', usage: trainUsage, run: train },
+  train: { summary: 'train a model on a text corpus (checkpoints, --resume)', usage: trainUsage, run: train },
+  eval: { summary: "a saved model's validation loss and perplexity", usage: evalUsage, run: evaluate },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
   data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
   bench: { summary: 'benchmarks (train, tokenize), with results as JSON', usage: benchUsage, run: bench },

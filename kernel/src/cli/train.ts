@@ -1,31 +1,48 @@
-// `mambalab train`: trains a preset model on a text corpus and writes the run to --out.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+// `mambalab train`: trains a preset model on a text corpus and writes the run to --out
+// (run-dir.ts), checkpointing as it goes; --resume continues a run from its newest checkpoint.
 import { join } from 'node:path';
 
+import { formatCount, lossSpikeWarning } from '@mambalab/contract';
+
+import { loadTextCorpus } from '../corpus/text.js';
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
-import { loadTextCorpus } from '../data/text.js';
 import { MambalabError } from '../errors.js';
 import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
 import { createModel } from '../models/model.js';
-import { preset } from '../models/presets.js';
-import { Trainer, type StepMetrics } from '../train/trainer.js';
-import { choiceFlag, intFlag, numberFlag, parseFlags } from './args.js';
-import { formatRate, progressLine } from './progress.js';
+import { DEFAULT_KEEP, listCheckpoints, removeCheckpointsAfter } from '../train/checkpoints.js';
+import { DEFAULT_MAX_BAD_STEPS } from '../train/guard.js';
+import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
+import { DEFAULT_CHECKPOINT_MINUTES } from '../train/train-run.js';
+import { Trainer } from '../train/trainer.js';
+import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
+import { progressLine } from './progress.js';
+import { checkResumable, keepMetricsUpTo, MetricsAppender, refuseExistingRun, startRun } from './run-dir.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
-  --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba
-  --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba)
+  --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba | transformer | transformer-moe | jamba
+  --size NAME         preset size: tiny for each; small, v1 (the MoE-Mamba paper's); 340m-1.5b, 630m-2.8b (BlackMamba); 410m-1.6b (jamba)
   --steps N           optimizer steps (default 200)
-  --data PATH         a prepared dataset (mambalab data prepare), or C4-style .json.gz / .jsonl files (a file or a directory)
+  --data PATH         a prepared dataset (mambalab data prepare), or raw JSON lines (.json.gz, .jsonl, .jsonl.zst; a file
+                      or a directory), read and checked as data prepare reads them
   --device DEV        cpu | cuda | auto (default cpu; auto: CUDA when there is a GPU, says which on stderr)
   --precision P       bf16 | fp32: GPU compute (default bf16, fp32 master weights either way); the CPU computes in --dtype
   --deterministic     no atomics: two runs with the same seed are bit-identical
   --dtype T           float32 | float64 (default float32; float64 on the CPU only)
   --seed S            seed of the weights and the batch order (default 0)
-  --out DIR           where the run goes: config.json, metrics.jsonl, checkpoint/ (default runs/<time>)
-  --batch-size B, --seq-len L, --lr LR, --warmup N     override the preset's training settings
-  --eval-every N      validation loss every N steps (default: only at the end)
+  --out DIR           where the run goes: config.json, metrics.jsonl, checkpoints/, checkpoint (default runs/<time>)
+  --batch-size B, --seq-len L, --lr LR, --warmup N     override the preset's training settings (B rows per optimizer step)
+  --grad-accum K      split each step's B rows into K micro-batches whose gradients accumulate (the same update, 1/K of
+                      the activation memory; K must divide B). Default: 1, or on the GPU the fewest that fit (said on stderr)
+  --eval-every N      validation loss and perplexity every N steps (default: only at the end)
+  --eval-tokens T     validation tokens per evaluation, rounded up to whole batches (default: 4 batches)
+  --checkpoint-every N        checkpoint every N steps (default 0: not by steps)
+  --checkpoint-minutes M      checkpoint when M minutes passed since the last one (default ${DEFAULT_CHECKPOINT_MINUTES}; 0: not by time);
+                              training also checkpoints when it ends or is stopped (Ctrl-C, SIGTERM)
+  --keep K            checkpoints kept, the newest (default ${DEFAULT_KEEP})
+  --resume            continue the run in --out from its newest complete checkpoint (the other flags must match the run's)
+  --max-bad-steps N   stop after N consecutive steps with a non-finite loss or gradient norm (default ${DEFAULT_MAX_BAD_STEPS}); such steps
+                      are skipped (nothing applied) and reported ("skipped", "nonfinite_steps")
   --log-every N       log every N steps (default 1)
   --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
                       (with MoE layers, "experts": tokens per expert per layer, and "dropped")`;
@@ -46,24 +63,42 @@ export async function train(argv: string[]): Promise<void> {
     'seq-len': { type: 'string' },
     lr: { type: 'string' },
     warmup: { type: 'string' },
+    'grad-accum': { type: 'string' },
     'eval-every': { type: 'string' },
+    'eval-tokens': { type: 'string' },
+    'checkpoint-every': { type: 'string' },
+    'checkpoint-minutes': { type: 'string' },
+    keep: { type: 'string' },
+    resume: { type: 'boolean', default: false },
+    'max-bad-steps': { type: 'string' },
     'log-every': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
   const json = f.json;
   const say = (line: string) => process.stderr.write(line + '\n');
   if (!f.data) throw new MambalabError('train: --data is required (a C4 .json.gz file or a directory of them)');
+  if (f.resume && !f.out) throw new MambalabError('train: --resume needs --out, the run directory to continue');
 
-  const p = preset(f.model!, f.size!);
+  const p = presetFlags(f.model!, f.size!);
   const steps = intFlag('steps', f.steps, 200, 1);
   const seed = intFlag('seed', f.seed, 0);
   const logEvery = intFlag('log-every', f['log-every'], 1, 1);
+  const gradAccumulation = f['grad-accum'] === undefined ? undefined : intFlag('grad-accum', f['grad-accum'], 1, 1);
   const training = {
     ...p.training,
     batchSize: intFlag('batch-size', f['batch-size'], p.training.batchSize, 1),
     seqLen: intFlag('seq-len', f['seq-len'], p.training.seqLen, 1),
     lr: numberFlag('lr', f.lr, p.training.lr),
     warmupSteps: intFlag('warmup', f.warmup, Math.min(p.training.warmupSteps, Math.floor(steps / 10))),
+    ...(gradAccumulation !== undefined ? { gradAccumulation } : {}),
+  };
+  const plan = {
+    evalEvery: intFlag('eval-every', f['eval-every'], 0),
+    ...(f['eval-tokens'] !== undefined ? { evalTokens: intFlag('eval-tokens', f['eval-tokens'], 1, 1) } : {}),
+    checkpointEvery: intFlag('checkpoint-every', f['checkpoint-every'], 0),
+    checkpointMinutes: numberFlag('checkpoint-minutes', f['checkpoint-minutes'], DEFAULT_CHECKPOINT_MINUTES),
+    keep: intFlag('keep', f.keep, DEFAULT_KEEP, 1),
+    maxBadSteps: intFlag('max-bad-steps', f['max-bad-steps'], DEFAULT_MAX_BAD_STEPS, 1),
   };
   const engine = {
     device: choiceFlag('device', f.device, DEVICES, 'cpu'),
@@ -79,58 +114,89 @@ export async function train(argv: string[]): Promise<void> {
   const active = counts.active === counts.nonEmbedding ? '' : ` (${Math.round(counts.active).toLocaleString()} active per token)`;
   const on = model.device === 'cuda' ? `cuda (${model.computePrecision}${model.config.deterministic ? ', deterministic' : ''})` : model.device;
   say(`model ${f.model}/${f.size} on ${on}: ${counts.nonEmbedding.toLocaleString()} parameters${active} + ${counts.embedding.toLocaleString()} embedding (pattern ${model.config.pattern}, d_model ${model.config.dModel})`);
+  const trainer = new Trainer(model, { ...training, totalSteps: steps, seed });
+  if (trainer.accumulationNote) say(trainer.accumulationNote);
+  const out = f.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
+  const runConfig = (data?: string) => ({ model: model.config, trainer: trainer.options, data, steps, command: 'train', ...plan });
+  // What can be checked before a large corpus is read, is.
+  if (f.resume) checkResumable(out, runConfig(), ['data']);
+  else refuseExistingRun(out);
   const data = isPrepared(f.data) ? openDataset(f.data) : loadTextCorpus(f.data);
   const trainStats = data.stats('train');
   say(`data ${data.description}: ${trainStats.tokens.toLocaleString()} train tokens in ${trainStats.documents} documents`);
 
-  const trainer = new Trainer(model, { ...training, totalSteps: steps, seed });
-  const out = f.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
-  mkdirSync(out, { recursive: true });
-  const runConfig = { model: model.config, trainer: trainer.options, data: data.description, steps, command: 'train' };
-  writeFileSync(join(out, 'config.json'), JSON.stringify(runConfig, null, 2) + '\n');
-  const metricsFile = join(out, 'metrics.jsonl');
-  writeFileSync(metricsFile, '');
+  if (f.resume) {
+    checkResumable(out, runConfig(data.description));
+    if (listCheckpoints(out).length === 0) {
+      say(`resume: ${out} has no complete checkpoint yet: training from step 0`);
+    } else {
+      const from = trainer.loadCheckpoint(out);
+      for (const skipped of from.passedOver) say(`resume: passing over ${skipped.dir}: ${skipped.error}`);
+      say(`resume: from step ${from.step} (${from.dir})`);
+    }
+    // What came after the checkpoint is trained again: its metrics lines, and newer checkpoints that did not load.
+    keepMetricsUpTo(out, trainer.stepCount);
+    removeCheckpointsAfter(out, trainer.stepCount);
+  } else {
+    startRun(out, runConfig(data.description));
+  }
+  const remaining = steps - trainer.stepCount;
+  if (remaining <= 0) {
+    say(`done: ${out} is trained to step ${trainer.stepCount} of ${steps} already`);
+    return;
+  }
 
+  const metrics = new MetricsAppender(out);
   const abort = new AbortController();
-  const onSigint = () => {
-    say('\ninterrupted: stopping after this step and saving a checkpoint');
+  const onSignal = (signal: string) => () => {
+    say(`\n${signal}: stopping after this step and saving a checkpoint`);
     abort.abort();
   };
+  const onSigint = onSignal('interrupted');
+  const onSigterm = onSignal('terminated');
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigterm);
+  let warning: string | undefined;
   const record = (m: StepMetrics) => {
-    const line = {
-      step: m.step,
-      loss: m.loss,
-      lr: m.lr,
-      grad_norm: m.gradNorm,
-      tokens: m.tokens,
-      tokens_per_s: m.tokensPerS,
-      device: model.device,
-      ...(m.experts.length > 0 ? { aux_loss: m.auxLoss, experts: m.experts, dropped: m.dropped } : {}),
-      ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
-    };
-    appendFileSync(metricsFile, JSON.stringify(line) + '\n');
+    const line = stepJsonLine(m, model.device);
+    metrics.append(line);
+    if (m.lossSpike !== undefined) warning = lossSpikeWarning(m.step, m.lossSpike);
+    if (m.evalLoss !== undefined && !json) say(`${process.stderr.isTTY ? '\n' : ''}step ${m.step}: eval loss ${m.evalLoss.toFixed(4)}, perplexity ${line.eval_ppl!.toFixed(2)}`);
     if (m.step % logEvery !== 0 && m.step !== steps && m.evalLoss === undefined) return;
     if (json) process.stdout.write(JSON.stringify(line) + '\n');
-    else if (process.stderr.isTTY) process.stderr.write('\r' + progressLine(m.step, steps, m.loss, m.tokensPerS, m.elapsedS));
-    else if (m.step % Math.max(1, Math.floor(steps / 20)) === 0 || m.step === steps) say(progressLine(m.step, steps, m.loss, m.tokensPerS, m.elapsedS));
+    else if (process.stderr.isTTY) process.stderr.write('\r' + progressLine(m, steps, warning));
+    else if (m.step % Math.max(1, Math.floor(steps / 20)) === 0 || m.step === steps || m.skipped) say(progressLine(m, steps, warning));
   };
   try {
     const result = await trainer.fit(data, {
-      steps,
+      steps: remaining,
       onStep: record,
-      evalEvery: intFlag('eval-every', f['eval-every'], 0),
+      evalEvery: plan.evalEvery,
+      evalTokens: plan.evalTokens,
+      initialEval: !f.resume,
       signal: abort.signal,
+      checkpointDir: out,
+      checkpointEvery: plan.checkpointEvery,
+      checkpointMinutes: plan.checkpointMinutes,
+      keepCheckpoints: plan.keep,
+      maxBadSteps: plan.maxBadSteps,
+      beforeCheckpoint: () => metrics.sync(),
     });
-    trainer.saveCheckpoint(join(out, 'checkpoint'));
+    metrics.sync();
+    trainer.writeCheckpoint(out, { keep: plan.keep });
     if (!json && process.stderr.isTTY) process.stderr.write('\n');
     const last = result.history[result.history.length - 1];
+    const loss = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '–');
+    const evalLoss = f.resume ? loss(result.finalEvalLoss) : `${loss(result.initialEvalLoss)} → ${loss(result.finalEvalLoss)}`;
     say(
-      `${result.stopped ? 'stopped' : 'done'} after ${result.steps} steps: eval loss ${result.initialEvalLoss.toFixed(3)} → ${result.finalEvalLoss.toFixed(3)}` +
-        (last ? `, ${formatRate(last.tokens / last.elapsedS)} tok/s` : '') +
+      `${result.stopped ? 'stopped' : 'done'} at step ${trainer.stepCount}: eval loss ${evalLoss}` +
+        (last ? `, ${formatCount(last.tokens / last.elapsedS)} tok/s` : '') +
+        (trainer.nonfiniteSteps > 0 ? `, ${trainer.nonfiniteSteps} non-finite steps skipped` : '') +
         `; run in ${out}`,
     );
   } finally {
+    metrics.close();
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
   }
 }

@@ -11,15 +11,19 @@ export interface Batch {
 /** Accepts a Batch or rows of token ids (number[][], all of one length ≥ 2). */
 export function toBatch(input: Batch | number[][]): Batch {
   if (Array.isArray(input)) {
-    const rows = input;
+    const rows: unknown[] = input;
     if (rows.length === 0) throw new MambalabError('batch: expected at least one row of token ids');
-    const width = rows[0]!.length;
+    if (typeof rows[0] === 'number') {
+      throw new MambalabError('batch: expected rows of token ids (number[][]), got one flat array of numbers; a single sequence is [ids]');
+    }
+    const notARow = (r: number) => new MambalabError(`batch: row ${r} is ${JSON.stringify(rows[r]) ?? String(rows[r])}, not an array of token ids`);
+    if (!Array.isArray(rows[0])) throw notARow(0);
+    const width = rows[0].length;
     if (width < 2) throw new MambalabError(`batch: each row needs at least 2 token ids (inputs and next-token targets), got ${width}`);
     const tokens = new Int32Array(rows.length * width);
     rows.forEach((row, r) => {
-      if (!Array.isArray(row) || row.length !== width) {
-        throw new MambalabError(`batch: row ${r} has ${Array.isArray(row) ? row.length : 'no'} ids, expected ${width} like row 0`);
-      }
+      if (!Array.isArray(row)) throw notARow(r);
+      if (row.length !== width) throw new MambalabError(`batch: row ${r} has ${row.length} ids, expected ${width} like row 0`);
       row.forEach((id, c) => {
         if (!Number.isInteger(id)) throw new MambalabError(`batch: row ${r}, column ${c} is ${id}, not an integer token id`);
         tokens[r * width + c] = id;

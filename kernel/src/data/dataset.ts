@@ -86,9 +86,21 @@ export function openDataset(dir: string, options: OpenDatasetOptions = {}): Data
         `${join(path, entry.file)} holds ${documents} documents and ${shard.tokens.length} tokens, but dataset.json says ${entry.documents} and ${entry.tokens}: the dataset is damaged; prepare it again`,
       );
     }
+    const outside = firstAtOrAbove(shard.tokens, manifest.vocabSize);
+    if (outside >= 0) {
+      throw new MambalabError(
+        `${join(path, entry.file)}: token ${outside} is id ${shard.tokens[outside]}, outside the vocabulary of ${manifest.vocabSize} that dataset.json gives: the dataset is damaged; prepare it again`,
+      );
+    }
     return shard;
   });
   return new Dataset(path, manifest, shards, fraction);
+}
+
+/** Index of the first id ≥ limit, or -1 (a plain loop: shards hold tens of millions of ids). */
+function firstAtOrAbove(ids: Uint16Array, limit: number): number {
+  for (let i = 0; i < ids.length; i++) if (ids[i]! >= limit) return i;
+  return -1;
 }
 
 /**

@@ -3,12 +3,13 @@
 // optional dictionary column `set` (SlimPajama's redpajama_set_name), and the dataset's
 // provenance in the schema metadata. pyarrow reads them as they are:
 //   pyarrow.ipc.open_file('shard-00000.arrow').read_all()
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Data, DataType, Dictionary, Field, Int32, List, makeData, RecordBatch, Schema, Struct, Table, tableFromIPC, tableToIPC, Uint16, Utf8, vectorFromArray } from 'apache-arrow';
+import { Data, DataType, Dictionary, Field, Int32, List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, Utf8, vectorFromArray } from 'apache-arrow';
 
 import { MambalabError } from '../errors.js';
+import { readArrowFile } from './arrow-file.js';
 
 export interface ShardContents {
   /** Every document's ids, one after another. */
@@ -49,12 +50,7 @@ export interface Shard extends ShardContents {
  * into it: the tokens are never copied. (Node has no mmap; this is the nearest it gets.)
  */
 export function readShard(path: string, options: { sets?: boolean } = {}): Shard {
-  let table: Table;
-  try {
-    table = tableFromIPC(readFileSync(path));
-  } catch (e) {
-    throw new MambalabError(`${path}: not a readable Arrow IPC shard (${(e as Error).message})`);
-  }
+  const table = readArrowFile(path, (why) => new MambalabError(`${path}: not a readable Arrow IPC shard (${why})`));
   const column = table.getChild('tokens');
   // Type checks by type id: instanceof fails when the ESM and CommonJS builds of apache-arrow meet.
   const type = column?.type;
@@ -64,11 +60,30 @@ export function readShard(path: string, options: { sets?: boolean } = {}): Shard
   }
   const data = column.data[0]!;
   const offsets = data.valueOffsets.subarray(0, data.length + 1) as Int32Array;
-  const tokens = (data.children[0]!.values as Uint16Array).subarray(0, offsets[data.length]);
+  const child = data.children[0]!;
+  const values = (child.values as Uint16Array).subarray(0, child.length); // the buffer may hold padding
+  const damaged = offsetsProblem(offsets, data.length, values.length) ?? (data.nullCount > 0 ? `${data.nullCount} of its documents are null` : undefined);
+  if (damaged) throw new MambalabError(`${path}: the shard is damaged: ${damaged}; prepare the dataset again`);
+  const tokens = values.subarray(0, offsets[data.length]);
   // Set names become JS strings, one per document: only on request.
   const setColumn = options.sets ? table.getChild('set') : null;
+  const setType = setColumn?.type;
+  if (setColumn && !DataType.isUtf8(setType) && !(DataType.isDictionary(setType) && DataType.isUtf8(setType.dictionary))) {
+    throw new MambalabError(`${path}: its 'set' column is ${setType}, not set names (strings)`);
+  }
   const sets = setColumn ? (setColumn.toArray() as (string | null)[]) : undefined;
   return { tokens, offsets, sets, metadata: table.schema.metadata };
+}
+
+/** What is wrong with a list column's offsets: document i must be values[offsets[i], offsets[i + 1]), in order, from 0. */
+function offsetsProblem(offsets: Int32Array, documents: number, values: number): string | undefined {
+  if (offsets.length !== documents + 1) return `${documents} documents but ${offsets.length} offsets`;
+  if (offsets[0] !== 0) return `its first document starts at token ${offsets[0]}, not 0`;
+  for (let i = 1; i <= documents; i++) {
+    if (offsets[i]! < offsets[i - 1]!) return `document ${i - 1} ends (at token ${offsets[i]}) before it starts (at ${offsets[i - 1]})`;
+  }
+  if (offsets[documents]! > values) return `its documents end at token ${offsets[documents]}, past the ${values} tokens it holds`;
+  return undefined;
 }
 
 /** Gathers tokenized documents in order and writes a shard whenever one holds `shardTokens`. */

@@ -82,6 +82,10 @@ export class WindowSampler implements BatchSampler {
     this.position = resume?.position ?? 0;
     this.batches = resume?.batches ?? 0;
     this.startEpoch();
+    // Past the epoch's last window, next() would look for a window that is not there, forever.
+    if (!Number.isSafeInteger(this.position) || this.position < 0 || this.position > this.order.n) {
+      throw new MambalabError(`${name}: the saved sampler state is at window ${this.position} of an epoch of ${this.order.n} windows: it is not this data's`);
+    }
   }
 
   next(): Batch {

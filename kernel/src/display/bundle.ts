@@ -1,7 +1,8 @@
 // A display document as a Jupyter MIME bundle: our versioned type for the lab extension,
 // plus text/plain and text/html so that the output reads anywhere.
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { htmlTable } from './html.js';
-import { MAMBALAB_MIME, type DisplayDoc } from './schema.js';
 import { textSummary } from './text.js';
 
 export interface MimeBundle {

@@ -1,23 +1,29 @@
 // Draws every fit() of a notebook cell into one output that updates in place (all the cell's
 // runs, and a progress line for the one training now), and stops fits on interrupt.
-import { appendExpertCounts, modelSummary } from '../train/runs.js';
+import { displayDocument, lossSpikeWarning, POSITION_COLUMNS, type ProgressDoc, type RunDoc } from '@mambalab/contract';
+
 import { trainingFlopsPerToken } from '../models/flops.js';
-import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type StepMetrics, type Trainer } from '../train/trainer.js';
-import { displayDocument } from './document.js';
+import { MetricsLog, trainSeries } from '../train/metrics.js';
+import { modelSummary } from '../train/runs.js';
+import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type Trainer } from '../train/trainer.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
-import type { ProgressDoc, RunDoc } from './schema.js';
 import { sendBundle, type CellWriter } from './tslab.js';
 
 /** Live redraws carry at most this many points per series; run files keep every step. */
 export const LIVE_MAX_POINTS = 2000;
 /** Expert counts are drawn at about this many steps of a fit. */
 const LIVE_EXPERT_POINTS = 200;
-const POSITIONS = ['step', 'tokens', 'wallS'];
+
+/** A fit drawn live: what the document says of its run, and the metrics logged so far. */
+interface LiveRun {
+  info: Omit<RunDoc, 'train' | 'validation' | 'experts'>;
+  log: MetricsLog;
+}
 
 interface Cell {
   writer: CellWriter;
   output: LiveOutput;
-  runs: RunDoc[];
+  runs: LiveRun[];
   progress?: ProgressDoc;
   /** Once interrupted, a cell trains no more (code that catches the interrupt cannot go on training). */
   interrupted: boolean;
@@ -49,13 +55,16 @@ export class LiveFitWatcher implements FitWatcher {
     const cell = this.cellOf(writer);
     if (cell.interrupted) return { signal: AbortSignal.abort(), step() {}, end() {} };
 
-    const run: RunDoc = {
-      id: this.uniqueId(cell, fit.name ?? `run ${cell.runs.length + 1}`),
-      name: fit.name ?? `run ${cell.runs.length + 1}`,
-      status: 'running',
-      model: modelSummary(trainer.model),
-      flopsPerToken: trainingFlopsPerToken(trainer.model.config),
-      train: { step: [], tokens: [], wallS: [], loss: [], lr: [], gradNorm: [], tokensPerS: [] },
+    const name = fit.name ?? `run ${cell.runs.length + 1}`;
+    const run: LiveRun = {
+      info: {
+        id: this.uniqueId(cell, name),
+        name,
+        status: 'running',
+        model: modelSummary(trainer.model),
+        flopsPerToken: trainingFlopsPerToken(trainer.model.config, trainer.options.seqLen),
+      },
+      log: new MetricsLog(name, trainer.model.config),
     };
     cell.runs.push(run);
     const startMs = this.now();
@@ -64,28 +73,32 @@ export class LiveFitWatcher implements FitWatcher {
     const stepTokens = trainer.options.batchSize * trainer.options.seqLen;
     let tokens = 0;
     let seconds = 0;
+    // The latest loss spike stays on the status line: one step's warning would flash by unseen.
+    let warning: string | undefined;
     const expertsEvery = Math.max(1, Math.ceil(fit.steps / LIVE_EXPERT_POINTS));
     const controller = new AbortController();
     this.running.add(controller);
-    cell.progress = { runId: run.id, step: 0, totalSteps: fit.steps };
+    cell.progress = { runId: run.info.id, step: 0, totalSteps: fit.steps };
     cell.output.changed();
 
     return {
       signal: controller.signal,
       step: (m) => {
-        append(run, m);
         const done = m.step - fromStep;
-        if (done % expertsEvery === 0 || done === fit.steps) run.experts = appendExpertCounts(run.experts, trainer.model.config, m);
+        run.log.append(m, { experts: done % expertsEvery === 0 || done === fit.steps });
         tokens += stepTokens;
         seconds += stepTokens / m.tokensPerS;
         const wallS = (this.now() - startMs) / 1000;
+        if (m.lossSpike !== undefined) warning = lossSpikeWarning(m.step, m.lossSpike);
         cell.progress = {
-          runId: run.id,
+          runId: run.info.id,
           step: done,
           totalSteps: fit.steps,
           loss: m.loss,
           tokensPerS: tokens / seconds,
           etaS: (wallS / done) * (fit.steps - done),
+          ...(m.nonfiniteSteps > 0 ? { skippedSteps: m.nonfiniteSteps } : {}),
+          ...(warning ? { warning } : {}),
         };
         cell.output.changed();
       },
@@ -93,7 +106,7 @@ export class LiveFitWatcher implements FitWatcher {
         this.running.delete(controller);
         const interrupted = 'error' in outcome && outcome.error instanceof TrainingInterrupted ? outcome.error : undefined;
         const result = 'result' in outcome ? outcome.result : interrupted?.result;
-        run.status = !result ? 'failed' : result.stopped ? 'stopped' : 'done';
+        run.info.status = !result ? 'failed' : result.stopped ? 'stopped' : 'done';
         cell.progress = undefined;
         cell.output.flush();
         if (interrupted) cell.interrupted = true;
@@ -117,34 +130,17 @@ export class LiveFitWatcher implements FitWatcher {
 
   private uniqueId(cell: Cell, name: string): string {
     let id = name;
-    for (let k = 2; cell.runs.some((r) => r.id === id); k++) id = `${name} #${k}`;
+    for (let k = 2; cell.runs.some((r) => r.info.id === id); k++) id = `${name} #${k}`;
     return id;
   }
 }
 
-function append(run: RunDoc, m: StepMetrics): void {
-  const t = run.train;
-  t.step.push(m.step);
-  t.tokens.push(m.tokens);
-  t.wallS.push(m.elapsedS);
-  t.loss.push(m.loss);
-  t.lr!.push(m.lr);
-  t.gradNorm!.push(m.gradNorm);
-  t.tokensPerS!.push(m.tokensPerS);
-  if (m.evalLoss !== undefined) {
-    run.validation ??= { step: [], tokens: [], wallS: [], loss: [] };
-    run.validation.step.push(m.step);
-    run.validation.tokens.push(m.tokens);
-    run.validation.wallS.push(m.elapsedS);
-    run.validation.loss.push(m.evalLoss);
-  }
-}
-
 function render(cell: Cell) {
-  const runs = cell.runs.map((r) => ({
-    ...r,
-    train: thinColumns(r.train, LIVE_MAX_POINTS, POSITIONS),
-    ...(r.validation ? { validation: thinColumns(r.validation, LIVE_MAX_POINTS, POSITIONS) } : {}),
+  const runs = cell.runs.map(({ info, log }): RunDoc => ({
+    ...info,
+    train: trainSeries(thinColumns(log.train, LIVE_MAX_POINTS, POSITION_COLUMNS)),
+    ...(log.validation.step.length > 0 ? { validation: thinColumns(log.validation, LIVE_MAX_POINTS, POSITION_COLUMNS) } : {}),
+    ...(log.experts && log.experts.step.length > 0 ? { experts: log.experts } : {}),
   }));
   return displayDocument({ runs, ...(cell.progress ? { progress: cell.progress } : {}) });
 }

@@ -1,7 +1,8 @@
 // The text/html form of a display document: a static table for frontends without the lab
 // extension (classic notebook, GitHub, nbviewer). No scripts, no styles beyond the table.
-import type { DisplayDoc } from './schema.js';
-import { comparisonText, expertsText, headline, progressText, runRow, type RunRow } from './summary.js';
+import { progressLine, type DisplayDoc } from '@mambalab/contract';
+
+import { comparisonText, expertsText, headline, runRow, type RunRow } from './summary.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -34,8 +35,9 @@ export function htmlTable(doc: DisplayDoc): string {
   const experts = doc.runs.map(expertsText).filter((t) => t !== undefined);
   if (experts.length > 0) parts.push(`<ul>${experts.map((t) => `<li>${escapeHtml(t)}</li>`).join('')}</ul>`);
   const comparisons = doc.comparisons ?? [];
-  if (comparisons.length > 0) parts.push(`<ul>${comparisons.map((c) => `<li>${escapeHtml(comparisonText(c))}</li>`).join('')}</ul>`);
-  if (doc.progress) parts.push(`<p><code>${escapeHtml(progressText(doc.progress))}</code></p>`);
+  if (comparisons.length > 0) parts.push(`<ul>${comparisons.map((c) => `<li>${escapeHtml(comparisonText(doc, c))}</li>`).join('')}</ul>`);
+  const progress = progressLine(doc);
+  if (progress) parts.push(`<p><code>${escapeHtml(progress.text)}</code></p>`);
   parts.push('</div>');
   return parts.join('');
 }

@@ -2,8 +2,9 @@
 // is drawn when the interval is up (or at flush), so the last state always shows.
 import { randomBytes } from 'node:crypto';
 
+import type { DisplayDoc } from '@mambalab/contract';
+
 import { toBundle, type MimeBundle } from './bundle.js';
-import type { DisplayDoc } from './schema.js';
 
 export type BundleSink = (bundle: MimeBundle, update: boolean) => void;
 

@@ -1,12 +1,12 @@
 // show(x): a run, runs, an experiment or a comparison as one output. In a notebook it sends
 // the full bundle (plots through the lab extension, a table elsewhere); outside, it prints
 // the text summary.
+import { displayDocument, type ComparisonDoc, type DisplayDoc } from '@mambalab/contract';
+
 import { MambalabError } from '../errors.js';
 import type { ExperimentResult } from '../train/experiment.js';
 import { Run } from '../train/runs.js';
 import { toBundle } from './bundle.js';
-import { displayDocument } from './document.js';
-import type { ComparisonDoc, DisplayDoc } from './schema.js';
 import { textSummary } from './text.js';
 import { currentCellWriter, sendBundle } from './tslab.js';
 

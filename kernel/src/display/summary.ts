@@ -1,6 +1,15 @@
 // The few numbers a reader wants from a display document, shared by its text and HTML forms.
-import { formatDuration, formatRate } from '../cli/progress.js';
-import type { ComparisonDoc, DisplayDoc, ModelSummary, ProgressDoc, RunDoc } from './schema.js';
+// The numbers read as in the lab extension (the contract's formats and one-line summaries).
+import {
+  formatCount,
+  formatLoss,
+  runName,
+  savingsHeadline,
+  type ComparisonDoc,
+  type DisplayDoc,
+  type ModelSummary,
+  type RunDoc,
+} from '@mambalab/contract';
 
 export interface RunRow {
   name: string;
@@ -17,61 +26,46 @@ function last(xs: readonly number[] | undefined): number | undefined {
   return xs && xs.length > 0 ? xs[xs.length - 1] : undefined;
 }
 
-function fixed(x: number | undefined, digits = 3): string {
-  return x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
-}
-
-export function formatCount(x: number): string {
-  return x >= 1e9 ? `${(x / 1e9).toFixed(2)}B` : x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : String(x);
-}
-
 export function modelText(m: ModelSummary | undefined): string {
-  if (!m) return '—';
+  if (!m) return '–';
   const parts = [m.family, m.pattern, m.dModel !== undefined ? `d_model ${m.dModel}` : undefined];
   if (m.paramsActive !== undefined) parts.push(`${formatCount(m.paramsActive)} params`);
-  return parts.filter((p) => p !== undefined).join(' ') || '—';
+  return parts.filter((p) => p !== undefined).join(' ') || '–';
 }
 
 export function runRow(run: RunDoc): RunRow {
   const t = run.train;
+  const missing = Number.NaN; // formats as '–'
   return {
     name: run.name,
     status: run.status,
     model: modelText(run.model),
     steps: String(last(t.step) ?? 0),
     tokens: formatCount(last(t.tokens) ?? 0),
-    loss: fixed(last(t.loss)),
-    evalLoss: fixed(last(run.validation?.loss)),
-    tokensPerS: t.tokensPerS && t.tokensPerS.length > 0 ? formatRate(last(t.tokensPerS)!) : '—',
+    loss: formatLoss(last(t.loss) ?? missing),
+    evalLoss: formatLoss(last(run.validation?.loss) ?? missing),
+    tokensPerS: formatCount(last(t.tokensPerS) ?? missing),
   };
 }
 
-/** "step 17/40  loss 7.412  6.3k tok/s  ETA 0:04". */
-export function progressText(p: ProgressDoc): string {
-  const parts = [`step ${p.step}/${p.totalSteps}`];
-  if (p.loss !== undefined) parts.push(`loss ${fixed(p.loss)}`);
-  if (p.tokensPerS !== undefined) parts.push(`${formatRate(p.tokensPerS)} tok/s`);
-  if (p.etaS !== undefined) parts.push(`ETA ${formatDuration(p.etaS)}`);
-  return (p.runId ? `${p.runId}: ` : '') + parts.join('  ');
+/** "moe reaches mamba's final loss 5.1200 (EMA α = 0.001) at step 21: 1.9× fewer steps (mamba ends at step 40)." */
+export function comparisonText(doc: DisplayDoc, c: ComparisonDoc): string {
+  return savingsHeadline(c, { baseline: runName(doc, c.baseline), candidate: runName(doc, c.candidate) });
 }
 
-/** "moe vs mamba (steps): reaches mamba's final loss 5.120 at 21 of 40 → 1.90× fewer steps". */
-export function comparisonText(c: ComparisonDoc): string {
-  const unit = c.axis === 'step' ? 'steps' : 'tokens';
-  const where = (x: number | undefined | null) => (x === undefined || x === null ? '—' : c.axis === 'step' ? String(Math.round(x)) : formatCount(Math.round(x)));
-  const head = `${c.candidate} vs ${c.baseline} (EMA ${c.smoothing}, ${unit})`;
-  if (c.candidateReachesAt === null || c.candidateReachesAt === undefined) {
-    return `${head}: never reaches ${c.baseline}'s final loss ${fixed(c.baselineFinalLoss)}`;
-  }
-  return `${head}: reaches ${c.baseline}'s final loss ${fixed(c.baselineFinalLoss)} at ${where(c.candidateReachesAt)} of ${where(c.baselineAt)} → ${fixed(c.ratio ?? undefined, 2)}× fewer ${unit}`;
-}
-
-/** "experts at step 40: layer 1 60/52/70/74, layer 3 …, 3 dropped", or undefined without MoE layers. */
+/**
+ * "moe tokens per expert at step 40: layer 1 60/52/70/74 (max/mean 1.16), layer 3 …, 3 dropped",
+ * or undefined without MoE layers.
+ */
 export function expertsText(run: RunDoc): string | undefined {
   const e = run.experts;
   const i = (e?.step.length ?? 0) - 1;
   if (!e || i < 0) return undefined;
-  const shown = e.layers.slice(0, 4).map((layer, l) => `layer ${layer} ${e.counts[i]![l]!.join('/')}`);
+  const balanceText = (l: number) => {
+    const maxOverMean = e.balance?.maxOverMean[i]?.[l];
+    return typeof maxOverMean === 'number' ? ` (max/mean ${maxOverMean.toFixed(2)})` : '';
+  };
+  const shown = e.layers.slice(0, 4).map((layer, l) => `layer ${layer} ${e.counts[i]![l]!.join('/')}${balanceText(l)}`);
   if (e.layers.length > 4) shown.push(`… ${e.layers.length - 4} more`);
   const dropped = (e.dropped?.[i] ?? []).reduce((a, b) => a + (b ?? 0), 0);
   return `${run.name} tokens per expert at step ${e.step[i]}: ${shown.join(', ')}${dropped > 0 ? `, ${dropped} dropped` : ''}`;

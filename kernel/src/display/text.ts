@@ -1,7 +1,8 @@
 // The text/plain form of a display document: what a terminal, `jupyter execute` or a
 // notebook viewer without the lab extension shows.
-import type { DisplayDoc } from './schema.js';
-import { comparisonText, expertsText, headline, progressText, runRow } from './summary.js';
+import { progressLine, type DisplayDoc } from '@mambalab/contract';
+
+import { comparisonText, expertsText, headline, runRow } from './summary.js';
 
 export function textSummary(doc: DisplayDoc): string {
   const lines = [headline(doc)];
@@ -13,7 +14,8 @@ export function textSummary(doc: DisplayDoc): string {
     const experts = expertsText(run);
     if (experts) lines.push(`  ${experts}`);
   }
-  for (const c of doc.comparisons ?? []) lines.push(`  ${comparisonText(c)}`);
-  if (doc.progress) lines.push(`  ${progressText(doc.progress)}`);
+  for (const c of doc.comparisons ?? []) lines.push(`  ${comparisonText(doc, c)}`);
+  const progress = progressLine(doc);
+  if (progress) lines.push(`  ${progress.text}`);
   return lines.join('\n');
 }

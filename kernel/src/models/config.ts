@@ -2,7 +2,7 @@
 // anything is allocated.
 import { MambalabError } from '../errors.js';
 import type { DType, NativeModelConfig, Precision } from '../native.js';
-import { engineLayers } from './pattern.js';
+import { engineLayers, type PatternLayer } from './pattern.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
 export type FeedForwardKind = 'gelu' | 'swiglu';
@@ -13,7 +13,7 @@ export const DTYPES: readonly DType[] = ['float32', 'float64'];
 export const PRECISIONS: readonly Precision[] = ['bf16', 'fp32'];
 
 /** Model families (see presets.ts); the pattern and router settings define the model. */
-export const MODEL_FAMILIES = ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'blackmamba'] as const;
+export const MODEL_FAMILIES = ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'blackmamba', 'transformer', 'transformer-moe', 'jamba'] as const;
 
 export interface ModelConfig {
   /** Family name, for presets and display (e.g. "mamba"). */
@@ -46,12 +46,28 @@ export interface ModelConfig {
   topK: number;
   /** Each expert takes at most capacityFactor · topK · tokens / numExperts tokens; 'dropless' takes all. */
   capacityFactor: number | 'dropless';
-  /** Weight α of the switch router's load-balancing loss α·E·Σ f·P. */
+  /**
+   * Weight α of the switch router's load-balancing loss α·E·Σ f·P. Sinkhorn routers have no
+   * auxiliary loss: with router "sinkhorn" it resolves to 0, and another weight is an error
+   * (except the switch default 0.01, which configs saved before this rule hold).
+   */
   auxLossWeight: number;
   routerBias: boolean;
   /** Sinkhorn stops when its normalised column scales change by less than this (L1). */
   sinkhornTol: number;
   sinkhornMaxIter: number;
+  /** Attention ('A' layers): query heads; the head dimension is dModel / nHeads. */
+  nHeads: number;
+  /** Key/value heads (grouped-query attention): nHeads is multi-head, 1 multi-query; must divide nHeads. Unset: nHeads. */
+  nKvHeads: number;
+  /** Rotary position embeddings on queries and keys (half-split, as HF Llama and GPT-NeoX). */
+  rope: boolean;
+  ropeTheta: number;
+  /**
+   * Learned absolute positions added to the token embedding, for sequences up to this length;
+   * 0: none (Mamba layers carry position themselves, as in Jamba). Not together with rope.
+   */
+  maxPositions: number;
   seed: number;
   /** Of the weights as read and written; on "cuda" it must be float32 (fp32 master weights). */
   dtype: DType;
@@ -89,6 +105,11 @@ export const DEFAULT_CONFIG: ModelConfig = {
   routerBias: false,
   sinkhornTol: 1e-4,
   sinkhornMaxIter: 100,
+  nHeads: 8,
+  nKvHeads: 8,
+  rope: false,
+  ropeTheta: 10000,
+  maxPositions: 0,
   seed: 0,
   dtype: 'float32',
   device: 'cpu',
@@ -122,6 +143,9 @@ function positiveNumber(c: ModelConfig, field: keyof ModelConfig): void {
 /** Fills defaults and checks every field; throws MambalabError naming the first bad one. */
 export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   if (partial === null || typeof partial !== 'object') bad('', 'an object', partial);
+  if ('config' in partial && 'training' in partial) {
+    throw new MambalabError("config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)");
+  }
   for (const key of Object.keys(partial)) {
     if (!KEYS.includes(key as keyof ModelConfig)) {
       throw new MambalabError(`config.${key}: unknown field (known: ${KEYS.join(', ')})`);
@@ -155,6 +179,13 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
     bad('capacityFactor', 'a positive number or "dropless"', c.capacityFactor);
   }
   if (typeof c.auxLossWeight !== 'number' || !(c.auxLossWeight >= 0)) bad('auxLossWeight', 'a number ≥ 0', c.auxLossWeight);
+  if (c.router === 'sinkhorn') {
+    // The engine ignores the weight here; the config says so rather than carry one that does nothing.
+    if (c.auxLossWeight !== 0 && c.auxLossWeight !== DEFAULT_CONFIG.auxLossWeight) {
+      bad('auxLossWeight', '0 with router "sinkhorn" (Sinkhorn routing balances the experts itself and adds no auxiliary loss; router "switch" has one)', c.auxLossWeight);
+    }
+    c.auxLossWeight = 0;
+  }
   if (typeof c.routerBias !== 'boolean') bad('routerBias', 'true or false', c.routerBias);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) bad('seed', 'a non-negative integer', c.seed);
   oneOf(c, 'dtype', DTYPES);
@@ -163,43 +194,43 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   oneOf(c, 'precision', PRECISIONS);
   if (typeof c.deterministic !== 'boolean') bad('deterministic', 'true or false', c.deterministic);
   if (typeof c.pattern !== 'string') bad('pattern', 'a layer pattern string such as "M*4"', c.pattern);
-  engineLayers(c.pattern);
+  const layers = engineLayers(c.pattern);
+  if (partial.nKvHeads === undefined) c.nKvHeads = c.nHeads; // multi-head unless asked otherwise
+  checkAttention(c, layers);
   return c;
+}
+
+/** Attention heads and positional encodings: shapes the engine can build, named before it allocates. */
+function checkAttention(c: ModelConfig, layers: PatternLayer[]): void {
+  positiveInt(c, 'nHeads', 4096);
+  positiveInt(c, 'nKvHeads', 4096);
+  if (typeof c.rope !== 'boolean') bad('rope', 'true or false', c.rope);
+  positiveNumber(c, 'ropeTheta');
+  if (!Number.isInteger(c.maxPositions) || c.maxPositions < 0 || c.maxPositions > 1 << 24) bad('maxPositions', `an integer in [0, ${1 << 24}] (0: no learned positions)`, c.maxPositions);
+  // One positional encoding at a time, as llm-random's modes have it: both would be a model no paper trained.
+  if (c.rope && c.maxPositions > 0) bad('maxPositions', '0 with rope: true (choose rotary or learned positions, not both)', c.maxPositions);
+  if (!layers.some((layer) => layer.includes('A'))) return;
+  if (c.dModel % c.nHeads !== 0) bad('nHeads', `a divisor of dModel (${c.dModel}), so that every head has dModel / nHeads dimensions`, c.nHeads);
+  if (c.nHeads % c.nKvHeads !== 0) bad('nKvHeads', `a divisor of nHeads (${c.nHeads}), so that each key/value head serves the same number of query heads`, c.nKvHeads);
+  if (c.rope && headDim(c) % 2 !== 0) bad('rope', `false with an odd head dimension (dModel / nHeads = ${c.dModel} / ${c.nHeads} = ${headDim(c)}; rope rotates pairs of dimensions)`, c.rope);
+}
+
+/** Each attention head's dimension. */
+export function headDim(c: ModelConfig): number {
+  return c.dModel / c.nHeads;
 }
 
 export function paddedVocabSize(c: ModelConfig): number {
   return Math.ceil(c.vocabSize / c.padVocabMultiple) * c.padVocabMultiple;
 }
 
+/**
+ * The engine's config: this config itself, with the pattern parsed once, here, and the capacity
+ * factor at most numExperts. From there on every expert has a slot for every assignment, so no
+ * larger factor routes differently; the engine allocates its slots by the factor, and 2^31 (a
+ * typo, a damaged config.json) asked it for more memory than there is.
+ */
 export function toNativeConfig(c: ModelConfig): NativeModelConfig {
-  return {
-    vocabSize: c.vocabSize,
-    paddedVocabSize: paddedVocabSize(c),
-    dModel: c.dModel,
-    layers: engineLayers(c.pattern),
-    normEps: c.normEps,
-    seed: c.seed,
-    mamba: {
-      dState: c.dState,
-      dConv: c.dConv,
-      expand: c.expand,
-      dtRank: c.dtRank === 'auto' ? 0 : c.dtRank,
-      dtMin: c.dtMin,
-      dtMax: c.dtMax,
-      dtInitFloor: c.dtInitFloor,
-    },
-    mlp: { kind: c.mlpKind, hidden: c.dFF },
-    moe: {
-      numExperts: c.numExperts,
-      expertKind: c.expertKind,
-      expertHidden: c.expertHidden,
-      router: c.router,
-      topK: c.topK,
-      capacityFactor: c.capacityFactor === 'dropless' ? 0 : c.capacityFactor,
-      auxWeight: c.auxLossWeight,
-      routerBias: c.routerBias,
-      sinkhornTol: c.sinkhornTol,
-      sinkhornMaxIter: c.sinkhornMaxIter,
-    },
-  };
+  const capacityFactor = c.capacityFactor === 'dropless' ? c.capacityFactor : Math.min(c.capacityFactor, c.numExperts);
+  return { ...c, capacityFactor, layers: engineLayers(c.pattern) };
 }

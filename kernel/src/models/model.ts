@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
-import { readSafetensors, writeSafetensors, type FloatArray } from '../train/safetensors.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
-import type { ParameterCount } from './params.js';
+import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
+import { countParameters, type ParameterCount } from './params.js';
+import { readSafetensors, writeSafetensors, type FloatArray, type LazyTensor, type SafetensorsFile } from './safetensors.js';
 
 export interface ParameterInfo {
   name: string;
@@ -22,6 +23,8 @@ export interface ParameterInfo {
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
+/** The token embedding (also the LM head) and the learned positions: outside model sizes. */
+const EMBEDDING_NAMES = ['backbone.embedding.weight', 'backbone.pos_embedding.weight'];
 
 export class Model {
   readonly config: ModelConfig;
@@ -31,9 +34,12 @@ export class Model {
   readonly deviceNote: string;
   /** The arithmetic of forward and backward: config.precision on the GPU, the dtype on the CPU. */
   readonly computePrecision: 'bf16' | 'fp32' | 'fp64';
-  /** @internal the engine's model; Trainer steps it. */
+  /** @internal the engine's model (its passes watched: see watchPasses); Trainer steps it. */
   readonly engine: NativeModel;
   private readonly params: ParameterInfo[];
+  /** Whether a backward pass has run: until then the engine's gradients are zeros, not gradients. */
+  private hasGradients = false;
+  private lastPass?: ForwardMetrics;
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
@@ -44,7 +50,10 @@ export class Model {
     this.computePrecision = device === 'cuda' ? precision : dtype === 'float64' ? 'fp64' : 'fp32';
     // The engine takes a precision on the GPU only: the CPU computes in the dtype.
     const options = device === 'cuda' ? { device, precision, deterministic } : { device, deterministic };
-    this.engine = newNativeModel(toNativeConfig(this.config), dtype, options);
+    this.engine = watchPasses(newNativeModel(toNativeConfig(this.config), dtype, options), this.config, (pass, metrics) => {
+      this.lastPass = forwardMetrics(pass, metrics);
+      if (pass !== 'evaluate') this.hasGradients = true;
+    });
     this.params = this.engine.parameters().map((p) => ({ ...p, numel: p.shape.reduce((a, b) => a * b, 1) }));
   }
 
@@ -53,15 +62,17 @@ export class Model {
   }
 
   /**
-   * Parameter counts of the allocated tensors. The embedding (tied with the LM head) is
-   * counted apart, as the papers do; `active` is the non-embedding parameters one token uses.
+   * Parameter counts of the allocated tensors. The embedding (tied with the LM head) and the
+   * learned positions are counted apart, as the papers do; `active` is the non-embedding
+   * parameters one token uses.
    */
   parameterCount(): ParameterCount {
     const total = this.params.reduce((n, p) => n + p.numel, 0);
-    const embedding = this.params.find((p) => p.name === 'backbone.embedding.weight')?.numel ?? 0;
+    const isEmbedding = (p: ParameterInfo) => EMBEDDING_NAMES.includes(p.name);
+    const embedding = this.params.filter(isEmbedding).reduce((n, p) => n + p.numel, 0);
     const expertShare = this.config.topK / this.config.numExperts;
     const active = this.params
-      .filter((p) => p.name !== 'backbone.embedding.weight')
+      .filter((p) => !isEmbedding(p))
       .reduce((n, p) => n + (p.name.includes('.moe.experts.') ? p.numel * expertShare : p.numel), 0);
     return { total, embedding, nonEmbedding: total - embedding, active };
   }
@@ -105,37 +116,78 @@ export class Model {
 
   /** The gradient left by the last lossAndGradients() or training step. */
   gradient(name: string): FloatArray {
+    if (!this.hasGradients) {
+      this.info(name); // an unknown name is the first thing to fix
+      throw new MambalabError(`gradient('${name}'): no gradients yet; lossAndGradients(batch) or a training step computes them`);
+    }
     return this.readSlot(name, 'grad');
   }
 
-  /** Mean next-token cross-entropy of a batch (no gradients). */
-  async forward(batch: Batch | number[][]): Promise<number> {
-    const b = this.checked(batch);
-    return (await this.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+  /**
+   * What the last pass through the model measured: its loss, the MoE layers' auxiliary loss,
+   * tokens per expert and drops. Any pass: forward(), lossAndGradients(), a training step, or
+   * a Trainer's evaluation. Undefined before the first.
+   */
+  get lastForward(): ForwardMetrics | undefined {
+    return this.lastPass;
   }
 
-  /** Loss of a batch, leaving d(loss)/d(parameter) readable through gradient(name). */
+  /**
+   * Mean next-token cross-entropy of a batch. MoE layers route as `routing` says (see
+   * RoutingMode): 'inference' (the default) computes no gradients; 'training' routes as
+   * lossAndGradients() does, and like it leaves this batch's gradients readable.
+   */
+  async forward(batch: Batch | number[][], options: { routing?: RoutingMode } = {}): Promise<number> {
+    const routing = options.routing ?? 'inference';
+    if (!ROUTING_MODES.includes(routing)) throw new MambalabError(`forward: routing must be "inference" or "training", got ${JSON.stringify(routing)}`);
+    const { tokens, batchSize, seqLen } = this.checked(batch);
+    const metrics = routing === 'inference' ? this.engine.evaluate(tokens, batchSize, seqLen + 1) : this.engine.lossAndGradients(tokens, batchSize, seqLen + 1);
+    return (await metrics).loss;
+  }
+
+  /** Loss of a batch with training routing, leaving d(loss)/d(parameter) readable through gradient(name). */
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
     return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
   }
 
-  /** @internal token ids are checked against the vocabulary by the engine. */
+  /** @internal token ids are checked against the vocabulary by the engine (see watchPasses). */
   checked(batch: Batch | number[][]): Batch {
     return toBatch(batch);
   }
 
   /** Writes `dir/config.json` and `dir/model.safetensors` (loadable by Python's safetensors). */
   save(dir: string): void {
+    this.saveChecked(dir);
+  }
+
+  /** @internal save(), with `check` seeing each parameter's values before they are written (checkpoints refuse non-finite weights). */
+  saveChecked(dir: string, check?: (name: string, values: FloatArray) => void): void {
     mkdirSync(dir, { recursive: true });
-    const tensors = this.params.map((p) => ({ name: p.name, shape: p.fileShape, data: this.getParameter(p.name) }));
+    const tensors = this.params.map((p) => this.slotTensor(p.name, 'value', p.name, p.fileShape, check));
     writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt', mambalab_config: JSON.stringify(this.config) });
     writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(this.config, null, 2) + '\n');
   }
 
-  /** Replaces every parameter from a safetensors file; checks names, shapes and dtype first. */
-  loadWeights(path: string): void {
-    const { tensors } = readSafetensors(path);
+  /**
+   * @internal One buffer of a parameter as a tensor that safetensors reads when it writes it, so a
+   * file of every parameter never holds them all in memory; `check` sees the values first.
+   */
+  slotTensor(name: string, slot: Slot, fileName: string, shape: number[], check?: (name: string, values: FloatArray) => void): LazyTensor {
+    return {
+      name: fileName,
+      shape,
+      dtype: this.engine.dtype === 'float64' ? 'F64' : 'F32',
+      read: () => {
+        const values = this.readSlot(name, slot);
+        check?.(name, values);
+        return values;
+      },
+    };
+  }
+
+  /** Replaces every parameter from a safetensors file (or its contents, already read); checks names, shapes and dtype first. */
+  loadWeights(path: string, { tensors }: SafetensorsFile = readSafetensors(path)): void {
     for (const p of this.params) {
       const t = tensors.get(p.name);
       if (!t) throw new MambalabError(`checkpoint: ${path} has no tensor '${p.name}'`);
@@ -153,15 +205,40 @@ export function createModel(config: Partial<ModelConfig> = {}): Model {
   return new Model(config);
 }
 
-/** Loads a model saved by model.save(dir); `overrides` move it (e.g. `{ device: 'cpu' }`). */
+/**
+ * Loads a model saved by model.save(dir); `overrides` move it (e.g. `{ device: 'cpu' }`). Both
+ * files are read and checked against each other before the model is allocated, so a damaged
+ * config.json is named as such and cannot ask for a model far larger than its weights.
+ */
 export function loadModel(dir: string, overrides: Partial<Pick<ModelConfig, 'device' | 'dtype' | 'precision' | 'deterministic'>> = {}): Model {
-  let config: Partial<ModelConfig>;
-  try {
-    config = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as Partial<ModelConfig>;
-  } catch (e) {
-    throw new MambalabError(`checkpoint: cannot read ${join(dir, CONFIG_FILE)} (${(e as Error).message})`);
+  const configFile = join(dir, CONFIG_FILE);
+  const config = readConfigFile(configFile);
+  const weightsFile = join(dir, WEIGHTS_FILE);
+  const weights = readSafetensors(weightsFile);
+  const held = [...weights.tensors.values()].reduce((n, t) => n + t.data.length, 0);
+  const expected = countParameters(config).total;
+  if (held !== expected) {
+    throw new MambalabError(`checkpoint: ${weightsFile} holds ${held} weights, but ${configFile} describes a model of ${expected}: the two files are not from one save`);
   }
   const model = new Model({ ...config, ...overrides });
-  model.loadWeights(join(dir, WEIGHTS_FILE));
+  model.loadWeights(weightsFile, weights);
   return model;
+}
+
+/** A saved config.json, checked as createModel checks a config, its errors naming the file. */
+function readConfigFile(file: string): ModelConfig {
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MambalabError(`checkpoint: cannot read ${file} (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new MambalabError(`checkpoint: ${file} holds ${JSON.stringify(config)}, not a model config object`);
+  }
+  try {
+    return resolveConfig(config);
+  } catch (e) {
+    throw e instanceof MambalabError ? new MambalabError(`checkpoint: ${file}: ${e.message}`, { cause: e }) : e;
+  }
 }

@@ -1,11 +1,14 @@
 // Parameter counts from a config alone, so paper-sized models can be sized without
 // allocating them (tests check these formulas against the engine's real tensors).
-import { paddedVocabSize, resolveConfig, type ModelConfig } from './config.js';
+import { headDim, paddedVocabSize, resolveConfig, type ModelConfig } from './config.js';
 import { parsePattern, type LayerKind } from './pattern.js';
 
 export interface ParameterCount {
   total: number;
-  /** The embedding, tied with the LM head; the papers leave it out of model sizes. */
+  /**
+   * The token embedding (tied with the LM head) and the learned positions, if any; the papers
+   * leave both out of model sizes.
+   */
   embedding: number;
   nonEmbedding: number;
   /** Non-embedding parameters one token uses: topK of numExperts experts. */
@@ -30,14 +33,17 @@ function layerParameters(kind: LayerKind, c: ModelConfig): { total: number; acti
       const router = c.numExperts * d + (c.routerBias ? c.numExperts : 0);
       return { total: router + c.numExperts * expert, active: router + c.topK * expert };
     }
-    case 'A':
-      throw new Error('attention layers are not built yet');
+    case 'A': {
+      // in_proj: [q; k; v] rows for nHeads query and nKvHeads key/value heads; out_proj back to dModel. No biases.
+      const n = (c.nHeads + 2 * c.nKvHeads) * headDim(c) * d + d * c.nHeads * headDim(c);
+      return { total: n, active: n };
+    }
   }
 }
 
 export function countParameters(partial: Partial<ModelConfig>): ParameterCount {
   const c = resolveConfig(partial);
-  const embedding = paddedVocabSize(c) * c.dModel;
+  const embedding = (paddedVocabSize(c) + c.maxPositions) * c.dModel;
   let total = c.dModel; // norm_f
   let active = c.dModel;
   for (const layer of parsePattern(c.pattern)) {

@@ -12,8 +12,8 @@ export const LAYER_KINDS = {
 } as const;
 export type LayerKind = keyof typeof LAYER_KINDS;
 
-/** Layers this engine can build today. */
-export const BUILT_KINDS: readonly LayerKind[] = ['M', 'E', 'F'];
+/** More layers than any model of the papers by far: a pattern past it is a typo (or a damaged config.json), not a model to allocate. */
+export const MAX_LAYERS = 4096;
 
 /** One layer of the expanded pattern: a single kind, or a parallel group of kinds. */
 export type PatternLayer = LayerKind[];
@@ -74,28 +74,24 @@ export function parsePattern(pattern: string): PatternLayer[] {
       if (i === start || !Number.isInteger(repeat) || repeat < 1) fail(pattern, start, "expected a positive count after '*'");
       if (i < pattern.length && pattern[i] !== ' ') fail(pattern, i, "expected a space or the end after '*N'");
     }
+    if (layers.length + repeat * segment.length > MAX_LAYERS) fail(pattern, i - 1, `more than ${MAX_LAYERS} layers`);
     for (let r = 0; r < repeat; r++) layers.push(...segment.map((l) => [...l]));
   }
   return layers;
 }
 
 /**
- * The layer list the engine builds: one spec per layer separated by spaces, a letter or a
- * parallel group such as "M|E". Rejects kinds it cannot build yet and repeated kinds in a group.
+ * The layers the engine builds, parsed: one array of kinds per layer (a parallel group has
+ * several). Rejects repeated kinds in a group.
  */
-export function engineLayers(pattern: string): string {
+export function engineLayers(pattern: string): PatternLayer[] {
   const layers = parsePattern(pattern);
   for (const [index, layer] of layers.entries()) {
-    for (const k of layer) {
-      if (!BUILT_KINDS.includes(k)) {
-        throw new MambalabError(`pattern: layer ${index} is '${k}' (${LAYER_KINDS[k]}), which this engine cannot build yet (available: ${BUILT_KINDS.join(', ')})`);
-      }
-    }
     if (new Set(layer).size !== layer.length) {
       throw new MambalabError(`pattern: layer ${index} repeats a kind in its parallel group (${layer.join('|')}); branches must differ`);
     }
   }
-  return layers.map((l) => l.join('|')).join(' ');
+  return layers;
 }
 
 /** Kinds used anywhere in a pattern. */

@@ -2,7 +2,8 @@
 // run's training loss with an EMA, then divide the steps (or tokens) the baseline needs to
 // reach a loss by what the candidate needs for the same loss. "2.2× fewer steps" is this
 // ratio at the baseline's final loss; the curve repeats it over the loss levels both reach.
-import type { ComparisonDoc, SavingsCurve } from '../display/schema.js';
+import { ema, type ComparisonDoc, type SavingsCurve } from '@mambalab/contract';
+
 import { MambalabError } from '../errors.js';
 
 /** The paper's EMA weight on the newest loss (over 100k steps). */
@@ -21,30 +22,6 @@ export interface CompareOptions {
 export interface LossCurves {
   id: string;
   train: { step: ArrayLike<number>; tokens: ArrayLike<number>; loss: ArrayLike<number> };
-}
-
-/**
- * The EMA of a loss curve per training step, bias-corrected: after step t,
- * mₜ = (1 − α)^g · mₜ₋₁ + (1 − (1 − α)^g) · xₜ and wₜ likewise with xₜ = 1, where g is the
- * number of steps since the last logged point; the smoothed loss is mₜ / wₜ. With a point per
- * step this is α-weighted with weights normalised to sum 1, so the start is the running mean
- * rather than the first loss; logging every k steps gives the same curve at the logged steps.
- * The lab extension draws curves with the same definition.
- */
-export function ema(steps: ArrayLike<number>, values: ArrayLike<number>, alpha: number): number[] {
-  const out: number[] = [];
-  const logKeep = Math.log1p(-Math.min(alpha, 1));
-  let mean = 0;
-  let weight = 0;
-  for (let i = 0; i < values.length; i++) {
-    // Training starts at step 0, so the first point stands for the steps up to it.
-    const gap = Math.max(steps[i]! - (i === 0 ? 0 : steps[i - 1]!), 1);
-    const keep = alpha >= 1 ? 0 : Math.exp(logKeep * gap);
-    mean = keep * mean + (1 - keep) * values[i]!;
-    weight = keep * weight + (1 - keep);
-    out.push(mean / weight);
-  }
-  return out;
 }
 
 /**

@@ -4,9 +4,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+import { displayDocument, type ComparisonDoc } from '@mambalab/contract';
+
 import type { TokenSource } from '../data/source.js';
-import { displayDocument } from '../display/document.js';
-import type { ComparisonDoc } from '../display/schema.js';
 import { MambalabError } from '../errors.js';
 import { resolveConfig, type ModelConfig } from '../models/config.js';
 import { createModel } from '../models/model.js';
@@ -33,6 +33,8 @@ export interface ExperimentOptions extends CompareOptions {
   baseline?: string;
   evalEvery?: number;
   evalBatches?: number;
+  /** Record each MoE layer's tokens per expert every this many steps (trainRun's default: 10). */
+  expertsEvery?: number;
   signal?: AbortSignal;
 }
 
@@ -76,7 +78,7 @@ function checkedArms(arms: Arm[]): Arm[] {
 export async function experiment(arms: Arm[], data: TokenSource, options: ExperimentOptions): Promise<ExperimentResult> {
   checkedArms(arms);
   if (!options || typeof options.dir !== 'string' || options.dir === '') throw new MambalabError('experiment: options.dir (where the runs go) is required');
-  const { steps, dir, evalEvery, evalBatches, signal } = options;
+  const { steps, dir, evalEvery, evalBatches, expertsEvery, signal } = options;
   if (!Number.isInteger(steps) || steps < 1) throw new MambalabError(`experiment: steps must be a positive integer, got ${steps}`);
   const baselineName = options.baseline ?? arms[0]!.name;
   if (!arms.some((a) => a.name === baselineName)) {
@@ -97,7 +99,7 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
     const trainer = new Trainer(model, { ...options.trainer, ...arm.trainer, totalSteps: steps });
     let run: Run;
     try {
-      run = await trainRun(trainer, data, { steps, dir: join(dir, arm.name), name: arm.name, evalEvery, evalBatches, signal });
+      run = await trainRun(trainer, data, { steps, dir: join(dir, arm.name), name: arm.name, evalEvery, evalBatches, expertsEvery, signal });
     } catch (error) {
       // An interrupt ends the experiment: what was trained is compared and saved, then it goes on up.
       if (!(error instanceof TrainingInterrupted)) throw error;

@@ -1,147 +1,34 @@
 // A run on disk: what was trained (run.json), its per-step metrics and validation losses
-// (Arrow IPC files, readable by pyarrow and pandas), its last checkpoint, and the display
-// document the lab extension opens (run.mambalab.json).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// (Arrow IPC files, readable by pyarrow and pandas; run-files.ts writes and checks them), its
+// checkpoints (checkpoints.ts), and the display document the lab extension opens (run.mambalab.json).
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
-import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { displayDocument, TRAIN_COLUMNS, VALIDATION_COLUMNS, type ExpertCounts, type ModelSummary, type RunDoc, type RunStatus } from '@mambalab/contract';
 
-import { displayDocument } from '../display/document.js';
-import type { ExpertCounts, ModelSummary, RunDoc, RunStatus } from '../display/schema.js';
 import { MambalabError } from '../errors.js';
-import type { ModelConfig } from '../models/config.js';
+import { writeFileDurably } from '../files.js';
 import { trainingFlopsPerToken } from '../models/flops.js';
 import type { Model } from '../models/model.js';
-import { parsePattern } from '../models/pattern.js';
-import type { StepMetrics, TrainerOptions } from './trainer.js';
+import { CHECKPOINTS_DIR, NEWEST_CHECKPOINT, newestCheckpoint } from './checkpoints.js';
+import { MetricsLog, type LoggedMetrics, type StepMetrics, type TrainColumns, type ValidationColumns, type ValidationPoint } from './metrics.js';
+import { LATER_TRAIN_COLUMNS, readExperts, readLog, readRunRecord, writeExperts, writeLog, type RunConfig, type RunPlan, type RunRecord } from './run-files.js';
+import type { TrainerOptions } from './trainer.js';
+
+export type { RunConfig, RunPlan } from './run-files.js';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.arrow';
 export const VALIDATION_FILE = 'validation.arrow';
 export const EXPERTS_FILE = 'experts.arrow';
 export const RUN_DISPLAY_FILE = 'run.mambalab.json';
-export const CHECKPOINT_DIR = 'checkpoint';
-
-export interface RunConfig {
-  model: ModelConfig;
-  trainer: TrainerOptions;
-  /** Where the training tokens came from. */
-  data?: string;
-}
-
-/** run.json */
-interface RunRecord {
-  version: 1;
-  id: string;
-  name: string;
-  status: RunStatus;
-  created: string;
-  updated: string;
-  config: RunConfig;
-  model: ModelSummary;
-  /** The step the checkpoint directory holds, if any. */
-  checkpointStep?: number;
-  error?: string;
-}
-
-const TRAIN_COLUMNS = ['step', 'tokens', 'wallS', 'loss', 'lr', 'gradNorm', 'tokensPerS'] as const;
-const VALIDATION_COLUMNS = ['step', 'tokens', 'wallS', 'loss'] as const;
-
-export type TrainColumns = Record<(typeof TRAIN_COLUMNS)[number], number[]>;
-export type ValidationColumns = Record<(typeof VALIDATION_COLUMNS)[number], number[]>;
 
 /** What the papers count: parameters without the (tied) embedding, and those one token uses. */
 export function modelSummary(model: Model): ModelSummary {
   const { nonEmbedding, active } = model.parameterCount();
   const c = model.config;
   return { family: c.model, pattern: c.pattern, dModel: c.dModel, paramsTotal: nonEmbedding, paramsActive: active };
-}
-
-/** The positions (in the layer pattern) of the layers with experts, in the engine's order. */
-export function expertLayers(config: ModelConfig): number[] {
-  return parsePattern(config.pattern).flatMap((layer, i) => (layer.includes('E') ? [i] : []));
-}
-
-/** Adds one step's tokens per expert of every MoE layer (StepMetrics.experts) to `into`. */
-export function appendExpertCounts(into: ExpertCounts | undefined, config: ModelConfig, m: StepMetrics): ExpertCounts | undefined {
-  if (m.experts.length === 0) return into;
-  const counts = into ?? { layers: expertLayers(config), numExperts: m.experts[0]!.length, step: [], counts: [], dropped: [] };
-  counts.step.push(m.step);
-  counts.counts.push(m.experts.map((layer) => [...layer]));
-  counts.dropped!.push([...m.dropped]);
-  return counts;
-}
-
-function emptyColumns<K extends string>(keys: readonly K[]): Record<K, number[]> {
-  return Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
-}
-
-function writeAtomically(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
-function writeArrow(path: string, columns: Record<string, number[]>): void {
-  const arrays = Object.fromEntries(
-    Object.entries(columns).map(([k, v]) => [k, k === 'step' ? Int32Array.from(v) : Float64Array.from(v)]),
-  );
-  writeAtomically(path, tableToIPC(tableFromArrays(arrays), 'file'));
-}
-
-function readTable(path: string) {
-  try {
-    return tableFromIPC(readFileSync(path));
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${path} is not an Arrow IPC file (${(e as Error).message})`);
-  }
-}
-
-function readArrow<K extends string>(path: string, keys: readonly K[]): Record<K, number[]> {
-  if (!existsSync(path)) return emptyColumns(keys);
-  const table = readTable(path);
-  const out = emptyColumns(keys);
-  for (const key of keys) {
-    const column = table.getChild(key);
-    if (!column) throw new MambalabError(`loadRun: ${path} has no column '${key}' (has: ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    out[key] = Array.from(column.toArray() as ArrayLike<number>, Number);
-  }
-  return out;
-}
-
-/** experts.arrow: one row per (step, MoE layer): step, layer, dropped, expert_0 … expert_{E−1}. */
-function writeExperts(path: string, e: ExpertCounts): void {
-  const rows = e.step.length * e.layers.length;
-  const columns: Record<string, number[]> = { step: [], layer: [], dropped: [] };
-  for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`] = [];
-  e.step.forEach((step, i) => {
-    e.layers.forEach((layer, l) => {
-      columns['step']!.push(step);
-      columns['layer']!.push(layer);
-      columns['dropped']!.push(e.dropped?.[i]?.[l] ?? 0);
-      for (let x = 0; x < e.numExperts; x++) columns[`expert_${x}`]!.push(e.counts[i]![l]![x]!);
-    });
-  });
-  if (rows > 0) writeArrow(path, columns);
-  else rmSync(path, { force: true });
-}
-
-function readExperts(path: string): ExpertCounts | undefined {
-  if (!existsSync(path)) return undefined;
-  const table = readTable(path);
-  const column = (name: string) => Array.from((table.getChild(name)?.toArray() ?? []) as ArrayLike<number>, Number);
-  const [step, layer, dropped] = [column('step'), column('layer'), column('dropped')];
-  const numExperts = table.schema.fields.filter((f) => f.name.startsWith('expert_')).length;
-  const experts = Array.from({ length: numExperts }, (_, x) => column(`expert_${x}`));
-  const layers = [...new Set(layer)];
-  const out: ExpertCounts = { layers, numExperts, step: [], counts: [], dropped: [] };
-  for (let r = 0; r < step.length; r += layers.length) {
-    out.step.push(step[r]!);
-    out.counts.push(layers.map((_, l) => experts.map((e) => e[r + l]!)));
-    out.dropped!.push(layers.map((_, l) => dropped[r + l]!));
-  }
-  return out;
 }
 
 export class Run {
@@ -153,16 +40,11 @@ export class Run {
   readonly config: RunConfig;
   readonly model: ModelSummary;
   readonly created: string;
-  /** One entry per training step, column-wise. */
-  readonly train: TrainColumns;
-  /** Validation loss at the steps where it was measured (step 0: before training). */
-  readonly validation: ValidationColumns;
-  /** Tokens routed to each expert of each MoE layer, at the steps recorded. */
-  experts?: ExpertCounts;
-  checkpointStep?: number;
+  plan?: RunPlan;
   error?: string;
+  private readonly log: MetricsLog;
 
-  private constructor(dir: string, record: RunRecord, train: TrainColumns, validation: ValidationColumns, experts?: ExpertCounts) {
+  private constructor(dir: string, record: RunRecord, logged?: LoggedMetrics) {
     this.dir = resolve(dir);
     this.id = record.id;
     this.name = record.name;
@@ -170,11 +52,9 @@ export class Run {
     this.config = record.config;
     this.model = record.model;
     this.created = record.created;
-    this.checkpointStep = record.checkpointStep;
+    this.plan = record.plan;
     this.error = record.error;
-    this.train = train;
-    this.validation = validation;
-    this.experts = experts;
+    this.log = new MetricsLog(`run ${record.id}`, record.config.model, logged);
   }
 
   /** A new, empty run of this model (nothing is written until save()). */
@@ -191,72 +71,70 @@ export class Run {
       config: { model: { ...init.model.config }, trainer: { ...init.trainer }, ...(init.data ? { data: init.data } : {}) },
       model: modelSummary(init.model),
     };
-    return new Run(dir, record, emptyColumns(TRAIN_COLUMNS), emptyColumns(VALIDATION_COLUMNS));
+    return new Run(dir, record);
   }
 
   /** @internal */
   static fromDisk(dir: string, record: RunRecord): Run {
-    return new Run(
-      dir,
-      record,
-      readArrow(join(dir, METRICS_FILE), TRAIN_COLUMNS),
-      readArrow(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS),
-      readExperts(join(dir, EXPERTS_FILE)),
-    );
+    return new Run(dir, record, {
+      train: readLog(join(dir, METRICS_FILE), TRAIN_COLUMNS, 1, LATER_TRAIN_COLUMNS),
+      validation: readLog(join(dir, VALIDATION_FILE), VALIDATION_COLUMNS, 0),
+      experts: readExperts(join(dir, EXPERTS_FILE), record.config.model),
+    });
+  }
+
+  /** One entry per training step, column-wise. */
+  get train(): TrainColumns {
+    return this.log.train;
+  }
+
+  /** Validation loss at the steps where it was measured (step 0: before training). */
+  get validation(): ValidationColumns {
+    return this.log.validation;
+  }
+
+  /** Tokens routed to each expert of each MoE layer, at the steps recorded. */
+  get experts(): ExpertCounts | undefined {
+    return this.log.experts;
   }
 
   /** The last training step recorded (0 before any). */
   get steps(): number {
-    return this.train.step.at(-1) ?? 0;
+    return this.log.steps;
   }
 
   get tokens(): number {
-    return this.train.tokens.at(-1) ?? 0;
+    return this.log.tokens;
   }
 
   /** The last training loss, or NaN before any step. */
   get finalLoss(): number {
-    return this.train.loss.at(-1) ?? Number.NaN;
+    return this.log.finalLoss;
   }
 
+  /** The newest checkpoint (a link into checkpoints/); loadCheckpoint reads it, or the run's directory. */
   get checkpointDir(): string {
-    return join(this.dir, CHECKPOINT_DIR);
+    return join(this.dir, NEWEST_CHECKPOINT);
+  }
+
+  /** The step of the newest complete checkpoint, if any. */
+  get checkpointStep(): number | undefined {
+    return newestCheckpoint(this.dir)?.step;
   }
 
   /** Adds a step; with `experts`, also its tokens per expert (recorded every few steps: they are large). */
   record(m: StepMetrics, options: { experts?: boolean } = {}): void {
-    if (m.step <= this.steps) throw new MambalabError(`run ${this.id}: step ${m.step} recorded after step ${this.steps}`);
-    const t = this.train;
-    t.step.push(m.step);
-    t.tokens.push(m.tokens);
-    t.wallS.push(m.elapsedS);
-    t.loss.push(m.loss);
-    t.lr.push(m.lr);
-    t.gradNorm.push(m.gradNorm);
-    t.tokensPerS.push(m.tokensPerS);
-    if (m.evalLoss !== undefined) this.recordValidation({ step: m.step, tokens: m.tokens, wallS: m.elapsedS, loss: m.evalLoss });
-    if (options.experts) this.experts = appendExpertCounts(this.experts, this.config.model, m);
+    this.log.append(m, options);
   }
 
   /** Adds a validation point, keeping the series ordered by step (a repeated step replaces). */
-  recordValidation(point: { step: number; tokens: number; wallS: number; loss: number }): void {
-    const v = this.validation;
-    let at = v.step.findIndex((s) => s >= point.step);
-    if (at === -1) at = v.step.length;
-    const replace = v.step[at] === point.step ? 1 : 0;
-    for (const key of VALIDATION_COLUMNS) v[key].splice(at, replace, point[key]);
+  recordValidation(point: ValidationPoint): void {
+    this.log.recordValidation(point);
   }
 
   /** Forgets everything after `step` (a trainer resumed from an earlier checkpoint continues from there). */
   truncate(step: number): void {
-    const keepTrain = this.train.step.filter((s) => s <= step).length;
-    for (const key of TRAIN_COLUMNS) this.train[key].length = keepTrain;
-    const keepValidation = this.validation.step.filter((s) => s <= step).length;
-    for (const key of VALIDATION_COLUMNS) this.validation[key].length = keepValidation;
-    if (this.experts) {
-      const keep = this.experts.step.filter((s) => s <= step).length;
-      for (const series of [this.experts.step, this.experts.counts, this.experts.dropped ?? []]) series.length = keep;
-    }
+    this.log.truncate(step);
   }
 
   /** Writes run.json, the two Arrow files and run.mambalab.json (each replaced atomically). */
@@ -272,27 +150,25 @@ export class Run {
       config: this.config,
       model: this.model,
       ...(this.checkpointStep !== undefined ? { checkpointStep: this.checkpointStep } : {}),
+      ...(this.plan ? { plan: this.plan } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
     };
-    writeArrow(join(this.dir, METRICS_FILE), this.train);
-    writeArrow(join(this.dir, VALIDATION_FILE), this.validation);
+    writeLog(join(this.dir, METRICS_FILE), this.train);
+    writeLog(join(this.dir, VALIDATION_FILE), this.validation);
     if (this.experts) writeExperts(join(this.dir, EXPERTS_FILE), this.experts);
-    writeAtomically(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
-    writeAtomically(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
+    writeFileDurably(join(this.dir, RUN_DISPLAY_FILE), JSON.stringify(displayDocument({ runs: [this.toDoc()], title: this.name }), null, 1) + '\n');
+    writeFileDurably(join(this.dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
   }
 
-  /** The run as the display schema's run object. */
+  /** The run as the display schema's run object (a copy: the run goes on logging). */
   toDoc(): RunDoc {
-    const copy = <K extends string>(c: Record<K, number[]>) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, [...(v as number[])]])) as Record<K, number[]>;
     return {
       id: this.id,
       name: this.name,
       status: this.status,
       model: this.model,
-      flopsPerToken: trainingFlopsPerToken(this.config.model),
-      train: copy(this.train),
-      ...(this.validation.step.length > 0 ? { validation: copy(this.validation) } : {}),
-      ...(this.experts && this.experts.step.length > 0 ? { experts: structuredClone(this.experts) } : {}),
+      flopsPerToken: trainingFlopsPerToken(this.config.model, this.config.trainer.seqLen),
+      ...this.log.toSeries(),
     };
   }
 
@@ -306,18 +182,11 @@ export class Run {
 export function loadRun(dir: string): Run {
   const file = join(dir, RUN_FILE);
   if (!existsSync(file)) throw new MambalabError(`loadRun: ${resolve(dir)} is not a run (it has no ${RUN_FILE})`);
-  let record: RunRecord;
-  try {
-    record = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
-  } catch (e) {
-    throw new MambalabError(`loadRun: ${file} is not valid JSON (${(e as Error).message})`);
-  }
-  if (record.version !== 1) throw new MambalabError(`loadRun: ${file} has version ${JSON.stringify(record.version)}, this mambalab reads version 1`);
-  return Run.fromDisk(dir, record);
+  return Run.fromDisk(dir, readRunRecord(file));
 }
 
 /** Removes a run's files (a fresh trainer re-running a notebook cell starts its run over). */
 export function removeRunFiles(dir: string): void {
   for (const name of [RUN_FILE, METRICS_FILE, VALIDATION_FILE, EXPERTS_FILE, RUN_DISPLAY_FILE]) rmSync(join(dir, name), { force: true });
-  rmSync(join(dir, CHECKPOINT_DIR), { recursive: true, force: true });
+  for (const name of [NEWEST_CHECKPOINT, CHECKPOINTS_DIR]) rmSync(join(dir, name), { recursive: true, force: true });
 }

@@ -1,83 +1,52 @@
 // Trains a model: each step runs forward, backward, clipping and AdamW inside the engine,
-// off the JS thread; the trainer owns the schedule, the data order and the metrics.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// off the JS thread; the trainer owns the schedule, the data order, the metrics, the watch on
+// non-finite steps and the checkpoints.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Batch } from '../data/batch.js';
 import type { SamplerState, TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
+import { fittingAccumulation } from './accumulation.js';
+import { CheckpointSchedule, DEFAULT_KEEP, listCheckpoints, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
+import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
+import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
+import type { StepMetrics } from './metrics.js';
+import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 import { lrAt } from './schedule.js';
+import { readTrainerState, refuseNonFinite, type TrainerState } from './trainer-state.js';
 
-export interface TrainerOptions {
-  /** Peak learning rate. */
-  lr: number;
-  /** Floor the cosine decays to. */
-  minLr: number;
-  warmupSteps: number;
-  /** Steps the cosine spans (fit() sets it from its `steps` when left 0). */
-  totalSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Global-norm clipping threshold; 0 turns clipping off. */
-  gradClip: number;
-  batchSize: number;
-  seqLen: number;
-  /** Seed of the training batch order. */
-  seed: number;
-}
-
-export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
-  lr: 1e-3,
-  minLr: 1e-5,
-  warmupSteps: 0,
-  totalSteps: 0,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-8,
-  gradClip: 1.0,
-  batchSize: 8,
-  seqLen: 128,
-  seed: 0,
-};
-
-export interface StepMetrics {
-  step: number;
-  /** Mean next-token cross-entropy (what the papers plot). */
-  loss: number;
-  /** Load-balancing loss (weighted) added to the objective; 0 without switch routers. */
-  auxLoss: number;
-  /** Per MoE layer, tokens routed to each expert this step (empty without MoE layers). */
-  experts: number[][];
-  /** Per MoE layer, assignments dropped over capacity. */
-  dropped: number[];
-  lr: number;
-  gradNorm: number;
-  /** The GPU replayed this step as a captured CUDA graph (see README, "CUDA backend"). */
-  cudaGraph: boolean;
-  /** Tokens trained on so far (inputs, batchSize × seqLen per step). */
-  tokens: number;
-  tokensPerS: number;
-  /** Seconds since this trainer's first step. */
-  elapsedS: number;
-  /** Validation loss, on steps where fit() evaluated. */
-  evalLoss?: number;
-}
+export { DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 
 export interface FitOptions {
   steps: number;
   onStep?: (metrics: StepMetrics) => void;
   /** Evaluate every this many steps (and after the last); 0 only after the last. */
   evalEvery?: number;
+  /** Validation batches per evaluation (default 4). */
   evalBatches?: number;
+  /** At least this many validation tokens per evaluation, in whole batches (overrides evalBatches). */
+  evalTokens?: number;
+  /** Evaluate before the first step (default true; a resumed run skips it: its history has that point already). */
+  initialEval?: boolean;
   /** Stops at the next step boundary when aborted. */
   signal?: AbortSignal;
   /** Names what is being trained, for watchers (the notebook's live output labels the curve with it). */
   name?: string;
+  /** Where periodic checkpoints go (checkpoints/step-N and a `checkpoint` link to the newest; see checkpoints.ts). */
+  checkpointDir?: string;
+  /** Checkpoint every this many steps (0: not by steps). */
+  checkpointEvery?: number;
+  /** Checkpoint when this many minutes passed since the last one (0: not by time). */
+  checkpointMinutes?: number;
+  /** Checkpoints kept, the newest (default 2). */
+  keepCheckpoints?: number;
+  /** Called just before a periodic checkpoint of `step` is written: a run writes its metrics up to it first. */
+  beforeCheckpoint?: (step: number) => void;
+  /** Consecutive non-finite steps after which fit() rejects with TrainingDiverged (default 8). */
+  maxBadSteps?: number;
 }
 
 export interface FitResult {
@@ -129,35 +98,72 @@ export function setFitWatcher(watcher: FitWatcher | undefined): FitWatcher | und
   return previous;
 }
 
-const EVAL_SEED = 0x5eed;
 const OPTIMIZER_FILE = 'optimizer.safetensors';
-const TRAINER_FILE = 'trainer.json';
+
+/** What loadCheckpoint restored, and the newer checkpoints it passed over because they did not load. */
+export interface LoadedCheckpoint extends CheckpointEntry {
+  passedOver: { dir: string; error: string }[];
+}
+
+/** A non-negative integer option of fit(), 0 when left out. */
+function countOption(name: string, value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (!Number.isInteger(value) || value < 0) throw new MambalabError(`fit: ${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+/** fit()'s options about evaluation, bad steps and checkpoints, checked. */
+function fitSettings(options: FitOptions) {
+  const maxBadSteps = options.maxBadSteps ?? DEFAULT_MAX_BAD_STEPS;
+  if (!Number.isInteger(maxBadSteps) || maxBadSteps < 1) throw new MambalabError(`fit: maxBadSteps must be a positive integer, got ${maxBadSteps}`);
+  const every = countOption('checkpointEvery', options.checkpointEvery);
+  const minutes = options.checkpointMinutes ?? 0;
+  if (!(minutes >= 0)) throw new MambalabError(`fit: checkpointMinutes must be a non-negative number, got ${minutes}`);
+  const keep = options.keepCheckpoints ?? DEFAULT_KEEP;
+  if (!Number.isInteger(keep) || keep < 1) throw new MambalabError(`fit: keepCheckpoints must be a positive integer, got ${keep}`);
+  const dir = options.checkpointDir;
+  if ((every > 0 || minutes > 0) && !dir) throw new MambalabError('fit: checkpointEvery and checkpointMinutes need a checkpointDir to write to');
+  return {
+    evalEvery: countOption('evalEvery', options.evalEvery),
+    evalSize: { batches: options.evalBatches, tokens: options.evalTokens } satisfies EvalSize,
+    maxBadSteps,
+    checkpoints: dir ? { dir, keep, schedule: new CheckpointSchedule(every, minutes) } : undefined,
+  };
+}
 
 export class Trainer {
   readonly options: TrainerOptions;
+  private fittingNote?: string;
+  /** gradAccumulation as the constructor was given it (undefined: chosen for the device's memory). */
+  private readonly givenAccumulation?: number;
   private step_ = 0;
   private tokens = 0;
   private elapsedS = 0;
   private sampler?: { source: TokenSource; state: () => SamplerState; next: () => Batch };
   private resumeSampler?: SamplerState;
+  private readonly guard = new StepGuard();
+  /** The newest checkpoint written or loaded: what a diverged fit points back to. */
+  private lastCheckpoint?: CheckpointEntry;
 
   constructor(
     readonly model: Model,
     options: Partial<TrainerOptions> = {},
   ) {
+    this.givenAccumulation = options.gradAccumulation;
     this.options = { ...DEFAULT_TRAINER_OPTIONS, ...options };
-    for (const [key, value] of Object.entries(this.options)) {
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-        throw new MambalabError(`trainer.${key}: expected a non-negative number, got ${JSON.stringify(value)}`);
-      }
-    }
-    if (this.options.lr <= 0) throw new MambalabError(`trainer.lr: expected a positive number, got ${this.options.lr}`);
-    if (this.options.beta1 >= 1 || this.options.beta2 >= 1) throw new MambalabError('trainer.beta1/beta2: expected values below 1');
-    for (const key of ['batchSize', 'seqLen'] as const) {
-      if (!Number.isInteger(this.options[key]) || this.options[key] < 1) {
-        throw new MambalabError(`trainer.${key}: expected a positive integer, got ${this.options[key]}`);
-      }
-    }
+    checkTrainerOptions(this.options);
+    if (options.gradAccumulation === undefined) this.options.gradAccumulation = this.fittingAccumulation();
+  }
+
+  /** Why gradients accumulate over several micro-batches, when the trainer chose that for the GPU's memory. */
+  get accumulationNote(): string | undefined {
+    return this.fittingNote;
+  }
+
+  private fittingAccumulation(): number {
+    const fitting = fittingAccumulation(this.model, this.options.batchSize, this.options.seqLen);
+    this.fittingNote = fitting.note;
+    return fitting.microBatches;
   }
 
   /** Steps taken so far. */
@@ -170,58 +176,73 @@ export class Trainer {
     return lrAt(step, { lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps || step });
   }
 
-  /** One optimizer step on a batch. */
+  /** Steps skipped so far because their loss or gradient norm was not finite. */
+  get nonfiniteSteps(): number {
+    return this.guard.nonfiniteSteps;
+  }
+
+  /**
+   * One optimizer step on a batch, in gradAccumulation micro-batches. A step whose loss or
+   * gradient norm is not finite changes nothing (the engine decides on the device) and comes
+   * back with `skipped: true`.
+   */
   async step(batch: Batch | number[][]): Promise<StepMetrics> {
     const b = this.model.checked(batch);
     const step = this.step_ + 1;
     const lr = this.lrAt(step);
     const o = this.options;
+    if (b.batchSize % o.gradAccumulation !== 0) {
+      throw new MambalabError(`step: a batch of ${b.batchSize} rows does not split into gradAccumulation = ${o.gradAccumulation} equal micro-batches`);
+    }
     const start = performance.now();
-    const { loss, auxLoss, gradNorm, experts, cudaGraph } = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, {
-      beta1: o.beta1,
-      beta2: o.beta2,
-      eps: o.eps,
-      weightDecay: o.weightDecay,
-      gradClip: o.gradClip,
-    });
+    const optimizer = { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradClip: o.gradClip };
+    const m = await this.model.engine.trainStep(b.tokens, b.batchSize, b.seqLen + 1, lr, optimizer, o.gradAccumulation);
     const seconds = (performance.now() - start) / 1000;
+    const verdict = this.guard.observe(m.loss, m.skipped);
     this.step_ = step;
     this.tokens += b.batchSize * b.seqLen;
     this.elapsedS += seconds;
     return {
       step,
-      loss,
-      auxLoss,
-      experts: experts.map((l) => l.counts),
-      dropped: experts.map((l) => l.dropped),
+      loss: m.loss,
+      auxLoss: m.auxLoss,
+      experts: m.experts.map((l) => l.counts),
+      dropped: m.experts.map((l) => l.dropped),
       lr,
-      gradNorm,
-      cudaGraph,
+      gradNorm: m.gradNorm,
+      cudaGraph: m.cudaGraph,
       tokens: this.tokens,
       tokensPerS: (b.batchSize * b.seqLen) / seconds,
       elapsedS: this.elapsedS,
+      skipped: m.skipped,
+      nonfiniteSteps: verdict.nonfiniteSteps,
+      ...(verdict.lossSpike !== undefined ? { lossSpike: verdict.lossSpike } : {}),
     };
   }
 
   /** Mean loss over fixed validation batches (the same ones every call). */
-  async evaluate(data: TokenSource, options: { batches?: number } = {}): Promise<number> {
-    const sampler = data.sampler('validation', { batchSize: this.options.batchSize, seqLen: this.options.seqLen, seed: EVAL_SEED });
-    const n = options.batches ?? 4;
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const b = sampler.next();
-      total += (await this.model.engine.evaluate(b.tokens, b.batchSize, b.seqLen + 1)).loss;
-    }
-    return total / n;
+  async evaluate(data: TokenSource, options: EvalSize = {}): Promise<number> {
+    return (await this.evaluation(data, options)).loss;
   }
 
-  /** Trains for `steps` steps on batches drawn from `data` in a seeded order. */
+  /** evaluate(), with the perplexity and the tokens it covered. */
+  evaluation(data: TokenSource, options: EvalSize = {}): Promise<Evaluation> {
+    const { batchSize, seqLen, gradAccumulation } = this.options;
+    return evaluateModel(this.model, data, { batchSize, seqLen, microBatches: gradAccumulation }, options);
+  }
+
+  /**
+   * Trains for `steps` steps on batches drawn from `data` in a seeded order; with checkpointDir,
+   * checkpoints as checkpointEvery / checkpointMinutes say (never after a skipped step); rejects
+   * with TrainingDiverged after maxBadSteps skipped steps in a row.
+   */
   async fit(data: TokenSource, options: FitOptions): Promise<FitResult> {
-    const { steps, onStep, evalEvery = 0, evalBatches = 4, signal } = options;
+    const { steps, onStep, signal } = options;
     if (!Number.isInteger(steps) || steps < 1) throw new MambalabError(`fit: steps must be a positive integer, got ${steps}`);
     if (data.vocabSize > this.model.config.vocabSize) {
       throw new MambalabError(`fit: the data's vocabulary (${data.vocabSize}) is larger than the model's (${this.model.config.vocabSize})`);
     }
+    const { evalEvery, evalSize, maxBadSteps, checkpoints } = fitSettings(options);
     if (this.options.totalSteps === 0) this.options.totalSteps = this.step_ + steps;
     if (!this.sampler || this.sampler.source !== data) {
       const s = data.sampler('train', {
@@ -237,7 +258,7 @@ export class Trainer {
     const stop = watch?.signal && signal ? AbortSignal.any([signal, watch.signal]) : (watch?.signal ?? signal);
     let result: FitResult;
     try {
-      const initialEvalLoss = await this.evaluate(data, { batches: evalBatches });
+      const initialEvalLoss = options.initialEval === false ? Number.NaN : await this.evaluate(data, evalSize);
       const history: StepMetrics[] = [];
       let finalEvalLoss = initialEvalLoss;
       let stopped = false;
@@ -248,11 +269,17 @@ export class Trainer {
         }
         const metrics = await this.step(this.sampler.next());
         if ((evalEvery > 0 && metrics.step % evalEvery === 0) || i === steps - 1) {
-          metrics.evalLoss = finalEvalLoss = await this.evaluate(data, { batches: evalBatches });
+          metrics.evalLoss = finalEvalLoss = await this.evaluate(data, evalSize);
         }
         history.push(metrics);
         onStep?.(metrics);
         watch?.step(metrics);
+        if (this.guard.consecutiveSkipped >= maxBadSteps) throw new TrainingDiverged(metrics.step, this.guard.consecutiveSkipped, this.lastCheckpoint);
+        if (checkpoints && !metrics.skipped && checkpoints.schedule.due(metrics.step)) {
+          options.beforeCheckpoint?.(metrics.step);
+          this.writeCheckpoint(checkpoints.dir, { keep: checkpoints.keep });
+          checkpoints.schedule.written();
+        }
       }
       result = { steps: history.length, stopped, history, initialEvalLoss, finalEvalLoss };
     } catch (error) {
@@ -269,45 +296,89 @@ export class Trainer {
     return result;
   }
 
-  /** Writes the model, the AdamW moments and the trainer's position, to resume exactly. */
+  /**
+   * Writes the model, the AdamW moments and the trainer's position into `dir`, to resume exactly
+   * (trainer.json last). Refuses weights that are not finite, naming the parameter.
+   */
   saveCheckpoint(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    this.model.save(dir);
+    this.model.saveChecked(dir, refuseNonFinite);
     const tensors = this.model.parameters().flatMap((p) => [
-      { name: `${p.name}.exp_avg`, shape: p.shape, data: this.model.readSlot(p.name, 'adam_m') },
-      { name: `${p.name}.exp_avg_sq`, shape: p.shape, data: this.model.readSlot(p.name, 'adam_v') },
+      this.model.slotTensor(p.name, 'adam_m', `${p.name}.exp_avg`, p.shape),
+      this.model.slotTensor(p.name, 'adam_v', `${p.name}.exp_avg_sq`, p.shape),
     ]);
     writeSafetensors(join(dir, OPTIMIZER_FILE), tensors, { step: String(this.step_) });
-    const state = { step: this.step_, tokens: this.tokens, elapsedS: this.elapsedS, options: this.options, sampler: this.sampler?.state() };
+    const state: TrainerState = {
+      step: this.step_,
+      optimizerSteps: this.model.engine.stepsDone,
+      tokens: this.tokens,
+      elapsedS: this.elapsedS,
+      options: this.options,
+      sampler: this.sampler?.state() ?? this.resumeSampler,
+      guard: this.guard.save(),
+    };
     writeFileSync(join(dir, TRAINER_FILE), JSON.stringify(state, null, 2) + '\n');
   }
 
-  /** Restores what saveCheckpoint wrote into this trainer and its model. */
-  loadCheckpoint(dir: string): void {
-    const file = join(dir, TRAINER_FILE);
-    if (!existsSync(file)) throw new MambalabError(`checkpoint: ${file} does not exist`);
-    const state = JSON.parse(readFileSync(file, 'utf8')) as {
-      step: number;
-      tokens: number;
-      elapsedS: number;
-      options: TrainerOptions;
-      sampler?: SamplerState;
-    };
-    const { tensors } = readSafetensors(join(dir, OPTIMIZER_FILE));
-    this.model.loadWeights(join(dir, 'model.safetensors'));
-    for (const p of this.model.parameters()) {
-      for (const [suffix, slot] of [['exp_avg', 'adam_m'], ['exp_avg_sq', 'adam_v']] as const) {
-        const t = tensors.get(`${p.name}.${suffix}`);
-        if (!t) throw new MambalabError(`checkpoint: ${join(dir, OPTIMIZER_FILE)} has no '${p.name}.${suffix}'`);
-        this.model.writeSlot(p.name, slot, t.data);
+  /**
+   * A checkpoint under `root` that appears whole or not at all (root/checkpoints/step-N, with
+   * root/checkpoint naming the newest; see checkpoints.ts), keeping the newest `keep` (default 2).
+   * Writes nothing when there is one of this step already. Returns its directory.
+   */
+  writeCheckpoint(root: string, options: { keep?: number } = {}): string {
+    const existing = listCheckpoints(root).find((c) => c.step === this.step_);
+    const dir = existing?.dir ?? writeCheckpoint(root, this.step_, (into) => this.saveCheckpoint(into), options.keep);
+    this.lastCheckpoint = { dir, step: this.step_ };
+    return dir;
+  }
+
+  /**
+   * Restores a checkpoint into this trainer and its model: `dir` is one checkpoint (saveCheckpoint's),
+   * or a directory of them (writeCheckpoint's root), whose newest that loads is taken. Nothing
+   * is changed unless a checkpoint loads whole.
+   */
+  loadCheckpoint(dir: string): LoadedCheckpoint {
+    if (existsSync(join(dir, TRAINER_FILE))) return { ...this.restore(dir), passedOver: [] };
+    const candidates = listCheckpoints(dir).reverse();
+    if (candidates.length === 0) throw new MambalabError(`checkpoint: ${dir} holds no checkpoint (no ${TRAINER_FILE}, no checkpoints/step-*)`);
+    const passedOver: LoadedCheckpoint['passedOver'] = [];
+    for (const candidate of candidates) {
+      try {
+        return { ...this.restore(candidate.dir), passedOver };
+      } catch (error) {
+        if (!(error instanceof MambalabError)) throw error;
+        passedOver.push({ dir: candidate.dir, error: error.message });
       }
     }
+    throw new MambalabError(`checkpoint: no checkpoint in ${dir} loads:\n${passedOver.map((p) => `  ${p.error}`).join('\n')}`);
+  }
+
+  private restore(dir: string): CheckpointEntry {
+    const state = readTrainerState(join(dir, TRAINER_FILE));
+    const optimizerFile = join(dir, OPTIMIZER_FILE);
+    const { tensors } = readSafetensors(optimizerFile);
+    const moments = this.model.parameters().flatMap((p) =>
+      (['exp_avg', 'exp_avg_sq'] as const).map((suffix) => {
+        const t = tensors.get(`${p.name}.${suffix}`);
+        if (!t) throw new MambalabError(`checkpoint: ${optimizerFile} has no '${p.name}.${suffix}'`);
+        if (t.data.length !== p.numel) throw new MambalabError(`checkpoint: '${p.name}.${suffix}' in ${optimizerFile} has ${t.data.length} values, the model expects ${p.numel}`);
+        return { name: p.name, slot: suffix === 'exp_avg' ? ('adam_m' as const) : ('adam_v' as const), data: t.data };
+      }),
+    );
+    this.model.loadWeights(join(dir, 'model.safetensors'));
+    for (const m of moments) this.model.writeSlot(m.name, m.slot, m.data);
     Object.assign(this.options, state.options);
+    // Micro-batches are this machine's, not those of the one that wrote the checkpoint.
+    const given = this.givenAccumulation;
+    this.options.gradAccumulation = given !== undefined && this.options.batchSize % given === 0 ? given : this.fittingAccumulation();
     this.step_ = state.step;
     this.tokens = state.tokens;
     this.elapsedS = state.elapsedS;
-    this.model.engine.stepsDone = state.step;
+    this.model.engine.stepsDone = state.optimizerSteps ?? state.step;
+    this.guard.restore(state.guard);
     this.sampler = undefined;
     this.resumeSampler = state.sampler;
+    this.lastCheckpoint = { dir, step: state.step };
+    return this.lastCheckpoint;
   }
 }

@@ -1,11 +1,9 @@
 // Per-layer expert token counts: heatmap, per-layer bars and the balance table at one recorded
 // step, with a slider over the recorded steps. While the slider sits on the newest step it
 // follows live updates; moved back, it stays where the user put it.
-import type { Bundle, PlotSpec, Run } from '../bundle.js';
-import { runsOfPlot } from '../bundle.js';
+import { formatInteger, runsOfPlot, type DisplayDoc, type PlotSpec, type RunDoc } from '@mambalab/contract';
 import { BALANCE_COLUMNS, balanceRows, gridShape, heatmapFigure, layerBarsFigure } from '../experts-figure.js';
 import { routingAt } from '../experts.js';
-import { formatInteger } from '../format.js';
 import { element, labeled, selectInput, setOptions } from './controls.js';
 import { PlotArea } from './plot-area.js';
 import { ViewBase, type ViewContext } from './view.js';
@@ -52,8 +50,8 @@ export class ExpertsView extends ViewBase {
     this.node.append(this.heatmap.node, this.bars.node, this.table);
   }
 
-  protected async draw(bundle: Bundle, plot: PlotSpec): Promise<void> {
-    const runs = runsOfPlot(bundle, plot).filter((run): run is Run & Required<Pick<Run, 'experts'>> => run.experts !== undefined);
+  protected async draw(bundle: DisplayDoc, plot: PlotSpec): Promise<void> {
+    const runs = runsOfPlot(bundle, plot).filter((run): run is RunDoc & Required<Pick<RunDoc, 'experts'>> => run.experts !== undefined);
     setOptions(this.runPicker, runs.map((run) => [run.id, run.name] as const), this.runId ?? runs[0]?.id ?? '');
     this.runPickerLabel.hidden = runs.length < 2;
     const run = runs.find((r) => r.id === this.runId) ?? runs[0];

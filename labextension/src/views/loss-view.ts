@@ -1,14 +1,12 @@
 // Loss curves with their controls: x-axis, log scales, outlier fit, EMA smoothing, validation.
 // The user's choices and zoom survive live updates; zooming re-spends the downsampling budget
 // on the visible range so detail appears as you zoom in.
-import type { Bundle, PlotSpec, XAxisKey } from '../bundle.js';
-import { runsOfPlot } from '../bundle.js';
+import { runsOfPlot, X_AXES, type DisplayDoc, type PlotSpec } from '@mambalab/contract';
 import { dataRange, lossFigure, rangeFromRelayout, X_AXIS_LABELS, type LossViewState } from '../loss-figure.js';
 import { checkbox, element, labeled, selectInput } from './controls.js';
 import { PlotArea } from './plot-area.js';
 import { colorLookup, ViewBase, type ViewContext } from './view.js';
 
-const X_KEYS: XAxisKey[] = ['step', 'tokens', 'wallS', 'flops'];
 const HEIGHT_PX = 380;
 
 export class LossView extends ViewBase {
@@ -51,7 +49,7 @@ export class LossView extends ViewBase {
       labeled(
         'x',
         selectInput(
-          X_KEYS.map((key) => [key, X_AXIS_LABELS[key]] as const),
+          X_AXES.map((key) => [key, X_AXIS_LABELS[key]] as const),
           this.state.x,
           (x) => change(() => {
             this.state.x = x;
@@ -86,7 +84,7 @@ export class LossView extends ViewBase {
     this.node.append(this.area.node);
   }
 
-  protected async draw(bundle: Bundle, plot: PlotSpec): Promise<void> {
+  protected async draw(bundle: DisplayDoc, plot: PlotSpec): Promise<void> {
     const theme = this.context.theme();
     const buckets = Math.min(Math.max(this.area.width, 500), 2000);
     const figure = lossFigure(runsOfPlot(bundle, plot), this.state, colorLookup(bundle, theme), theme, {

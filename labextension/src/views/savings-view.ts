@@ -1,8 +1,7 @@
 // Training-step savings of one comparison (the user can switch between the bundle's
 // comparisons, e.g. the same pair measured in steps and in tokens).
-import type { Bundle, PlotSpec } from '../bundle.js';
-import { formatSavings } from '../format.js';
-import { savingsFigure, savingsHeadline, unitOf } from '../savings-figure.js';
+import { axisUnit, formatSavings, runName, savingsHeadline, type DisplayDoc, type PlotSpec } from '@mambalab/contract';
+import { savingsFigure } from '../savings-figure.js';
 import { element, labeled, selectInput, setOptions } from './controls.js';
 import { PlotArea } from './plot-area.js';
 import { colorLookup, ViewBase, type ViewContext } from './view.js';
@@ -34,13 +33,12 @@ export class SavingsView extends ViewBase {
     this.node.append(this.headline, this.area.node);
   }
 
-  protected async draw(bundle: Bundle, plot: PlotSpec): Promise<void> {
+  protected async draw(bundle: DisplayDoc, plot: PlotSpec): Promise<void> {
     const comparisons = bundle.comparisons ?? [];
     const index = Math.min(this.chosen ?? plot.comparison ?? 0, comparisons.length - 1);
-    const nameOf = (id: string): string => bundle.runs.find((run) => run.id === id)?.name ?? id;
     setOptions(
       this.picker,
-      comparisons.map((c, i) => [String(i), `${nameOf(c.candidate)} vs ${nameOf(c.baseline)} (${unitOf(c)})`] as const),
+      comparisons.map((c, i) => [String(i), `${runName(bundle, c.candidate)} vs ${runName(bundle, c.baseline)} (${axisUnit(c.axis)})`] as const),
       String(index),
     );
     this.pickerLabel.hidden = comparisons.length < 2;
@@ -49,8 +47,8 @@ export class SavingsView extends ViewBase {
     const candidate = bundle.runs.find((run) => run.id === comparison?.candidate);
     if (!comparison || !baseline || !candidate) return; // parseBundle guarantees these; nothing to draw otherwise
     const theme = this.context.theme();
-    this.headline.textContent = savingsHeadline(comparison, baseline, candidate);
-    this.headline.dataset['ratio'] = comparison.ratio == null ? '' : formatSavings(comparison.ratio, unitOf(comparison));
+    this.headline.textContent = savingsHeadline(comparison, { baseline: baseline.name, candidate: candidate.name });
+    this.headline.dataset['ratio'] = comparison.ratio == null ? '' : formatSavings(comparison.ratio, axisUnit(comparison.axis));
     this.showNotes(comparison.curve.loss.length === 0 ? ['No loss level reached by both runs yet: the savings curve is empty.'] : []);
     await this.area.draw(savingsFigure(comparison, baseline, candidate, colorLookup(bundle, theme), theme, BUCKETS));
   }

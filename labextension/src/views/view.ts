@@ -1,5 +1,5 @@
 // What the output widget needs from each kind of plot view.
-import type { Bundle, PlotKind, PlotSpec, Run } from '../bundle.js';
+import type { DisplayDoc, PlotKind, PlotSpec, RunDoc } from '@mambalab/contract';
 import { runColor, type PlotTheme } from '../theme.js';
 import { element } from './controls.js';
 import type { PlotlyModule } from './plot-area.js';
@@ -13,14 +13,14 @@ export interface PlotView {
   readonly kind: PlotKind;
   readonly node: HTMLElement;
   /** new data from the kernel (or the file): redraw in place, keeping the user's choices */
-  update(bundle: Bundle, plot: PlotSpec): Promise<void>;
+  update(bundle: DisplayDoc, plot: PlotSpec): Promise<void>;
   /** same data, new theme */
   redraw(): Promise<void>;
   dispose(): void;
 }
 
 /** A run keeps its colour in every plot of one output: colour by position in bundle.runs. */
-export function colorLookup(bundle: Bundle, theme: PlotTheme): (run: Run) => string {
+export function colorLookup(bundle: DisplayDoc, theme: PlotTheme): (run: RunDoc) => string {
   return (run) => runColor(theme, Math.max(bundle.runs.findIndex((r) => r.id === run.id), 0));
 }
 
@@ -33,7 +33,7 @@ export abstract class ViewBase implements PlotView {
   protected readonly controls = element('div', 'mambalab-controls');
   private readonly title = element('div', 'mambalab-view-title');
   private readonly notes = element('div', 'mambalab-notes');
-  private data: { bundle: Bundle; plot: PlotSpec } | undefined;
+  private data: { bundle: DisplayDoc; plot: PlotSpec } | undefined;
 
   constructor(
     readonly kind: PlotKind,
@@ -43,7 +43,7 @@ export abstract class ViewBase implements PlotView {
     this.node.append(this.title, this.controls, this.notes);
   }
 
-  async update(bundle: Bundle, plot: PlotSpec): Promise<void> {
+  async update(bundle: DisplayDoc, plot: PlotSpec): Promise<void> {
     this.data = { bundle, plot };
     this.title.textContent = plot.title ?? this.defaultTitle;
     await this.redraw();
@@ -53,7 +53,7 @@ export abstract class ViewBase implements PlotView {
     if (this.data) await this.draw(this.data.bundle, this.data.plot);
   }
 
-  protected abstract draw(bundle: Bundle, plot: PlotSpec): Promise<void>;
+  protected abstract draw(bundle: DisplayDoc, plot: PlotSpec): Promise<void>;
 
   protected showNotes(notes: readonly string[]): void {
     this.notes.replaceChildren(...notes.map((note) => element('div', 'mambalab-note', note)));

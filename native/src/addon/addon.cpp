@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/gpu.h"
 #include "core/parallel.h"
+#include "train/memory.h"
 #include "train/runtime.h"
 
 namespace {
@@ -25,45 +26,86 @@ double get_double(const Napi::Object& obj, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-ml::FfnKind parse_ffn_kind(const std::string& kind) {
-  if (kind == "gelu") return ml::FfnKind::Gelu;
-  if (kind == "swiglu") return ml::FfnKind::SwiGLU;
-  throw ml::Error("native config: feed-forward kind must be 'gelu' or 'swiglu', got '" + kind + "'");
+std::string get_string(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsString()) throw ml::Error(std::string("native config: '") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
 }
 
+bool get_bool(const Napi::Object& obj, const char* key) {
+  const Napi::Value v = obj.Get(key);
+  if (!v.IsBoolean()) throw ml::Error(std::string("native config: '") + key + "' must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+
+ml::FfnKind get_ffn_kind(const Napi::Object& obj, const char* key) {
+  const std::string kind = get_string(obj, key);
+  if (kind == "gelu") return ml::FfnKind::Gelu;
+  if (kind == "swiglu") return ml::FfnKind::SwiGLU;
+  throw ml::Error(std::string("native config: '") + key + "' must be 'gelu' or 'swiglu', got '" + kind + "'");
+}
+
+// layers: the parsed pattern, one array of kind letters per layer (kernel/src/models/pattern.ts).
+std::vector<ml::LayerSpec> get_layers(const Napi::Object& obj) {
+  const Napi::Value v = obj.Get("layers");
+  if (!v.IsArray()) throw ml::Error("native config: 'layers' must be an array of layers (arrays of kinds)");
+  const Napi::Array layers = v.As<Napi::Array>();
+  std::vector<ml::LayerSpec> out;
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    const Napi::Value layer = layers.Get(i);
+    if (!layer.IsArray()) throw ml::Error("native config: layers[" + std::to_string(i) + "] must be an array of kinds");
+    const Napi::Array kinds = layer.As<Napi::Array>();
+    ml::LayerSpec spec;
+    for (uint32_t j = 0; j < kinds.Length(); ++j) {
+      const std::string kind = kinds.Get(j).ToString().Utf8Value();
+      if (kind.size() != 1) throw ml::Error("native config: layer kinds are single letters, got '" + kind + "'");
+      spec.push_back(kind[0]);
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+// The TypeScript ModelConfig (kernel/src/models/config.ts), field names and all.
 ml::ModelConfig parse_config(const Napi::Object& c) {
   ml::ModelConfig cfg;
   cfg.vocab_size = get_int(c, "vocabSize");
-  cfg.padded_vocab = get_int(c, "paddedVocabSize");
+  cfg.pad_vocab_multiple = get_int(c, "padVocabMultiple");
   cfg.d_model = get_int(c, "dModel");
-  cfg.layers = c.Get("layers").ToString().Utf8Value();
+  cfg.layers = get_layers(c);
   cfg.norm_eps = get_double(c, "normEps");
   cfg.seed = uint64_t(get_int(c, "seed"));
-  const Napi::Object m = c.Get("mamba").As<Napi::Object>();
   cfg.mamba.d_model = cfg.d_model;
-  cfg.mamba.d_state = get_int(m, "dState");
-  cfg.mamba.d_conv = get_int(m, "dConv");
-  cfg.mamba.expand = get_int(m, "expand");
-  cfg.mamba.dt_rank = get_int(m, "dtRank");
-  cfg.mamba.dt_min = get_double(m, "dtMin");
-  cfg.mamba.dt_max = get_double(m, "dtMax");
-  cfg.mamba.dt_init_floor = get_double(m, "dtInitFloor");
-  const Napi::Object mlp = c.Get("mlp").As<Napi::Object>();
-  cfg.mlp.kind = parse_ffn_kind(mlp.Get("kind").ToString().Utf8Value());
-  cfg.mlp.hidden = get_int(mlp, "hidden");
-  const Napi::Object moe = c.Get("moe").As<Napi::Object>();
-  cfg.moe.num_experts = get_int(moe, "numExperts");
-  cfg.moe.expert.kind = parse_ffn_kind(moe.Get("expertKind").ToString().Utf8Value());
-  cfg.moe.expert.hidden = get_int(moe, "expertHidden");
-  const std::string router = moe.Get("router").ToString().Utf8Value();
-  if (router != "switch" && router != "sinkhorn") throw ml::Error("native config: moe.router must be 'switch' or 'sinkhorn'");
-  cfg.moe.router.kind = router == "switch" ? ml::cpu::RouterKind::Switch : ml::cpu::RouterKind::Sinkhorn;
-  cfg.moe.router.top_k = get_int(moe, "topK");
-  cfg.moe.router.capacity_factor = get_double(moe, "capacityFactor");
-  cfg.moe.router.aux_weight = get_double(moe, "auxWeight");
-  cfg.moe.router.sinkhorn_tol = get_double(moe, "sinkhornTol");
-  cfg.moe.router.sinkhorn_max_iter = get_int(moe, "sinkhornMaxIter");
-  cfg.moe.router_bias = moe.Get("routerBias").ToBoolean().Value();
+  cfg.mamba.d_state = get_int(c, "dState");
+  cfg.mamba.d_conv = get_int(c, "dConv");
+  cfg.mamba.expand = get_int(c, "expand");
+  const bool auto_rank = c.Get("dtRank").IsString() && get_string(c, "dtRank") == "auto";
+  cfg.mamba.dt_rank = auto_rank ? 0 : get_int(c, "dtRank");  // 0: ceil(d_model / 16)
+  cfg.mamba.dt_min = get_double(c, "dtMin");
+  cfg.mamba.dt_max = get_double(c, "dtMax");
+  cfg.mamba.dt_init_floor = get_double(c, "dtInitFloor");
+  cfg.mlp.kind = get_ffn_kind(c, "mlpKind");
+  cfg.mlp.hidden = get_int(c, "dFF");
+  cfg.moe.num_experts = get_int(c, "numExperts");
+  cfg.moe.expert.kind = get_ffn_kind(c, "expertKind");
+  cfg.moe.expert.hidden = get_int(c, "expertHidden");
+  const std::string router = get_string(c, "router");
+  if (router != "switch" && router != "sinkhorn")
+    throw ml::Error("native config: 'router' must be 'switch' or 'sinkhorn'");
+  cfg.moe.router.kind = router == "switch" ? ml::RouterKind::Switch : ml::RouterKind::Sinkhorn;
+  cfg.moe.router.top_k = get_int(c, "topK");
+  // 'dropless', or a positive factor (the engine's 0 means dropless).
+  const bool dropless = c.Get("capacityFactor").IsString() && get_string(c, "capacityFactor") == "dropless";
+  cfg.moe.router.capacity_factor = dropless ? 0.0 : get_double(c, "capacityFactor");
+  cfg.moe.router.aux_weight = get_double(c, "auxLossWeight");
+  cfg.moe.router.sinkhorn_tol = get_double(c, "sinkhornTol");
+  cfg.moe.router.sinkhorn_max_iter = get_int(c, "sinkhornMaxIter");
+  cfg.moe.router_bias = get_bool(c, "routerBias");
+  cfg.attention.heads = get_int(c, "nHeads");
+  cfg.attention.kv_heads = get_int(c, "nKvHeads");
+  cfg.attention.rope = get_bool(c, "rope");
+  cfg.attention.rope_theta = get_double(c, "ropeTheta");
+  cfg.max_positions = get_int(c, "maxPositions");
   return cfg;
 }
 
@@ -117,6 +159,7 @@ Napi::Object metrics_object(Napi::Env env, const ml::StepMetrics& m) {
   }
   out.Set("experts", experts);
   out.Set("cudaGraph", m.cuda_graph);
+  out.Set("skipped", m.skipped);
   return out;
 }
 
@@ -304,12 +347,15 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
-  // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip})
+  // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip}, microBatches = 1)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto batch = std::make_shared<Batch>(batch_args(info));
     if (info.Length() < 5 || !info[3].IsNumber() || !info[4].IsObject())
       throw Napi::TypeError::New(env, "trainStep: expected lr: number and an optimizer object after the batch");
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNumber())
+      throw Napi::TypeError::New(env, "trainStep: microBatches must be a number");
+    const int64_t micro_batches = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() : 1;
     const double lr = info[3].As<Napi::Number>().DoubleValue();
     const Napi::Object o = info[4].As<Napi::Object>();
     const ml::OptimizerConfig opt = guard(env, [&] {
@@ -319,7 +365,10 @@ class Model final : public Napi::ObjectWrap<Model> {
     auto metrics = std::make_shared<ml::StepMetrics>();
     auto rt = runtime_;
     return launch(
-        env, [=] { *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt); },
+        env,
+        [=] {
+          *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt, micro_batches);
+        },
         [=](Napi::Env env) { return metrics_object(env, *metrics); });
   }
 
@@ -363,11 +412,36 @@ Napi::Value ResetPeakGpuMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// estimateTrainingMemory(config, paramCount, batch, seqLen, computeBytes): train/memory.h's
+// estimate of a training step's device memory, in bytes.
+Napi::Value EstimateTrainingMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsObject() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+      !info[4].IsNumber())
+    throw Napi::TypeError::New(env, "estimateTrainingMemory(config, paramCount, batch, seqLen, computeBytes)");
+  const ml::MemoryEstimate e = [&] {
+    try {
+      const auto number = [&](size_t i) { return info[i].As<Napi::Number>().Int64Value(); };
+      return ml::estimate_training_memory(parse_config(info[0].As<Napi::Object>()), number(1), number(2), number(3),
+                                          number(4));
+    } catch (const std::exception& error) {
+      throw Napi::Error::New(env, error.what());
+    }
+  }();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("weights", e.weights);
+  out.Set("activations", e.activations);
+  out.Set("transient", e.transient);
+  out.Set("total", e.total());
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("gpuMemory", Napi::Function::New(env, GpuMemory));
   exports.Set("resetPeakGpuMemory", Napi::Function::New(env, ResetPeakGpuMemory));
+  exports.Set("estimateTrainingMemory", Napi::Function::New(env, EstimateTrainingMemory));
   return exports;
 }
 

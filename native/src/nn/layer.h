@@ -1,27 +1,33 @@
-// A layer of the residual stream: maps (batch·len, d_model) rows to rows of the same shape.
-// forward keeps what backward needs; backward writes dx and accumulates parameter gradients.
+// A layer of the residual stream on backend B: maps (batch·len, d_model) rows of B::Act to rows
+// of the same shape. forward keeps what backward needs (x itself by pointer: it must stay valid
+// until backward, as the LM keeps every layer's normed input); backward overwrites dx and
+// accumulates the parameter gradients. Everything is enqueued on the backend: nothing waits
+// for the device unless capturable() says so.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "../ops/router/router.h"
+#include "../core/error.h"
+#include "backend.h"
 
 namespace ml {
 
-template <typename T>
+template <class B>
 class Layer {
  public:
-  virtual ~Layer() = default;
-  virtual void forward(const T* x, T* y, int64_t batch, int64_t len) = 0;
-  virtual void backward(const T* dy, T* dx) = 0;
+  using Act = typename B::Act;
 
-  // Training and inference differ for some routers (Sinkhorn balances only in training).
+  virtual ~Layer() = default;
+  virtual void forward(const Act* x, Act* y, int64_t batch, int64_t len) = 0;
+  virtual void backward(const Act* dy, Act* dx) = 0;
+  // Training and inference differ for some routers (Sinkhorn balances only in training) and
+  // for the scan (it saves states for the backward only in training).
   virtual void set_training(bool) {}
-  // The auxiliary (load-balancing) loss of the last forward, already weighted; its
-  // gradient is part of backward().
-  virtual double aux_loss() const { return 0; }
-  // Routing decisions of the last forward, one per mixture-of-experts inside this layer.
-  virtual void routings(std::vector<const cpu::Routing*>&) const {}
+  // Whether forward and backward can be captured into a CUDA graph: no host synchronisation
+  // and no reallocation while shapes stay the same.
+  virtual bool capturable() const { return true; }
+  // One entry per mixture of experts inside this layer, in order: the last forward's routing.
+  virtual void expert_stats(std::vector<ExpertStats>&) const {}
 };
 
 }  // namespace ml

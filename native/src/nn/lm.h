@@ -1,69 +1,232 @@
 // A language model over a residual stream, the layout of mamba_ssm's MambaLMHeadModel:
 //   r_1 = embed(tokens);  for each layer i: n_i = norm_i(r_i),  r_{i+1} = r_i + layer_i(n_i)
 //   loss = cross_entropy(norm_f(r_L) · embeddingᵀ, next tokens)        (LM head tied)
-// `layers` is an expanded layer pattern, one spec per layer separated by spaces: a letter
-// (M Mamba mixer, E mixture of experts, F dense MLP) or a parallel group such as "M|E".
+// on backend B: B::Act activations, the residual stream and its gradient in B::Real (fp32 on
+// the GPU, as the reference's residual_in_fp32). Nothing here waits for the device: the loss
+// stays in the backend's memory until the runtime reads the step's metrics.
 #pragma once
-#include <cstdint>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "../ops/cross_entropy/cross_entropy.h"
+#include "../ops/embedding/embedding.h"
+#include "attention.h"
+#include "config.h"
 #include "layer.h"
 #include "mamba.h"
+#include "mlp.h"
 #include "moe.h"
-#include "param.h"
+#include "parallel.h"
+#include "params.h"
 
 namespace ml {
 
-struct ModelConfig {
-  int64_t vocab_size = 0;    // token ids must be below this
-  int64_t padded_vocab = 0;  // embedding rows (≥ vocab_size)
-  int64_t d_model = 0;
-  std::string layers;
-  double norm_eps = 1e-5;
-  uint64_t seed = 0;
-  MambaConfig mamba;
-  FfnConfig mlp;  // 'F' layers
-  MoeConfig moe;  // 'E' layers
-};
-
-template <typename T>
+template <class B>
 class LanguageModel {
  public:
-  explicit LanguageModel(const ModelConfig& config);
+  using Act = typename B::Act;
+  using Real = typename B::Real;
+  using Stat = typename B::Stat;
+
+  // Checks the config, declares every layer's parameters and draws them from config.seed.
+  LanguageModel(const ModelConfig& config, const B& backend) : cfg_(config), b_(backend), params_(backend) {
+    const ModelConfig& c = cfg_;
+    ML_CHECK(c.vocab_size > 0, "model config: vocab_size must be positive, got ", c.vocab_size);
+    ML_CHECK(c.pad_vocab_multiple > 0, "model config: pad_vocab_multiple must be positive, got ",
+             c.pad_vocab_multiple);
+    ML_CHECK(c.d_model > 0, "model config: d_model must be positive, got ", c.d_model);
+    ML_CHECK(c.mamba.d_model == c.d_model, "model config: mamba.d_model (", c.mamba.d_model,
+             ") differs from d_model (", c.d_model, ")");
+    ML_CHECK(!c.layers.empty(), "model config: the layer pattern is empty");
+    ML_CHECK(c.max_positions >= 0, "model config: max_positions must be ≥ 0, got ", c.max_positions);
+    embedding_ = params_.add("backbone.embedding.weight", {c.padded_vocab(), c.d_model}, true, ParamInit::normal(0.02));
+    if (c.max_positions > 0)
+      positions_ = params_.add("backbone.pos_embedding.weight", {c.max_positions, c.d_model}, true,
+                               ParamInit::normal(0.02));
+    const int64_t n = int64_t(c.layers.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string prefix = "backbone.layers." + std::to_string(i) + ".";
+      norms_.push_back(params_.add(prefix + "norm.weight", {c.d_model}, false, ParamInit::constant(1.0)));
+      const LayerSpec& spec = c.layers[size_t(i)];
+      ML_CHECK(!spec.empty(), "model config: layer ", i, " is empty");
+      std::vector<std::unique_ptr<Layer<B>>> branches;
+      for (size_t j = 0; j < spec.size(); ++j) {
+        ML_CHECK(std::find(spec.begin(), spec.begin() + j, spec[j]) == spec.begin() + j, "model config: layer ", i,
+                 " repeats '", spec[j], "' in its parallel group (branches must differ, so names stay unique)");
+        branches.push_back(make_layer(spec[j], prefix, i, n));
+      }
+      layers_.push_back(branches.size() == 1 ? std::move(branches[0])
+                                             : std::make_unique<ParallelLayer<B>>(b_, c.d_model, std::move(branches)));
+    }
+    norm_f_ = params_.add("backbone.norm_f.weight", {c.d_model}, false, ParamInit::constant(1.0));
+    params_.allocate(c.seed);
+  }
 
   const ModelConfig& config() const { return cfg_; }
-  ParamList<T>& params() { return params_; }
+  const B& backend() const { return b_; }
+  ParamStore<B>& params() { return params_; }
+  const ParamStore<B>& params() const { return params_; }
 
-  // tokens: (batch, len + 1) row-major int32; inputs are tokens[:, :len], targets tokens[:, 1:].
-  // Returns the mean next-token cross-entropy and keeps activations for backward().
-  // `training` selects routers' training behaviour (Sinkhorn balancing).
-  double forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training = true);
-  // Auxiliary (load-balancing) losses of the last forward, summed over layers.
-  double aux_loss() const;
-  // Routing of every mixture-of-experts layer in the last forward, in layer order.
-  std::vector<const cpu::Routing*> routings() const;
-  // Accumulates d(cross-entropy + aux_loss)/d(param) into every Param::grad. Needs a forward first.
-  void backward();
-  void zero_grad();
+  // tokens: host (batch, len + 1) int32; inputs are tokens[:, :len], targets tokens[:, 1:].
+  // `training` selects routers' training behaviour (Sinkhorn balancing) and keeps what the
+  // backward needs.
+  void forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training) {
+    upload(tokens, batch, len_plus_one);
+    forward_uploaded(training);
+  }
+  // forward's two halves, so that a CUDA graph can replay the second: upload checks the ids,
+  // (re)allocates the activations when the shape changes and copies the ids to the device;
+  // forward_uploaded only enqueues work.
+  void upload(const int32_t* tokens, int64_t batch, int64_t len_plus_one) {
+    ML_CHECK(batch > 0, "forward: batch size must be positive, got ", batch);
+    ML_CHECK(len_plus_one >= 2, "forward: each sequence needs at least 2 tokens (input and target), got ",
+             len_plus_one);
+    const int64_t len = len_plus_one - 1, rows = batch * len, d = cfg_.d_model, n = int64_t(layers_.size());
+    cpu::check_token_ids(tokens, batch * len_plus_one, cfg_.vocab_size);
+    ML_CHECK(!has_positions() || len <= cfg_.max_positions, "forward: sequences of ", len,
+             " tokens are longer than the learned position embeddings allow (max_positions ", cfg_.max_positions, ")");
+    if (batch != batch_ || len != len_) {
+      batch_ = batch, len_ = len;
+      ++generation_;
+      if (has_positions()) {
+        std::vector<int32_t> position(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) position[size_t(r)] = int32_t(r % len);
+        position_ids_ = Buffer<int32_t>(rows, "position ids");
+        position_rows_ = Buffer<Act>(rows * d, "position embeddings");
+        b_.from_host(position_ids_.get(), position.data(), position_ids_.bytes());
+      }
+      ids_host_.resize(size_t(2 * rows));
+      ids_ = Buffer<int32_t>(2 * rows, "token ids");
+      residual_.clear(), rstd_.clear(), normed_.clear();
+      for (int64_t i = 0; i <= n; ++i) {
+        residual_.emplace_back(rows * d, "residual stream");
+        rstd_.emplace_back(rows, "norm statistics");
+        normed_.emplace_back(rows * d, "normed activations");
+      }
+      mixed_ = Buffer<Act>(rows * d, "layer outputs");
+      lse_ = Buffer<Real>(rows, "log-sum-exp");
+      loss_ = Buffer<Stat>(1, "loss");
+    }
+    for (int64_t r = 0; r < batch; ++r)
+      for (int64_t t = 0; t < len; ++t) {
+        ids_host_[size_t(r * len + t)] = tokens[r * len_plus_one + t];
+        ids_host_[size_t(rows + r * len + t)] = tokens[r * len_plus_one + t + 1];
+      }
+    b_.from_host(ids_.get(), ids_host_.data(), ids_.bytes());
+  }
+
+  void forward_uploaded(bool training) {
+    ML_CHECK(batch_ > 0, "forward: upload a batch first");
+    const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
+    for (auto& layer : layers_) layer->set_training(training);
+    const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
+    // r_0 = embed(tokens) (+ the learned positions) goes through norm 0 as its x (no residual yet).
+    b_.embedding_forward(inputs, params_.compute(embedding_), mixed_.get(), rows, d);
+    if (has_positions()) {
+      b_.embedding_forward(position_ids_.get(), params_.compute(positions_), position_rows_.get(), rows, d);
+      b_.add_into(position_rows_.get(), mixed_.get(), rows * d);
+    }
+    for (int64_t i = 0; i <= n; ++i) {
+      const Real* prev = i == 0 ? nullptr : residual_[size_t(i - 1)].get();
+      const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
+      b_.rmsnorm_forward(mixed_.get(), prev, weight, residual_[size_t(i)].get(), normed_[size_t(i)].get(),
+                         rstd_[size_t(i)].get(), rows, d, cfg_.norm_eps);
+      if (i < n) layers_[size_t(i)]->forward(normed_[size_t(i)].get(), mixed_.get(), batch_, len_);
+    }
+    b_.cross_entropy_forward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(),
+                             loss_.get());
+    trained_forward_ = training;
+  }
+
+  // Mean cross-entropy of the last forward, in the backend's memory.
+  const Stat* loss() const { return loss_.get(); }
+  // Accumulates every parameter's gradient of the cross-entropy plus the auxiliary losses.
+  void backward() {
+    ML_CHECK(batch_ > 0 && trained_forward_, "backward: call forward (training) first");
+    const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
+    const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
+    Buffer<Real> dres(rows * d, "residual gradient"), dres_prev(rows * d, "residual gradient");
+    Buffer<Act> dnormed(rows * d, "normed gradient"), dres_act;
+    // d(loss)/d(normed_f), then through norm_f into the residual stream.
+    Real* dhead = dres_prev.get();
+    b_.cross_entropy_backward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(), 1.0,
+                              dhead, params_.grad(embedding_));
+    b_.rmsnorm_backward(residual_[size_t(n)].get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
+                        b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_), rows, d);
+    for (int64_t i = n - 1; i >= 0; --i) {
+      // dres is d(loss)/d(r_{i+1}); r_{i+1} = r_i + layer_i(n_i) passes it to both terms.
+      layers_[size_t(i)]->backward(b_.as_act(dres.get(), dres_act, rows * d), dnormed.get());
+      b_.rmsnorm_backward(residual_[size_t(i)].get(), rstd_[size_t(i)].get(), params_.master(norms_[size_t(i)]),
+                          dnormed.get(), dres.get(), dres_prev.get(), params_.grad(norms_[size_t(i)]), rows, d);
+      std::swap(dres, dres_prev);
+    }
+    const Act* dembedded = b_.as_act(dres.get(), dres_act, rows * d);
+    b_.embedding_backward(inputs, dembedded, params_.grad(embedding_), rows, d, cfg_.padded_vocab());
+    if (has_positions())
+      b_.embedding_backward(position_ids_.get(), dembedded, params_.grad(positions_), rows, d, cfg_.max_positions);
+  }
+  void zero_grad() { b_.zero(params_.grads(), size_t(params_.total()) * sizeof(Real)); }
+
+  // Whether a step can be captured into a CUDA graph (no layer reads values on the host).
+  bool capturable() const {
+    for (const auto& layer : layers_)
+      if (!layer->capturable()) return false;
+    return true;
+  }
+  // Changes whenever activation buffers are reallocated (a captured step is then stale).
+  int64_t buffers_generation() const { return generation_; }
+  // The last forward's routing statistics, one entry per mixture of experts, in layer order.
+  std::vector<ExpertStats> expert_stats() const {
+    std::vector<ExpertStats> out;
+    for (const auto& layer : layers_) layer->expert_stats(out);
+    return out;
+  }
 
  private:
+  template <typename U>
+  using Buffer = typename B::template Buffer<U>;
+
+  std::unique_ptr<Layer<B>> make_layer(char kind, const std::string& prefix, int64_t index, int64_t n_layers) {
+    switch (kind) {
+      case 'M':
+        return std::make_unique<MambaMixer<B>>(cfg_.mamba, params_, prefix + "mixer.", n_layers);
+      case 'E':
+        return std::make_unique<MoeLayer<B>>(cfg_.d_model, cfg_.moe, params_, prefix + "moe.", n_layers);
+      case 'F':
+        return std::make_unique<MlpLayer<B>>(cfg_.d_model, cfg_.mlp, params_, prefix + "mlp.", n_layers);
+      case 'A':
+        return std::make_unique<AttentionLayer<B>>(cfg_.d_model, cfg_.attention, params_, prefix + "attn.", n_layers);
+      default:
+        throw Error(detail::concat("model config: layer ", index, " has unknown kind '", kind,
+                                   "' (this engine builds: M Mamba mixer, E mixture of experts, F dense MLP, ",
+                                   "A attention)"));
+    }
+  }
+  cpu::HeadDims head() const { return {batch_ * len_, cfg_.d_model, cfg_.padded_vocab()}; }
+  bool has_positions() const { return cfg_.max_positions > 0; }
+
   ModelConfig cfg_;
-  ParamList<T> params_;
-  Param<T>* embedding_ = nullptr;
-  Param<T>* norm_f_ = nullptr;
-  std::vector<Param<T>*> norms_;
-  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  const B& b_;
+  ParamStore<B> params_;
+  size_t embedding_ = 0, positions_ = 0, norm_f_ = 0;
+  std::vector<size_t> norms_;
+  std::vector<std::unique_ptr<Layer<B>>> layers_;
 
-  std::unique_ptr<Layer<T>> make_layer(char kind, const std::string& prefix, int64_t index, int64_t n_layers);
-
-  int64_t batch_ = 0, len_ = 0;
-  std::vector<int32_t> inputs_, targets_;
-  // residual_[i] is r_i (r_0 = embedding output); normed_[i] and rstd_[i] belong to norm i
-  // (the last entry to norm_f); lse_ is the head's per-row log-sum-exp.
-  std::vector<Tensor<T>> residual_, normed_, rstd_;
-  Tensor<T> lse_;
+  int64_t batch_ = 0, len_ = 0, generation_ = 0;
+  bool trained_forward_ = false;
+  std::vector<int32_t> ids_host_;  // inputs then targets
+  Buffer<int32_t> ids_;
+  Buffer<int32_t> position_ids_;  // each row's position in its sequence (learned positions only)
+  Buffer<Act> position_rows_;
+  // residual_[i] is r_i, normed_[i] the output of norm i, rstd_[i] its statistics; the last
+  // entries belong to norm_f. lse_: the head's per-row log-sum-exp.
+  std::vector<Buffer<Real>> residual_, rstd_;
+  std::vector<Buffer<Act>> normed_;
+  Buffer<Act> mixed_;
+  Buffer<Real> lse_;
+  Buffer<Stat> loss_;
 };
 
 }  // namespace ml

@@ -5,44 +5,128 @@
 //   delta = dt_proj.weight · dt                      its bias is added inside the scan
 //   y     = selective_scan(x, delta, −exp(A_log), B, C, D, z, dt_proj.bias)
 //   out   = out_proj(y)                              d_inner → d_model (no bias)
+// in_proj's x and z halves and x_proj's dt, B and C rows are products of their own, so each
+// lands in a contiguous tensor. The conv, scan and A parameters are read as master weights
+// (fp32 on the GPU), as the reference keeps them.
 #pragma once
-#include <cstdint>
+#include <cmath>
 #include <string>
 
+#include "../ops/conv1d/conv1d.h"
+#include "../ops/selective_scan/selective_scan.h"
+#include "config.h"
 #include "layer.h"
-#include "param.h"
+#include "params.h"
 
 namespace ml {
 
-struct MambaConfig {
-  int64_t d_model = 0;
-  int64_t d_state = 16;
-  int64_t d_conv = 4;
-  int64_t expand = 2;
-  int64_t dt_rank = 0;  // 0: ceil(d_model / 16)
-  double dt_min = 0.001, dt_max = 0.1, dt_init_floor = 1e-4;
-
-  int64_t d_inner() const { return expand * d_model; }
-  int64_t rank() const { return dt_rank > 0 ? dt_rank : (d_model + 15) / 16; }
-};
-
-template <typename T>
-class MambaMixer final : public Layer<T> {
+template <class B>
+class MambaMixer final : public Layer<B> {
  public:
-  // Registers parameters under `prefix` (e.g. "backbone.layers.0.mixer.") and initialises them
-  // as the reference does; out_proj is scaled by 1/sqrt(n_residual_layers).
-  MambaMixer(const MambaConfig& config, ParamList<T>& params, const std::string& prefix, uint64_t seed,
-             int64_t n_residual_layers);
+  using Act = typename B::Act;
+  using Real = typename B::Real;
 
-  void forward(const T* u, T* out, int64_t batch, int64_t len) override;
-  void backward(const T* dout, T* du) override;
+  // Declares the parameters under `prefix` (e.g. "backbone.layers.0.mixer.") with the
+  // reference's initialisation; out_proj is scaled by 1/sqrt(n_residual_layers).
+  MambaMixer(const MambaConfig& c, ParamStore<B>& params, const std::string& prefix, int64_t n_residual_layers)
+      : cfg_(c), p_(params), b_(params.backend()) {
+    const int64_t Di = c.d_inner(), N = c.d_state, R = c.rank();
+    b_.check_mamba_shape(c.d_conv, c.d_state);
+    // nn.Linear / nn.Conv1d defaults: U(±1/sqrt(fan_in)).
+    const auto fan_in = [](int64_t n) { return ParamInit::uniform(1.0 / std::sqrt(double(n))); };
+    in_proj_ = p_.add(prefix + "in_proj.weight", {2 * Di, c.d_model}, true, fan_in(c.d_model));
+    conv_w_ = p_.add(prefix + "conv1d.weight", {Di, c.d_conv}, true, fan_in(c.d_conv), {Di, 1, c.d_conv});
+    conv_b_ = p_.add(prefix + "conv1d.bias", {Di}, false, fan_in(c.d_conv));
+    x_proj_ = p_.add(prefix + "x_proj.weight", {R + 2 * N, Di}, true, fan_in(Di));
+    dt_proj_w_ = p_.add(prefix + "dt_proj.weight", {Di, R}, true, fan_in(R));
+    dt_proj_b_ = p_.add(prefix + "dt_proj.bias", {Di}, false, ParamInit::dt_bias(c.dt_min, c.dt_max, c.dt_init_floor));
+    A_log_ = p_.add(prefix + "A_log", {Di, N}, false, ParamInit::s4d_real(N));
+    D_ = p_.add(prefix + "D", {Di}, false, ParamInit::constant(1.0));
+    out_proj_ = p_.add(prefix + "out_proj.weight", {c.d_model, Di}, true,
+                       ParamInit::uniform(1.0 / std::sqrt(double(Di)) / std::sqrt(double(n_residual_layers))));
+  }
+
+  void set_training(bool training) override { training_ = training; }
+
+  void forward(const Act* u, Act* out, int64_t batch, int64_t len) override {
+    const int64_t rows = batch * len, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
+    if (batch != batch_ || len != len_) {
+      batch_ = batch, len_ = len;
+      for (auto* t : {&x_, &z_, &xc_, &delta_, &y_}) *t = ActBuffer(rows * Di, "mamba activations");
+      dt_low_ = ActBuffer(rows * R, "mamba activations");
+      B_ = ActBuffer(rows * N, "mamba activations");
+      C_ = ActBuffer(rows * N, "mamba activations");
+      A_ = RealBuffer(Di * N, "mamba activations");
+      checkpoints_ = RealBuffer(b_.scan_checkpoint_elements(dims()), "scan checkpoints");
+    }
+    u_ = u;
+    const Act* w_in = p_.compute(in_proj_);
+    const Act* w_x = p_.compute(x_proj_);
+    b_.linear_forward(u, w_in, nullptr, x_.get(), rows, d, Di);
+    b_.linear_forward(u, w_in + Di * d, nullptr, z_.get(), rows, d, Di);
+    b_.conv1d_forward({batch, len, Di, cfg_.d_conv}, x_.get(), p_.master(conv_w_), p_.master(conv_b_), xc_.get(), true);
+    b_.linear_forward(xc_.get(), w_x, nullptr, dt_low_.get(), rows, Di, R);
+    b_.linear_forward(xc_.get(), w_x + R * Di, nullptr, B_.get(), rows, Di, N);
+    b_.linear_forward(xc_.get(), w_x + (R + N) * Di, nullptr, C_.get(), rows, Di, N);
+    b_.linear_forward(dt_low_.get(), p_.compute(dt_proj_w_), nullptr, delta_.get(), rows, R, Di);
+    b_.a_log_forward(p_.master(A_log_), A_.get(), Di * N);
+    b_.scan_forward(dims(), inputs(), y_.get(), training_ ? checkpoints_.get() : nullptr);
+    b_.linear_forward(y_.get(), p_.compute(out_proj_), nullptr, out, rows, Di, d);
+  }
+
+  void backward(const Act* dout, Act* du) override {
+    ML_CHECK(batch_ > 0 && training_, "mamba mixer: backward needs a training forward first");
+    const int64_t rows = batch_ * len_, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
+    ActBuffer dy(rows * Di, "mamba backward"), dxc(rows * Di, "mamba backward"), ddelta(rows * Di, "mamba backward");
+    ActBuffer dz(rows * Di, "mamba backward"), dB(rows * N, "mamba backward"), dC(rows * N, "mamba backward");
+    ActBuffer ddt_low(rows * R, "mamba backward");
+    RealBuffer dA(Di * N, "mamba backward");
+    b_.zero(dA.get(), dA.bytes());
+
+    b_.linear_backward(y_.get(), p_.compute(out_proj_), dout, dy.get(), p_.grad(out_proj_), nullptr, rows, Di, d,
+                       false);
+    const ScanGrads<Act, Real> grads{dxc.get(), ddelta.get(), dB.get(), dC.get(), dz.get(),
+                                     dA.get(), p_.grad(D_),   p_.grad(dt_proj_b_)};
+    b_.scan_backward(dims(), inputs(), dy.get(), checkpoints_.get(), grads);
+    b_.a_log_backward(A_.get(), dA.get(), p_.grad(A_log_), Di * N);
+
+    b_.linear_backward(dt_low_.get(), p_.compute(dt_proj_w_), ddelta.get(), ddt_low.get(), p_.grad(dt_proj_w_),
+                       nullptr, rows, R, Di, false);
+    const Act* w_x = p_.compute(x_proj_);
+    Real* dw_x = p_.grad(x_proj_);
+    b_.linear_backward(xc_.get(), w_x, ddt_low.get(), dxc.get(), dw_x, nullptr, rows, Di, R, true);
+    b_.linear_backward(xc_.get(), w_x + R * Di, dB.get(), dxc.get(), dw_x + R * Di, nullptr, rows, Di, N, true);
+    b_.linear_backward(xc_.get(), w_x + (R + N) * Di, dC.get(), dxc.get(), dw_x + (R + N) * Di, nullptr, rows, Di, N,
+                       true);
+    Act* dx = dy.get();  // dy is spent: its buffer takes the conv's input gradient
+    b_.conv1d_backward({batch_, len_, Di, cfg_.d_conv}, x_.get(), p_.master(conv_w_), p_.master(conv_b_), dxc.get(),
+                       dx, p_.grad(conv_w_), p_.grad(conv_b_), true);
+    const Act* w_in = p_.compute(in_proj_);
+    Real* dw_in = p_.grad(in_proj_);
+    b_.linear_backward(u_, w_in, dx, du, dw_in, nullptr, rows, d, Di, false);
+    b_.linear_backward(u_, w_in + Di * d, dz.get(), du, dw_in + Di * d, nullptr, rows, d, Di, true);
+  }
 
  private:
+  using ActBuffer = typename B::template Buffer<Act>;
+  using RealBuffer = typename B::template Buffer<Real>;
+
+  ScanDims dims() const { return {batch_, len_, cfg_.d_inner(), cfg_.d_state}; }
+  ScanInputs<Act, Real> inputs() const {
+    return {xc_.get(), delta_.get(), B_.get(), C_.get(), z_.get(), A_.get(), p_.master(D_), p_.master(dt_proj_b_)};
+  }
+
   MambaConfig cfg_;
-  Param<T>&in_proj_, &conv_w_, &conv_b_, &x_proj_, &dt_proj_w_, &dt_proj_b_, &A_log_, &D_, &out_proj_;
+  ParamStore<B>& p_;
+  const B& b_;
+  size_t in_proj_, conv_w_, conv_b_, x_proj_, dt_proj_w_, dt_proj_b_, A_log_, D_, out_proj_;
+  bool training_ = true;
+
   int64_t batch_ = 0, len_ = 0;
-  // Activations kept for the backward, (batch·len, ·) rows.
-  Tensor<T> u_, x_, z_, xc_, dt_low_, B_, C_, delta_, A_, y_;
+  const Act* u_ = nullptr;
+  // Activations kept for the backward, (batch·len, ·) rows; A = −exp(A_log) as a master weight.
+  ActBuffer x_, z_, xc_, dt_low_, B_, C_, delta_, y_;
+  RealBuffer A_, checkpoints_;
 };
 
 }  // namespace ml

@@ -1,56 +1,175 @@
 // The mixture-of-experts layer ('E'): a router sends each token to its top-k experts
-// (feed-forward blocks, see ffn.h); the output is the gate-weighted sum of their outputs.
-// Dropped assignments (over capacity) contribute nothing: the token passes through the
-// residual stream. MoE-Mamba: switch router, GELU experts; BlackMamba: Sinkhorn router with
-// bias, SwiGLU experts.
+// (feed-forward blocks, ffn.h); the output is the gate-weighted sum of their outputs. Dropped
+// assignments (over capacity) contribute nothing: the token passes through the residual
+// stream. MoE-Mamba: switch router, GELU experts; BlackMamba: Sinkhorn router with bias,
+// SwiGLU experts.
+//   Forward: router linear → route (ops/router) → each kept assignment gets a slot in an
+//   expert-contiguous layout and the tokens are gathered into their slots (ops/moe_dispatch)
+//   → the experts' feed-forward blocks → y[t] = Σ over t's kept choices of gate · out[slot].
+//   Backward: the gates' gradients, dy gathered into the slots scaled by the gates, the
+//   experts' backward, dx combined back, then the router's backward adds into dx.
+// Layouts:
+//   capacity: every expert has `capacity` slots and the experts run as one batch of E blocks.
+//   The capacity is known on the host, so nothing waits for the device. Empty slots are zero
+//   in x and dy: they add nothing to any gradient.
+//   dropless: expert e's slots are its count rounded up to B::kSegmentRows, each expert one
+//   GEMM chain whose row count the host must know: the forward reads the counts back (the
+//   layer's one synchronisation, which also keeps a dropless MoE out of CUDA graphs).
 #pragma once
+#include <cmath>
 #include <string>
 #include <vector>
 
-#include "../ops/router/router.h"
+#include "config.h"
 #include "ffn.h"
 #include "layer.h"
-#include "param.h"
+#include "params.h"
 
 namespace ml {
 
-struct MoeConfig {
-  int64_t num_experts = 8;
-  FfnConfig expert;
-  cpu::RouterOptions router;
-  bool router_bias = false;
-};
-
-template <typename T>
-class MoeLayer final : public Layer<T> {
+template <class B>
+class MoeLayer final : public Layer<B> {
  public:
-  // Parameters: router.weight (E, d), router.bias (E) if enabled, experts.fc1.weight
-  // (E, fc1_rows, d), experts.fc2.weight (E, d, hidden); initialised per expert as the MLP.
-  MoeLayer(int64_t d_model, const MoeConfig& config, ParamList<T>& params, const std::string& prefix, uint64_t seed,
-           int64_t n_residual_layers);
+  using Act = typename B::Act;
 
-  void forward(const T* x, T* y, int64_t batch, int64_t len) override;
-  void backward(const T* dy, T* dx) override;
+  // Parameters: router.weight (E, d), experts.fc1.weight (E, fc1_rows, d),
+  // experts.fc2.weight (E, d, hidden), then router.bias (E) if enabled (zero); the experts
+  // are initialised as the MLP.
+  MoeLayer(int64_t d_model, const MoeConfig& c, ParamStore<B>& params, const std::string& prefix,
+           int64_t n_residual_layers)
+      : d_(d_model), cfg_(c), p_(params), b_(params.backend()) {
+    const int64_t E = c.num_experts;
+    ML_CHECK(E >= 1, "moe: num_experts must be at least 1, got ", E);
+    ML_CHECK(c.expert.hidden > 0, "moe: expert hidden size must be positive, got ", c.expert.hidden);
+    ML_CHECK(c.router.top_k >= 1 && c.router.top_k <= E, "moe: top_k must be in [1, ", E, "], got ", c.router.top_k);
+    const auto bound = ParamInit::uniform(1.0 / std::sqrt(double(d_)));
+    router_w_ = p_.add(prefix + "router.weight", {E, d_}, true, bound);
+    fc1_ = p_.add(prefix + "experts.fc1.weight", {E, c.expert.fc1_rows(), d_}, true, bound);
+    fc2_ = p_.add(prefix + "experts.fc2.weight", {E, d_, c.expert.hidden}, true,
+                  ParamInit::uniform(1.0 / std::sqrt(double(c.expert.hidden)) / std::sqrt(double(n_residual_layers))));
+    if (c.router_bias) router_b_ = p_.add(prefix + "router.bias", {E}, false, ParamInit::constant(0.0));
+    resize(counts_, E), resize(first_counts_, E), resize(offsets_, E), resize(dropped_, 1), resize(aux_, 1);
+  }
+
   void set_training(bool training) override { cfg_.router.training = training; }
-  double aux_loss() const override { return routing_.aux_loss; }
-  void routings(std::vector<const cpu::Routing*>& out) const override { out.push_back(&routing_); }
+  // Dropless reads the expert counts on the host each forward.
+  bool capturable() const override { return !cfg_.router.dropless(); }
+  void expert_stats(std::vector<ExpertStats>& out) const override {
+    out.push_back({counts_.get(), dropped_.get(), aux_.get(), cfg_.num_experts});
+  }
+
+  void forward(const Act* x, Act* y, int64_t batch, int64_t len) override {
+    const int64_t tokens = batch * len, E = cfg_.num_experts, k = cfg_.router.top_k, assignments = k * tokens;
+    x_ = x;
+    tokens_ = tokens;
+    if (tokens <= 0) {  // nothing routed: zero statistics
+      slots_ = 0;
+      for (auto* buffer : {&counts_, &dropped_}) b_.zero(buffer->get(), buffer->bytes());
+      b_.zero(aux_.get(), aux_.bytes());
+      return;
+    }
+    resize(logits_, tokens * E), resize(probs_, tokens * E), resize(gates_, assignments);
+    resize(expert_, assignments), resize(rank_, assignments), resize(slot_, assignments), resize(kept_, assignments);
+
+    b_.linear_forward(x, p_.compute(router_w_), has_bias() ? p_.master(router_b_) : nullptr, logits_.get(), tokens, d_,
+                      E);
+    routing_ = Routing{};
+    routing_.expert = expert_.get(), routing_.kept = kept_.get(), routing_.rank = rank_.get();
+    routing_.counts = counts_.get(), routing_.first_counts = first_counts_.get();
+    routing_.dropped = dropped_.get(), routing_.aux_loss = aux_.get();
+    b_.route_forward(cfg_.router, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
+
+    const int64_t* offsets = nullptr;
+    if (cfg_.router.dropless()) {
+      b_.segment_offsets(counts_.get(), E, B::kSegmentRows, offsets_.get());
+      offsets = offsets_.get();
+      slots_ = assignments + E * (B::kSegmentRows - 1);  // room for the largest padding
+    } else {
+      slots_ = E * routing_.capacity;
+    }
+    resize(source_, slots_), resize(expert_in_, slots_ * d_), resize(expert_out_, slots_ * d_);
+    b_.place(expert_.get(), kept_.get(), rank_.get(), offsets, routing_.capacity, assignments, slots_, slot_.get(),
+             source_.get());
+    b_.gather(x, nullptr, source_.get(), slots_, tokens, d_, expert_in_.get());
+    kept_acts_ = ffn_buffers_.reserve(cfg_.expert, slots_);
+    if (cfg_.router.dropless()) {
+      host_counts_.resize(size_t(E));
+      b_.copy_to_host(host_counts_.data(), counts_.get(), size_t(E) * sizeof(int64_t));
+      b_.sync();
+    }
+    run_experts(nullptr, nullptr);
+    b_.combine(expert_out_.get(), gates_.get(), slot_.get(), tokens, k, d_, y);
+  }
+
+  void backward(const Act* dy, Act* dx) override {
+    ML_CHECK(x_ != nullptr, "moe: backward called before forward");
+    const int64_t tokens = tokens_, E = cfg_.num_experts, k = cfg_.router.top_k, assignments = k * tokens;
+    if (tokens <= 0) return;
+    ActBuffer dgates(assignments, "moe backward"), dlogits(tokens * E, "moe backward");
+    ActBuffer dslots(slots_ * d_, "moe backward"), dslots_in(slots_ * d_, "moe backward");
+    b_.gate_grad(dy, expert_out_.get(), slot_.get(), tokens, assignments, d_, dgates.get());
+    b_.gather(dy, gates_.get(), source_.get(), slots_, tokens, d_, dslots.get());
+    run_experts(dslots.get(), dslots_in.get());
+    b_.combine(dslots_in.get(), nullptr, slot_.get(), tokens, k, d_, dx);
+    b_.route_backward(cfg_.router, probs_.get(), routing_, dgates.get(), dlogits.get());
+    b_.linear_backward(x_, p_.compute(router_w_), dlogits.get(), dx, p_.grad(router_w_),
+                       has_bias() ? p_.grad(router_b_) : nullptr, tokens, d_, E, true);
+  }
 
  private:
-  FfnWeights<T> expert_weights(int64_t e);
+  using ActBuffer = typename B::template Buffer<Act>;
+  template <typename Buffer>
+  static void resize(Buffer& buffer, int64_t n) {
+    if (buffer.size() != n) buffer = Buffer(n, "moe");
+  }
+
+  bool has_bias() const { return router_b_ != kNone; }
+  FfnWeights<B> experts() const { return {p_.compute(fc1_), p_.compute(fc2_), p_.grad(fc1_), p_.grad(fc2_)}; }
+
+  // The experts' forward over the slots, or their backward when dy is given.
+  void run_experts(const Act* dy, Act* dx) {
+    const auto run = [&](const FfnWeights<B>& w, FfnBatch batch, int64_t row) {
+      const Act* in = expert_in_.get() + row * d_;
+      const FfnActivations<B> acts = kept_acts_.from_row(row, cfg_.expert.hidden);
+      if (dy) {
+        ffn_backward(b_, cfg_.expert, d_, w, batch, in, acts, dy + row * d_, dx + row * d_);
+      } else {
+        ffn_forward(b_, cfg_.expert, d_, w, batch, in, expert_out_.get() + row * d_, acts);
+      }
+    };
+    if (!cfg_.router.dropless()) {
+      run(experts(), {cfg_.num_experts, routing_.capacity}, 0);
+      return;
+    }
+    int64_t row = 0;
+    for (int64_t e = 0; e < cfg_.num_experts; ++e) {
+      const int64_t rows = (host_counts_[e] + B::kSegmentRows - 1) / B::kSegmentRows * B::kSegmentRows;
+      if (rows > 0) run(experts().group(e, cfg_.expert, d_), {1, rows}, row);
+      row += rows;
+    }
+  }
+
+  static constexpr size_t kNone = size_t(-1);
 
   int64_t d_;
   MoeConfig cfg_;
-  Param<T>& router_w_;
-  Param<T>* router_b_ = nullptr;
-  Param<T>&fc1_, &fc2_;
+  ParamStore<B>& p_;
+  const B& b_;
+  size_t router_w_ = 0, fc1_ = 0, fc2_ = 0, router_b_ = kNone;
 
-  // Last forward: input, router logits/probabilities, gates and routing; per expert the
-  // assignments it took (indices into gates), its feed-forward cache and its outputs.
-  Tensor<T> x_, logits_, probs_, gates_;
-  cpu::Routing routing_;
-  std::vector<std::vector<int64_t>> assigned_;
-  std::vector<FfnCache<T>> caches_;
-  std::vector<Tensor<T>> outputs_;
+  // Last forward: input, router outputs, routing, slots and the experts' inputs, outputs and
+  // activations; for dropless, the per-expert counts on the host.
+  const Act* x_ = nullptr;
+  int64_t tokens_ = 0, slots_ = 0;
+  ActBuffer logits_, probs_, gates_, expert_in_, expert_out_;
+  typename B::template Buffer<int32_t> expert_, rank_, slot_, source_;
+  typename B::template Buffer<uint8_t> kept_;
+  typename B::template Buffer<int64_t> counts_, first_counts_, offsets_, dropped_;
+  typename B::template Buffer<double> aux_;
+  Routing routing_;
+  std::vector<int64_t> host_counts_;
+  FfnBuffers<B> ffn_buffers_;
+  FfnActivations<B> kept_acts_;
 };
 
 }  // namespace ml

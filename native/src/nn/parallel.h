@@ -1,57 +1,64 @@
 // A parallel group such as "(M|E)": every branch reads the same normed input and their
-// outputs are summed into one residual update (parallel MoE-Mamba).
+// outputs are summed into one residual update (parallel MoE-Mamba). Branch 0 writes y (dx)
+// directly; each later branch writes a scratch buffer that is then added in, in branch order,
+// so the sum's order is fixed.
 #pragma once
 #include <memory>
 #include <vector>
 
-#include "../core/tensor.h"
 #include "layer.h"
 
 namespace ml {
 
-template <typename T>
-class ParallelLayer final : public Layer<T> {
+template <class B>
+class ParallelLayer final : public Layer<B> {
  public:
-  ParallelLayer(int64_t d_model, std::vector<std::unique_ptr<Layer<T>>> branches)
-      : d_model_(d_model), branches_(std::move(branches)) {}
+  using Act = typename B::Act;
 
-  void forward(const T* x, T* y, int64_t batch, int64_t len) override {
-    size_ = batch * len * d_model_;
-    Tensor<T> part({size_});
-    for (size_t b = 0; b < branches_.size(); ++b) {
-      branches_[b]->forward(x, b ? part.data() : y, batch, len);
-      if (b) add(part.data(), y);
+  ParallelLayer(const B& backend, int64_t d_model, std::vector<std::unique_ptr<Layer<B>>> branches)
+      : b_(backend), d_(d_model), branches_(std::move(branches)) {
+    ML_CHECK(!branches_.empty(), "parallel: a group needs at least one branch");
+  }
+
+  void forward(const Act* x, Act* y, int64_t batch, int64_t len) override {
+    size_ = batch * len * d_;
+    for (size_t i = 0; i < branches_.size(); ++i) {
+      branches_[i]->forward(x, i ? scratch() : y, batch, len);
+      if (i) b_.add_into(part_.get(), y, size_);
     }
   }
 
-  void backward(const T* dy, T* dx) override {
-    Tensor<T> part({size_});
-    for (size_t b = 0; b < branches_.size(); ++b) {
-      branches_[b]->backward(dy, b ? part.data() : dx);
-      if (b) add(part.data(), dx);
+  void backward(const Act* dy, Act* dx) override {
+    for (size_t i = 0; i < branches_.size(); ++i) {
+      branches_[i]->backward(dy, i ? scratch() : dx);
+      if (i) b_.add_into(part_.get(), dx, size_);
     }
   }
 
   void set_training(bool training) override {
-    for (auto& b : branches_) b->set_training(training);
+    for (auto& branch : branches_) branch->set_training(training);
   }
-  double aux_loss() const override {
-    double total = 0;
-    for (const auto& b : branches_) total += b->aux_loss();
-    return total;
+  bool capturable() const override {
+    for (const auto& branch : branches_)
+      if (!branch->capturable()) return false;
+    return true;
   }
-  void routings(std::vector<const cpu::Routing*>& out) const override {
-    for (const auto& b : branches_) b->routings(out);
+  void expert_stats(std::vector<ExpertStats>& out) const override {
+    for (const auto& branch : branches_) branch->expert_stats(out);
   }
 
  private:
-  void add(const T* src, T* dst) const {
-    for (int64_t i = 0; i < size_; ++i) dst[i] += src[i];
+  // Reused by every branch after the first: each is added in before the next writes it.
+  Act* scratch() {
+    if (part_.size() != size_) part_ = typename B::template Buffer<Act>(size_, "parallel branch output");
+    return part_.get();
   }
 
-  int64_t d_model_;
-  std::vector<std::unique_ptr<Layer<T>>> branches_;
+  const B& b_;
+  int64_t d_;
+  std::vector<std::unique_ptr<Layer<B>>> branches_;
   int64_t size_ = 0;
+  typename B::template Buffer<Act> part_;
 };
 
 }  // namespace ml

@@ -10,7 +10,7 @@ namespace {
 
 constexpr double kGiB = double(int64_t{1} << 30);
 
-// Kept and scratch bytes per token of one layer kind (see nn/cuda/*.cu for what each keeps).
+// Kept and scratch bytes per token of one layer kind (see nn/*.h for what each keeps).
 struct PerToken {
   double kept = 0, scratch = 0;
 };
@@ -50,13 +50,11 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_coun
   MemoryEstimate e;
   e.weights = weight_bytes(param_count, compute_bytes);
   double largest_scratch = 0;
-  std::istringstream words(c.layers);
-  int64_t layers = 0;
-  for (std::string spec; words >> spec; ++layers) {
+  for (const LayerSpec& spec : c.layers) {
     // Every layer keeps its norm's fp32 residual, T output and statistics.
     double kept = d * 4 + d * cb + 4, scratch = 0;
-    for (size_t j = 0; j < spec.size(); j += 2) {
-      const PerToken b = layer_bytes(spec[j], c, len, cb);
+    for (const char kind : spec) {
+      const PerToken b = layer_bytes(kind, c, len, cb);
       kept += b.kept, scratch += b.scratch;
     }
     e.activations += kept * tokens;
@@ -64,16 +62,10 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_coun
   }
   e.activations += (d * 4 + d * cb + 4) * tokens;  // norm_f
   // The backward's residual-stream gradients (two fp32, one T) and the head's chunk of fp32
-  // logits with its T softmax gradient (~128M logits a chunk, nn/cuda/lm.cu).
+  // logits with its T softmax gradient (~128M logits a chunk, nn/cuda_backend.h).
   const double head = double(int64_t{1} << 27) * (4 + cb);
   e.transient = largest_scratch + (2 * 4 + 2 * cb) * d * tokens + head;
   return e;
-}
-
-std::string gib(double bytes) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << bytes / kGiB << " GiB";
-  return out.str();
 }
 
 std::string describe(const MemoryEstimate& e) {

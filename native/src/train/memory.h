@@ -5,7 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "../nn/lm.h"
+#include "../core/bytes.h"
+#include "../nn/config.h"
 
 namespace ml {
 
@@ -26,7 +27,5 @@ MemoryEstimate estimate_training_memory(const ModelConfig& config, int64_t param
 
 // "12.3 GiB (weights and optimizer 1.2, activations 9.8, scratch 1.3)"
 std::string describe(const MemoryEstimate& estimate);
-// "79.2 GiB"
-std::string gib(double bytes);
 
 }  // namespace ml

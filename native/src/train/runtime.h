@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "../core/dtype.h"
-#include "../core/tensor.h"
-#include "../nn/lm.h"
+#include "../core/shape.h"
+#include "../nn/config.h"
 #include "step.h"
 
 namespace ml {
@@ -37,8 +37,10 @@ class Runtime {
   virtual StepMetrics evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
   // Zeroes gradients, then a training-mode forward and backward; gradients stay readable.
   virtual StepMetrics loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) = 0;
+  // One optimizer step on the batch, split into `micro_batches` equal micro-batches whose
+  // gradients accumulate (TrainStep::run).
   virtual StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
-                                 const OptimizerConfig& opt) = 0;
+                                 const OptimizerConfig& opt, int64_t micro_batches) = 0;
   virtual int64_t steps_done() const = 0;
   virtual void set_steps_done(int64_t steps) = 0;
 

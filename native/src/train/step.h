@@ -1,10 +1,15 @@
-// One training step on the CPU: forward, backward, global-norm clipping, AdamW.
-// Holds the optimizer state (first and second moments per parameter, and the step count).
+// One training step on backend B: zero the gradients, forward, backward, the global-norm
+// clipping coefficient and AdamW (which applies it and refreshes a compute copy), all enqueued
+// on the backend, then one synchronisation to read the metrics. Holds the step count.
+// Where B can capture graphs (CUDA), a step that has run eagerly at a shape makes the next
+// capture zero-grad → forward → backward → clip coefficient into a graph, and later steps
+// replay it (AdamW, whose learning rate and bias corrections change every step, stays a few
+// eager launches). A model that reads values on the host mid-step (dropless MoE) runs eagerly.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "../core/tensor.h"
 #include "../nn/lm.h"
 
 namespace ml {
@@ -26,27 +31,164 @@ struct StepMetrics {
   double grad_norm;  // before clipping
   std::vector<ExpertCounts> experts;  // one per MoE layer, in layer order
   bool cuda_graph = false;            // the step replayed a captured CUDA graph
+  bool skipped = false;               // loss or gradient norm not finite: nothing was changed
 };
 
-template <typename T>
-std::vector<ExpertCounts> expert_counts(const LanguageModel<T>& model);
-
-template <typename T>
+template <class B>
 class TrainStep {
  public:
-  explicit TrainStep(LanguageModel<T>& model);
+  using Stat = typename B::Stat;
 
-  StepMetrics run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr, const OptimizerConfig& opt);
+  TrainStep(LanguageModel<B>& model, bool use_graphs)
+      : model_(model), use_graphs_(use_graphs && B::kGraphs), norm_coef_(2, "gradient norm") {}
+
+  // One optimizer step on `batch` rows of tokens (batch, len + 1), as `micro_batches` equal
+  // micro-batches whose gradients accumulate and are averaged: the same update as one pass over
+  // the whole batch, in a fraction of the activation memory. A step whose loss or gradient norm
+  // is not finite changes nothing (StepMetrics::skipped) and does not count.
+  StepMetrics run(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr, const OptimizerConfig& opt,
+                  int64_t micro_batches = 1) {
+    ML_CHECK(micro_batches >= 1 && batch % micro_batches == 0, "train step: ", micro_batches,
+             " micro-batches must divide the batch of ", batch, " rows");
+    StepMetrics m = micro_batches == 1 ? gradients_of_batch(tokens, batch, len_plus_one, opt.grad_clip)
+                                       : gradients_of_micro_batches(tokens, batch, len_plus_one, opt.grad_clip,
+                                                                    micro_batches);
+    ++steps_done_;
+    ParamStore<B>& params = model_.params();
+    std::vector<OptimizerTensor<typename B::Real, typename B::Act>> tensors;
+    tensors.reserve(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      const ParamSpec& p = params.spec(i);
+      tensors.push_back({params.master(i), params.grad(i), params.first_moment(i), params.second_moment(i), p.numel,
+                         p.weight_decay ? opt.weight_decay : 0.0,
+                         ParamStore<B>::kComputeCopy ? params.compute(i) : nullptr});
+    }
+    if (!m.skipped)
+      model_.backend().adamw({lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, steps_done_}, tensors,
+                             norm_coef_.get());
+    if (micro_batches == 1) {
+      m = read_metrics(true);  // waits for the step
+    } else {
+      Stat norm = 0;
+      model_.backend().copy_to_host(&norm, norm_coef_.get(), sizeof(Stat));
+      model_.backend().sync();
+      m.grad_norm = double(norm);
+    }
+    // The optimizer skipped a step it was given a non-finite loss or norm for (a NaN coefficient).
+    m.skipped = m.skipped || !std::isfinite(m.loss) || !std::isfinite(m.grad_norm);
+    if (m.skipped) --steps_done_;
+    m.cuda_graph = replayed_;
+    return m;
+  }
+
+  // The last forward's loss, auxiliary losses and routing, read back (synchronises).
+  StepMetrics read_metrics(bool with_grad_norm) const {
+    const B& b = model_.backend();
+    Stat loss = 0, norm = 0;
+    b.copy_to_host(&loss, model_.loss(), sizeof(Stat));
+    if (with_grad_norm) b.copy_to_host(&norm, norm_coef_.get(), sizeof(Stat));
+    const std::vector<ExpertStats> stats = model_.expert_stats();
+    std::vector<ExpertCounts> experts(stats.size());
+    std::vector<double> aux(stats.size());
+    for (size_t l = 0; l < stats.size(); ++l) {
+      experts[l].counts.resize(size_t(stats[l].experts));
+      b.copy_to_host(experts[l].counts.data(), stats[l].counts, size_t(stats[l].experts) * sizeof(int64_t));
+      b.copy_to_host(&experts[l].dropped, stats[l].dropped, sizeof(int64_t));
+      b.copy_to_host(&aux[l], stats[l].aux_loss, sizeof(double));
+    }
+    b.sync();
+    double aux_loss = 0;
+    for (double a : aux) aux_loss += a;
+    return {double(loss), aux_loss, double(norm), std::move(experts)};
+  }
+
+  // Drops the captured step: the next steps run eagerly, then capture again. Call it before
+  // anything else uses the model's buffers (evaluation, gradients on request).
+  void forget_graph() { graph_ = {}, warm_generation_ = -1; }
 
   int64_t steps_done() const { return steps_done_; }
   void set_steps_done(int64_t steps) { steps_done_ = steps; }
-  Tensor<T>& first_moment(size_t param) { return m_.at(param); }
-  Tensor<T>& second_moment(size_t param) { return v_.at(param); }
 
  private:
-  LanguageModel<T>& model_;
-  std::vector<Tensor<T>> m_, v_;
+  // Zero-grad, forward, backward and the clipping coefficient: the part a graph replays.
+  void gradients(double grad_clip) {
+    model_.zero_grad();
+    model_.forward_uploaded(true);
+    model_.backward();
+    clip(grad_clip, 1.0, model_.loss());
+  }
+
+  // One span covers every gradient: the padding between tensors stays zero.
+  void clip(double grad_clip, double scale, const Stat* loss) {
+    ParamStore<B>& params = model_.params();
+    model_.backend().clip_coefficient(params.grads(), params.total(), grad_clip, scale, loss, norm_coef_.get());
+  }
+
+  // The whole batch at once: replayed as a CUDA graph once the shape has run eagerly.
+  StepMetrics gradients_of_batch(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double grad_clip) {
+    const B& b = model_.backend();
+    model_.upload(tokens, batch, len_plus_one);
+    if constexpr (B::kGraphs) {
+      const int64_t generation = model_.buffers_generation();
+      replayed_ = graph_ && graph_generation_ == generation && graph_clip_ == grad_clip;
+      if (!replayed_ && use_graphs_ && !capture_refused_ && warm_generation_ == generation &&
+          warm_clip_ == grad_clip && model_.capturable()) {
+        graph_ = b.capture([&] { gradients(grad_clip); });
+        graph_generation_ = generation, graph_clip_ = grad_clip;
+        replayed_ = bool(graph_);
+        capture_refused_ = !graph_;  // the same work would be refused again: stay eager
+      }
+    }
+    if (replayed_) {
+      if constexpr (B::kGraphs) b.launch(graph_);
+    } else {
+      gradients(grad_clip);
+      warm_generation_ = model_.buffers_generation(), warm_clip_ = grad_clip;
+    }
+    return {};  // the metrics are read after the optimizer
+  }
+
+  // Micro-batch after micro-batch, eagerly: gradients accumulate, each pass's metrics are read
+  // back (averaged losses, summed expert counts) and the coefficient averages the gradients.
+  StepMetrics gradients_of_micro_batches(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double grad_clip,
+                                         int64_t micro_batches) {
+    replayed_ = false;
+    const int64_t rows = batch / micro_batches;
+    StepMetrics total{0, 0, 0, {}};
+    for (int64_t i = 0; i < micro_batches; ++i) {
+      model_.upload(tokens + i * rows * len_plus_one, rows, len_plus_one);
+      if (i == 0) model_.zero_grad();
+      model_.forward_uploaded(true);
+      model_.backward();
+      const StepMetrics part = read_metrics(false);
+      total.loss += part.loss / double(micro_batches);
+      total.aux_loss += part.aux_loss / double(micro_batches);
+      if (i == 0) {
+        total.experts = part.experts;
+        continue;
+      }
+      for (size_t l = 0; l < part.experts.size(); ++l) {
+        auto& sum = total.experts[l];
+        for (size_t e = 0; e < sum.counts.size(); ++e) sum.counts[e] += part.experts[l].counts[e];
+        sum.dropped += part.experts[l].dropped;
+      }
+    }
+    // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
+    total.skipped = !std::isfinite(total.loss);
+    clip(grad_clip, 1.0 / double(micro_batches), nullptr);
+    return total;
+  }
+
+  LanguageModel<B>& model_;
+  const bool use_graphs_;
+  typename B::template Buffer<Stat> norm_coef_;  // [0] gradient norm before clipping, [1] clipping coefficient
   int64_t steps_done_ = 0;
+  typename B::Graph graph_;
+  // The model's buffers generation and clipping threshold the graph was captured at, and
+  // those of the last eager step (capture waits for one, which warms every cache).
+  int64_t graph_generation_ = -1, warm_generation_ = -1;
+  double graph_clip_ = 0, warm_clip_ = 0;
+  bool replayed_ = false, capture_refused_ = false;
 };
 
 }  // namespace ml

@@ -9,8 +9,9 @@ import { test } from 'node:test';
 import { toBatch } from '../../../kernel/src/data/batch.js';
 import type { ModelConfig } from '../../../kernel/src/models/config.js';
 import { createModel } from '../../../kernel/src/models/model.js';
+import { preset } from '../../../kernel/src/models/presets.js';
 import type { DType } from '../../../kernel/src/native.js';
-import { readSafetensors } from '../../../kernel/src/train/safetensors.js';
+import { readSafetensors } from '../../../kernel/src/models/safetensors.js';
 import { randomTokens, repoRoot, scratchDir } from '../../helpers.js';
 import { referencePython } from './python.js';
 
@@ -25,8 +26,10 @@ function relativeError(ours: ArrayLike<number>, ref: ArrayLike<number>): number 
 }
 
 // Small models of every family; vocabularies padded from 1001 to 1008; sequences over one
-// conv window; capacities that drop tokens where the family has them.
-const CASES: { name: string; config: Partial<ModelConfig>; dtypes: DType[]; drops?: boolean }[] = [
+// conv window (3 × 17 tokens unless `shape` says [batch, length]); capacities that drop tokens
+// where the family has them. Attention: the presets' tiny configs, then multi-head,
+// grouped-query and multi-query heads with and without rope, odd lengths, one token, one row.
+const CASES: { name: string; config: Partial<ModelConfig>; dtypes: DType[]; drops?: boolean; shape?: [number, number] }[] = [
   { name: 'mamba', config: { pattern: 'M*2' }, dtypes: ['float32', 'float64'] },
   {
     name: 'moe-mamba (switch, capacity 1.0, GELU experts)',
@@ -44,14 +47,42 @@ const CASES: { name: string; config: Partial<ModelConfig>; dtypes: DType[]; drop
     config: { model: 'parallel-moe-mamba', pattern: '(M|E) F', numExperts: 3, topK: 2, expertHidden: 12, dFF: 16, capacityFactor: 1.25 },
     dtypes: ['float64'],
   },
+  { name: 'transformer tiny (learned positions, GELU MLP)', config: preset('transformer', 'tiny').config, dtypes: ['float32', 'float64'] },
+  { name: 'transformer-moe tiny (learned positions, switch MoE)', config: preset('transformer-moe', 'tiny').config, dtypes: ['float32', 'float64'] },
+  { name: 'jamba tiny (7 Mamba + 1 GQA attention, SwiGLU, top-2 MoE every other layer)', config: preset('jamba', 'tiny').config, dtypes: ['float32', 'float64'] },
+  {
+    name: 'grouped-query attention (6 heads, 2 KV heads) with rope beside Mamba',
+    config: { model: 'transformer', pattern: 'A M', nHeads: 6, nKvHeads: 2, rope: true },
+    dtypes: ['float32', 'float64'],
+  },
+  {
+    name: 'multi-query attention (4 heads, 1 KV head), rope theta 500, length 13',
+    config: { model: 'transformer', pattern: 'AF', nHeads: 4, nKvHeads: 1, rope: true, ropeTheta: 500, dFF: 16 },
+    dtypes: ['float32', 'float64'],
+    shape: [2, 13],
+  },
+  { name: 'multi-head attention with rope, length 7', config: { model: 'transformer', pattern: 'A*2', nHeads: 2, rope: true }, dtypes: ['float64'], shape: [3, 7] },
+  {
+    name: 'one token per row (L = 1), learned positions',
+    config: { model: 'transformer', pattern: 'A M F', nHeads: 4, maxPositions: 4, dFF: 16 },
+    dtypes: ['float32', 'float64'],
+    shape: [3, 1],
+  },
+  {
+    name: 'one row (batch 1): attention in a parallel group with Mamba, then top-2 MoE',
+    config: { model: 'jamba', pattern: '(A|M) E', nHeads: 3, nKvHeads: 1, rope: true, numExperts: 3, topK: 2, expertHidden: 12, capacityFactor: 'dropless' },
+    dtypes: ['float64'],
+    shape: [1, 9],
+  },
 ];
 
-for (const { name, config, dtypes, drops } of CASES) {
+for (const { name, config, dtypes, drops, shape } of CASES) {
   for (const dtype of dtypes) {
     test(`${name}, ${dtype}: loss, expert counts and every gradient match the PyTorch reference`, async (t) => {
       const dir = scratchDir();
       const model = createModel({ vocabSize: 1001, dModel: 24, seed: 11, dtype, ...config });
-      const tokens = randomTokens(3, 17, 1001, 5);
+      const [rows, length] = shape ?? [3, 17];
+      const tokens = randomTokens(rows, length, 1001, 5);
       const batch = toBatch(tokens);
       const ours = await model.engine.lossAndGradients(batch.tokens, batch.batchSize, batch.seqLen + 1);
       model.save(dir);

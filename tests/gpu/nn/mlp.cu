@@ -1,7 +1,6 @@
-// The GPU dense MLP against ml::MlpLayer<double> on the same weights: GELU and SwiGLU, fp32
-// and bf16, odd and single-row batches; two runs bit-identical.
+// The GPU dense MLP against the fp64 CPU one on the same weights: GELU and SwiGLU, fp32 and
+// bf16, odd and single-row batches; two runs bit-identical.
 #include "gpu/nn/layer_check.h"
-#include "nn/cuda/mlp.h"
 #include "nn/mlp.h"
 
 using namespace gputest;
@@ -9,35 +8,21 @@ using namespace gputest;
 namespace {
 
 constexpr int64_t kDModel = 32;
-const std::string kPrefix = "backbone.layers.2.mlp.";
 
 template <typename T>
-struct Setup {
-  Setup(ml::FfnKind kind, int64_t batch, int64_t len, uint64_t seed)
-      : cfg{kind, 72}, cpu(kDModel, cfg, host, kPrefix, seed, 4) {
-    upload = device_copy<T>(host);
-    device = std::make_unique<ml::cuda::DeviceParams<T>>(upload, nullptr);
-    gpu = ml::cuda::make_mlp_layer<T>(kDModel, cfg, *device, kPrefix, context);
-    ml::Rng rng(seed);
-    x = rounded<T>(uniform(rng, batch * len * kDModel));
-    dy = rounded<T>(uniform(rng, batch * len * kDModel));
-  }
-
-  ml::FfnConfig cfg;
-  ml::ParamList<double> host;
-  ml::MlpLayer<double> cpu;
-  ml::ParamList<float> upload;
-  std::unique_ptr<ml::cuda::DeviceParams<T>> device;
-  ml::cuda::Context context;
-  std::unique_ptr<ml::cuda::Layer<T>> gpu;
-  std::vector<double> x, dy;
-};
+LayerCase<T> mlp(ml::FfnKind kind, int64_t rows, uint64_t seed) {
+  return LayerCase<T>(
+      [&](auto& params) {
+        using B = typename std::remove_reference_t<decltype(params)>::Backend;
+        return std::make_unique<ml::MlpLayer<B>>(kDModel, ml::FfnConfig{kind, 72}, params, "backbone.layers.2.mlp.", 4);
+      },
+      rows, kDModel, seed);
+}
 
 template <typename T>
 std::string check_mlp(ml::FfnKind kind, int64_t batch, int64_t len, uint64_t seed) {
-  Setup<T> s(kind, batch, len, seed);
-  const GpuRun got = run_gpu<T>(*s.gpu, *s.device, s.x, s.dy, batch, len);
-  return compare<T>(s.cpu, s.host, got, s.x, s.dy, batch, len);
+  auto c = mlp<T>(kind, batch * len, seed);
+  return check(c, batch, len);
 }
 
 }  // namespace
@@ -48,9 +33,6 @@ NATIVE_TEST(cuda_mlp_fp32_one_row) { return check_mlp<float>(ml::FfnKind::SwiGLU
 NATIVE_TEST(cuda_mlp_bf16_gelu) { return check_mlp<bf16>(ml::FfnKind::Gelu, 3, 41, 504); }
 NATIVE_TEST(cuda_mlp_bf16_swiglu) { return check_mlp<bf16>(ml::FfnKind::SwiGLU, 2, 33, 505); }
 NATIVE_TEST(cuda_mlp_fp32_deterministic) {
-  Setup<float> s(ml::FfnKind::SwiGLU, 4, 29, 506);
-  const GpuRun first = run_gpu<float>(*s.gpu, *s.device, s.x, s.dy, 4, 29);
-  const GpuRun second = run_gpu<float>(*s.gpu, *s.device, s.x, s.dy, 4, 29);
-  EXPECT(first.bytes == second.bytes, "two runs differ");
-  return mltest::str(first.bytes.size(), " bytes of y, dx and gradients identical");
+  auto c = mlp<float>(ml::FfnKind::SwiGLU, 4 * 29, 506);
+  return check_deterministic(c, 4, 29);
 }

@@ -1,11 +1,10 @@
-// The GPU mixture of experts against ml::MoeLayer<double> on the same weights: switch top-1
+// The GPU mixture of experts against the fp64 CPU one on the same weights: switch top-1
 // with capacity drops (MoE-Mamba), top-2, dropless, Sinkhorn in training and inference
 // (BlackMamba), GELU and SwiGLU experts, router bias, odd and single-token batches; and two
 // runs giving bit-identical outputs and gradients.
 #include <functional>
 
 #include "gpu/nn/layer_check.h"
-#include "nn/cuda/moe.h"
 #include "nn/moe.h"
 
 using namespace gputest;
@@ -18,7 +17,7 @@ const std::string kPrefix = "backbone.layers.1.moe.";
 struct Case {
   int64_t experts = 8, top_k = 1;
   double capacity_factor = 1.0;
-  ml::cpu::RouterKind router = ml::cpu::RouterKind::Switch;
+  ml::RouterKind router = ml::RouterKind::Switch;
   bool training = true;
   ml::FfnKind ffn = ml::FfnKind::Gelu;
   bool router_bias = false;
@@ -32,54 +31,51 @@ ml::MoeConfig config(const Case& c) {
   m.router.kind = c.router;
   m.router.top_k = c.top_k;
   m.router.capacity_factor = c.capacity_factor;
-  m.router.aux_weight = c.router == ml::cpu::RouterKind::Switch ? 0.01 : 0.0;
+  m.router.aux_weight = c.router == ml::RouterKind::Switch ? 0.01 : 0.0;
   m.router_bias = c.router_bias;
   return m;
 }
 
-// The CPU layer, the GPU layer on its (rounded) weights, and random inputs.
+// The layer on both backends with the same weights, and random inputs.
 template <typename T>
 struct Setup {
-  explicit Setup(const Case& c, uint64_t seed)
-      : cfg(config(c)), cpu(kDModel, cfg, host, kPrefix, seed, 4), rows(c.batch * c.len) {
+  Setup(const Case& c, uint64_t seed)
+      : pair(
+            [&](auto& params) {
+              using B = typename std::remove_reference_t<decltype(params)>::Backend;
+              return std::make_unique<ml::MoeLayer<B>>(kDModel, config(c), params, kPrefix, 4);
+            },
+            seed) {
     ml::Rng rng(seed);
     if (c.router_bias) {  // zero-initialised: give it values to check
-      auto& b = host.find(kPrefix + "router.bias").value;
-      for (int64_t e = 0; e < b.numel(); ++e) b.data()[e] = rng.uniform(-0.5, 0.5);
+      double* b = pair.host.master(pair.host.index(kPrefix + "router.bias"));
+      for (int64_t e = 0; e < c.experts; ++e) b[e] = rng.uniform(-0.5, 0.5);
+      pair.share_weights();
     }
-    upload = device_copy<T>(host);
-    device = std::make_unique<ml::cuda::DeviceParams<T>>(upload, nullptr);
-    gpu = ml::cuda::make_moe_layer<T>(kDModel, cfg, *device, kPrefix, context);
-    cpu.set_training(c.training);
-    gpu->set_training(c.training);
+    pair.cpu_layer->set_training(c.training);
+    pair.gpu_layer->set_training(c.training);
+    const int64_t rows = c.batch * c.len;
     x = rounded<T>(coarse(rng, rows * kDModel));
     dy = rounded<T>(uniform(rng, rows * kDModel));
   }
 
-  ml::MoeConfig cfg;
-  ml::ParamList<double> host;
-  ml::MoeLayer<double> cpu;
-  ml::ParamList<float> upload;
-  std::unique_ptr<ml::cuda::DeviceParams<T>> device;
-  ml::cuda::Context context;
-  std::unique_ptr<ml::cuda::Layer<T>> gpu;
-  int64_t rows;
+  LayerPair<T> pair;
   std::vector<double> x, dy;
 };
 
 template <typename T>
 std::string check_moe(const Case& c, uint64_t seed) {
   Setup<T> s(c, seed);
-  const GpuRun got = run_gpu<T>(*s.gpu, *s.device, s.x, s.dy, c.batch, c.len);
-  return compare<T>(s.cpu, s.host, got, s.x, s.dy, c.batch, c.len);
+  const GpuRun got = run_gpu<T>(s.pair, s.x, s.dy, c.batch, c.len);
+  return compare<T>(s.pair, got, s.x, s.dy, c.batch, c.len);
 }
 
 // Two forward + backward passes of one layer: identical bytes.
 template <typename T>
 std::string check_deterministic(const Case& c, uint64_t seed) {
   Setup<T> s(c, seed);
-  const GpuRun first = run_gpu<T>(*s.gpu, *s.device, s.x, s.dy, c.batch, c.len);
-  const GpuRun second = run_gpu<T>(*s.gpu, *s.device, s.x, s.dy, c.batch, c.len);
+  const GpuRun first = run_gpu<T>(s.pair, s.x, s.dy, c.batch, c.len);
+  const GpuRun second = run_gpu<T>(s.pair, s.x, s.dy, c.batch, c.len);
   EXPECT(first.bytes == second.bytes, "two runs differ");
   return mltest::str(first.bytes.size(), " bytes of y, dx and gradients identical");
 }
@@ -92,7 +88,7 @@ Case moe_mamba() {  // switch top-1, capacity 1.0, GELU, 32 experts
 
 Case blackmamba(bool training) {  // Sinkhorn top-1, SwiGLU, router bias, dropless
   Case c;
-  c.router = ml::cpu::RouterKind::Sinkhorn, c.training = training, c.ffn = ml::FfnKind::SwiGLU;
+  c.router = ml::RouterKind::Sinkhorn, c.training = training, c.ffn = ml::FfnKind::SwiGLU;
   c.router_bias = true, c.capacity_factor = 0.0;
   return c;
 }

@@ -46,3 +46,23 @@ NATIVE_TEST(cuda_adamw_multi_tensor_matches_cpu) {
   }
   return errors.report() + "; " + copy_errors.report();
 }
+
+// A non-finite grad_scale (clip_coefficient's mark of a non-finite loss or norm) skips the
+// update: weights, moments and the bf16 copy keep their bytes.
+NATIVE_TEST(cuda_adamw_skips_on_a_non_finite_scale) {
+  ml::Rng rng(802);
+  const int64_t n = 40001;
+  Dev<float> p(uniform(rng, n)), g(uniform(rng, n)), m(uniform(rng, n)), v(uniform(rng, n, 0, 0.01));
+  Dev<bf16> copy(n);
+  copy.poison();
+  const auto before = p.bytes(), m_before = m.bytes(), v_before = v.bytes(), copy_before = copy.bytes();
+  for (const double scale : {double(NAN), double(INFINITY)}) {
+    Dev<float> gscale(std::vector<double>{scale});
+    ml::cuda::adamw_update({1e-3, 0.9, 0.95, 1e-8, 0.1, 3}, {{p.get(), g.get(), m.get(), v.get(), n, 0.1f, copy.get()}},
+                           gscale.get(), nullptr);
+    sync("adamw");
+    EXPECT(p.bytes() == before && m.bytes() == m_before && v.bytes() == v_before && copy.bytes() == copy_before,
+           "scale ", scale, ": the update changed state");
+  }
+  return "NaN and inf scales: no byte changed";
+}

@@ -5,18 +5,12 @@
 #include <cstdint>
 
 #include "gpu/gpu_test.h"
+#include "native/ops/host_routing.h"
 #include "ops/router/router.h"
 
 using namespace gputest;
 
 namespace {
-
-template <typename V>
-std::vector<V> download_raw(const Dev<V>& d) {
-  std::vector<V> out(size_t(d.size()));
-  check(cudaMemcpy(out.data(), d.get(), out.size() * sizeof(V), cudaMemcpyDeviceToHost), "download");
-  return out;
-}
 
 // The device outputs of one route_forward, poisoned so that an element never written fails.
 template <typename T>
@@ -26,7 +20,7 @@ struct GpuRouting {
   Dev<uint8_t> kept;
   Dev<int64_t> counts, first, dropped;
   Dev<double> aux;
-  ml::cuda::DeviceRouting r;
+  ml::Routing r;
 
   GpuRouting(int64_t tokens, int64_t experts, int64_t top_k)
       : probs(tokens * experts), gates(top_k * tokens), expert(top_k * tokens), rank(top_k * tokens),
@@ -48,13 +42,13 @@ struct GpuRouting {
 
 // ties: logits on a coarse integer grid, so that many tie (the lower index must win).
 struct Kind {
-  ml::cpu::RouterKind router = ml::cpu::RouterKind::Switch;
+  ml::RouterKind router = ml::RouterKind::Switch;
   bool training = true;
   int64_t sinkhorn_max_iter = 100;
   double sinkhorn_tol = 1e-4;
 };
-constexpr Kind kSinkhornTraining{ml::cpu::RouterKind::Sinkhorn, true};
-constexpr Kind kSinkhornInference{ml::cpu::RouterKind::Sinkhorn, false};
+constexpr Kind kSinkhornTraining{ml::RouterKind::Sinkhorn, true};
+constexpr Kind kSinkhornInference{ml::RouterKind::Sinkhorn, false};
 
 template <typename T>
 std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double capacity_factor, double aux_weight,
@@ -65,7 +59,7 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
     for (auto& v : raw) v = std::round(v);
   const auto logits = rounded<T>(raw);
   const auto dgates = rounded<T>(uniform(rng, top_k * tokens));
-  ml::cpu::RouterOptions o;
+  ml::RouterOptions o;
   o.top_k = top_k;
   o.capacity_factor = capacity_factor;
   o.aux_weight = aux_weight;
@@ -74,9 +68,9 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
   o.sinkhorn_max_iter = kind.sinkhorn_max_iter;
   o.sinkhorn_tol = kind.sinkhorn_tol;
   std::vector<double> probs(tokens * experts), gates(top_k * tokens), dlogits(tokens * experts);
-  ml::cpu::Routing want;
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), want);
-  ml::cpu::route_backward<double>(o, logits.data(), probs.data(), want, dgates.data(), dlogits.data());
+  mltest::HostRouting want(tokens, experts, top_k);
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), want.r);
+  ml::cpu::route_backward<double>(o, probs.data(), want.r, dgates.data(), dlogits.data());
 
   Dev<T> glogits(logits), gdgates(dgates), gdlogits(tokens * experts);
   gdlogits.poison();
@@ -85,11 +79,10 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
   ml::cuda::route_backward<T>(o, g.probs.get(), g.r, gdgates.get(), gdlogits.get(), nullptr);
   sync("router");
 
-  EXPECT(g.r.capacity == want.capacity, g.r.capacity, " vs ", want.capacity);
+  EXPECT(g.r.capacity == want.r.capacity, g.r.capacity, " vs ", want.r.capacity);
   const auto expert = download_raw(g.expert);
   const auto kept = download_raw(g.kept);
   const auto rank = download_raw(g.rank);
-  std::vector<int32_t> seen(experts, 0);  // assignments so far per expert, in order a
   const auto counts = download_raw(g.counts);
   const auto first = download_raw(g.first);
   const int64_t dropped = download_raw(g.dropped)[0];
@@ -97,14 +90,11 @@ std::string check_router(int64_t tokens, int64_t experts, int64_t top_k, double 
   for (int64_t a = 0; a < top_k * tokens; ++a) {
     EXPECT(expert[a] == want.expert[a], "assignment ", a, ": expert ", expert[a], " vs ", want.expert[a]);
     EXPECT(kept[a] == want.kept[a], "assignment ", a, ": kept ", int(kept[a]), " vs ", int(want.kept[a]));
-    const int32_t want_rank = seen[want.expert[a]]++;
-    EXPECT(rank[a] == want_rank, "assignment ", a, ": rank ", rank[a], " vs ", want_rank);
+    EXPECT(rank[a] == want.rank[a], "assignment ", a, ": rank ", rank[a], " vs ", want.rank[a]);
   }
   for (int64_t e = 0; e < experts; ++e) {
     EXPECT(counts[e] == want.counts[e], "expert ", e, ": count ", counts[e], " vs ", want.counts[e]);
-    const double f = double(first[e]) / double(tokens);
-    EXPECT(std::abs(f - want.first_choice_fraction[e]) < 1e-9, "expert ", e, ": f ", f, " vs ",
-           want.first_choice_fraction[e]);
+    EXPECT(first[e] == want.first_counts[e], "expert ", e, ": first choices ", first[e], " vs ", want.first_counts[e]);
   }
   EXPECT(dropped == want.dropped, "dropped ", dropped, " vs ", want.dropped);
   Errors errors(bound<T>());
@@ -122,8 +112,8 @@ std::string check_sinkhorn_deterministic(int64_t tokens, int64_t experts, int64_
   auto raw = uniform(rng, tokens * experts, -3, 3);
   for (auto& v : raw) v = std::round(v);
   Dev<float> glogits(rounded<float>(raw));
-  ml::cpu::RouterOptions o;
-  o.kind = ml::cpu::RouterKind::Sinkhorn;
+  ml::RouterOptions o;
+  o.kind = ml::RouterKind::Sinkhorn;
   o.top_k = top_k;
   GpuRouting<float> first(tokens, experts, top_k), second(tokens, experts, top_k);
   for (auto* g : {&first, &second})
@@ -166,7 +156,7 @@ NATIVE_TEST(cuda_router_fp32_sinkhorn_training_many_tokens) {
 }
 // No iterations: the initialised scales alone decide.
 NATIVE_TEST(cuda_router_fp32_sinkhorn_no_iterations) {
-  return check_router<float>(999, 8, 1, 1.0, 0.0, 245, false, {ml::cpu::RouterKind::Sinkhorn, true, 0});
+  return check_router<float>(999, 8, 1, 1.0, 0.0, 245, false, {ml::RouterKind::Sinkhorn, true, 0});
 }
 NATIVE_TEST(cuda_router_fp32_sinkhorn_one_token) {
   return check_router<float>(1, 4, 1, 1.0, 0.0, 246, false, kSinkhornTraining);
@@ -187,10 +177,10 @@ NATIVE_TEST(cuda_router_fp32_sinkhorn_training_many_experts) {
 }
 // A tolerance never met: every one of max_iter iterations runs.
 NATIVE_TEST(cuda_router_fp32_sinkhorn_max_iter_reached) {
-  return check_router<float>(5000, 8, 1, 1.0, 0.0, 251, false, {ml::cpu::RouterKind::Sinkhorn, true, 37, 0.0});
+  return check_router<float>(5000, 8, 1, 1.0, 0.0, 251, false, {ml::RouterKind::Sinkhorn, true, 37, 0.0});
 }
 // A tolerance always met: the first iteration ends the balancing.
 NATIVE_TEST(cuda_router_fp32_sinkhorn_converged_at_first_iteration) {
-  return check_router<float>(5000, 8, 1, 1.0, 0.0, 252, false, {ml::cpu::RouterKind::Sinkhorn, true, 100, 1e9});
+  return check_router<float>(5000, 8, 1, 1.0, 0.0, 252, false, {ml::RouterKind::Sinkhorn, true, 100, 1e9});
 }
 NATIVE_TEST(cuda_router_fp32_sinkhorn_deterministic) { return check_sinkhorn_deterministic(50000, 16, 2, 253); }

@@ -3,7 +3,7 @@
 #include "ops/selective_scan/selective_scan.h"
 
 using namespace gputest;
-using ml::cpu::ScanDims;
+using ml::ScanDims;
 
 namespace {
 
@@ -39,7 +39,7 @@ struct Problem {
         dD0(dD0_), dbias0(dbias0_), gu(u), gdelta(delta), gB(B), gC(C), gz(z), gdout(dout), gA(A), gD(D),
         gbias(bias) {}
 
-  ml::cuda::ScanInputs<T> inputs() const {
+  ml::ScanInputs<T, float> inputs() const {
     return {gu.get(), gdelta.get(), gB.get(), gC.get(), gz.get(), gA.get(), gD.get(), gbias.get()};
   }
 };
@@ -54,7 +54,7 @@ struct Grads {
         dbias(p.dbias0) {
     for (Dev<T>* g : {&du, &ddelta, &dB, &dC, &dz}) g->poison();
   }
-  ml::cuda::ScanGrads<T> view() {
+  ml::ScanGrads<T, float> view() {
     return {du.get(), ddelta.get(), dB.get(), dC.get(), dz.get(), dA.get(), dD.get(), dbias.get()};
   }
 };
@@ -65,12 +65,12 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
   const int64_t act = d.batch * d.len * d.dim, bc = d.batch * d.len * d.dstate;
   std::vector<double> out(act), du(act), ddelta(act), dz(act), dB(bc), dC(bc), dA = p.dA0, dD = p.dD0,
                                                                               dbias = p.dbias0;
-  const ml::cpu::ScanInputs<double> in{p.u.data(), p.delta.data(), p.A.data(), p.B.data(),
-                                       p.C.data(), p.D.data(),     p.z.data(), p.bias.data()};
+  const ml::ScanInputs<double> in{p.u.data(), p.delta.data(), p.B.data(), p.C.data(),
+                                  p.z.data(), p.A.data(),     p.D.data(), p.bias.data()};
   ml::cpu::selective_scan_forward<double>(d, in, out.data());
   ml::cpu::selective_scan_backward<double>(
       d, in, p.dout.data(),
-      {du.data(), ddelta.data(), dA.data(), dB.data(), dC.data(), dD.data(), dz.data(), dbias.data()});
+      {du.data(), ddelta.data(), dB.data(), dC.data(), dz.data(), dA.data(), dD.data(), dbias.data()});
 
   const ml::cuda::ScanOptions opt{ckpt_every, deterministic};
   Dev<T> gout(act);

@@ -9,9 +9,9 @@ using namespace gputest;
 
 namespace {
 
-ml::ModelConfig lm_config(const std::string& layers) {
+ml::ModelConfig lm_config(std::vector<ml::LayerSpec> layers) {
   ml::ModelConfig c;
-  c.vocab_size = 97, c.padded_vocab = 104, c.d_model = 32, c.layers = layers, c.seed = 5;
+  c.vocab_size = 97, c.pad_vocab_multiple = 8, c.d_model = 32, c.layers = std::move(layers), c.seed = 5;
   c.mamba.d_model = 32;  // d_inner 64, d_state 16, dt_rank 2
   c.mlp = {ml::FfnKind::Gelu, 48};
   c.moe.num_experts = 4, c.moe.expert = {ml::FfnKind::Gelu, 40};
@@ -56,7 +56,7 @@ std::vector<double> read_double(ml::Runtime& rt, const ml::ParamInfo& p, ml::Slo
 }
 
 template <typename T>
-std::string check_loss_and_gradients(const std::string& layers, ml::Precision precision, double bound) {
+std::string check_loss_and_gradients(const std::vector<ml::LayerSpec>& layers, ml::Precision precision, double bound) {
   const auto config = lm_config(layers);
   auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(precision));
   auto cpu = ml::make_runtime(config, ml::DType::F64);
@@ -78,27 +78,27 @@ std::string check_loss_and_gradients(const std::string& layers, ml::Precision pr
     const auto g = read(*gpu, p, ml::Slot::Grad);
     errors.add(p.name, std::vector<double>(g.begin(), g.end()), read_double(*cpu, p, ml::Slot::Grad));
   }
-  return layers + ": " + errors.report();
+  return ml::describe_layers(layers) + ": " + errors.report();
 }
 
 }  // namespace
 
 NATIVE_TEST(cuda_lm_mamba_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M M", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M'}, {'M'}}, ml::Precision::FP32, 1e-5);
 }
 NATIVE_TEST(cuda_lm_mamba_bf16_matches_cpu) {
-  return check_loss_and_gradients<bf16>("M M", ml::Precision::BF16, 3e-2);
+  return check_loss_and_gradients<bf16>({{'M'}, {'M'}}, ml::Precision::BF16, 3e-2);
 }
 NATIVE_TEST(cuda_lm_moe_mamba_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M E", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M'}, {'E'}}, ml::Precision::FP32, 1e-5);
 }
 NATIVE_TEST(cuda_lm_parallel_and_mlp_fp32_matches_cpu) {
-  return check_loss_and_gradients<float>("M|E F", ml::Precision::FP32, 1e-5);
+  return check_loss_and_gradients<float>({{'M', 'E'}, {'F'}}, ml::Precision::FP32, 1e-5);
 }
 
 // Five AdamW steps on both backends from the same weights: losses and weights agree.
 NATIVE_TEST(cuda_train_steps_match_cpu) {
-  const auto config = lm_config("M M");
+  const auto config = lm_config({{'M'}, {'M'}});
   auto gpu = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::FP32));
   auto cpu = ml::make_runtime(config, ml::DType::F32);
   copy_weights(*gpu, *cpu);
@@ -106,8 +106,8 @@ NATIVE_TEST(cuda_train_steps_match_cpu) {
   Errors errors(1e-4);
   for (int step = 0; step < 5; ++step) {
     const auto tokens = random_tokens(40 + step, 2 * 65, config.vocab_size);
-    const auto want = cpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
-    const auto got = gpu->train_step(tokens.data(), 2, 65, 3e-3, opt);
+    const auto want = cpu->train_step(tokens.data(), 2, 65, 3e-3, opt, 1);
+    const auto got = gpu->train_step(tokens.data(), 2, 65, 3e-3, opt, 1);
     errors.add("loss " + std::to_string(step), {got.loss}, {want.loss});
     errors.add("grad norm " + std::to_string(step), {got.grad_norm}, {want.grad_norm});
   }
@@ -120,13 +120,13 @@ NATIVE_TEST(cuda_train_steps_match_cpu) {
 
 // Deterministic mode: two runs from the same seed give the same bits, losses and weights.
 NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
-  const auto config = lm_config("M E M");
+  const auto config = lm_config({{'M'}, {'E'}, {'M'}});
   std::vector<std::vector<float>> losses(2), weights(2);
   for (int run = 0; run < 2; ++run) {
     auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
     for (int step = 0; step < 4; ++step) {
       const auto tokens = random_tokens(70 + step, 4 * 129, config.vocab_size);
-      losses[run].push_back(float(rt->train_step(tokens.data(), 4, 129, 1e-3, {}).loss));
+      losses[run].push_back(float(rt->train_step(tokens.data(), 4, 129, 1e-3, {}, 1).loss));
     }
     for (const auto& p : rt->params()) {
       const auto v = read(*rt, p, ml::Slot::Value);
@@ -140,14 +140,77 @@ NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
   return mltest::str("4 steps, ", weights[0].size(), " weights bit-identical; last loss ", losses[0].back());
 }
 
+// K micro-batches make one batch's update on the GPU too (fp32, deterministic: to rounding).
+NATIVE_TEST(cuda_train_step_micro_batches_match_one_batch) {
+  const auto config = lm_config({{'M'}, {'F'}});
+  const auto tokens = random_tokens(61, 8 * 65, config.vocab_size);
+  ml::OptimizerConfig opt;
+  opt.grad_clip = 0.05;
+  std::vector<std::vector<float>> weights;
+  for (const int64_t k : {1, 2, 4}) {
+    auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::FP32));
+    const auto m = rt->train_step(tokens.data(), 8, 65, 1e-2, opt, k);
+    EXPECT(!m.skipped && rt->steps_done() == 1, "k=", k, ": skipped or not counted");
+    weights.emplace_back();
+    for (const auto& p : rt->params()) {
+      const auto v = read(*rt, p, ml::Slot::Value);
+      weights.back().insert(weights.back().end(), v.begin(), v.end());
+    }
+  }
+  Errors errors(1e-6);
+  for (size_t k = 1; k < weights.size(); ++k)
+    errors.add(mltest::str("weights, ", 1 << k, " micro-batches"), {weights[k].begin(), weights[k].end()},
+               {weights[0].begin(), weights[0].end()});
+  return errors.report();
+}
+
+// A non-finite step is skipped on the device, replayed graph or not: no weight or moment
+// changes, and the step does not count.
+NATIVE_TEST(cuda_train_step_skips_non_finite_steps) {
+  const auto config = lm_config({{'M'}, {'E'}, {'M'}});
+  auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16));
+  const auto tokens = random_tokens(62, 4 * 65, config.vocab_size);
+  for (int step = 0; step < 3; ++step) rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);  // captured by now
+  const auto params = rt->params();
+  const auto& embedding = params.front();
+  auto poisoned = read(*rt, embedding, ml::Slot::Value);
+  const float kept = poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])];
+  poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])] = NAN;
+  rt->write(embedding.name, ml::Slot::Value, poisoned.data(), poisoned.size() * sizeof(float));
+  auto state = [&] {
+    std::vector<float> all;
+    for (const auto& p : params)
+      for (const auto slot : {ml::Slot::Value, ml::Slot::FirstMoment, ml::Slot::SecondMoment}) {
+        const auto v = read(*rt, p, slot);
+        all.insert(all.end(), v.begin(), v.end());
+      }
+    return all;
+  };
+  const auto before = state();
+  int replayed = 0;
+  for (int step = 0; step < 3; ++step) {
+    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
+    EXPECT(m.skipped && !std::isfinite(m.loss), "step ", step, ": a NaN loss was applied");
+    replayed += m.cuda_graph;
+  }
+  const auto after = state();
+  EXPECT(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0, "skipped steps changed state");
+  EXPECT(rt->steps_done() == 3, "skipped steps counted: ", rt->steps_done());
+  poisoned[size_t(tokens[0]) * size_t(embedding.shape[1])] = kept;
+  rt->write(embedding.name, ml::Slot::Value, poisoned.data(), poisoned.size() * sizeof(float));
+  const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
+  EXPECT(!m.skipped && std::isfinite(m.loss) && rt->steps_done() == 4, "the next finite step runs and counts");
+  return mltest::str("3 NaN steps skipped (", replayed, " replayed graphs), state unchanged");
+}
+
 NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
-  auto config = lm_config("M");
+  auto config = lm_config({{'M'}});
   config.d_model = config.mamba.d_model = 1024;
   auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16));
   const int64_t batch = 2048, len1 = 4097;  // 8M tokens: ~250 GiB of activations for one layer
   const std::vector<int32_t> tokens(size_t(batch * len1), 1);
   try {
-    rt->train_step(tokens.data(), batch, len1, 1e-3, {});
+    rt->train_step(tokens.data(), batch, len1, 1e-3, {}, 1);
   } catch (const ml::Error& e) {
     const std::string what = e.what();
     EXPECT(what.find("out of GPU memory") == 0 && what.find("d_model 1024") != std::string::npos &&
@@ -155,7 +218,7 @@ NATIVE_TEST(cuda_out_of_memory_names_the_config_and_an_estimate) {
            "message: ", what);
     // The model still works after the failure.
     const std::vector<int32_t> small(2 * 9, 3);
-    const auto m = rt->train_step(small.data(), 2, 9, 1e-3, {});
+    const auto m = rt->train_step(small.data(), 2, 9, 1e-3, {}, 1);
     EXPECT(std::isfinite(m.loss), "loss after out-of-memory ", m.loss);
     return what.substr(0, 200);
   }
@@ -178,7 +241,7 @@ Trace train_with_evaluation(const ml::ModelConfig& config, bool graphs) {
   Trace t;
   for (int step = 0; step < 6; ++step) {
     const auto tokens = random_tokens(90 + step, 4 * 65, config.vocab_size);
-    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {});
+    const auto m = rt->train_step(tokens.data(), 4, 65, 1e-3, {}, 1);
     t.losses.push_back(float(m.loss));
     t.replayed.push_back(m.cuda_graph);
     if (step == 2) t.losses.push_back(float(rt->evaluate(tokens.data(), 4, 65).loss));
@@ -192,22 +255,24 @@ Trace train_with_evaluation(const ml::ModelConfig& config, bool graphs) {
 
 std::string check_graphs(const ml::ModelConfig& config, const std::vector<bool>& want_replayed) {
   const Trace graphs = train_with_evaluation(config, true), eager = train_with_evaluation(config, false);
-  EXPECT(graphs.replayed == want_replayed, config.layers, ": replayed steps differ from the expected pattern");
+  EXPECT(graphs.replayed == want_replayed, ml::describe_layers(config.layers),
+         ": replayed steps differ from the expected pattern");
   for (bool r : eager.replayed) EXPECT(!r, "a step replayed a graph with graphs off");
   EXPECT(std::memcmp(graphs.losses.data(), eager.losses.data(), graphs.losses.size() * sizeof(float)) == 0,
-         config.layers, ": losses differ between graph replay and eager steps");
-  EXPECT(graphs.weights == eager.weights, config.layers, ": weights differ between graph replay and eager steps");
-  return config.layers + ": 6 steps and an evaluation bit-identical with and without graphs";
+         ml::describe_layers(config.layers), ": losses differ between graph replay and eager steps");
+  EXPECT(graphs.weights == eager.weights, ml::describe_layers(config.layers),
+         ": weights differ between graph replay and eager steps");
+  return ml::describe_layers(config.layers) + ": 6 steps and an evaluation bit-identical with and without graphs";
 }
 
 }  // namespace
 
 NATIVE_TEST(cuda_graph_replay_matches_eager_steps) {
-  return check_graphs(lm_config("M E M"), {false, true, true, false, true, true});
+  return check_graphs(lm_config({{'M'}, {'E'}, {'M'}}), {false, true, true, false, true, true});
 }
 
 NATIVE_TEST(cuda_graphs_skip_models_that_sync_mid_step) {
-  auto config = lm_config("M E");
+  auto config = lm_config({{'M'}, {'E'}});
   config.moe.router.capacity_factor = 0;  // dropless: counts are read on the host each forward
   return check_graphs(config, std::vector<bool>(6, false));
 }

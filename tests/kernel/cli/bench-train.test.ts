@@ -6,6 +6,8 @@ import { test } from 'node:test';
 
 import { cudaReport, GPU_BENCH_SHAPES, GPU_VOCAB_PAD_MULTIPLE } from '../../../kernel/src/cli/bench-train.js';
 import { MODEL_FAMILIES, paddedVocabSize, resolveConfig } from '../../../kernel/src/models/config.js';
+import { trainingFlopsPerToken } from '../../../kernel/src/models/flops.js';
+import { countParameters } from '../../../kernel/src/models/params.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { native } from '../../../kernel/src/native.js';
 import { repoRoot, scratchDir } from '../../helpers.js';
@@ -44,6 +46,16 @@ test('bench train on the CPU: one JSON line with the throughput, memory and a nu
   assert.deepEqual(JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8')), r);
 });
 
+test('bench train --model jamba on the CPU counts attention in the FLOPs per token at the timed length', { skip: noGpuHere }, () => {
+  const run = mambalab(['bench', 'train', '--model', 'jamba', '--batch-size', '1', '--seq-len', '8', '--warmup', '0', '--steps', '1', '--json']);
+  assert.equal(run.status, 0, run.stderr);
+  const r = JSON.parse(run.stdout);
+  const config = preset('jamba', 'tiny').config;
+  assert.equal(r.name, 'train-jamba-tiny');
+  assert.equal(r.flops_per_token, trainingFlopsPerToken(config, 8));
+  assert.equal(r.params_active, countParameters(config).active);
+});
+
 test('bench train --device cuda without a GPU, and bad values, are one-line errors with exit code 2', () => {
   const cases: [string[], RegExp][] = [
     [['--precision', 'fp16'], /^mambalab: --precision: expected bf16 or fp32, got 'fp16'\n$/],
@@ -64,8 +76,12 @@ test('on CUDA, bench train defaults to the issues\' benchmark configs, one for e
   assert.deepEqual(GPU_BENCH_SHAPES.mamba, { size: 'v1', batchSize: 64, seqLen: 1024 });
   assert.deepEqual(GPU_BENCH_SHAPES['moe-mamba'], { size: 'v1', batchSize: 64, seqLen: 1024 });
   assert.deepEqual(GPU_BENCH_SHAPES.blackmamba, { size: '340m-1.5b', batchSize: 8, seqLen: 2048 });
+  assert.deepEqual(GPU_BENCH_SHAPES.transformer, { size: 'v1', batchSize: 64, seqLen: 1024 });
+  assert.deepEqual(GPU_BENCH_SHAPES['transformer-moe'], { size: 'v1', batchSize: 64, seqLen: 1024 });
+  assert.deepEqual(GPU_BENCH_SHAPES.jamba, { size: '410m-1.6b', batchSize: 8, seqLen: 2048 });
   for (const [model, shape] of Object.entries(GPU_BENCH_SHAPES)) {
-    assert.doesNotThrow(() => preset(model, shape.size), `${model}/${shape.size} is a preset`);
+    const { maxPositions } = resolveConfig(preset(model, shape.size).config);
+    assert.ok(maxPositions === 0 || shape.seqLen <= maxPositions, `${model}/${shape.size}: ${shape.seqLen} tokens fit its ${maxPositions} learned positions`);
   }
   assert.equal(preset('mamba', 'v1').config.dModel, 512);
   assert.equal(paddedVocabSize(resolveConfig({ ...preset('mamba', 'v1').config, padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE })), 50304);

@@ -6,10 +6,10 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 
-import { benchResultsFile } from '../../../kernel/src/cli/bench.js';
+import { benchOutput, benchResultsFile } from '../../../kernel/src/cli/bench.js';
 import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
 import { repoRoot, scratchDir } from '../../helpers.js';
-import { NEOX_TOKENIZER } from '../data/helpers.js';
+import { NEOX_TOKENIZER } from '../corpus/helpers.js';
 
 const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
 
@@ -53,7 +53,7 @@ test('bench tokenize --json: every implementation counts the same tokens; speeds
 test('bench with an unknown name lists the benches', () => {
   const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'nope'], { encoding: 'utf8', cwd: repoRoot });
   assert.equal(run.status, 2);
-  assert.match(run.stderr, /bench: expected one of train, scan, tokenize, got 'nope'/);
+  assert.match(run.stderr, /bench: expected one of train, scan, attention, tokenize, checkpoint, got 'nope'/);
 });
 
 test('bench results are filed as <date>-<gpu>-<name>.json, the GPU by its short name', () => {
@@ -62,4 +62,15 @@ test('bench results are filed as <date>-<gpu>-<name>.json, the GPU by its short 
   assert.equal(benchResultsFile({ name: 'scan', gpu: 'NVIDIA H200', date: '2026-11-23' }, 'scan'), '2026-11-23-h200-scan.json');
   const today = new Date().toISOString().slice(0, 10);
   assert.equal(benchResultsFile({ bench: 'tokenize' } as object, 'tokenize'), `${today}-cpu-tokenize.json`, 'no name, GPU or date: the bench, cpu, today');
+});
+
+test('bench output: one result indented, a bench of several shapes as JSON lines; the note in each', () => {
+  const one = benchOutput({ name: 'scan', fwd_ms: 1 }, 'idle machine');
+  assert.equal(one.lines, '{"note":"idle machine","name":"scan","fwd_ms":1}\n');
+  assert.equal(one.text, JSON.stringify({ note: 'idle machine', name: 'scan', fwd_ms: 1 }, null, 2) + '\n');
+  const shapes = benchOutput([{ name: 'attention', gpu: 'NVIDIA H200', shape: { len: 1024 } }, { name: 'attention', shape: { len: 2048 } }]);
+  assert.equal(shapes.lines, '{"name":"attention","gpu":"NVIDIA H200","shape":{"len":1024}}\n{"name":"attention","shape":{"len":2048}}\n');
+  assert.equal(shapes.text, shapes.lines, 'files of several shapes are JSON lines too');
+  assert.equal(shapes.first.gpu, 'NVIDIA H200', 'the file is named by the first');
+  assert.equal(benchOutput([{ a: 1 }], 'n').lines, '{"note":"n","a":1}\n');
 });

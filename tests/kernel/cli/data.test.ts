@@ -9,8 +9,8 @@ import { encode } from 'gpt-tokenizer/encoding/gpt2';
 
 import { c4Lines, c4SampleRecords } from '../../../datasets/fixtures.js';
 import { C4_SAMPLE, repoRoot, scratchDir } from '../../helpers.js';
-import { c4SampleTexts } from '../data/helpers.js';
-import { closedPort, startHub } from '../data/hub-server.js';
+import { c4SampleTexts } from '../corpus/helpers.js';
+import { closedPort, startHub } from '../corpus/hub-server.js';
 
 const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
 

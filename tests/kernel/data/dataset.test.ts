@@ -7,12 +7,13 @@ import { test } from 'node:test';
 import { decode as gpt2Decode } from 'gpt-tokenizer/encoding/gpt2';
 
 import { openDataset } from '../../../kernel/src/data/dataset.js';
-import { prepare } from '../../../kernel/src/data/prepare.js';
+import { prepare } from '../../../kernel/src/corpus/prepare.js';
 import { createModel } from '../../../kernel/src/models/model.js';
 import { Trainer } from '../../../kernel/src/train/trainer.js';
 import { MambalabError } from '../../../kernel/src/errors.js';
 import { C4_SAMPLE, repoRoot, scratchDir } from '../../helpers.js';
-import { c4SampleTexts, writeCountingDataset } from './helpers.js';
+import { c4SampleTexts } from '../corpus/helpers.js';
+import { writeCountingDataset } from './helpers.js';
 
 test('openDataset: documents split into train and validation by document, ~5% held out, the same every time', () => {
   const dir = join(scratchDir(), 'counting');
@@ -91,9 +92,24 @@ test('openDataset refuses a folder that is not a prepared dataset, or whose shar
   const manifestFile = join(damaged, 'dataset.json');
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
   manifest.shards[0].documents = 4;
+  manifest.documents = 4; // dataset.json agrees with itself, not with the shard
   writeFileSync(manifestFile, JSON.stringify(manifest));
   assert.throws(() => openDataset(damaged), /holds 3 documents and 60 tokens, but dataset.json says 4 and 60: the dataset is damaged/);
   assert.throws(() => openDataset(damaged, { validationFraction: 1 }), /validationFraction must be in \(0, 1\)/);
+});
+
+test('openDataset refuses a shard holding token ids outside the vocabulary dataset.json gives', () => {
+  const dir = join(scratchDir(), 'ids');
+  writeCountingDataset(dir, [10, 20, 30], 2); // ids 0..59
+  const manifestFile = join(dir, 'dataset.json');
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+  writeFileSync(manifestFile, JSON.stringify({ ...manifest, vocabSize: 40, endOfText: 39 }));
+  assert.throws(
+    () => openDataset(dir),
+    (e: unknown) => e instanceof MambalabError && e.message === `${join(dir, 'shard-00001.arrow')}: token 10 is id 40, outside the vocabulary of 40 that dataset.json gives: the dataset is damaged; prepare it again`,
+  );
+  writeFileSync(manifestFile, JSON.stringify({ ...manifest, vocabSize: 60, endOfText: 59 }));
+  assert.equal(openDataset(dir).vocabSize, 60);
 });
 
 test('Trainer.fit trains on an opened dataset, and a checkpoint resumes the same batches', async () => {

@@ -1,25 +1,12 @@
-// Shared by the data tests: the C4 sample's texts, random text for fuzzing, small datasets.
-import { mkdirSync, readFileSync } from 'node:fs';
+// Shared by the data tests: a seeded generator (the corpus tests fuzz with it too), small datasets.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+
+import { Field, List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, type Data } from 'apache-arrow';
 
 import { writeManifest } from '../../../kernel/src/data/manifest.js';
 import { SeededRandom } from '../../../kernel/src/data/random.js';
 import { writeShard } from '../../../kernel/src/data/shards.js';
-import { C4_SAMPLE, repoRoot } from '../../helpers.js';
-
-/** GPT-NeoX-20B's tokenizer.json (../shared/datasets/SOURCES.md). */
-export const NEOX_TOKENIZER = join(repoRoot, '..', 'shared', 'datasets', 'tokenizers', 'gpt-neox-20b', 'tokenizer.json');
-
-let texts: string[] | undefined;
-export function c4SampleTexts(): string[] {
-  texts ??= gunzipSync(readFileSync(C4_SAMPLE))
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => (JSON.parse(l) as { text: string }).text);
-  return texts;
-}
 
 /** A seeded uniform [0, 1) generator for fuzz tests (the project's SeededRandom). */
 export function random(seed: number): () => number {
@@ -27,27 +14,16 @@ export function random(seed: number): () => number {
   return () => generator.next();
 }
 
-/** Random strings drawn from pieces that exercise every branch of GPT-2's split pattern. */
-export function randomText(rand: () => number, pieces: number): string {
-  const alphabet = [
-    'a', 'Z', 'é', 'ß', 'ж', '中', '𝐀', '😀', '7', '٣', 'Ⅻ', ' ', '  ', '   ', '\t', '\n', '\r\n', '\u00a0', '\u3000', '\u2028',
-    '\u0085', '\ufeff', "'", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", '.', ',', '!', '-', '$', '"', '\u0301', 'e\u0301',
-    '<|endoftext|>', 'the', ' the', 'hello', 'Bücher', '12345', '\u200b',
-  ];
-  let s = '';
-  for (let i = 0; i < pieces; i++) s += alphabet[Math.floor(rand() * alphabet.length)];
-  return s;
-}
-
 /**
  * A prepared dataset written directly (no tokenizer): document lengths as given, token k of the
- * whole stream = k mod 50000 (so a window tells where it was cut), `perShard` documents a shard.
+ * whole stream = k mod 50000 (so a window tells where it was cut; mod vocabSize when smaller),
+ * `perShard` documents a shard.
  */
-export function writeCountingDataset(dir: string, lengths: number[], perShard: number): Uint16Array {
+export function writeCountingDataset(dir: string, lengths: number[], perShard: number, vocabSize = 50257): Uint16Array {
   mkdirSync(dir, { recursive: true });
   const total = lengths.reduce((a, b) => a + b, 0);
   const stream = new Uint16Array(total);
-  for (let k = 0; k < total; k++) stream[k] = k % 50000;
+  for (let k = 0; k < total; k++) stream[k] = k % Math.min(50000, vocabSize);
   const shards: { file: string; documents: number; tokens: number }[] = [];
   let doc = 0;
   let at = 0;
@@ -65,8 +41,8 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     source: 'counting test data',
     license: 'none',
     tokenizer: 'gpt2',
-    vocabSize: 50257,
-    endOfText: 50256,
+    vocabSize,
+    endOfText: vocabSize - 1,
     documents: lengths.length,
     tokens: total,
     textBytes: 0,
@@ -78,4 +54,15 @@ export function writeCountingDataset(dir: string, lengths: number[], perShard: n
     created: new Date(0).toISOString(),
   });
   return stream;
+}
+
+/** The type of a shard's tokens column. */
+export const TOKENS = new List(new Field('item', new Uint16(), false));
+
+/** An Arrow IPC file of these columns (any types, any offsets: shards that are wrong too), the batch repeated `batches` times. */
+export function arrowFile(columns: Record<string, Data>, batches = 1): Buffer {
+  const fields = Object.entries(columns).map(([name, data]) => new Field(name, data.type, true));
+  const length = Object.values(columns)[0]?.length ?? 0;
+  const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length, nullCount: 0, children: Object.values(columns) }));
+  return Buffer.from(tableToIPC(new Table(Array.from({ length: batches }, () => batch)), 'file'));
 }

@@ -84,3 +84,13 @@ test('window sampler: refuses a state for another seed, another seqLen, or anoth
   assert.throws(() => new WindowSampler(stream, { batchSize: 7, seqLen: 3000, seed: 1 }, 'd'), /d: 3000 tokens, fewer than one window of seqLen \+ 1 = 3001/);
   assert.throws(() => new WindowSampler(stream, { batchSize: 0, seqLen: 3, seed: 1 }, 'd'), /batchSize must be a positive integer/);
 });
+
+test('window sampler: refuses a saved position past the epoch (a damaged checkpoint), which would look for its window forever', () => {
+  const stream = countingStream(3_000, 6); // 93 or 92 windows of 32 an epoch
+  const options = { batchSize: 2, seqLen: 31, seed: 1 };
+  for (const position of [1000, 123_456_789, -1, 0.5]) {
+    assert.throws(() => new WindowSampler(stream, { ...options, resume: { seed: 1, batches: 3, epoch: 0, position, seqLen: 31 } }, 'd'), /^MambalabError: d: the saved sampler state is at window .* of an epoch of 9\d windows: it is not this data's$/);
+  }
+  const atTheEnd = new WindowSampler(stream, { ...options, resume: { seed: 1, batches: 3, epoch: 0, position: 92, seqLen: 31 } }, 'd');
+  assert.equal(atTheEnd.next().tokens.length, 64, 'the last position of an epoch starts the next');
+});

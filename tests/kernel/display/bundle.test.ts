@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { displayDocument, MAMBALAB_MIME, type ComparisonDoc, type RunDoc } from '@mambalab/contract';
+
 import { toBundle } from '../../../kernel/src/display/bundle.js';
-import { displayDocument } from '../../../kernel/src/display/document.js';
 import { escapeHtml, htmlTable } from '../../../kernel/src/display/html.js';
-import { MAMBALAB_MIME, type ComparisonDoc, type RunDoc } from '../../../kernel/src/display/schema.js';
 import { textSummary } from '../../../kernel/src/display/text.js';
 import { schemaErrors } from '../../support/schema.js';
 
@@ -48,28 +48,29 @@ test('a bundle carries the versioned MIME type, text/plain and text/html', () =>
   assert.deepEqual(doc.plots, [{ kind: 'loss', x: 'step', showValidation: true }, { kind: 'savings', comparison: 0, title: 'moe vs mamba' }]);
 
   const text = bundle['text/plain'];
-  assert.match(text, /mamba \[done\] mamba M\*2 d_model 64 65\.5k params: step 3, 768 tokens, loss 8\.100, eval loss 8\.200, 2\.6k tok\/s/);
-  assert.match(text, /moe vs mamba \(EMA 0\.001, steps\): reaches mamba's final loss 3\.510 at 46000 of 100000 → 2\.17× fewer steps/);
-  assert.match(text, /mamba: step 3\/40 {2}loss 8\.100 {2}2\.6k tok\/s {2}ETA 0:14/);
+  assert.match(text, /mamba \[done\] mamba M\*2 d_model 64 65\.5k params: step 3, 768 tokens, loss 8\.1000, eval loss 8\.2000, 2\.56k tok\/s/);
+  // The comparison's candidate is not among the document's runs: its id stands for its name.
+  assert.match(text, /moe reaches mamba's final loss 3\.5100 \(EMA α = 0\.001\) at step 46,000: 2\.2× fewer steps \(mamba ends at step 100,000\)\./);
+  assert.match(text, /mamba: step 3 \/ 40 \(8%\) · loss 8\.1000 · 2\.56k tokens\/s · 14s left/);
 
   const html = bundle['text/html'];
   assert.match(html, /<table>.*<th>run<\/th>.*<td>mamba<\/td><td>done<\/td>/s);
-  assert.match(html, /<li>moe vs mamba .*2\.17× fewer steps<\/li>/);
-  assert.match(html, /<code>mamba: step 3\/40/);
+  assert.match(html, /<li>moe reaches mamba&#39;s final loss .*2\.2× fewer steps .*<\/li>/);
+  assert.match(html, /<code>mamba: step 3 \/ 40/);
 });
 
 test('a document with no runs yet, or a run with no steps, is still valid and readable', () => {
   const doc = displayDocument({ runs: [run('empty', [], 'running')] });
   assert.equal(schemaErrors(doc), '');
-  assert.match(textSummary(doc), /empty \[running\] .*step 0, 0 tokens, loss —/);
+  assert.match(textSummary(doc), /empty \[running\] .*step 0, 0 tokens, loss –, eval loss –, – tok\/s/);
   assert.equal(schemaErrors(displayDocument({ runs: [] })), '');
 });
 
-test('a diverged (NaN) loss survives JSON as null, which the schema allows and the text shows as —', () => {
+test('a diverged (NaN) loss survives JSON as null, which the schema allows and the text shows as –', () => {
   const doc = JSON.parse(JSON.stringify(displayDocument({ runs: [run('diverged', [10.8, Number.NaN])] })));
   assert.equal(doc.runs[0].train.loss[1], null);
   assert.equal(schemaErrors(doc), '');
-  assert.match(textSummary(doc), /diverged \[done\] .*loss —/);
+  assert.match(textSummary(doc), /diverged \[done\] .*loss –/);
 });
 
 test('the HTML escapes run names', () => {
@@ -84,7 +85,7 @@ test('a comparison whose candidate never catches up says so', () => {
   const never = { ...comparison, candidateReachesAt: null, ratio: null };
   const doc = displayDocument({ runs: [], comparisons: [never] });
   assert.equal(schemaErrors(doc), '');
-  assert.match(textSummary(doc), /moe vs mamba .*: never reaches mamba's final loss 3\.510/);
+  assert.match(textSummary(doc), /moe has not reached mamba's final loss 3\.5100 \(EMA α = 0\.001\) yet\./);
 });
 
 test('the schema validator rejects what the extension could not render', () => {

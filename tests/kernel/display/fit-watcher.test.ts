@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { expertBalance, MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
 import { LiveFitWatcher } from '../../../kernel/src/display/fit-watcher.js';
-import { MAMBALAB_MIME, type DisplayDoc } from '../../../kernel/src/display/schema.js';
 import type { CellWriter } from '../../../kernel/src/display/tslab.js';
 import { setFitWatcher, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { schemaErrors } from '../../support/schema.js';
@@ -66,7 +67,7 @@ test('a fit in a cell draws one output that updates in place, at most 4 times a 
 
     const during = sent.find((s) => s.doc.progress && s.doc.progress.step > 0);
     assert.ok(during, 'a draw during training has a progress line');
-    assert.match(during.text, /tiny: step \d+\/30 {2}loss \d+\.\d{3} {2}[\d.k]+ tok\/s {2}ETA \d+:\d\d/);
+    assert.match(during.text, /tiny: step \d+ \/ 30 \(\d+%\) · loss \d+\.\d{4} · [\d.k]+ tokens\/s · [\dhms. ]+ left/);
     const last = sent.at(-1)!;
     assert.equal(last.doc.progress, undefined, 'the final draw has no progress line');
     assert.equal(last.doc.runs.length, 1);
@@ -106,9 +107,11 @@ test('an MoE fit also draws the tokens routed to each expert, per layer', async 
     const last = cell.sent.at(-1)!;
     const experts = last.doc.runs[0]!.experts!;
     assert.deepEqual([experts.layers, experts.numExperts, experts.step], [[1, 3], 4, [1, 2, 3, 4]]);
+    const { balance, ...counts } = experts;
+    assert.deepEqual(balance, expertBalance(counts), 'the kernel sends the balance of the counts it sends');
     assert.deepEqual(last.doc.plots.map((p) => p.kind), ['loss', 'experts']);
     assert.equal(schemaErrors(JSON.parse(JSON.stringify(last.doc))), '');
-    assert.match(last.text, /moe tokens per expert at step 4: layer 1 \d+\/\d+\/\d+\/\d+, layer 3 \d+\/\d+\/\d+\/\d+/);
+    assert.match(last.text, /moe tokens per expert at step 4: layer 1 \d+\/\d+\/\d+\/\d+ \(max\/mean \d\.\d\d\), layer 3 \d+\/\d+\/\d+\/\d+ \(max\/mean \d\.\d\d\)/);
     assert.match(last.html, /<li>moe tokens per expert at step 4: layer 1/);
   } finally {
     w.restore();
@@ -168,6 +171,46 @@ test('outside a notebook cell nothing is drawn and fit() runs as usual', async (
     const result = await tinyTrainer().trainer.fit(tinyData(), { steps: 2, evalBatches: 1 });
     assert.equal(result.steps, 2);
     assert.equal(w.watcher.interrupt(), false);
+  } finally {
+    w.restore();
+  }
+});
+
+test('skipped non-finite steps show on the status line and as a series; a diverged fit shows its run as failed', async () => {
+  const cell = recordingCell();
+  const w = watching(() => cell.writer, 0);
+  try {
+    const fit = tinyTrainer({}, { lr: 1000 }).trainer.fit(tinyData(), { steps: 40, evalBatches: 1, name: 'hot', maxBadSteps: 3 });
+    await assert.rejects(fit, /training diverged/);
+    const during = cell.sent.filter((s) => s.doc.progress?.skippedSteps);
+    assert.ok(during.length >= 2, 'draws while skipping');
+    assert.match(during.at(-1)!.text, /· 3 non-finite steps skipped/);
+    const run = cell.sent.at(-1)!.doc.runs[0]!;
+    assert.equal(run.status, 'failed');
+    assert.deepEqual(run.train.skipped?.slice(-3), [1, 1, 1]);
+    assert.equal(schemaErrors(JSON.parse(JSON.stringify(cell.sent.at(-1)!.doc))), '');
+  } finally {
+    w.restore();
+  }
+});
+
+test('a loss spike stays on the status line as a warning', async () => {
+  const cell = recordingCell();
+  const w = watching(() => cell.writer, 0);
+  try {
+    const { model, trainer } = tinyTrainer();
+    const spiked: number[] = [];
+    // Weights flipped and blown up by hand for step 25 only: its loss jumps far above its running average.
+    const norm = model.getParameter('backbone.norm_f.weight');
+    await trainer.fit(tinyData(), { steps: 27, evalBatches: 1, name: 'spiky', onStep: (m) => {
+      if (m.lossSpike !== undefined) spiked.push(m.step);
+      if (m.step === 24) model.setParameter('backbone.norm_f.weight', norm.map((v) => v * -60));
+      if (m.step === 25) model.setParameter('backbone.norm_f.weight', norm);
+    } });
+    assert.deepEqual(spiked, [25]);
+    const after = cell.sent.filter((s) => (s.doc.progress?.step ?? 0) >= 26);
+    assert.ok(after.length > 0);
+    assert.match(after[0]!.text, /· ⚠ loss spike at step 25: \d+\.\d× its running average/, 'still shown after the step');
   } finally {
     w.restore();
   }

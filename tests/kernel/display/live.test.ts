@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 
+import { displayDocument, MAMBALAB_MIME } from '@mambalab/contract';
+
 import type { MimeBundle } from '../../../kernel/src/display/bundle.js';
-import { displayDocument } from '../../../kernel/src/display/document.js';
 import { LiveOutput, thinColumns } from '../../../kernel/src/display/live.js';
-import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
 
 test('many changes in a burst draw once at once, once when the interval is up, and flush draws the last state', async () => {
   const sent: { bundle: MimeBundle; update: boolean; at: number }[] = [];

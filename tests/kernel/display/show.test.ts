@@ -37,7 +37,7 @@ test('show() outside a notebook prints the text summary', () => {
   } finally {
     process.stdout.write = write;
   }
-  assert.match(printed.join(''), /^a\n {2}a \[done\] mamba M\*1 d_model 16 .*: step 6, 192 tokens, loss \d+\.\d{3}/);
+  assert.match(printed.join(''), /^a\n {2}a \[done\] mamba M\*1 d_model 16 .*: step 6, 192 tokens, loss \d+\.\d{4},/);
 });
 
 test('show() names what it cannot show', () => {

@@ -9,6 +9,7 @@ test('parsePattern expands repeats, sequences and parallel groups', () => {
   assert.deepEqual(parsePattern('(M|E)*2'), [['M', 'E'], ['M', 'E']]);
   assert.deepEqual(parsePattern('MA M*2'), [['M'], ['A'], ['M'], ['M']]);
   assert.deepEqual(parsePattern('F'), [['F']]);
+  assert.equal(parsePattern('ME*2048').length, 4096);
 });
 
 test('parsePattern points at the offending character', () => {
@@ -20,6 +21,9 @@ test('parsePattern points at the offending character', () => {
     ['(M)', /at least two branches/],
     ['M*2E', /expected a space or the end after '\*N' at position 3/],
     ['', /empty/],
+    // Refused before anything is expanded: this would be 2 billion layers.
+    ['M*2000000000', /more than 4096 layers at position 11/],
+    ['M*2048 ME*1025', /more than 4096 layers at position 13/],
   ];
   for (const [pattern, message] of cases) {
     assert.throws(() => parsePattern(pattern), message, pattern);
@@ -27,9 +31,11 @@ test('parsePattern points at the offending character', () => {
   assert.throws(() => parsePattern('MMXM'), (e: Error) => e.message.includes('MMXM\n    ^'));
 });
 
-test('engineLayers gives one spec per layer and rejects kinds not built yet', () => {
-  assert.equal(engineLayers('M*4'), 'M M M M');
-  assert.equal(engineLayers('(M|E) F'), 'M|E F');
+test('engineLayers gives the kinds of each layer, attention and parallel groups included, and rejects repeats in a group', () => {
+  assert.deepEqual(engineLayers('M*4'), [['M'], ['M'], ['M'], ['M']]);
+  assert.deepEqual(engineLayers('(M|E) F'), [['M', 'E'], ['F']]);
+  assert.deepEqual(engineLayers('AF*2'), [['A'], ['F'], ['A'], ['F']]);
+  assert.deepEqual(engineLayers('(A|M) (A|E|F)'), [['A', 'M'], ['A', 'E', 'F']]);
   assert.throws(() => engineLayers('(M|M)'), /repeats a kind/);
-  assert.throws(() => engineLayers('MA'), /layer 1 is 'A' \(causal attention\), which this engine cannot build yet/);
+  assert.throws(() => engineLayers('M (A|A)'), /layer 1 repeats a kind in its parallel group \(A\|A\)/);
 });

@@ -2,9 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { compareRuns, ema, firstReach, PAPER_SMOOTHING, type LossCurves } from '../../../kernel/src/train/compare.js';
+import { displayDocument } from '@mambalab/contract';
+
+import { compareRuns, firstReach, PAPER_SMOOTHING, type LossCurves } from '../../../kernel/src/train/compare.js';
+import { smoothedExponential } from '../../support/ema-closed-form.js';
 import { schemaErrors } from '../../support/schema.js';
-import { displayDocument } from '../../../kernel/src/display/document.js';
 
 /** A run whose loss at step t (1..n) is f(t), with tokensPerStep tokens per step. */
 function curve(id: string, n: number, f: (t: number) => number, tokensPerStep = 256): LossCurves {
@@ -51,37 +53,6 @@ test('on the tokens axis, a candidate with twice the batch saves half as much', 
   assert.equal(tokens.axis, 'tokens');
   close(tokens.baselineAt, 256_000, 1e-12, 'baseline tokens');
   close(tokens.ratio, steps.ratio! / 2, 1e-9, 'tokens ratio');
-});
-
-// x_n = c + A rⁿ (n = 0, 1, …), q = 1 − α: the bias-corrected EMA after n + 1 steps is
-//   s_n = c + α A (r^(n+1) − q^(n+1)) / ((r − q)(1 − q^(n+1))).
-function smoothedExponential(c0: number, A: number, r: number, alpha: number, n: number): number {
-  const q = 1 - alpha;
-  return c0 + (alpha * A * (r ** (n + 1) - q ** (n + 1))) / ((r - q) * (1 - q ** (n + 1)));
-}
-
-test('ema matches its closed form on an exponential sequence', () => {
-  const [c0, A, r, alpha] = [3, 5, 0.97, 0.05];
-  const xs = Array.from({ length: 300 }, (_, n) => c0 + A * r ** n);
-  const steps = xs.map((_, n) => n + 1);
-  const s = ema(steps, xs, alpha);
-  s.forEach((value, n) => close(value, smoothedExponential(c0, A, r, alpha, n), 1e-12, `s_${n}`));
-  assert.equal(s[0], xs[0], 'the first smoothed value is the first loss');
-  assert.deepEqual(ema(steps, xs, 1), xs);
-});
-
-test('ema does not depend on the logging interval', () => {
-  const alpha = 0.01;
-  const steps = Array.from({ length: 1000 }, (_, i) => i + 1);
-  const loss = steps.map((t) => 2 + 8 * Math.exp(-t / 200));
-  const every = ema(steps, loss, alpha);
-  // Logging every 10th step sees a constant loss over each gap in this approximation, so
-  // compare with a curve that is constant over the same gaps.
-  const coarseSteps = steps.filter((t) => t % 10 === 0);
-  const coarseLoss = coarseSteps.map((t) => loss[t - 1]!);
-  const stepwise = ema(steps, steps.map((t) => coarseLoss[Math.ceil(t / 10) - 1]!), alpha);
-  ema(coarseSteps, coarseLoss, alpha).forEach((v, i) => close(v, stepwise[coarseSteps[i]! - 1]!, 1e-12, `step ${coarseSteps[i]}`));
-  assert.ok(Math.abs(every.at(-1)! - stepwise.at(-1)!) < 0.05);
 });
 
 test('smoothing is applied before the savings: EMA-lagged exponentials, solved in closed form', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import type { TokenSource } from '../../../kernel/src/data/source.js';
+import { preset } from '../../../kernel/src/models/presets.js';
 import { experiment } from '../../../kernel/src/train/experiment.js';
 import { loadRun } from '../../../kernel/src/train/runs.js';
 import { TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
@@ -66,6 +67,29 @@ test('every arm trains on the same batches in the same order, and is compared wi
   assert.equal(schemaErrors(doc), '');
   assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'savings']);
   assert.equal(loadRun(join(dir, 'wide')).steps, 15);
+});
+
+test('the papers\' comparison: MoE-Mamba against the Transformer-MoE baseline, with expert counts for both and the savings plot', async () => {
+  const dir = join(tmp(), 'baselines');
+  const arm = (name: string, model: string) => ({ name, model: { ...preset(model, 'tiny').config, vocabSize: 256 } });
+  const result = await experiment([arm('transformer-moe', 'transformer-moe'), arm('moe-mamba', 'moe-mamba')], tinyData(), {
+    steps: 12,
+    dir,
+    trainer: TINY_TRAINER,
+    evalBatches: 1,
+    expertsEvery: 4,
+  });
+  assert.deepEqual(result.runs.map((r) => [r.name, r.status, r.steps]), [['transformer-moe', 'done', 12], ['moe-mamba', 'done', 12]]);
+  for (const run of result.runs) {
+    assert.ok(run.train.loss.at(-1)! < run.train.loss[0]!, `${run.name} learns: ${run.train.loss[0]} → ${run.train.loss.at(-1)}`);
+    assert.deepEqual(run.experts?.step, [4, 8, 12], `${run.name} records its experts' token counts`);
+    assert.equal(run.experts!.counts[0]![0]!.reduce((a, b) => a + b, 0) + run.experts!.dropped![0]![0]!, 2 * 16, 'every token is routed or dropped');
+  }
+  const c = result.comparisons[0]!;
+  assert.deepEqual([c.baseline, c.candidate], ['transformer-moe', 'moe-mamba']);
+  const doc = JSON.parse(readFileSync(join(dir, 'experiment.mambalab.json'), 'utf8'));
+  assert.equal(schemaErrors(doc), '');
+  assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'savings', 'experts', 'experts']);
 });
 
 test('a stop signal ends the experiment after the arm it stopped', async () => {

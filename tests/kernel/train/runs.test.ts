@@ -1,16 +1,17 @@
 // Runs on disk (run.json, Arrow metrics, checkpoint, run.mambalab.json) and trainRun.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
 
-import { tableFromIPC } from 'apache-arrow';
+import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { expertBalance, MAMBALAB_MIME } from '@mambalab/contract';
 
-import type { BatchSampler, TokenSource } from '../../../kernel/src/data/source.js';
-import { MAMBALAB_MIME } from '../../../kernel/src/display/schema.js';
+import { InMemoryTokens, type BatchSampler, type TokenSource } from '../../../kernel/src/data/source.js';
+import { MambalabError } from '../../../kernel/src/errors.js';
 import { loadRun, Run } from '../../../kernel/src/train/runs.js';
-import { trainRun } from '../../../kernel/src/train/train-run.js';
+import { resumeRun, trainRun } from '../../../kernel/src/train/train-run.js';
 import { Trainer, TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { withKernelInterrupts } from '../../support/interrupt.js';
 import { schemaErrors } from '../../support/schema.js';
@@ -69,10 +70,11 @@ test('an MoE run records tokens per expert every few steps, with its active para
   const doc = JSON.parse(readFileSync(join(dir, 'run.mambalab.json'), 'utf8'));
   assert.equal(schemaErrors(doc), '');
   assert.deepEqual(doc.plots.map((p: { kind: string }) => p.kind), ['loss', 'experts']);
+  assert.deepEqual(doc.runs[0].experts.balance, expertBalance(e), 'the file carries the balance for the extension to draw');
   const counts = model.parameterCount();
   assert.deepEqual([doc.runs[0].model.paramsTotal, doc.runs[0].model.paramsActive], [counts.nonEmbedding, counts.active]);
   assert.ok(counts.active < counts.nonEmbedding);
-  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config));
+  assert.equal(doc.runs[0].flopsPerToken, trainingFlopsPerToken(model.config, trainer.options.seqLen));
 
   loaded.truncate(3);
   assert.deepEqual(loaded.experts!.step, [2]);
@@ -207,7 +209,7 @@ test('bad arguments are refused before anything is written', async () => {
 test('Run.record refuses steps out of order; validation points stay sorted', () => {
   const { model, trainer } = tinyTrainer();
   const run = Run.create(join(tmp(), 'manual'), { model, trainer: trainer.options });
-  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5 };
+  const m = { step: 2, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, tokens: 64, tokensPerS: 100, elapsedS: 0.5, skipped: false, nonfiniteSteps: 0 };
   run.record(m);
   assert.throws(() => run.record({ ...m, step: 2 }), /step 2 recorded after step 2/);
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 4 });
@@ -215,4 +217,104 @@ test('Run.record refuses steps out of order; validation points stay sorted', () 
   run.recordValidation({ step: 2, tokens: 64, wallS: 0.5, loss: 3.5 });
   assert.deepEqual(run.validation.step, [0, 2]);
   assert.deepEqual(run.validation.loss, [6, 3.5]);
+});
+
+/** A run's history without what the wall clock decides (wall time, tokens per second). */
+function historyOf(run: Run) {
+  const { wallS: _w, tokensPerS: _t, ...train } = run.train;
+  const { wallS: _v, ...validation } = run.validation;
+  return { train, validation, experts: run.experts };
+}
+
+test('resumeRun continues a crashed run from its newest checkpoint: the same history and weights as an uninterrupted run', async () => {
+  const root = tmp();
+  const data = tinyData();
+  const options = { steps: 10, evalEvery: 4, evalBatches: 1, checkpointEvery: 3, expertsEvery: 2 };
+  const straight = await trainRun(tinyTrainer(TINY_MOE).trainer, data, { ...options, dir: join(root, 'straight') });
+
+  const dir = join(root, 'crashed');
+  const crashing = tinyTrainer(TINY_MOE).trainer;
+  await assert.rejects(trainRun(crashing, data, { ...options, dir, onStep: (m) => { if (m.step === 8) throw new Error('power cut'); } }), /power cut/);
+  assert.deepEqual([loadRun(dir).steps, loadRun(dir).checkpointStep], [8, 6]);
+
+  let from: number | undefined;
+  const resumed = await resumeRun(dir, data, { onResume: (c) => (from = c?.step) });
+  assert.equal(from, 6);
+  assert.deepEqual([resumed.status, resumed.steps, resumed.checkpointStep], ['done', 10, 10]);
+  assert.deepEqual(historyOf(resumed), historyOf(straight));
+  assert.deepEqual(historyOf(loadRun(dir)), historyOf(straight), 'and so on disk');
+  const weights = (d: string) => readFileSync(join(d, 'checkpoint', 'model.safetensors'));
+  assert.deepEqual(weights(dir), weights(join(root, 'straight')), 'the final weights, bit for bit');
+  const state = (d: string) => {
+    const { elapsedS: _, ...rest } = JSON.parse(readFileSync(join(d, 'checkpoint', 'trainer.json'), 'utf8'));
+    return rest;
+  };
+  assert.deepEqual(state(dir), state(join(root, 'straight')));
+
+  const again = await resumeRun(dir, data);
+  assert.deepEqual([again.status, again.steps], ['done', 10], 'a finished run has nothing left to do');
+});
+
+test('resumeRun refuses other data and directories that are not resumable runs, saying why', async () => {
+  const dir = join(tmp(), 'planned');
+  const data = tinyData();
+  await trainRun(tinyTrainer().trainer, data, { steps: 2, dir, evalBatches: 1 });
+  const other = new InMemoryTokens('other tokens', 256, { train: { tokens: new Uint16Array(100), documents: 1 }, validation: { tokens: new Uint16Array(100), documents: 1 } });
+  await assert.rejects(resumeRun(dir, other), /resumeRun: .*planned was trained on other data: data: "tiny synthetic" in the run, "other tokens" now/);
+  await assert.rejects(resumeRun(join(tmp(), 'nothing'), data), /is not a run \(it has no run\.json\)/);
+  const record = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  delete record.plan;
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(record));
+  await assert.rejects(resumeRun(dir, data), /was written before runs could be resumed \(its run\.json has no plan\)/);
+});
+
+test('a damaged metrics.arrow is named by loadRun, never read endlessly', () => {
+  const { model, trainer } = tinyTrainer();
+  const dir = join(tmp(), 'damaged');
+  const run = Run.create(dir, { model, trainer: trainer.options });
+  run.record({ step: 1, loss: 5, auxLoss: 0, experts: [], dropped: [], lr: 1e-3, gradNorm: 1, cudaGraph: false, skipped: false, nonfiniteSteps: 0, tokens: 64, tokensPerS: 100, elapsedS: 0.5 });
+  run.save();
+  const metrics = join(dir, 'metrics.arrow');
+  const damaged = readFileSync(metrics);
+  damaged.writeUInt32LE(0xffffffff, 12); // the footer's record batch now reads as another kind of message
+  writeFileSync(metrics, damaged);
+  assert.throws(() => loadRun(dir), (e: unknown) => e instanceof MambalabError && e.message.startsWith(`loadRun: ${metrics} is not an Arrow IPC file`));
+});
+
+test('loadRun refuses damaged logs and run.json of the wrong shape, naming the file and what is wrong', async () => {
+  const source = join(tmp(), 'moe');
+  const { trainer } = tinyTrainer(TINY_MOE);
+  await trainRun(trainer, tinyData(), { steps: 4, dir: source, evalEvery: 2, evalBatches: 1, expertsEvery: 2 });
+  const damaged = (file: string, edit: (path: string) => void, message: RegExp) => {
+    const dir = join(tmp(), 'copy');
+    cpSync(source, dir, { recursive: true });
+    const path = join(dir, file);
+    edit(path);
+    assert.throws(() => loadRun(dir), (e: unknown) => e instanceof MambalabError && e.message.includes(path) && message.test(e.message), message.source);
+  };
+  const rewrite = (path: string, change: (columns: Record<string, unknown[]>) => void) => {
+    const table = tableFromIPC(readFileSync(path));
+    const columns = Object.fromEntries(table.schema.fields.map((f) => [f.name, Array.from(table.getChild(f.name)!.toArray() as ArrayLike<number>)])) as Record<string, unknown[]>;
+    change(columns);
+    const typed = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, typeof v[0] === 'string' ? v : Float64Array.from(v as number[])]));
+    writeFileSync(path, tableToIPC(tableFromArrays(typed as Record<string, Float64Array>), 'file'));
+  };
+  // Before: an endless loop (no layers to step through).
+  damaged('experts.arrow', (p) => rewrite(p, (c) => delete c['layer']), /has no column 'layer'/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => (c['expert_1']![2] = -3)), /row 2 has expert_1 -3: the file is damaged/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => (c['layer']![1] = 1)), /row 1 is step 2, layer 1, where step 2, layer 3 belongs/);
+  damaged('experts.arrow', (p) => rewrite(p, (c) => delete c['expert_3']), /has 3 expert columns, but the run's model has 2 MoE layers of 4 experts/);
+  damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['step']![2] = 2)), /row 2 has step 2 after step 2/);
+  damaged('metrics.arrow', (p) => rewrite(p, (c) => (c['loss'] = c['loss']!.map(String))), /column 'loss' holds .*Utf8.*, not numbers/);
+  damaged('validation.arrow', (p) => rewrite(p, (c) => (c['tokens']![1] = Number.NaN)), /row 1 has tokens NaN/);
+  const record = (change: (r: { config: { model?: { pattern?: string }; trainer?: { seqLen?: number } }; status?: string; model?: unknown }) => void) => (path: string) => {
+    const r = JSON.parse(readFileSync(path, 'utf8'));
+    change(r);
+    writeFileSync(path, JSON.stringify(r));
+  };
+  damaged('run.json', record((r) => delete r.config.model), /config\.model is undefined, expected an object/);
+  damaged('run.json', record((r) => (r.config.model!.pattern = 'MX')), /its model's pattern: unknown layer 'X'/);
+  damaged('run.json', record((r) => (r.status = 'lost')), /status is "lost", expected one of running, done, stopped, failed/);
+  damaged('run.json', record((r) => (r.model = [])), /model is \[\], expected an object/);
+  damaged('run.json', record((r) => delete r.config.trainer!.seqLen), /config\.trainer\.seqLen is undefined, expected a non-negative integer/);
 });

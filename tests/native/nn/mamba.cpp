@@ -1,5 +1,7 @@
 #include "nn/mamba.h"
 
+#include <cmath>
+
 #include "layer_check.h"
 
 using namespace mltest;
@@ -7,8 +9,10 @@ using namespace mltest;
 NATIVE_TEST(mamba_mixer_backward_matches_finite_differences) {
   ml::MambaConfig cfg;
   cfg.d_model = 10, cfg.d_state = 4;
-  ml::ParamList<double> params;
-  ml::MambaMixer<double> mixer(cfg, params, "mixer.", 9, 2);
+  Cpu64 cpu;
+  Params64 params(cpu);
+  ml::MambaMixer<Cpu64> mixer(cfg, params, "mixer.", 2);
+  params.allocate(9);
   ml::Rng rng(71);
   return check_layer_gradients(mixer, params, cfg.d_model, rng, 2, 7);
 }
@@ -16,24 +20,29 @@ NATIVE_TEST(mamba_mixer_backward_matches_finite_differences) {
 NATIVE_TEST(mamba_mixer_initialisation_follows_the_reference) {
   ml::MambaConfig cfg;
   cfg.d_model = 64;
-  ml::ParamList<float> params;
-  ml::MambaMixer<float> mixer(cfg, params, "m.", 1, 4);
-  const auto& A_log = params.find("m.A_log").value;
-  EXPECT(A_log.dim(1) == 16 && std::abs(A_log.data()[5] - std::log(6.0f)) < 1e-6, "A_log = log(1..16)");
-  EXPECT(params.find("m.D").value.data()[0] == 1.0f, "D = 1");
-  EXPECT(params.find("m.x_proj.weight").value.dim(0) == 4 + 32, "dt_rank = ceil(64/16) = 4");
-  const auto& bias = params.find("m.dt_proj.bias").value;
-  for (int64_t i = 0; i < bias.numel(); ++i) {
-    const double dt = std::log1p(std::exp(double(bias.data()[i])));
+  ml::CpuBackend<float> cpu;
+  ml::ParamStore<ml::CpuBackend<float>> params(cpu);
+  ml::MambaMixer<ml::CpuBackend<float>> mixer(cfg, params, "m.", 4);
+  params.allocate(1);
+  const auto at = [&](const char* name) { return params.index(std::string("m.") + name); };
+  const float* A_log = params.master(at("A_log"));
+  EXPECT(params.spec(at("A_log")).shape[1] == 16 && std::abs(A_log[5] - std::log(6.0f)) < 1e-6, "A_log = log(1..16)");
+  EXPECT(params.master(at("D"))[0] == 1.0f, "D = 1");
+  EXPECT(params.spec(at("x_proj.weight")).shape[0] == 4 + 32, "dt_rank = ceil(64/16) = 4");
+  const float* bias = params.master(at("dt_proj.bias"));
+  for (int64_t i = 0; i < params.spec(at("dt_proj.bias")).numel; ++i) {
+    const double dt = std::log1p(std::exp(double(bias[i])));
     EXPECT(dt >= 0.001 * 0.999 && dt <= 0.1 * 1.001, "softplus(dt bias) in [dt_min, dt_max], got ", dt);
   }
-  const auto& out = params.find("m.out_proj.weight").value;
+  const float* out = params.master(at("out_proj.weight"));
   const double bound = 1.0 / std::sqrt(128.0) / std::sqrt(4.0);
   double largest = 0;
-  for (int64_t i = 0; i < out.numel(); ++i) largest = std::max(largest, std::abs(double(out.data()[i])));
+  for (int64_t i = 0; i < params.spec(at("out_proj.weight")).numel; ++i)
+    largest = std::max(largest, std::abs(double(out[i])));
   EXPECT(largest <= bound && largest > 0.9 * bound, "out_proj within U(±", bound, "), max ", largest);
-  EXPECT(!params.find("m.A_log").weight_decay && !params.find("m.D").weight_decay &&
-             !params.find("m.conv1d.bias").weight_decay && params.find("m.in_proj.weight").weight_decay,
+  EXPECT(!params.spec(at("A_log")).weight_decay && !params.spec(at("D")).weight_decay &&
+             !params.spec(at("conv1d.bias")).weight_decay && params.spec(at("in_proj.weight")).weight_decay,
          "no weight decay on A_log, D and biases");
-  return "A_log, D, dt_rank, dt bias range, out_proj scale, decay flags";
+  EXPECT(params.spec(at("conv1d.weight")).file_shape == ml::Shape({128, 1, 4}), "conv1d file shape (d_inner, 1, 4)");
+  return "A_log, D, dt_rank, dt bias range, out_proj scale, decay flags, file shapes";
 }

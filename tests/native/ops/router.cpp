@@ -3,11 +3,11 @@
 #include <numeric>
 
 #include "../harness.h"
+#include "host_routing.h"
 
 using namespace mltest;
-using ml::cpu::RouterKind;
-using ml::cpu::RouterOptions;
-using ml::cpu::Routing;
+using ml::RouterKind;
+using ml::RouterOptions;
 
 namespace {
 
@@ -30,13 +30,13 @@ std::string check_router_gradient(RouterOptions o, uint64_t seed) {
   auto logits = separated_logits(rng, tokens, experts);
   auto dgates = random_vector(rng, k * tokens);
   std::vector<double> probs(tokens * experts), gates(k * tokens), dlogits(tokens * experts);
-  Routing r;
+  HostRouting h(tokens, experts, k);
   auto loss = [&] {
-    ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-    return dot(gates, dgates) + r.aux_loss;
+    ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+    return dot(gates, dgates) + h.aux_loss;
   };
   loss();
-  ml::cpu::route_backward<double>(o, logits.data(), probs.data(), r, dgates.data(), dlogits.data());
+  ml::cpu::route_backward<double>(o, probs.data(), h.r, dgates.data(), dlogits.data());
   return check_gradients(loss, {{"logits", &logits, &dlogits}}, rng);
 }
 
@@ -67,17 +67,21 @@ NATIVE_TEST(router_capacity_drops_tokens_in_order_and_counts_add_up) {
   std::vector<double> logits(tokens * experts, 0.0), probs(tokens * experts), gates(tokens);
   for (int64_t t = 0; t < tokens; ++t) logits[t * experts] = 2.0;
   RouterOptions o;
-  Routing r;
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-  EXPECT(r.capacity == 3, "capacity ", r.capacity);
-  EXPECT(r.counts == std::vector<int64_t>({3, 0, 0, 0}) && r.dropped == 7, "counts ", r.counts[0], " dropped ", r.dropped);
-  for (int64_t t = 0; t < tokens; ++t) EXPECT((gates[t] > 0) == (t < 3), "token ", t, " kept iff among the first 3");
+  HostRouting h(tokens, experts, 1);
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+  EXPECT(h.r.capacity == 3, "capacity ", h.r.capacity);
+  EXPECT(h.counts == std::vector<int64_t>({3, 0, 0, 0}) && h.dropped == 7, "counts ", h.counts[0], " dropped ",
+         h.dropped);
+  for (int64_t t = 0; t < tokens; ++t) {
+    EXPECT((gates[t] > 0) == (t < 3), "token ", t, " kept iff among the first 3");
+    EXPECT(h.rank[t] == t, "token ", t, " ranks ", h.rank[t], " among expert 0's assignments");
+  }
   const double p0 = std::exp(2.0) / (std::exp(2.0) + 3.0);
-  EXPECT(std::abs(r.aux_loss - 0.01 * 4 * p0) < 1e-15, "aux ", r.aux_loss, " vs ", 0.01 * 4 * p0);
+  EXPECT(std::abs(h.aux_loss - 0.01 * 4 * p0) < 1e-15, "aux ", h.aux_loss, " vs ", 0.01 * 4 * p0);
 
   o.capacity_factor = 0;
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-  EXPECT(r.counts[0] == 10 && r.dropped == 0, "dropless keeps all");
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+  EXPECT(h.counts[0] == 10 && h.dropped == 0, "dropless keeps all");
   return "capacity 3 of 10, aux = α·E·f·P";
 }
 
@@ -90,13 +94,15 @@ NATIVE_TEST(router_counts_always_sum_to_assignments) {
       std::vector<double> probs(tokens * experts), gates(k * tokens);
       RouterOptions o;
       o.top_k = k, o.capacity_factor = cf;
-      Routing r;
-      ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-      int64_t total = r.dropped;
-      for (auto c : r.counts) {
-        EXPECT(c <= r.capacity, "count ", c, " over capacity ", r.capacity);
+      HostRouting h(tokens, experts, k);
+      ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+      int64_t total = h.dropped, first = 0;
+      for (auto c : h.counts) {
+        EXPECT(c <= h.r.capacity, "count ", c, " over capacity ", h.r.capacity);
         total += c;
       }
+      for (auto f : h.first_counts) first += f;
+      EXPECT(first == tokens, "first choices ", first, " != ", tokens, " tokens");
       EXPECT(total == k * tokens, "k=", k, " cf=", cf, ": ", total, " != ", k * tokens);
     }
   return "counts + dropped = top_k × tokens for k = 1..3 and 4 capacity factors";
@@ -113,16 +119,15 @@ NATIVE_TEST(router_sinkhorn_balances_random_logits) {
   std::vector<double> probs(tokens * experts), gates(tokens);
   RouterOptions o;
   o.kind = RouterKind::Sinkhorn, o.capacity_factor = 0;
-  Routing r;
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
+  HostRouting h(tokens, experts, 1);
+  const int64_t iterations =
+      ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
   const double mean = double(tokens) / experts;
-  const double max_over_mean = double(*std::max_element(r.counts.begin(), r.counts.end())) / mean;
+  const double max_over_mean = double(*std::max_element(h.counts.begin(), h.counts.end())) / mean;
   EXPECT(max_over_mean <= 1.1, "max/mean tokens per expert ", max_over_mean);
   o.training = false;  // argmax of the (skewed) logits: unbalanced
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-  const double greedy = double(*std::max_element(r.counts.begin(), r.counts.end())) / mean;
+  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+  const double greedy = double(*std::max_element(h.counts.begin(), h.counts.end())) / mean;
   EXPECT(greedy > 1.5, "greedy routing of skewed logits should be unbalanced, max/mean ", greedy);
-  o.training = true;
-  ml::cpu::route_forward<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), r);
-  return str("max/mean ", max_over_mean, " after ", r.sinkhorn_iterations, " iterations (greedy: ", greedy, ")");
+  return str("max/mean ", max_over_mean, " after ", iterations, " iterations (greedy: ", greedy, ")");
 }

@@ -7,10 +7,10 @@ using namespace mltest;
 namespace {
 
 struct ScanCase {
-  ml::cpu::ScanDims d;
+  ml::ScanDims d;
   std::vector<double> u, delta, A, B, C, D, z, bias;
 
-  ScanCase(ml::cpu::ScanDims dims, ml::Rng& rng) : d(dims) {
+  ScanCase(ml::ScanDims dims, ml::Rng& rng) : d(dims) {
     const int64_t act = d.batch * d.len * d.dim, bc = d.batch * d.len * d.dstate;
     u = random_vector(rng, act);
     delta = random_vector(rng, act, -3, 1);
@@ -21,12 +21,12 @@ struct ScanCase {
     z = random_vector(rng, act, -2, 2);
     bias = random_vector(rng, d.dim, -4, -1);
   }
-  ml::cpu::ScanInputs<double> inputs() const {
-    return {u.data(), delta.data(), A.data(), B.data(), C.data(), D.data(), z.data(), bias.data()};
+  ml::ScanInputs<double> inputs() const {
+    return {u.data(), delta.data(), B.data(), C.data(), z.data(), A.data(), D.data(), bias.data()};
   }
 };
 
-std::string check_scan(ml::cpu::ScanDims dims, uint64_t seed) {
+std::string check_scan(ml::ScanDims dims, uint64_t seed) {
   ml::Rng rng(seed);
   ScanCase s(dims, rng);
   const int64_t act = dims.batch * dims.len * dims.dim, bc = dims.batch * dims.len * dims.dstate;
@@ -39,7 +39,7 @@ std::string check_scan(ml::cpu::ScanDims dims, uint64_t seed) {
   };
   ml::cpu::selective_scan_backward<double>(
       s.d, s.inputs(), dout.data(),
-      {du.data(), ddelta.data(), dA.data(), dB.data(), dC.data(), dD.data(), dz.data(), dbias.data()});
+      {du.data(), ddelta.data(), dB.data(), dC.data(), dz.data(), dA.data(), dD.data(), dbias.data()});
   return check_gradients(loss,
                          {{"u", &s.u, &du},
                           {"delta", &s.delta, &ddelta},
@@ -61,11 +61,11 @@ NATIVE_TEST(selective_scan_odd_sizes_backward_matches_finite_differences) {
 
 // The recurrence written out for one channel and one state: h_t = a_t h_{t−1} + dt_t b_t u_t.
 NATIVE_TEST(selective_scan_matches_the_recurrence_written_out) {
-  const ml::cpu::ScanDims d{1, 3, 1, 1};
+  const ml::ScanDims d{1, 3, 1, 1};
   const std::vector<double> u = {1.0, -2.0, 0.5}, delta = {0.3, -0.2, 25.0}, A = {-1.5}, B = {0.7, 1.1, -0.4},
                             C = {2.0, -1.0, 0.3}, D = {0.25}, z = {0.1, -0.6, 1.2}, bias = {-0.5};
   std::vector<double> out(3);
-  ml::cpu::selective_scan_forward<double>(d, {u.data(), delta.data(), A.data(), B.data(), C.data(), D.data(), z.data(),
+  ml::cpu::selective_scan_forward<double>(d, {u.data(), delta.data(), B.data(), C.data(), z.data(), A.data(), D.data(),
                                               bias.data()},
                                           out.data());
   double h = 0;

@@ -8,9 +8,9 @@ namespace {
 
 ml::ModelConfig mamba_v1() {
   ml::ModelConfig c;
-  c.vocab_size = 50257, c.padded_vocab = 50304, c.d_model = 512, c.seed = 0;
+  c.vocab_size = 50257, c.pad_vocab_multiple = 64, c.d_model = 512, c.seed = 0;
   c.mamba.d_model = 512;
-  c.layers = "M M M M M M M M M M M M M M M M";
+  c.layers = std::vector<ml::LayerSpec>(16, {'M'});
   return c;
 }
 
@@ -37,11 +37,11 @@ NATIVE_TEST(memory_estimate_scales_with_tokens_and_precision) {
 NATIVE_TEST(memory_estimate_counts_experts_and_parallel_branches) {
   auto c = mamba_v1();
   c.moe.num_experts = 32, c.moe.expert = {ml::FfnKind::Gelu, 1536};
-  c.layers = "M E";
+  c.layers = {{'M'}, {'E'}};
   const auto sequential = ml::estimate_training_memory(c, 1, 64, 1024, 2);
-  c.layers = "M|E";
+  c.layers = {{'M', 'E'}};
   const auto parallel = ml::estimate_training_memory(c, 1, 64, 1024, 2);
-  c.layers = "M";
+  c.layers = {{'M'}};
   const auto mamba_only = ml::estimate_training_memory(c, 1, 64, 1024, 2);
   EXPECT(sequential.activations > parallel.activations && parallel.activations > mamba_only.activations,
          "M E ", sequential.activations, ", M|E ", parallel.activations, ", M ", mamba_only.activations);

@@ -42,7 +42,9 @@ struct AdamWTensor {
 // The CPU reference's update for every tensor, in a few launches (up to 32 tensors each);
 // params.weight_decay is ignored in favour of each tensor's. grad_scale (device, may be
 // null) multiplies every gradient first: pass the coefficient from clip_coefficient and
-// clipping costs no pass over the gradients and no host synchronisation.
+// clipping costs no pass over the gradients and no host synchronisation. A grad_scale that
+// is not finite (clip_coefficient's mark of a non-finite loss or norm) skips the update:
+// no weight, moment or compute copy changes.
 void adamw_update(const AdamWParams& params, const std::vector<AdamWTensor>& tensors, const float* grad_scale,
                   cudaStream_t stream);
 

@@ -35,6 +35,7 @@ __global__ void adamw_kernel(const __grid_constant__ TensorBatch<Entry> batch, S
   const int64_t begin = (block - batch.first_block[entry_of(batch, block)]) * kChunk;
   const int64_t end = min(e.size, begin + kChunk);
   const float scale = grad_scale ? *grad_scale : 1.f;
+  if (!isfinite(scale)) return;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     const float g = e.grad[i] * scale;
     const float m = k.beta1 * e.m[i] + (1.f - k.beta1) * g;

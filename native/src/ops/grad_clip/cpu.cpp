@@ -33,9 +33,25 @@ double clip_grad_norm(const std::vector<GradSpan<T>>& grads, double max_norm) {
   return norm;
 }
 
+template <typename T>
+void clip_coefficient(const std::vector<GradSpan<T>>& grads, double max_norm, double scale, const double* loss,
+                      double* norm_out, double* coef_out) {
+  const double norm = scale * global_norm(grads);
+  *norm_out = norm;
+  if (!std::isfinite(norm) || (loss && !std::isfinite(*loss))) {
+    *coef_out = std::nan("");
+    return;
+  }
+  *coef_out = scale * (max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0);
+}
+
 template double global_norm<float>(const std::vector<GradSpan<float>>&);
 template double global_norm<double>(const std::vector<GradSpan<double>>&);
 template double clip_grad_norm<float>(const std::vector<GradSpan<float>>&, double);
 template double clip_grad_norm<double>(const std::vector<GradSpan<double>>&, double);
+template void clip_coefficient<float>(const std::vector<GradSpan<float>>&, double, double, const double*, double*,
+                                      double*);
+template void clip_coefficient<double>(const std::vector<GradSpan<double>>&, double, double, const double*, double*,
+                                       double*);
 
 }  // namespace ml::cpu

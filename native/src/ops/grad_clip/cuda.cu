@@ -35,16 +35,22 @@ __global__ void sum_squares_kernel(const __grid_constant__ TensorBatch<Entry> ba
   if (threadIdx.x == 0) partial[batch.blocks_before + blockIdx.x] = s;
 }
 
-__global__ void finish_norm_kernel(const double* __restrict__ partial, int64_t parts, double max_norm,
-                                   float* __restrict__ norm_out, float* __restrict__ coef_out) {
+__global__ void finish_norm_kernel(const double* __restrict__ partial, int64_t parts, double max_norm, double scale,
+                                   const float* __restrict__ loss, float* __restrict__ norm_out,
+                                   float* __restrict__ coef_out) {
   __shared__ double scratch[32];
   double s = 0;
   for (int64_t p = threadIdx.x; p < parts; p += blockDim.x) s += partial[p];
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) {
-    const double norm = sqrt(s);
+    const double norm = scale * sqrt(s);
     norm_out[0] = float(norm);
-    if (coef_out) coef_out[0] = (max_norm > 0 && norm > max_norm) ? float(max_norm / (norm + 1e-6)) : 1.f;
+    if (!coef_out) return;
+    if (!isfinite(norm) || (loss && !isfinite(*loss))) {
+      coef_out[0] = __int_as_float(0x7fc00000);  // NaN: the optimizer skips the step
+    } else {
+      coef_out[0] = float(scale * ((max_norm > 0 && norm > max_norm) ? max_norm / (norm + 1e-6) : 1.0));
+    }
   }
 }
 
@@ -65,8 +71,8 @@ std::vector<TensorBatch<Entry>> batches_of(const std::vector<GradSpan<float>>& g
 
 }  // namespace
 
-void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm, float* norm_out, float* coef_out,
-                      cudaStream_t stream) {
+void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm, double scale, const float* loss,
+                      float* norm_out, float* coef_out, cudaStream_t stream) {
   const auto batches = batches_of(grads);
   const int64_t parts = batches.empty() ? 0 : batches.back().blocks_before + batches.back().blocks();
   DeviceBuffer<double> partial(std::max<int64_t>(parts, 1), "global_norm");
@@ -74,17 +80,17 @@ void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm
     sum_squares_kernel<<<unsigned(batch.blocks()), kThreads, 0, stream>>>(batch, partial.get());
     ML_CUDA_CHECK_LAUNCH("global_norm");
   }
-  finish_norm_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, max_norm, norm_out, coef_out);
+  finish_norm_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, max_norm, scale, loss, norm_out, coef_out);
   ML_CUDA_CHECK_LAUNCH("global_norm");
 }
 
 void global_norm(const std::vector<GradSpan<float>>& grads, float* norm_out, cudaStream_t stream) {
-  clip_coefficient(grads, 0.0, norm_out, nullptr, stream);
+  clip_coefficient(grads, 0.0, 1.0, nullptr, norm_out, nullptr, stream);
 }
 
 void clip_grad_norm(const std::vector<GradSpan<float>>& grads, double max_norm, float* norm_out, cudaStream_t stream) {
   DeviceBuffer<float> coef(1, "clip_grad_norm");
-  clip_coefficient(grads, max_norm, norm_out, coef.get(), stream);
+  clip_coefficient(grads, max_norm, 1.0, nullptr, norm_out, coef.get(), stream);
   for (const auto& batch : batches_of(grads)) {
     scale_kernel<<<unsigned(batch.blocks()), kThreads, 0, stream>>>(batch, coef.get());
     ML_CUDA_CHECK_LAUNCH("clip_grad_norm");

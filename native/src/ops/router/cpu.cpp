@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "../../core/error.h"
 #include "../silu/silu.h"
@@ -61,23 +62,19 @@ int64_t sinkhorn_columns(const T* logits, int64_t tokens, int64_t experts, const
 }  // namespace
 
 template <typename T>
-void route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
-                   Routing& r) {
+int64_t route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                      Routing& r) {
   ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
   const int64_t k = o.top_k;
-  r.tokens = tokens, r.experts = experts, r.top_k = k;
-  r.expert.assign(k * tokens, -1);
-  r.kept.assign(k * tokens, 0);
-  r.counts.assign(experts, 0);
-  r.first_choice_fraction.assign(experts, 0.0);
-  r.dropped = 0, r.aux_loss = 0, r.sinkhorn_iterations = 0;
-  r.capacity = o.capacity_factor > 0
-                   ? int64_t(std::ceil(o.capacity_factor * double(k * tokens) / double(experts)))
-                   : k * tokens;
+  r.tokens = tokens, r.experts = experts, r.top_k = k, r.capacity = o.capacity(tokens, experts);
+  std::fill_n(r.counts, experts, 0);
+  std::fill_n(r.first_counts, experts, 0);
+  *r.dropped = 0, *r.aux_loss = 0;
 
   const bool switch_router = o.kind == RouterKind::Switch;
   std::vector<double> K, col;
-  if (!switch_router && o.training) r.sinkhorn_iterations = sinkhorn_columns(logits, tokens, experts, o, K, col);
+  int64_t iterations = 0;
+  if (!switch_router && o.training) iterations = sinkhorn_columns(logits, tokens, experts, o, K, col);
 
   std::vector<double> scores(experts);
   std::vector<int32_t> chosen(k);
@@ -96,34 +93,39 @@ void route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int6
       scores[e] = switch_router ? double(p[e]) : (o.training ? K[t * experts + e] * col[e] : double(row[e]));
     top_k(scores.data(), experts, k, chosen.data());
     for (int64_t c = 0; c < k; ++c) r.expert[c * tokens + t] = chosen[c];
-    r.first_choice_fraction[chosen[0]] += 1.0 / double(tokens);
+    ++r.first_counts[chosen[0]];
   }
   // Capacity: first choices claim places before second choices; within a choice, token order.
+  std::vector<int64_t> taken(experts, 0);
   for (int64_t a = 0; a < k * tokens; ++a) {
     const int32_t e = r.expert[a];
     const int64_t t = a % tokens;
-    if (r.counts[e] < r.capacity) {
-      r.kept[a] = 1;
+    r.kept[a] = taken[e] < r.capacity;
+    r.rank[a] = int32_t(taken[e]);
+    if (r.kept[a]) {
       ++r.counts[e];
       gates[a] = probs[t * experts + e];
     } else {
-      ++r.dropped;
+      ++*r.dropped;
       gates[a] = T(0);
     }
+    ++taken[e];
   }
-  if (switch_router && o.aux_weight > 0) {
+  if (switch_router && o.aux_weight > 0 && tokens > 0) {
+    // α · E · Σ_e f_e · P_e with f_e = first_counts / tokens and P_e = column sum / tokens.
+    double aux = 0;
     for (int64_t e = 0; e < experts; ++e) {
-      double mean_p = 0;
-      for (int64_t t = 0; t < tokens; ++t) mean_p += double(probs[t * experts + e]);
-      r.aux_loss += r.first_choice_fraction[e] * mean_p / double(tokens);
+      double column = 0;
+      for (int64_t t = 0; t < tokens; ++t) column += double(probs[t * experts + e]);
+      aux += double(r.first_counts[e]) * column;
     }
-    r.aux_loss *= o.aux_weight * double(experts);
+    *r.aux_loss = o.aux_weight * double(experts) * aux / (double(tokens) * double(tokens));
   }
+  return iterations;
 }
 
 template <typename T>
-void route_backward(const RouterOptions& o, const T* logits, const T* probs, const Routing& r, const T* dgates,
-                    T* dlogits) {
+void route_backward(const RouterOptions& o, const T* probs, const Routing& r, const T* dgates, T* dlogits) {
   const int64_t tokens = r.tokens, experts = r.experts;
   std::fill_n(dlogits, tokens * experts, T(0));
   if (o.kind == RouterKind::Sinkhorn) {
@@ -141,7 +143,8 @@ void route_backward(const RouterOptions& o, const T* logits, const T* probs, con
   if (o.aux_weight > 0)
     for (int64_t t = 0; t < tokens; ++t)
       for (int64_t e = 0; e < experts; ++e)
-        dp[t * experts + e] = T(o.aux_weight * double(experts) * r.first_choice_fraction[e] / double(tokens));
+        dp[t * experts + e] =
+            T(o.aux_weight * double(experts) * double(r.first_counts[e]) / (double(tokens) * double(tokens)));
   for (int64_t a = 0; a < r.top_k * tokens; ++a)
     if (r.kept[a]) dp[(a % tokens) * experts + r.expert[a]] += dgates[a];
   // softmax backward: dlogit = p ⊙ (dp − ⟨dp, p⟩)
@@ -155,8 +158,8 @@ void route_backward(const RouterOptions& o, const T* logits, const T* probs, con
 }
 
 #define ML_INSTANTIATE(T)                                                                                   \
-  template void route_forward<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, Routing&);      \
-  template void route_backward<T>(const RouterOptions&, const T*, const T*, const Routing&, const T*, T*);
+  template int64_t route_forward<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, Routing&);   \
+  template void route_backward<T>(const RouterOptions&, const T*, const Routing&, const T*, T*);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(double)
 

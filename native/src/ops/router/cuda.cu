@@ -214,7 +214,7 @@ __global__ void router_backward_kernel(const T* __restrict__ probs, const int32_
 // Sinkhorn in training: K, the balancing (one cooperative launch, sinkhorn.cuh) and the top_k of
 // the balanced scores.
 template <typename T>
-void sinkhorn_route(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int experts, T* probs,
+void sinkhorn_route(const RouterOptions& o, const T* logits, int64_t tokens, int experts, T* probs,
                     int32_t* expert, unsigned token_blocks, cudaStream_t stream) {
   namespace sk = sinkhorn;
   constexpr const char* what = "router_forward (sinkhorn)";
@@ -253,18 +253,17 @@ void sinkhorn_route(const cpu::RouterOptions& o, const T* logits, int64_t tokens
 }  // namespace
 
 template <typename T>
-void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
-                   DeviceRouting& r, cudaStream_t stream) {
+void route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                   Routing& r, cudaStream_t stream) {
   ML_CHECK(experts >= 1 && experts <= kMaxExperts, "router (cuda): experts must be in [1, ", kMaxExperts, "], got ",
            experts);
   ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
   const int64_t k = o.top_k, assignments = k * tokens;
   ML_CHECK(tokens >= 0 && assignments < int64_t(INT_MAX), "router (cuda): ", assignments, " assignments exceed int32");
   r.tokens = tokens, r.experts = experts, r.top_k = k;
-  r.capacity = o.capacity_factor > 0 ? int64_t(std::ceil(o.capacity_factor * double(k * tokens) / double(experts)))
-                                     : k * tokens;
+  r.capacity = o.capacity(tokens, experts);
   const int E = int(experts);
-  const bool switch_router = o.kind == cpu::RouterKind::Switch;
+  const bool switch_router = o.kind == RouterKind::Switch;
   const int64_t chunks_per_choice = std::max<int64_t>((tokens + kChunk - 1) / kChunk, 1);
   const int64_t chunks = k * chunks_per_choice;
   ML_CHECK(chunks <= 0x7fffffff, "router (cuda): too many chunks");
@@ -306,13 +305,13 @@ void route_forward(const cpu::RouterOptions& o, const T* logits, int64_t tokens,
 }
 
 template <typename T>
-void route_backward(const cpu::RouterOptions& o, const T* probs, const DeviceRouting& r, const T* dgates, T* dlogits,
+void route_backward(const RouterOptions& o, const T* probs, const Routing& r, const T* dgates, T* dlogits,
                     cudaStream_t stream) {
   if (r.tokens <= 0) return;
   const int64_t blocks = (r.tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
   ML_CHECK(blocks <= 0x7fffffff, "router_backward: ", r.tokens, " tokens exceed one launch");
   const unsigned grid = unsigned(blocks), threads = 32 * kWarpsPerBlock;
-  if (o.kind == cpu::RouterKind::Switch) {
+  if (o.kind == RouterKind::Switch) {
     router_backward_kernel<T, false><<<grid, threads, 0, stream>>>(probs, r.expert, r.kept, r.first_counts, dgates,
                                                                    r.tokens, int(r.experts), int(r.top_k),
                                                                    o.aux_weight, dlogits);
@@ -325,9 +324,9 @@ void route_backward(const cpu::RouterOptions& o, const T* probs, const DeviceRou
 }
 
 #define ML_INSTANTIATE(T)                                                                                  \
-  template void route_forward<T>(const cpu::RouterOptions&, const T*, int64_t, int64_t, T*, T*, DeviceRouting&, \
+  template void route_forward<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, Routing&, \
                                  cudaStream_t);                                                           \
-  template void route_backward<T>(const cpu::RouterOptions&, const T*, const DeviceRouting&, const T*, T*,     \
+  template void route_backward<T>(const RouterOptions&, const T*, const Routing&, const T*, T*,     \
                                   cudaStream_t);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(bf16)

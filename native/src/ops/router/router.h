@@ -13,48 +13,60 @@
 //             assignments, first choices first, then in token order; the rest are dropped
 //             (their tokens pass through the residual). capacity_factor ≤ 0: dropless.
 #pragma once
+#include <cmath>
 #include <cstdint>
-#include <vector>
 
-namespace ml::cpu {
+namespace ml {
 
 enum class RouterKind { Switch, Sinkhorn };
 
 struct RouterOptions {
   RouterKind kind = RouterKind::Switch;
   int64_t top_k = 1;
-  double capacity_factor = 1.0;
+  double capacity_factor = 1.0;  // ≤ 0: dropless
   double aux_weight = 0.01;
   bool training = true;
   double sinkhorn_tol = 1e-4;
   int64_t sinkhorn_max_iter = 100;
+
+  bool dropless() const { return capacity_factor <= 0; }
+  // Assignments each expert keeps at most.
+  int64_t capacity(int64_t tokens, int64_t experts) const {
+    const int64_t assignments = top_k * tokens;
+    return dropless() ? assignments : int64_t(std::ceil(capacity_factor * double(assignments) / double(experts)));
+  }
 };
 
-// One routing decision. Assignment a = choice · tokens + token (choice-major).
+// One routing decision, in arrays the caller owns (host memory for cpu::, device memory for
+// cuda::); route_forward fills the sizes and `capacity`. Assignment a = choice · tokens + token.
 struct Routing {
   int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
-  std::vector<int32_t> expert;   // (top_k · tokens) chosen expert
-  std::vector<uint8_t> kept;     // (top_k · tokens) 1 if within the expert's capacity
-  std::vector<int64_t> counts;   // (experts) kept assignments per expert
-  int64_t dropped = 0;           // assignments over capacity
-  std::vector<double> first_choice_fraction;  // (experts) f_e of the switch auxiliary loss
-  double aux_loss = 0;
-  int64_t sinkhorn_iterations = 0;
+  int32_t* expert = nullptr;        // (top_k · tokens) chosen expert
+  uint8_t* kept = nullptr;          // (top_k · tokens) 1 if within the expert's capacity
+  int32_t* rank = nullptr;          // (top_k · tokens) position among its expert's assignments, in order a
+  int64_t* counts = nullptr;        // (experts) kept assignments per expert
+  int64_t* first_counts = nullptr;  // (experts) tokens whose first choice is e: f_e = first_counts / tokens
+  int64_t* dropped = nullptr;       // (1) assignments over capacity
+  double* aux_loss = nullptr;       // (1) the auxiliary loss (0 when aux_weight ≤ 0, and for Sinkhorn)
 };
 
+namespace cpu {
+
 // probs: (tokens, experts) softmax (switch) or sigmoid (sinkhorn) of the logits;
-// gates: (top_k · tokens) gate of each assignment (0 where dropped).
+// gates: (top_k · tokens) gate of each assignment (0 where dropped). Returns the Sinkhorn
+// iterations used (0 when none ran).
 template <typename T>
-void route_forward(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
-                   Routing& routing);
+int64_t route_forward(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
+                      T* gates, Routing& routing);
 
 // dgates: (top_k · tokens) d(loss)/d(gate); adds the auxiliary loss's gradient (weight 1).
 // dlogits (tokens, experts) is overwritten.
 template <typename T>
-void route_backward(const RouterOptions& options, const T* logits, const T* probs, const Routing& routing,
-                    const T* dgates, T* dlogits);
+void route_backward(const RouterOptions& options, const T* probs, const Routing& routing, const T* dgates,
+                    T* dlogits);
 
-}  // namespace ml::cpu
+}  // namespace cpu
+}  // namespace ml
 
 #include "../../core/cuda_fwd.h"
 
@@ -72,24 +84,14 @@ namespace ml::cuda {
 //   Capacity and the rest are cpu's: a per-expert prefix sum over the assignments in order
 //   a = choice · tokens + token, so first choices first, then token order. Deterministic: no
 //   atomics in any sum, fixed sum orders independent of the grid size.
-// The caller owns the device arrays; route_forward fills the sizes and `capacity`.
-struct DeviceRouting {
-  int64_t tokens = 0, experts = 0, top_k = 1, capacity = 0;
-  int32_t* expert = nullptr;        // (top_k · tokens) chosen expert
-  uint8_t* kept = nullptr;          // (top_k · tokens) 1 if within the expert's capacity
-  int32_t* rank = nullptr;          // optional (top_k · tokens): position among its expert's assignments, in order a
-  int64_t* counts = nullptr;        // (experts) kept assignments per expert
-  int64_t* first_counts = nullptr;  // (experts) tokens whose first choice is e: f_e = first_counts / tokens
-  int64_t* dropped = nullptr;       // (1) assignments over capacity
-  double* aux_loss = nullptr;       // (1) the auxiliary loss (0 when aux_weight ≤ 0, and for Sinkhorn)
-};
+// The routing's arrays are device memory; rank may be null.
 
 template <typename T>
-void route_forward(const cpu::RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
-                   T* gates, DeviceRouting& routing, cudaStream_t stream);
+void route_forward(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
+                   T* gates, Routing& routing, cudaStream_t stream);
 
 template <typename T>
-void route_backward(const cpu::RouterOptions& options, const T* probs, const DeviceRouting& routing, const T* dgates,
+void route_backward(const RouterOptions& options, const T* probs, const Routing& routing, const T* dgates,
                     T* dlogits, cudaStream_t stream);
 
 }  // namespace ml::cuda

@@ -299,7 +299,7 @@ struct __align__(16) ForwardShared {
 
 template <typename T, int N>
 __global__ void __launch_bounds__(Layout<N>::kThreads)
-    scan_forward_kernel(ScanDims d, ScanInputs<T> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every) {
+    scan_forward_kernel(ScanDims d, ScanInputs<T, float> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS;
   using R = Roles<kFwdSteps, N>;
   using BC = BCRun<kFwdSteps, N>;
@@ -484,8 +484,8 @@ struct TileCursor {
 // run in one wave on 132 SMs.
 template <typename T, int N>
 __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
-    scan_backward_kernel(ScanDims d, ScanInputs<T> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
-                         int ckpt_every, ScanGrads<T> grads, float* __restrict__ sub, float* __restrict__ dbc,
+    scan_backward_kernel(ScanDims d, ScanInputs<T, float> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
+                         int ckpt_every, ScanGrads<T, float> grads, float* __restrict__ sub, float* __restrict__ dbc,
                          float* __restrict__ param_partial, bool deterministic) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS, kThreads = Layout<N>::kThreads;
   using R = Roles<kBwdSteps, N>;
@@ -822,15 +822,15 @@ void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
 dim3 grid_of(const ScanDims& d) { return dim3(unsigned((d.dim + kChannels - 1) / kChannels), unsigned(d.batch)); }
 
 template <typename T, int N>
-void launch_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, float* ckpt, const ScanOptions& o,
+void launch_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* ckpt, const ScanOptions& o,
                     cudaStream_t stream) {
   scan_forward_kernel<T, N><<<grid_of(d), Layout<N>::kThreads, 0, stream>>>(d, in, out, ckpt, int(o.checkpoint_every));
   ML_CUDA_CHECK_LAUNCH("selective_scan_forward");
 }
 
 template <typename T, int N>
-void launch_backward(const ScanDims& d, const ScanInputs<T>& in, const T* dout, const float* ckpt,
-                     const ScanGrads<T>& g, const ScanOptions& o, cudaStream_t stream) {
+void launch_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T* dout, const float* ckpt,
+                     const ScanGrads<T, float>& g, const ScanOptions& o, cudaStream_t stream) {
   const int64_t blocks_c = (d.dim + kChannels - 1) / kChannels, rows = d.batch * d.len;
   const int64_t parts = o.deterministic ? blocks_c : 1;
   DeviceBuffer<float> dbc(parts * rows * 2 * N, "selective_scan_backward");
@@ -864,7 +864,7 @@ int64_t scan_checkpoint_elements(const ScanDims& d, const ScanOptions& o) {
 }
 
 template <typename T>
-void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, float* ckpt, const ScanOptions& o,
+void selective_scan_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* ckpt, const ScanOptions& o,
                             cudaStream_t stream) {
   if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return;
   check_dims(d, o, "selective_scan_forward");
@@ -877,8 +877,8 @@ void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, 
 }
 
 template <typename T>
-void selective_scan_backward(const ScanDims& d, const ScanInputs<T>& in, const T* dout, const float* ckpt,
-                             const ScanGrads<T>& g, const ScanOptions& o, cudaStream_t stream) {
+void selective_scan_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T* dout, const float* ckpt,
+                             const ScanGrads<T, float>& g, const ScanOptions& o, cudaStream_t stream) {
   if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return;
   check_dims(d, o, "selective_scan_backward");
   ML_CHECK(ckpt != nullptr, "selective_scan_backward: needs the checkpoints saved by the forward");
@@ -891,10 +891,10 @@ void selective_scan_backward(const ScanDims& d, const ScanInputs<T>& in, const T
 }
 
 #define ML_INSTANTIATE(T)                                                                                       \
-  template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T>&, T*, float*, const ScanOptions&, \
+  template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T, float>&, T*, float*, const ScanOptions&, \
                                           cudaStream_t);                                                       \
-  template void selective_scan_backward<T>(const ScanDims&, const ScanInputs<T>&, const T*, const float*,       \
-                                           const ScanGrads<T>&, const ScanOptions&, cudaStream_t);
+  template void selective_scan_backward<T>(const ScanDims&, const ScanInputs<T, float>&, const T*, const float*,       \
+                                           const ScanGrads<T, float>&, const ScanOptions&, cudaStream_t);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(bf16)
 

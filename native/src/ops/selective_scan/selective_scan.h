@@ -8,21 +8,30 @@
 #pragma once
 #include <cstdint>
 
-namespace ml::cpu {
+namespace ml {
 
 struct ScanDims {
   int64_t batch, len, dim, dstate;
 };
 
-template <typename T>
+// Activations are Act; the parameters A, D and delta_bias are Real. The CPU computes in one
+// type; the GPU keeps activations in float or bf16 and the parameters in fp32, as the
+// reference implementation does.
+template <typename Act, typename Real = Act>
 struct ScanInputs {
-  const T *u, *delta, *A, *B, *C, *D, *z, *delta_bias;
+  const Act *u, *delta, *B, *C, *z;
+  const Real *A, *D, *delta_bias;
 };
 
-template <typename T>
+template <typename Act, typename Real = Act>
 struct ScanGrads {
-  T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *ddelta_bias;
+  Act *du, *ddelta, *dB, *dC, *dz;  // overwritten
+  Real *dA, *dD, *ddelta_bias;      // accumulate
 };
+
+}  // namespace ml
+
+namespace ml::cpu {
 
 template <typename T>
 void selective_scan_forward(const ScanDims& dims, const ScanInputs<T>& in, T* out);
@@ -35,22 +44,6 @@ void selective_scan_backward(const ScanDims& dims, const ScanInputs<T>& in, cons
 #include "../../core/cuda_fwd.h"
 
 namespace ml::cuda {
-
-using cpu::ScanDims;
-
-// The CUDA scan keeps activations in T (float or __nv_bfloat16) and the parameters A, D and
-// delta_bias in fp32, as the reference implementation does; states and sums are fp32.
-template <typename T>
-struct ScanInputs {
-  const T *u, *delta, *B, *C, *z;
-  const float *A, *D, *delta_bias;
-};
-
-template <typename T>
-struct ScanGrads {
-  T *du, *ddelta, *dB, *dC, *dz;  // overwritten
-  float *dA, *dD, *ddelta_bias;   // accumulate
-};
 
 struct ScanOptions {
   // Steps between the states the forward saves for the backward: a multiple of 16. Fewer
@@ -68,11 +61,12 @@ int64_t scan_checkpoint_elements(const ScanDims& dims, const ScanOptions& option
 // The state lives in registers and never reaches device memory, except the checkpoints
 // (may be null when no backward follows). The backward recomputes the forward from them.
 template <typename T>
-void selective_scan_forward(const ScanDims& dims, const ScanInputs<T>& in, T* out, float* checkpoints,
+void selective_scan_forward(const ScanDims& dims, const ScanInputs<T, float>& in, T* out, float* checkpoints,
                             const ScanOptions& options, cudaStream_t stream);
 
 template <typename T>
-void selective_scan_backward(const ScanDims& dims, const ScanInputs<T>& in, const T* dout, const float* checkpoints,
-                             const ScanGrads<T>& grads, const ScanOptions& options, cudaStream_t stream);
+void selective_scan_backward(const ScanDims& dims, const ScanInputs<T, float>& in, const T* dout,
+                             const float* checkpoints, const ScanGrads<T, float>& grads, const ScanOptions& options,
+                             cudaStream_t stream);
 
 }  // namespace ml::cuda

@@ -1,0 +1,191 @@
+// The safetensors format: an 8-byte little-endian header length, a JSON header naming each
+// tensor's dtype, shape and byte range, then the raw little-endian data.
+// Files are written to a temporary name and renamed, so a crash never leaves half a file
+// where a good one was. It lives with the models (their weights' format), below train, so the
+// trainer's optimizer state reads and writes it too without models importing train.
+// Paper-sized models make files of many GiB: they are written one tensor at a time (a
+// LazyTensor is read only when its turn comes) and read with positioned reads, never whole
+// (Node reads no file over 2 GiB in one piece).
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+
+import { MambalabError } from '../errors.js';
+import { writeAll } from '../files.js';
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: FloatArray;
+}
+
+/** A tensor whose values are read when the writer reaches it. */
+export interface LazyTensor {
+  name: string;
+  shape: number[];
+  dtype: FileDType;
+  read(): FloatArray;
+}
+
+const DTYPES = { F32: Float32Array, F64: Float64Array } as const;
+export type FileDType = keyof typeof DTYPES;
+
+function fileDType(data: FloatArray): FileDType {
+  return data instanceof Float64Array ? 'F64' : 'F32';
+}
+
+function numelOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function lazy(t: NamedTensor | LazyTensor): LazyTensor {
+  if ('read' in t) return t;
+  if (numelOf(t.shape) !== t.data.length) throw new Error(`safetensors: ${t.name} has ${t.data.length} values for shape [${t.shape}]`);
+  return { name: t.name, shape: t.shape, dtype: fileDType(t.data), read: () => t.data };
+}
+
+/** Writes the tensors in order (a LazyTensor is read when its turn comes); fsynced, then renamed into place. */
+export function writeSafetensors(path: string, given: Array<NamedTensor | LazyTensor>, metadata: Record<string, string> = {}): void {
+  const tensors = given.map(lazy);
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = numelOf(t.shape) * DTYPES[t.dtype].BYTES_PER_ELEMENT;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeAll(fd, prefix);
+    writeAll(fd, headerBytes);
+    for (const t of tensors) {
+      const data = t.read();
+      if (data.length !== numelOf(t.shape) || fileDType(data) !== t.dtype) {
+        throw new Error(`safetensors: ${t.name} read ${data.length} ${fileDType(data)} values for shape [${t.shape}] of ${t.dtype}`);
+      }
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+export interface SafetensorsFile {
+  metadata: Record<string, string>;
+  tensors: Map<string, NamedTensor>;
+}
+
+/** Fills `into` from the file at `position`. */
+function readAt(fd: number, path: string, into: Uint8Array, position: number): void {
+  for (let at = 0; at < into.length; ) {
+    const n = readSync(fd, into, at, into.length - at, position + at);
+    if (n === 0) throw new MambalabError(`checkpoint: ${path} ended at byte ${position + at} while being read (was it being rewritten?)`);
+    at += n;
+  }
+}
+
+export function readSafetensors(path: string): SafetensorsFile {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new MambalabError(`checkpoint: cannot read ${path}`);
+  }
+  try {
+    return readOpened(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readOpened(fd: number, path: string): SafetensorsFile {
+  const stat = fstatSync(fd);
+  if (!stat.isFile()) throw new MambalabError(`checkpoint: cannot read ${path} (not a file)`);
+  const size = stat.size;
+  const broken = (why: string): never => {
+    throw new MambalabError(`checkpoint: ${path} is not a valid safetensors file: ${why}`);
+  };
+  if (size < 8) broken(`it is ${size} bytes long, shorter than the 8-byte header length`);
+  const prefix = Buffer.alloc(8);
+  readAt(fd, path, prefix, 0);
+  const headerLength = prefix.readBigUInt64LE(0);
+  if (headerLength > BigInt(size - 8)) broken(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
+  const headerBytes = Buffer.alloc(Number(headerLength));
+  readAt(fd, path, headerBytes, 8);
+  let header: unknown;
+  try {
+    header = JSON.parse(headerBytes.toString('utf8'));
+  } catch {
+    return broken('its JSON header does not parse');
+  }
+  const dataStart = 8 + headerBytes.length;
+  const { metadata, entries } = parseHeader(header, size - dataStart, broken);
+  const tensors = new Map<string, NamedTensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    const Ctor = DTYPES[dtype];
+    // Read into an aligned buffer: offsets inside the file need not be aligned for this dtype.
+    const data = new Ctor((end - begin) / Ctor.BYTES_PER_ELEMENT);
+    readAt(fd, path, new Uint8Array(data.buffer), dataStart + begin);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) broken(`tensor ${name} holds ${data[bad]} at index ${bad} (damaged data, or weights saved after training diverged)`);
+    tensors.set(name, { name, shape, data });
+  }
+  return { metadata, tensors };
+}
+
+interface HeaderEntry {
+  name: string;
+  dtype: FileDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * The header's metadata and tensor entries, every field checked: dtypes this engine reads,
+ * shapes of counts, byte ranges that match their shapes and, as the format requires, fill the
+ * data without gaps or overlaps (so a damaged file cannot pass for a smaller one).
+ */
+function parseHeader(header: unknown, dataLength: number, broken: (why: string) => never): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+  if (!isObject(header)) return broken(`its header is ${JSON.stringify(header)}, not a JSON object`);
+  const metadata = header['__metadata__'] ?? {};
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) broken('its __metadata__ is not an object of strings');
+  const entries: HeaderEntry[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (!isObject(entry)) return broken(`tensor ${name} is described by ${JSON.stringify(entry)}, not an object`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (typeof dtype !== 'string' || !(dtype in DTYPES)) broken(`tensor ${name} has dtype ${JSON.stringify(dtype)}; this engine reads F32 and F64`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) return broken(`tensor ${name} has shape ${JSON.stringify(shape)}, not a list of sizes`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!) {
+      return broken(`tensor ${name} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] byte offsets`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end > dataLength) broken(`tensor ${name} ends at byte ${end} of the data, which holds ${dataLength} bytes (truncated?)`);
+    const elementBytes = DTYPES[dtype as FileDType].BYTES_PER_ELEMENT;
+    if (end - begin !== numelOf(shape) * elementBytes) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
+    entries.push({ name, dtype: dtype as FileDType, shape, begin, end });
+  }
+  let covered = 0;
+  for (const { name, begin, end } of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {
+    if (begin !== covered) broken(begin < covered ? `tensor ${name} overlaps another tensor's bytes` : `bytes ${covered} to ${begin} of the data belong to no tensor`);
+    covered = end;
+  }
+  if (covered !== dataLength) broken(`bytes ${covered} to ${dataLength} of the data belong to no tensor (a damaged file, or one with extra bytes)`);
+  return { metadata: metadata as Record<string, string>, entries };
+}

@@ -1,0 +1,31 @@
+#include "gpu/gpu_test.h"
+#include "ops/rope/rope.h"
+
+using namespace gputest;
+
+namespace {
+
+// Rotary embeddings forward and back on the device against the fp64 CPU, positions into the
+// thousands (where a float angle would drift), in place as the attention layer runs them.
+template <typename T>
+std::string check_rope(ml::cpu::RopeDims d, double base, uint64_t seed) {
+  ml::Rng rng(seed);
+  const int64_t n = d.batch * d.len * d.heads * d.dim;
+  const auto x = rounded<T>(uniform(rng, n)), dy = rounded<T>(uniform(rng, n));
+  std::vector<double> y(n), dx(n);
+  ml::cpu::rope_forward<double>(d, base, x.data(), y.data());
+  ml::cpu::rope_backward<double>(d, base, dy.data(), dx.data());
+  Dev<T> gx(x), gdy(dy);
+  ml::cuda::rope_forward<T>(d, base, gx.get(), gx.get(), nullptr);
+  ml::cuda::rope_backward<T>(d, base, gdy.get(), gdy.get(), nullptr);
+  sync("rope");
+  Errors errors(bound<T>());
+  errors.add("y", gx.download(), y);
+  errors.add("dx", gdy.download(), dx);
+  return errors.report();
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_rope_fp32_matches_cpu) { return check_rope<float>({2, 4100, 4, 64}, 10000, 1011); }
+NATIVE_TEST(cuda_rope_bf16_matches_cpu) { return check_rope<bf16>({3, 37, 2, 16}, 500, 1012); }
