@@ -49,6 +49,10 @@ const CASES = [
     name: 'jamba',
     config: { model: 'jamba', dModel: 128, pattern: 'MFAE', nHeads: 4, nKvHeads: 2, rope: true, dFF: 256, mlpKind: 'swiglu', numExperts: 4, topK: 2, expertHidden: 256, expertKind: 'swiglu', router: 'switch', capacityFactor: 'dropless', auxLossWeight: 0.001 },
   },
+  // Attention's edges: one query (L = 1) of one row with one KV head (multi-query); and
+  // grouped-query heads of 64 with RoPE over more than three 64-row tiles, the last one partial.
+  { name: 'attention-mqa-l1', batch: 1, seqLen: 1, config: { model: 'transformer', dModel: 128, pattern: 'AF', nHeads: 4, nKvHeads: 1, rope: true, dFF: 256 } },
+  { name: 'attention-gqa-rope-l203', batch: 1, seqLen: 203, config: { model: 'transformer', dModel: 256, pattern: 'AF', nHeads: 4, nKvHeads: 2, rope: true, dFF: 512 } },
 ];
 
 const { values: args } = parseArgs({
@@ -61,16 +65,16 @@ const { values: args } = parseArgs({
 if (!args.work) throw new Error('lm-parity: --work DIR is required');
 const precisions = args.device === 'cuda' ? args.precision.split(',') : ['fp32'];
 
-for (const { name, config, drops = false } of CASES) {
+for (const { name, config, drops = false, batch = BATCH, seqLen = SEQ_LEN } of CASES) {
   for (const precision of precisions) {
     const dir = join(args.work, `${name}-${precision}`);
     mkdirSync(dir, { recursive: true });
     // precision and deterministic are CUDA options; deterministic makes reruns comparable.
     const device = args.device === 'cuda' ? { device: 'cuda', precision, deterministic: true } : { device: 'cpu' };
     const model = createModel({ vocabSize: VOCAB, seed: 7, ...config, ...device });
-    const tokens = randomTokens(BATCH, SEQ_LEN, VOCAB, 3);
+    const tokens = randomTokens(batch, seqLen, VOCAB, 3);
     const started = performance.now();
-    const metrics = await model.engine.lossAndGradients(new Int32Array(tokens.flat()), BATCH, SEQ_LEN + 1);
+    const metrics = await model.engine.lossAndGradients(new Int32Array(tokens.flat()), batch, seqLen + 1);
     const ms = performance.now() - started;
     model.save(dir);
     writeFileSync(join(dir, 'batch.json'), JSON.stringify({ tokens }));
