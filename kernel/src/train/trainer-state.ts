@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { SamplerState } from '../data/source.js';
 import { MambalabError } from '../errors.js';
 import { shaped, type Shape } from '../json-shape.js';
-import type { FloatArray } from '../models/safetensors.js';
+import { firstNonFinite, type FloatArray } from '../models/safetensors.js';
 import type { GuardState } from './guard.js';
 import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
 
@@ -23,10 +23,9 @@ export interface TrainerState {
 
 /** Throws at the first value that is not finite: a checkpoint never holds such weights. */
 export function refuseNonFinite(name: string, values: FloatArray): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new MambalabError(`checkpoint: refusing to write non-finite weights ('${name}' holds ${values[i]} at index ${i}); the previous checkpoints are kept`);
-    }
+  const i = firstNonFinite(values);
+  if (i >= 0) {
+    throw new MambalabError(`checkpoint: refusing to write non-finite weights ('${name}' holds ${values[i]} at index ${i}); the previous checkpoints are kept`);
   }
 }
 

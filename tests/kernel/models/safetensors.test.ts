@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { MambalabError } from '../../../kernel/src/errors.js';
-import { readSafetensors, writeSafetensors } from '../../../kernel/src/models/safetensors.js';
+import { firstNonFinite, readSafetensors, writeSafetensors } from '../../../kernel/src/models/safetensors.js';
 import { referencePython } from '../../bench/reference/python.js';
 import { scratchDir } from '../../helpers.js';
 
@@ -136,4 +136,15 @@ print(json.dumps({k: [list(v.shape), str(v.dtype), v.ravel().tolist()] for k, v 
     x: [[2], 'float64', [0.5, -0.25]],
   });
   assert.ok(existsSync(path));
+});
+
+test('firstNonFinite finds the first NaN or infinity, and only those', () => {
+  const finite = [0, -0, 1e-45, -3.4e38, 3.4e38];
+  assert.equal(firstNonFinite(Float32Array.from(finite)), -1);
+  assert.equal(firstNonFinite(Float64Array.from([...finite, Number.MAX_VALUE, -Number.MAX_VALUE])), -1);
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    assert.equal(firstNonFinite(Float32Array.from([...finite, bad, bad])), finite.length, String(bad));
+    assert.equal(firstNonFinite(Float64Array.from([bad])), 0, String(bad));
+  }
+  assert.equal(firstNonFinite(new Float32Array(0)), -1);
 });
