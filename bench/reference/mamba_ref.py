@@ -86,12 +86,14 @@ def mamba_mixer(x, p, prefix, cfg, scan=selective_scan):
 
 
 def feed_forward(x, fc1, fc2, kind):
-    """gelu: fc2(gelu(fc1 x)); swiglu: fc1 gives [up; gate], fc2(up * silu(gate)) (mamba_ssm's GatedMLP)."""
+    """gelu: fc2(gelu(fc1 x)); swiglu: fc1 gives [up; gate], fc2(up * silu(gate)) (mamba_ssm's GatedMLP);
+    geglu: the same with the exact GELU on the gate (BlackMamba's released experts)."""
     h = x @ fc1.T
     if kind == "gelu":
         return F.gelu(h) @ fc2.T
     up, gate = h.chunk(2, dim=-1)
-    return (up * F.silu(gate)) @ fc2.T
+    activation = {"swiglu": F.silu, "geglu": F.gelu}[kind]
+    return (up * activation(gate)) @ fc2.T
 
 
 def rope(x, theta):
@@ -231,7 +233,10 @@ def lm_loss(p, cfg, tokens, training=True, scan=selective_scan):
             else:
                 raise ValueError(f"the reference has no layer kind {kind!r}")
         residual = residual + update
-    h = rms_norm(residual, p["backbone.norm_f.weight"], cfg["normEps"])
+    if cfg.get("finalNorm", "rmsnorm") == "layernorm":  # BlackMamba's final LayerNorm, with its bias
+        h = F.layer_norm(residual, residual.shape[-1:], p["backbone.norm_f.weight"], p["backbone.norm_f.bias"], cfg["normEps"])
+    else:
+        h = rms_norm(residual, p["backbone.norm_f.weight"], cfg["normEps"])
     logits = h @ emb.T  # tied LM head, over the padded vocabulary
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     return ce, aux_total, counts

@@ -7,6 +7,7 @@ export type { ModelConfig } from './models/config.js';
 export type { ForwardMetrics, RoutingMode } from './models/passes.js';
 export { preset, presetNames, type Preset, type TrainingDefaults } from './models/presets.js';
 export { countParameters, type ParameterCount } from './models/params.js';
+export { importCheckpoint, type ImportResult } from './models/import/import.js';
 
 // Training, runs and comparisons
 export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult, type LoadedCheckpoint } from './train/trainer.js';

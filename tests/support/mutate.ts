@@ -177,6 +177,33 @@ export function mutateSafetensors(rand: Random, bytes: Buffer): Mutation {
 }
 
 /**
+ * Damage to a PyTorch checkpoint (a zip of stored entries): its bytes with absurd values in the
+ * zip's length and offset fields, or damage confined to data.pkl's bytes (`pickle`, its byte
+ * range), which leaves the archive whole for the pickle machine to meet.
+ */
+export function mutateTorchZip(rand: Random, bytes: Buffer, pickle: { offset: number; size: number }): Mutation {
+  if (rand.next() < 0.5) return mutateBytes(rand, bytes, zipLengthFields(bytes));
+  const inner = mutateBytes(rand, bytes.subarray(pickle.offset, pickle.offset + pickle.size));
+  const value = Buffer.from(bytes);
+  inner.value.copy(value, pickle.offset, 0, Math.min(inner.value.length, pickle.size));
+  return { what: `data.pkl ${inner.what} (its length kept)`, value };
+}
+
+/** The end-of-directory record's count, size and offset, and each directory entry's sizes and offset. */
+function zipLengthFields(bytes: Buffer): LengthField[] {
+  const fields: LengthField[] = [];
+  const eocd = bytes.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd >= 0 && eocd + 22 <= bytes.length) {
+    fields.push({ name: 'the directory size', offset: eocd + 12, bytes: 4 }, { name: 'the directory offset', offset: eocd + 16, bytes: 4 });
+  }
+  const central = Buffer.from([0x50, 0x4b, 0x01, 0x02]);
+  for (let at = bytes.indexOf(central); at >= 0 && at + 46 <= bytes.length; at = bytes.indexOf(central, at + 4)) {
+    fields.push({ name: `an entry's size at ${at}`, offset: at + 24, bytes: 4 }, { name: `an entry's offset at ${at}`, offset: at + 42, bytes: 4 });
+  }
+  return fields;
+}
+
+/**
  * The length fields of an Arrow IPC file: each message's metadata size (after its 0xFFFFFFFF
  * continuation marker) and the footer's size (before the closing magic).
  */

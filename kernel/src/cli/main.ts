@@ -3,6 +3,7 @@ import { MambalabError } from '../errors.js';
 import { bench, usage as benchUsage } from './bench.js';
 import { data, usage as dataUsage } from './data.js';
 import { evaluate, usage as evalUsage } from './eval.js';
+import { importCommand, usage as importUsage } from './import.js';
 import { kernel, usage as kernelUsage } from './kernel.js';
 import { train, usage as trainUsage } from './train.js';
 
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { summary: "a saved model's validation loss and perplexity", usage: evalUsage, run: evaluate },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
   data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
+  import: { summary: 'import published Mamba / BlackMamba weights from local files', usage: importUsage, run: importCommand },
   bench: { summary: 'benchmarks (train, tokenize), with results as JSON', usage: benchUsage, run: bench },
 };
 

@@ -5,12 +5,17 @@ import type { DType, NativeModelConfig, Precision } from '../native.js';
 import { engineLayers, type PatternLayer } from './pattern.js';
 
 export type Device = 'cpu' | 'cuda' | 'auto';
-export type FeedForwardKind = 'gelu' | 'swiglu';
+/** gelu: fc2(gelu(fc1 x)); swiglu / geglu: fc1 gives [up; gate], fc2(up · silu(gate)) / fc2(up · gelu(gate)). */
+export type FeedForwardKind = 'gelu' | 'swiglu' | 'geglu';
+/** The norm before the LM head: RMSNorm (mamba_ssm), or LayerNorm with a bias (BlackMamba's released model). */
+export type FinalNormKind = 'rmsnorm' | 'layernorm';
 export type RouterKind = 'switch' | 'sinkhorn';
 
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'auto'];
 export const DTYPES: readonly DType[] = ['float32', 'float64'];
 export const PRECISIONS: readonly Precision[] = ['bf16', 'fp32'];
+export const FEED_FORWARD_KINDS: readonly FeedForwardKind[] = ['gelu', 'swiglu', 'geglu'];
+export const FINAL_NORMS: readonly FinalNormKind[] = ['rmsnorm', 'layernorm'];
 
 /** Model families (see presets.ts); the pattern and router settings define the model. */
 export const MODEL_FAMILIES = ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'blackmamba', 'transformer', 'transformer-moe', 'jamba'] as const;
@@ -34,6 +39,8 @@ export interface ModelConfig {
   dtMax: number;
   dtInitFloor: number;
   normEps: number;
+  /** The norm before the LM head; each layer's pre-norm is RMSNorm either way. */
+  finalNorm: FinalNormKind;
   /** Dense MLP ('F' layers): hidden size and kind. */
   dFF: number;
   mlpKind: FeedForwardKind;
@@ -93,6 +100,7 @@ export const DEFAULT_CONFIG: ModelConfig = {
   dtMax: 0.1,
   dtInitFloor: 1e-4,
   normEps: 1e-5,
+  finalNorm: 'rmsnorm',
   dFF: 256,
   mlpKind: 'gelu',
   numExperts: 8,
@@ -171,8 +179,9 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   positiveInt(c, 'topK', 4096);
   positiveInt(c, 'sinkhornMaxIter', 1 << 20);
   positiveNumber(c, 'sinkhornTol');
-  oneOf(c, 'mlpKind', ['gelu', 'swiglu']);
-  oneOf(c, 'expertKind', ['gelu', 'swiglu']);
+  oneOf(c, 'mlpKind', FEED_FORWARD_KINDS);
+  oneOf(c, 'expertKind', FEED_FORWARD_KINDS);
+  oneOf(c, 'finalNorm', FINAL_NORMS);
   oneOf(c, 'router', ['switch', 'sinkhorn']);
   if (c.topK > c.numExperts) bad('topK', `at most numExperts (${c.numExperts})`, c.topK);
   if (c.capacityFactor !== 'dropless' && (typeof c.capacityFactor !== 'number' || !(c.capacityFactor > 0))) {

@@ -25,11 +25,11 @@ function layerParameters(kind: LayerKind, c: ModelConfig): { total: number; acti
       return { total: n, active: n };
     }
     case 'F': {
-      const n = (c.mlpKind === 'swiglu' ? 3 : 2) * d * c.dFF;
+      const n = (c.mlpKind === 'gelu' ? 2 : 3) * d * c.dFF;
       return { total: n, active: n };
     }
     case 'E': {
-      const expert = (c.expertKind === 'swiglu' ? 3 : 2) * d * c.expertHidden;
+      const expert = (c.expertKind === 'gelu' ? 2 : 3) * d * c.expertHidden;
       const router = c.numExperts * d + (c.routerBias ? c.numExperts : 0);
       return { total: router + c.numExperts * expert, active: router + c.topK * expert };
     }
@@ -44,8 +44,9 @@ function layerParameters(kind: LayerKind, c: ModelConfig): { total: number; acti
 export function countParameters(partial: Partial<ModelConfig>): ParameterCount {
   const c = resolveConfig(partial);
   const embedding = (paddedVocabSize(c) + c.maxPositions) * c.dModel;
-  let total = c.dModel; // norm_f
-  let active = c.dModel;
+  const normF = c.finalNorm === 'layernorm' ? 2 * c.dModel : c.dModel; // weight (and bias)
+  let total = normF;
+  let active = normF;
   for (const layer of parsePattern(c.pattern)) {
     total += c.dModel; // the layer's norm
     active += c.dModel;

@@ -109,6 +109,37 @@ function readAt(fd: number, path: string, into: Uint8Array, position: number): v
 }
 
 export function readSafetensors(path: string): SafetensorsFile {
+  return withFile(path, (fd) => {
+    const { metadata, dataStart, entries } = readLayout(fd, path, ELEMENT_BYTES);
+    const tensors = new Map<string, NamedTensor>();
+    for (const { name, dtype, shape, begin, end } of entries) {
+      const Ctor = DTYPES[dtype as FileDType];
+      // Read into an aligned buffer: offsets inside the file need not be aligned for this dtype.
+      const data = new Ctor((end - begin) / Ctor.BYTES_PER_ELEMENT);
+      readAt(fd, path, new Uint8Array(data.buffer), dataStart + begin);
+      const bad = firstNonFinite(data);
+      if (bad >= 0) broken(path, `tensor ${name} holds ${data[bad]} at index ${bad} (damaged data, or weights saved after training diverged)`);
+      tensors.set(name, { name, shape, data });
+    }
+    return { metadata, tensors };
+  });
+}
+
+/**
+ * A safetensors file's layout without its data, for readers of other dtypes (imported
+ * checkpoints in bf16 or f16): each tensor's dtype (one of `elementBytes`' keys), shape and
+ * absolute byte range, checked as readSafetensors checks them.
+ */
+export function readSafetensorsLayout(path: string, elementBytes: Readonly<Record<string, number>>): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+  return withFile(path, (fd) => {
+    const { metadata, dataStart, entries } = readLayout(fd, path, elementBytes);
+    return { metadata, entries: entries.map((e) => ({ ...e, begin: dataStart + e.begin, end: dataStart + e.end })) };
+  });
+}
+
+const ELEMENT_BYTES = { F32: 4, F64: 8 };
+
+function withFile<T>(path: string, use: (fd: number) => T): T {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -116,50 +147,41 @@ export function readSafetensors(path: string): SafetensorsFile {
     throw new MambalabError(`checkpoint: cannot read ${path}`);
   }
   try {
-    return readOpened(fd, path);
+    return use(fd);
   } finally {
     closeSync(fd);
   }
 }
 
-function readOpened(fd: number, path: string): SafetensorsFile {
+function broken(path: string, why: string): never {
+  throw new MambalabError(`checkpoint: ${path} is not a valid safetensors file: ${why}`);
+}
+
+function readLayout(fd: number, path: string, elementBytes: Readonly<Record<string, number>>): { metadata: Record<string, string>; dataStart: number; entries: HeaderEntry[] } {
   const stat = fstatSync(fd);
   if (!stat.isFile()) throw new MambalabError(`checkpoint: cannot read ${path} (not a file)`);
   const size = stat.size;
-  const broken = (why: string): never => {
-    throw new MambalabError(`checkpoint: ${path} is not a valid safetensors file: ${why}`);
-  };
-  if (size < 8) broken(`it is ${size} bytes long, shorter than the 8-byte header length`);
+  const bad = (why: string): never => broken(path, why);
+  if (size < 8) bad(`it is ${size} bytes long, shorter than the 8-byte header length`);
   const prefix = Buffer.alloc(8);
   readAt(fd, path, prefix, 0);
   const headerLength = prefix.readBigUInt64LE(0);
-  if (headerLength > BigInt(size - 8)) broken(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
+  if (headerLength > BigInt(size - 8)) bad(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated?)`);
   const headerBytes = Buffer.alloc(Number(headerLength));
   readAt(fd, path, headerBytes, 8);
   let header: unknown;
   try {
     header = JSON.parse(headerBytes.toString('utf8'));
   } catch {
-    return broken('its JSON header does not parse');
+    return bad('its JSON header does not parse');
   }
   const dataStart = 8 + headerBytes.length;
-  const { metadata, entries } = parseHeader(header, size - dataStart, broken);
-  const tensors = new Map<string, NamedTensor>();
-  for (const { name, dtype, shape, begin, end } of entries) {
-    const Ctor = DTYPES[dtype];
-    // Read into an aligned buffer: offsets inside the file need not be aligned for this dtype.
-    const data = new Ctor((end - begin) / Ctor.BYTES_PER_ELEMENT);
-    readAt(fd, path, new Uint8Array(data.buffer), dataStart + begin);
-    const bad = firstNonFinite(data);
-    if (bad >= 0) broken(`tensor ${name} holds ${data[bad]} at index ${bad} (damaged data, or weights saved after training diverged)`);
-    tensors.set(name, { name, shape, data });
-  }
-  return { metadata, tensors };
+  return { ...parseHeader(header, size - dataStart, bad, elementBytes), dataStart };
 }
 
-interface HeaderEntry {
+export interface HeaderEntry {
   name: string;
-  dtype: FileDType;
+  dtype: string;
   shape: number[];
   begin: number;
   end: number;
@@ -173,7 +195,7 @@ const isCount = (value: unknown): value is number => Number.isSafeInteger(value)
  * shapes of counts, byte ranges that match their shapes and, as the format requires, fill the
  * data without gaps or overlaps (so a damaged file cannot pass for a smaller one).
  */
-function parseHeader(header: unknown, dataLength: number, broken: (why: string) => never): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+function parseHeader(header: unknown, dataLength: number, broken: (why: string) => never, elementBytes: Readonly<Record<string, number>>): { metadata: Record<string, string>; entries: HeaderEntry[] } {
   if (!isObject(header)) return broken(`its header is ${JSON.stringify(header)}, not a JSON object`);
   const metadata = header['__metadata__'] ?? {};
   if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) broken('its __metadata__ is not an object of strings');
@@ -182,16 +204,15 @@ function parseHeader(header: unknown, dataLength: number, broken: (why: string) 
     if (name === '__metadata__') continue;
     if (!isObject(entry)) return broken(`tensor ${name} is described by ${JSON.stringify(entry)}, not an object`);
     const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== 'string' || !(dtype in DTYPES)) broken(`tensor ${name} has dtype ${JSON.stringify(dtype)}; this engine reads F32 and F64`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(elementBytes, dtype)) broken(`tensor ${name} has dtype ${JSON.stringify(dtype)}; this reader takes ${Object.keys(elementBytes).join(' and ')}`);
     if (!Array.isArray(shape) || !shape.every(isCount)) return broken(`tensor ${name} has shape ${JSON.stringify(shape)}, not a list of sizes`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!) {
       return broken(`tensor ${name} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] byte offsets`);
     }
     const [begin, end] = offsets as [number, number];
     if (end > dataLength) broken(`tensor ${name} ends at byte ${end} of the data, which holds ${dataLength} bytes (truncated?)`);
-    const elementBytes = DTYPES[dtype as FileDType].BYTES_PER_ELEMENT;
-    if (end - begin !== numelOf(shape) * elementBytes) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
-    entries.push({ name, dtype: dtype as FileDType, shape, begin, end });
+    if (end - begin !== numelOf(shape) * elementBytes[dtype as string]!) broken(`tensor ${name} has ${end - begin} bytes for shape [${shape}] of ${dtype}`);
+    entries.push({ name, dtype: dtype as string, shape, begin, end });
   }
   let covered = 0;
   for (const { name, begin, end } of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {

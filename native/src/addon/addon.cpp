@@ -42,7 +42,8 @@ ml::FfnKind get_ffn_kind(const Napi::Object& obj, const char* key) {
   const std::string kind = get_string(obj, key);
   if (kind == "gelu") return ml::FfnKind::Gelu;
   if (kind == "swiglu") return ml::FfnKind::SwiGLU;
-  throw ml::Error(std::string("native config: '") + key + "' must be 'gelu' or 'swiglu', got '" + kind + "'");
+  if (kind == "geglu") return ml::FfnKind::GeGLU;
+  throw ml::Error(std::string("native config: '") + key + "' must be 'gelu', 'swiglu' or 'geglu', got '" + kind + "'");
 }
 
 // layers: the parsed pattern, one array of kind letters per layer (kernel/src/models/pattern.ts).
@@ -106,6 +107,10 @@ ml::ModelConfig parse_config(const Napi::Object& c) {
   cfg.attention.rope = get_bool(c, "rope");
   cfg.attention.rope_theta = get_double(c, "ropeTheta");
   cfg.max_positions = get_int(c, "maxPositions");
+  const std::string final_norm = get_string(c, "finalNorm");
+  if (final_norm != "rmsnorm" && final_norm != "layernorm")
+    throw ml::Error("native config: 'finalNorm' must be 'rmsnorm' or 'layernorm', got '" + final_norm + "'");
+  cfg.final_norm = final_norm == "layernorm" ? ml::NormKind::LayerNorm : ml::NormKind::RmsNorm;
   return cfg;
 }
 

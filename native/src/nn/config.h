@@ -23,12 +23,14 @@ struct MambaConfig {
 };
 
 // The feed-forward block of dense MLP layers and of experts (nn/ffn.h).
-enum class FfnKind { Gelu, SwiGLU };
+// Gated kinds (SwiGLU, GeGLU) have fc1 = [up; gate] and multiply up by the gate's activation.
+enum class FfnKind { Gelu, SwiGLU, GeGLU };
 
 struct FfnConfig {
   FfnKind kind = FfnKind::Gelu;
   int64_t hidden = 0;
-  int64_t fc1_rows() const { return kind == FfnKind::SwiGLU ? 2 * hidden : hidden; }
+  bool gated() const { return kind != FfnKind::Gelu; }
+  int64_t fc1_rows() const { return gated() ? 2 * hidden : hidden; }
 };
 
 // The mixture of experts (nn/moe.h).
@@ -48,6 +50,8 @@ struct AttentionConfig {
   double rope_theta = 10000;
 };
 
+enum class NormKind { RmsNorm, LayerNorm };
+
 // One layer of the residual stream: a kind, or a parallel group of distinct kinds whose
 // outputs are summed. M Mamba mixer, E mixture of experts, F dense MLP, A attention.
 using LayerSpec = std::vector<char>;
@@ -64,6 +68,9 @@ struct ModelConfig {
   MoeConfig moe;  // 'E' layers
   AttentionConfig attention;  // 'A' layers
   int64_t max_positions = 0;  // > 0: learned absolute position embeddings for up to this many tokens
+  // The norm before the LM head: RMSNorm (mamba_ssm's norm_f), or LayerNorm with a bias
+  // (BlackMamba's final_layernorm). Every layer's own pre-norm is RMSNorm either way.
+  NormKind final_norm = NormKind::RmsNorm;
 
   int64_t padded_vocab() const {
     return (vocab_size + pad_vocab_multiple - 1) / pad_vocab_multiple * pad_vocab_multiple;

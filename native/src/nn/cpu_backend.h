@@ -14,12 +14,14 @@
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
+#include "../ops/geglu/geglu.h"
 #include "../ops/gelu/gelu.h"
 #include "../ops/gemm/gemm.h"
 #include "../ops/grad_clip/grad_clip.h"
 #include "../ops/linear/linear.h"
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
+#include "../ops/layernorm/layernorm.h"
 #include "../ops/rmsnorm/rmsnorm.h"
 #include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
@@ -80,6 +82,10 @@ class CpuBackend {
   void swiglu_forward(const T* gate, const T* up, T* y, int64_t n) const { cpu::swiglu_forward<T>(gate, up, y, n); }
   void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n) const {
     cpu::swiglu_backward<T>(gate, up, dy, dgate, dup, n);
+  }
+  void geglu_forward(const T* gate, const T* up, T* y, int64_t n) const { cpu::geglu_forward<T>(gate, up, y, n); }
+  void geglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n) const {
+    cpu::geglu_backward<T>(gate, up, dy, dgate, dup, n);
   }
   void add_into(const T* x, T* y, int64_t n) const { cpu::add_into<T>(x, y, n); }
 
@@ -161,6 +167,14 @@ class CpuBackend {
   void rmsnorm_backward(const T* residual_out, const T* rstd, const T* w, const T* dy, const T* dresidual_out, T* dx,
                         T* dw, int64_t rows, int64_t dim) const {
     cpu::rmsnorm_backward<T>(residual_out, rstd, w, dy, dresidual_out, dx, dw, rows, dim);
+  }
+  void layernorm_forward(const T* x, const T* residual, const T* w, const T* bias, T* residual_out, T* y, T* mean,
+                         T* rstd, int64_t rows, int64_t dim, double eps) const {
+    cpu::layernorm_forward<T>(x, residual, w, bias, residual_out, y, mean, rstd, rows, dim, T(eps));
+  }
+  void layernorm_backward(const T* residual_out, const T* mean, const T* rstd, const T* w, const T* dy,
+                          const T* dresidual_out, T* dx, T* dw, T* dbias, int64_t rows, int64_t dim) const {
+    cpu::layernorm_backward<T>(residual_out, mean, rstd, w, dy, dresidual_out, dx, dw, dbias, rows, dim);
   }
   void cross_entropy_forward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets, T* lse,
                              double* loss) const {

@@ -19,12 +19,14 @@
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
+#include "../ops/geglu/geglu.h"
 #include "../ops/gelu/gelu.h"
 #include "../ops/gemm/gemm.h"
 #include "../ops/grad_clip/grad_clip.h"
 #include "../ops/linear/linear.h"
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
+#include "../ops/layernorm/layernorm.h"
 #include "../ops/rmsnorm/rmsnorm.h"
 #include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
@@ -106,6 +108,12 @@ class CudaBackend {
   }
   void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n) const {
     cuda::swiglu_backward<T>(gate, up, dy, dgate, dup, n, stream_);
+  }
+  void geglu_forward(const T* gate, const T* up, T* y, int64_t n) const {
+    cuda::geglu_forward<T>(gate, up, y, n, stream_);
+  }
+  void geglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n) const {
+    cuda::geglu_backward<T>(gate, up, dy, dgate, dup, n, stream_);
   }
   void add_into(const T* x, T* y, int64_t n) const { cuda::add_into<T>(x, y, n, stream_); }
 
@@ -190,6 +198,15 @@ class CudaBackend {
   void rmsnorm_backward(const float* residual_out, const float* rstd, const float* w, const T* dy,
                         const float* dresidual_out, float* dx, float* dw, int64_t rows, int64_t dim) const {
     cuda::rmsnorm_backward<T>(residual_out, rstd, w, dy, dresidual_out, dx, dw, rows, dim, stream_);
+  }
+  void layernorm_forward(const T* x, const float* residual, const float* w, const float* bias, float* residual_out,
+                         T* y, float* mean, float* rstd, int64_t rows, int64_t dim, double eps) const {
+    cuda::layernorm_forward<T>(x, residual, w, bias, residual_out, y, mean, rstd, rows, dim, float(eps), stream_);
+  }
+  void layernorm_backward(const float* residual_out, const float* mean, const float* rstd, const float* w,
+                          const T* dy, const float* dresidual_out, float* dx, float* dw, float* dbias, int64_t rows,
+                          int64_t dim) const {
+    cuda::layernorm_backward<T>(residual_out, mean, rstd, w, dy, dresidual_out, dx, dw, dbias, rows, dim, stream_);
   }
   // The head's logits are made ~128M (512 MiB of fp32) at a time: a 64 × 1024 batch over GPT-2's
   // vocabulary takes 25 chunks rather than the op's default ~100 (fewer, larger GEMMs).

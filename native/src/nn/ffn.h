@@ -2,6 +2,7 @@
 //   gelu:   y = fc2(gelu(fc1(x)))                  fc1 (hidden, d), fc2 (d, hidden)
 //   swiglu: y = fc2(up · silu(gate)), up and gate the two halves of fc1(x)
 //                                                  fc1 (2·hidden, d) [up; gate], as mamba_ssm's GatedMLP
+//   geglu:  y = fc2(up · gelu(gate)), the same layout (BlackMamba's released experts)
 // No biases. `groups` independent blocks of `rows` rows each, group g reading rows
 // [g·rows, (g+1)·rows) and its own weights (a stacked tensor of experts), as batched GEMMs.
 // Rows of zeros stay zeros and add nothing to the weight gradients when their dy is zero too,
@@ -48,13 +49,13 @@ class FfnBuffers {
  public:
   FfnActivations<B> reserve(const FfnConfig& cfg, int64_t rows) {
     const int64_t n = rows * cfg.hidden;
-    const bool swiglu = cfg.kind == FfnKind::SwiGLU;
+    const bool gated = cfg.gated();
     if (up_.size() != n) {
       up_ = Buffer(n, "ffn activations");
       act_ = Buffer(n, "ffn activations");
     }
-    if (swiglu && gate_.size() != n) gate_ = Buffer(n, "ffn activations");
-    return {up_.get(), swiglu ? gate_.get() : nullptr, act_.get()};
+    if (gated && gate_.size() != n) gate_ = Buffer(n, "ffn activations");
+    return {up_.get(), gated ? gate_.get() : nullptr, act_.get()};
   }
 
  private:
@@ -70,9 +71,13 @@ void ffn_forward(const B& b, const FfnConfig& cfg, int64_t d, const FfnWeights<B
   if (batch.total() <= 0) return;
   // fc1, per half: (n, H) = x (n, d) · W (H, d)ᵀ
   b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1, d, R * d, 0.f, keep.up, H, n * H, G);
-  if (cfg.kind == FfnKind::SwiGLU) {
+  if (cfg.gated()) {
     b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1 + H * d, d, R * d, 0.f, keep.gate, H, n * H, G);
-    b.swiglu_forward(keep.gate, keep.up, keep.act, G * n * H);
+    if (cfg.kind == FfnKind::SwiGLU) {
+      b.swiglu_forward(keep.gate, keep.up, keep.act, G * n * H);
+    } else {
+      b.geglu_forward(keep.gate, keep.up, keep.act, G * n * H);
+    }
   } else {
     b.gelu_forward(keep.up, keep.act, G * n * H);
   }
@@ -88,19 +93,21 @@ void ffn_backward(const B& b, const FfnConfig& cfg, int64_t d, const FfnWeights<
   using Buffer = typename B::template Buffer<typename B::Act>;
   const int64_t H = cfg.hidden, R = cfg.fc1_rows(), n = batch.rows, G = batch.groups;
   if (batch.total() <= 0) return;
-  const bool swiglu = cfg.kind == FfnKind::SwiGLU;
-  Buffer dact(G * n * H, "ffn backward"), dup(G * n * H, "ffn backward"), dgate(swiglu ? G * n * H : 0, "ffn backward");
+  const bool gated = cfg.gated();
+  Buffer dact(G * n * H, "ffn backward"), dup(G * n * H, "ffn backward"), dgate(gated ? G * n * H : 0, "ffn backward");
   // fc2: dact (n, H) = dy (n, d) · W2 (d, H);  dW2 (d, H) += dyᵀ · act
   b.gemm_batched(false, false, n, H, d, 1.f, dy, d, n * d, w.fc2, H, d * H, 0.f, dact.get(), H, n * H, G);
   b.gemm_batched(true, false, d, H, n, 1.f, dy, d, n * d, kept.act, H, n * H, 1.f, w.dfc2, H, d * H, G);
-  if (swiglu) {
+  if (cfg.kind == FfnKind::SwiGLU) {
     b.swiglu_backward(kept.gate, kept.up, dact.get(), dgate.get(), dup.get(), G * n * H);
+  } else if (cfg.kind == FfnKind::GeGLU) {
+    b.geglu_backward(kept.gate, kept.up, dact.get(), dgate.get(), dup.get(), G * n * H);
   } else {
     b.gelu_backward(kept.up, dact.get(), dup.get(), G * n * H);
   }
   // fc1, per half: dx (n, d) (+)= dh (n, H) · W (H, d);  dW (H, d) += dhᵀ · x
   const typename B::Act* halves[2] = {dup.get(), dgate.get()};
-  for (int h = 0; h < (swiglu ? 2 : 1); ++h) {
+  for (int h = 0; h < (gated ? 2 : 1); ++h) {
     const int64_t off = h * H * d;
     b.gemm_batched(false, false, n, d, H, 1.f, halves[h], H, n * H, w.fc1 + off, d, R * d, h ? 1.f : 0.f, dx, d,
                    n * d, G);

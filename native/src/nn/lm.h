@@ -1,6 +1,7 @@
 // A language model over a residual stream, the layout of mamba_ssm's MambaLMHeadModel:
 //   r_1 = embed(tokens);  for each layer i: n_i = norm_i(r_i),  r_{i+1} = r_i + layer_i(n_i)
 //   loss = cross_entropy(norm_f(r_L) · embeddingᵀ, next tokens)        (LM head tied)
+// norm_f is RMSNorm, or LayerNorm with a bias where the config says so (BlackMamba).
 // on backend B: B::Act activations, the residual stream and its gradient in B::Real (fp32 on
 // the GPU, as the reference's residual_in_fp32). Nothing here waits for the device: the loss
 // stays in the backend's memory until the runtime reads the step's metrics.
@@ -61,6 +62,8 @@ class LanguageModel {
                                              : std::make_unique<ParallelLayer<B>>(b_, c.d_model, std::move(branches)));
     }
     norm_f_ = params_.add("backbone.norm_f.weight", {c.d_model}, false, ParamInit::constant(1.0));
+    if (c.final_norm == NormKind::LayerNorm)
+      norm_f_bias_ = params_.add("backbone.norm_f.bias", {c.d_model}, false, ParamInit::constant(0.0));
     params_.allocate(c.seed);
   }
 
@@ -106,6 +109,7 @@ class LanguageModel {
         normed_.emplace_back(rows * d, "normed activations");
       }
       mixed_ = Buffer<Act>(rows * d, "layer outputs");
+      if (layernorm_f()) mean_f_ = Buffer<Real>(rows, "norm statistics");
       lse_ = Buffer<Real>(rows, "log-sum-exp");
       loss_ = Buffer<Stat>(1, "loss");
     }
@@ -131,6 +135,11 @@ class LanguageModel {
     for (int64_t i = 0; i <= n; ++i) {
       const Real* prev = i == 0 ? nullptr : residual_[size_t(i - 1)].get();
       const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
+      if (i == n && layernorm_f()) {
+        b_.layernorm_forward(mixed_.get(), prev, weight, params_.master(norm_f_bias_), residual_[size_t(i)].get(),
+                             normed_[size_t(i)].get(), mean_f_.get(), rstd_[size_t(i)].get(), rows, d, cfg_.norm_eps);
+        continue;
+      }
       b_.rmsnorm_forward(mixed_.get(), prev, weight, residual_[size_t(i)].get(), normed_[size_t(i)].get(),
                          rstd_[size_t(i)].get(), rows, d, cfg_.norm_eps);
       if (i < n) layers_[size_t(i)]->forward(normed_[size_t(i)].get(), mixed_.get(), batch_, len_);
@@ -153,8 +162,14 @@ class LanguageModel {
     Real* dhead = dres_prev.get();
     b_.cross_entropy_backward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(), 1.0,
                               dhead, params_.grad(embedding_));
-    b_.rmsnorm_backward(residual_[size_t(n)].get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
-                        b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_), rows, d);
+    if (layernorm_f()) {
+      b_.layernorm_backward(residual_[size_t(n)].get(), mean_f_.get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
+                            b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_),
+                            params_.grad(norm_f_bias_), rows, d);
+    } else {
+      b_.rmsnorm_backward(residual_[size_t(n)].get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
+                          b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_), rows, d);
+    }
     for (int64_t i = n - 1; i >= 0; --i) {
       // dres is d(loss)/d(r_{i+1}); r_{i+1} = r_i + layer_i(n_i) passes it to both terms.
       layers_[size_t(i)]->backward(b_.as_act(dres.get(), dres_act, rows * d), dnormed.get());
@@ -206,11 +221,12 @@ class LanguageModel {
   }
   cpu::HeadDims head() const { return {batch_ * len_, cfg_.d_model, cfg_.padded_vocab()}; }
   bool has_positions() const { return cfg_.max_positions > 0; }
+  bool layernorm_f() const { return cfg_.final_norm == NormKind::LayerNorm; }
 
   ModelConfig cfg_;
   const B& b_;
   ParamStore<B> params_;
-  size_t embedding_ = 0, positions_ = 0, norm_f_ = 0;
+  size_t embedding_ = 0, positions_ = 0, norm_f_ = 0, norm_f_bias_ = 0;
   std::vector<size_t> norms_;
   std::vector<std::unique_ptr<Layer<B>>> layers_;
 
@@ -224,6 +240,7 @@ class LanguageModel {
   // entries belong to norm_f. lse_: the head's per-row log-sum-exp.
   std::vector<Buffer<Real>> residual_, rstd_;
   std::vector<Buffer<Act>> normed_;
+  Buffer<Real> mean_f_;  // norm_f's means, when it is a LayerNorm
   Buffer<Act> mixed_;
   Buffer<Real> lse_;
   Buffer<Stat> loss_;

@@ -60,7 +60,7 @@ MemoryEstimate estimate_training_memory(const ModelConfig& c, int64_t param_coun
     e.activations += kept * tokens;
     largest_scratch = std::max(largest_scratch, scratch * tokens);
   }
-  e.activations += (d * 4 + d * cb + 4) * tokens;  // norm_f
+  e.activations += (d * 4 + d * cb + (c.final_norm == NormKind::LayerNorm ? 8 : 4)) * tokens;  // norm_f (+ its means)
   // The backward's residual-stream gradients (two fp32, one T) and the head's chunk of fp32
   // logits with its T softmax gradient (~128M logits a chunk, nn/cuda_backend.h).
   const double head = double(int64_t{1} << 27) * (4 + cb);

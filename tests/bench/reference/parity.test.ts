@@ -43,6 +43,11 @@ const CASES: { name: string; config: Partial<ModelConfig>; dtypes: DType[]; drop
     dtypes: ['float64'],
   },
   {
+    name: "blackmamba as released (GeGLU experts and MLP, final LayerNorm with bias)",
+    config: { model: 'blackmamba', pattern: 'ME F', numExperts: 4, expertHidden: 20, dFF: 12, router: 'sinkhorn', expertKind: 'geglu', mlpKind: 'geglu', routerBias: true, capacityFactor: 'dropless', auxLossWeight: 0, finalNorm: 'layernorm' },
+    dtypes: ['float32', 'float64'],
+  },
+  {
     name: 'parallel MoE-Mamba with an MLP and top-2 routing',
     config: { model: 'parallel-moe-mamba', pattern: '(M|E) F', numExperts: 3, topK: 2, expertHidden: 12, dFF: 16, capacityFactor: 1.25 },
     dtypes: ['float64'],

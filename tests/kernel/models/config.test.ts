@@ -35,6 +35,8 @@ test('resolveConfig names the bad field', () => {
     [{ device: 'tpu' }, /config\.device/],
     [{ device: 'cuda', dtype: 'float64' }, /config\.dtype: expected "float32" on device "cuda" \(float64 runs on the CPU only\), got "float64"/],
     [{ precision: 'fp16' }, /config\.precision: expected "bf16" or "fp32", got "fp16"/],
+    [{ finalNorm: 'batchnorm' }, /config\.finalNorm: expected "rmsnorm" or "layernorm", got "batchnorm"/],
+    [{ expertKind: 'relu' }, /config\.expertKind: expected "gelu", "swiglu" or "geglu", got "relu"/],
     [{ precision: 'BF16' }, /config\.precision/],
     [{ deterministic: 'yes' }, /config\.deterministic: expected true or false, got "yes"/],
     [{ deterministic: 1 }, /config\.deterministic: expected true or false, got 1/],

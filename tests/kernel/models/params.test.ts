@@ -9,6 +9,7 @@ import { preset, presetNames } from '../../../kernel/src/models/presets.js';
 // One test per config, so a family the engine cannot build yet fails alone, by name.
 const ODD_CONFIGS: Record<string, Partial<ModelConfig>> = {
   'MoE with SwiGLU, top-2, router bias, an MLP and a parallel group': { model: 'moe-mamba', dModel: 24, pattern: 'ME F (M|E)', numExperts: 3, topK: 2, expertKind: 'swiglu', routerBias: true, dFF: 40 },
+  "BlackMamba as released: GeGLU experts and MLP, final LayerNorm with bias": { model: 'blackmamba', dModel: 24, pattern: 'ME F', numExperts: 3, router: 'sinkhorn', routerBias: true, expertKind: 'geglu', mlpKind: 'geglu', capacityFactor: 'dropless', finalNorm: 'layernorm', dFF: 40 },
   'multi-query attention beside Mamba, with learned positions': { model: 'jamba', dModel: 24, pattern: 'MA (A|F)', nHeads: 6, nKvHeads: 1, maxPositions: 40 },
 };
 const CONFIGS = [...Object.keys(presetNames()).map((family) => [`${family} tiny`, preset(family, 'tiny').config] as const), ...Object.entries(ODD_CONFIGS)];

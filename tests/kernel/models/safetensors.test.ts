@@ -88,7 +88,7 @@ test('headers of the wrong shape are clear errors naming the file and the tensor
     [{ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, /tensor w has shape \[-2\]/],
     [{ w: { dtype: 'F32', shape: [2] } }, /tensor w has data_offsets undefined, not \[begin, end\] byte offsets/],
     [{ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, /tensor w has data_offsets \[8,0\]/],
-    [{ w: { dtype: 7, shape: [2], data_offsets: [0, 8] } }, /tensor w has dtype 7; this engine reads F32 and F64/],
+    [{ w: { dtype: 7, shape: [2], data_offsets: [0, 8] } }, /tensor w has dtype 7; this reader takes F32 and F64/],
   ];
   for (const [header, message] of cases) {
     withHeader(path, header, eight);

@@ -69,6 +69,16 @@ NATIVE_TEST(lm_parallel_and_mlp_gradients_match_finite_differences) {
   return check_lm_gradients(moe_config({{'M', 'E'}, {'F'}}, ml::RouterKind::Sinkhorn), 83);
 }
 
+// BlackMamba's released layout: GELU-gated experts (GeGLU), a dense GeGLU MLP and a final
+// LayerNorm with a bias.
+NATIVE_TEST(lm_geglu_and_final_layernorm_gradients_match_finite_differences) {
+  auto c = moe_config({{'M'}, {'E'}, {'F'}}, ml::RouterKind::Sinkhorn);
+  c.moe.expert.kind = ml::FfnKind::GeGLU, c.moe.router.capacity_factor = 0;  // dropless
+  c.mlp.kind = ml::FfnKind::GeGLU;
+  c.final_norm = ml::NormKind::LayerNorm;
+  return check_lm_gradients(c, 86);
+}
+
 // Attention with learned positions next to Mamba (the Transformer baseline's and Jamba's
 // ingredients), and attention with RoPE in a parallel group.
 NATIVE_TEST(lm_attention_gradients_match_finite_differences) {
