@@ -9,6 +9,10 @@ export { preset, presetNames, type Preset, type TrainingDefaults } from './model
 export { countParameters, type ParameterCount } from './models/params.js';
 export { importCheckpoint, type ImportResult } from './models/import/import.js';
 
+// Generation
+export { generate } from './generate/generate.js';
+export { GenerationInterrupted, type GenerateOptions, type Generation, type GenerateTiming, type GenerateProgress, type FinishReason } from './models/generation.js';
+
 // Training, runs and comparisons
 export { Trainer, TrainingInterrupted, type TrainerOptions, type FitOptions, type FitResult, type LoadedCheckpoint } from './train/trainer.js';
 export { TrainingDiverged } from './train/guard.js';

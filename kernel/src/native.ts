@@ -77,6 +77,26 @@ export interface NativeOptimizer {
   gradClip: number;
 }
 
+/** Sampling as the engine takes it (generate/sampling.h); models/generation.ts checks it first. */
+export interface NativeSampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  seed: number;
+}
+
+/** Tokens sampled in one generateNext call. */
+export interface NativeGenerateChunk {
+  /** (steps, batch), step-major. */
+  tokens: Int32Array;
+  /** Each step's wall time in ms. */
+  stepMs: number[];
+  /** Every sequence has sampled a stop id. */
+  allStopped: boolean;
+}
+
 export interface NativeModel {
   readonly dtype: DType;
   stepsDone: number;
@@ -87,6 +107,14 @@ export interface NativeModel {
   lossAndGradients(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
   /** One optimizer step; the batch's rows split into `microBatches` equal micro-batches whose gradients accumulate (default 1). */
   trainStep(tokens: Int32Array, batch: number, lenPlusOne: number, lr: number, optimizer: NativeOptimizer, microBatches?: number): Promise<NativeMetrics>;
+  /** The parallel forward's logits at every position: (batch, len, vocabSize), in the model's dtype. */
+  parallelLogits(tokens: Int32Array, batch: number, len: number): Promise<Float32Array | Float64Array>;
+  /** Prefills prompts of `lengths` tokens (concatenated in `tokens`) for up to maxNewTokens more; resolves to each prompt's last logits (batch, vocabSize). */
+  generateStart(tokens: Int32Array, lengths: Int32Array, maxNewTokens: number, sampling: NativeSampling, stopIds: Int32Array): Promise<Float32Array | Float64Array>;
+  /** Samples up to maxSteps tokens per sequence, returning early after maxMs or once every sequence has stopped. */
+  generateNext(maxSteps: number, maxMs: number): Promise<NativeGenerateChunk>;
+  /** Teacher forcing: one given token per sequence; resolves to the logits after it (batch, vocabSize). */
+  generateFeed(tokens: Int32Array): Promise<Float32Array | Float64Array>;
 }
 
 export interface NativeAddon {
@@ -148,8 +176,8 @@ export function newNativeModel(config: NativeModelConfig, dtype: DType, options:
 
 /** @internal Makes the model's work reject with asUserError's errors (exported for tests). */
 export function withUserErrors(model: NativeModel): NativeModel {
-  for (const work of ['evaluate', 'lossAndGradients', 'trainStep'] as const) {
-    const run = model[work].bind(model) as (...args: unknown[]) => Promise<NativeMetrics>;
+  for (const work of ['evaluate', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed'] as const) {
+    const run = model[work].bind(model) as (...args: unknown[]) => Promise<unknown>;
     // Called at once (the engine's busy check sees it), whether the engine throws or rejects.
     const value = async (...args: unknown[]) => {
       try {

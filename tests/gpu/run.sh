@@ -15,7 +15,9 @@
 #   SKIP_ATTENTION_BENCH=1 bash tests/gpu/run.sh   # no attention benchmark (ours beside PyTorch SDPA)
 #   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
-#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_CHECKPOINT_BENCH=1
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_CHECKPOINT_BENCH=1 /
+#   SKIP_GENERATE_BENCH=1 (bench generate, beside ../shared/anchors/generate_anchor.py when
+#   carried as $ANCHORS, default .gpu-carry/anchors)
 #                                            # skip one model stage
 #   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
@@ -202,6 +204,22 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_CHECKPOINT_BENCH:-}" ]; then
     stage_failed "bench checkpoint" "$lm_logs/bench-checkpoint.log"
   fi
   stage_end checkpoint_bench
+fi
+if [ -n "$addon_ok" ] && [ -z "${SKIP_GENERATE_BENCH:-}" ]; then
+  stage_start "bench generate: ms/token at batch 1 after 128..8192-token prompts, beside mamba_ssm's generate(cg=True)"
+  if "$NODE" "$CLI" bench generate --device cuda --json >"$WORK/bench-generate.jsonl" 2>>"$lm_logs/bench-generate.log"; then
+    collect generate_bench "$WORK/bench-generate.jsonl"
+  else
+    stage_failed "bench generate" "$lm_logs/bench-generate.log"
+  fi
+  # The anchor (../shared/anchors, carried as $ANCHORS) in the same call: figures are compared only so.
+  ANCHORS=${ANCHORS:-.gpu-carry/anchors}
+  if [ -f "$ANCHORS/generate_anchor.py" ]; then
+    python3 "$ANCHORS/generate_anchor.py" --lengths 128,512,1024,2048,4096,8192 >"$WORK/generate-anchor.jsonl" \
+      2>>"$lm_logs/bench-generate.log" && collect generate_anchor "$WORK/generate-anchor.jsonl" ||
+      echo "generate_anchor.py failed (see lm-logs/bench-generate.log)"
+  fi
+  stage_end generate_bench
 fi
 tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
 

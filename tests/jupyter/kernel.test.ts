@@ -38,6 +38,10 @@ const FLAKY = `const flaky: TokenSource = {
 };
 const t3 = newTrainer();`;
 
+// Generation after the restart: a fresh kernel, a small Mamba (GPT-2's vocabulary, for text).
+const GENERATE_SETUP = `import { createModel, generate } from 'mambalab';
+const gm = createModel({ dModel: 16, pattern: 'M*2', seed: 1 });`;
+
 const script = [
   // Before any cell used mambalab:
   { op: 'execute', code: `Object.keys(require.cache).filter((path) => path.endsWith('mambalab.node'))` },
@@ -58,6 +62,9 @@ const script = [
   { op: 'restart' },
   { op: 'execute', code: `t1.stepCount` },
   { op: 'execute', code: `import { preset } from 'mambalab';\npreset('mamba', 'tiny').config.dModel` },
+  { op: 'execute', code: GENERATE_SETUP },
+  { op: 'execute', code: `(await generate(gm, 'The history of', { maxTokens: 40 })).tokens.length` },
+  { op: 'execute', code: `await generate(gm, 'Hello', { maxTokens: 1000000 });\nconsole.log('this line runs only if generation was not interrupted');`, interrupt_after_updates: 2 },
 ];
 
 const cwd = scratchDir('mambalab-kernel-');
@@ -177,4 +184,33 @@ test('restart gives a fresh kernel where mambalab imports again', () => {
   const fresh = steps[15]!;
   assert.equal(fresh.reply?.status, 'ok', streamText(fresh, 'stderr'));
   assert.equal(streamText(fresh, 'stdout').trim(), '64');
+});
+
+/** The generated-text outputs of a step (text/plain and HTML, no document of ours). */
+function textDisplays(step: DriverStep): DriverMessage[] {
+  return (step.messages ?? []).filter(
+    (m) => (m.msg_type === 'display_data' || m.msg_type === 'update_display_data') && String(m.content.data?.['text/html'] ?? '').startsWith('<div class="mambalab-generate">'),
+  );
+}
+
+test('a generate() cell streams into one output updated in place, ending with the tokens and tokens/s', () => {
+  const [setup, run] = [steps[16]!, steps[17]!];
+  assert.equal(setup.reply?.status, 'ok', streamText(setup, 'stderr'));
+  assert.equal(run.reply?.status, 'ok', streamText(run, 'stderr'));
+  assert.equal(streamText(run, 'stdout').trim(), '40');
+  const shown = textDisplays(run);
+  assert.ok(shown.length >= 2, `${shown.length} display messages`);
+  assert.equal(shown[0]!.msg_type, 'display_data');
+  assert.ok(shown.slice(1).every((m) => m.msg_type === 'update_display_data'));
+  assert.equal(new Set(shown.map((m) => m.content.transient?.display_id)).size, 1, 'one display id');
+  assert.match(String(shown.at(-1)!.content.data!['text/plain']), /\ndone: 40\/40 tokens · .+ tokens\/s/);
+});
+
+test('interrupt stops generation between chunks: the cell ends with GenerationInterrupted and the output says so', () => {
+  const stopped = steps[18]!;
+  assert.equal(stopped.reply?.status, 'error');
+  assert.ok((stopped.interrupt_to_idle_s ?? Infinity) < 10, `idle ${stopped.interrupt_to_idle_s} s after the interrupt`);
+  assert.match(streamText(stopped, 'stderr'), /GenerationInterrupted: generate: interrupted after \d+ of 1000000 tokens/);
+  assert.equal(streamText(stopped, 'stdout'), '', 'the rest of the cell does not run');
+  assert.match(String(textDisplays(stopped).at(-1)!.content.data!['text/plain']), /\ninterrupted: \d+\/1000000 tokens/);
 });

@@ -13,7 +13,15 @@ const OOM = 'out of GPU memory: pattern ME*8, d_model 512, batch 64 × 1024 need
 /** A stand-in engine model whose work fails with `error`. */
 function failingModel(error: Error): NativeModel {
   const fail = () => Promise.reject(error);
-  return { evaluate: fail, lossAndGradients: fail, trainStep: fail } as unknown as NativeModel;
+  return {
+    evaluate: fail,
+    lossAndGradients: fail,
+    trainStep: fail,
+    parallelLogits: fail,
+    generateStart: fail,
+    generateNext: fail,
+    generateFeed: fail,
+  } as unknown as NativeModel;
 }
 
 test('running out of GPU memory reaches the user as a MambalabError with the engine\'s message intact', async () => {
@@ -21,7 +29,14 @@ test('running out of GPU memory reaches the user as a MambalabError with the eng
   const model = withUserErrors(failingModel(engineError));
   const tokens = new Int32Array(4);
   const optimizer = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
-  for (const work of [model.evaluate(tokens, 2, 2), model.lossAndGradients(tokens, 2, 2), model.trainStep(tokens, 2, 2, 1e-3, optimizer)]) {
+  const sampling = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 0 };
+  for (const work of [
+    model.evaluate(tokens, 2, 2),
+    model.lossAndGradients(tokens, 2, 2),
+    model.trainStep(tokens, 2, 2, 1e-3, optimizer),
+    model.generateStart(tokens, Int32Array.of(2, 2), 4, sampling, new Int32Array()),
+    model.generateNext(4, 100),
+  ]) {
     await assert.rejects(work, (e: unknown) => {
       assert.ok(e instanceof MambalabError, `a MambalabError, got ${String(e)}`);
       assert.equal(e.message, OOM);
@@ -33,7 +48,9 @@ test('running out of GPU memory reaches the user as a MambalabError with the eng
 
 test('an out-of-memory error thrown before the work starts is converted too', async () => {
   const throwing = { evaluate: () => { throw new Error(OOM); } } as unknown as NativeModel;
-  Object.assign(throwing, { lossAndGradients: throwing.evaluate, trainStep: throwing.evaluate });
+  for (const work of ['lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed']) {
+    Object.assign(throwing, { [work]: throwing.evaluate });
+  }
   await assert.rejects(withUserErrors(throwing).evaluate(new Int32Array(4), 2, 2), { name: 'MambalabError', message: OOM });
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { MambalabError } from '../errors.js';
 import { benchAttention, benchAttentionUsage } from './bench-attention.js';
 import { benchCheckpoint, benchCheckpointUsage } from './bench-checkpoint.js';
+import { benchGenerate, benchGenerateUsage } from './bench-generate.js';
 import { benchScan, benchScanUsage } from './bench-scan.js';
 import { benchTokenize, benchTokenizeUsage } from './bench-tokenize.js';
 import { benchTrain, benchTrainUsage } from './bench-train.js';
@@ -22,6 +23,7 @@ const BENCHES: Record<string, Bench> = {
   train: { summary: 'steady-state training throughput of a preset (tokens/s, step time, FLOPs)', usage: benchTrainUsage, run: benchTrain },
   scan: { summary: 'the fused selective scan on the GPU: forward and forward+backward ms', usage: benchScanUsage, run: benchScan },
   attention: { summary: 'causal attention on the GPU: forward and forward+backward ms and TFLOP/s per sequence length', usage: benchAttentionUsage, run: benchAttention },
+  generate: { summary: 'ms per generated token at batch 1 after prompts of several lengths (the recurrent decode step)', usage: benchGenerateUsage, run: benchGenerate },
   tokenize: { summary: 'tokenizer MB/s (GPT-2, NeoX) beside HF tokenizers, and the sampler against a training step', usage: benchTokenizeUsage, run: benchTokenize },
   checkpoint: {
     summary: 'seconds to write (atomically) and load a checkpoint of a preset; what the non-finite guard costs a step',

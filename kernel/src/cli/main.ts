@@ -3,6 +3,7 @@ import { MambalabError } from '../errors.js';
 import { bench, usage as benchUsage } from './bench.js';
 import { data, usage as dataUsage } from './data.js';
 import { evaluate, usage as evalUsage } from './eval.js';
+import { generateCommand, usage as generateUsage } from './generate.js';
 import { importCommand, usage as importUsage } from './import.js';
 import { kernel, usage as kernelUsage } from './kernel.js';
 import { train, usage as trainUsage } from './train.js';
@@ -16,10 +17,11 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   train: { summary: 'train a model on a text corpus (checkpoints, --resume)', usage: trainUsage, run: train },
   eval: { summary: "a saved model's validation loss and perplexity", usage: evalUsage, run: evaluate },
+  generate: { summary: 'continue a prompt with a saved model (greedy or sampled), streamed or as JSON', usage: generateUsage, run: generateCommand },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
   data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
   import: { summary: 'import published Mamba / BlackMamba weights from local files', usage: importUsage, run: importCommand },
-  bench: { summary: 'benchmarks (train, tokenize), with results as JSON', usage: benchUsage, run: bench },
+  bench: { summary: 'benchmarks (train, generate, tokenize, ...), with results as JSON', usage: benchUsage, run: bench },
 };
 
 function help(): string {

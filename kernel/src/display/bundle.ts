@@ -11,6 +11,12 @@ export interface MimeBundle {
   'text/html': string;
 }
 
+/** An output without a document of ours (generated text): plain text and HTML. */
+export interface TextBundle {
+  'text/plain': string;
+  'text/html': string;
+}
+
 export function toBundle(doc: DisplayDoc): MimeBundle {
   return { [MAMBALAB_MIME]: doc, 'text/plain': textSummary(doc), 'text/html': htmlTable(doc) };
 }

@@ -6,6 +6,7 @@ import { trainingFlopsPerToken } from '../models/flops.js';
 import { MetricsLog, trainSeries } from '../train/metrics.js';
 import { modelSummary } from '../train/runs.js';
 import { TrainingInterrupted, type FitOptions, type FitWatch, type FitWatcher, type Trainer } from '../train/trainer.js';
+import { toBundle } from './bundle.js';
 import { LiveOutput, thinColumns, type BundleSink } from './live.js';
 import { sendBundle, type CellWriter } from './tslab.js';
 
@@ -122,7 +123,7 @@ export class LiveFitWatcher implements FitWatcher {
     if (this.cell?.writer === writer) return this.cell;
     let output: LiveOutput | undefined;
     const sink: BundleSink = (bundle, update) => sendBundle(writer, bundle, { displayId: output!.displayId, update });
-    output = new LiveOutput(sink, () => render(cell), this.options.minIntervalMs ?? 250, () => this.now());
+    output = new LiveOutput(sink, () => toBundle(render(cell)), this.options.minIntervalMs ?? 250, () => this.now());
     const cell: Cell = { writer, output, runs: [], interrupted: false };
     this.cell = cell;
     return cell;

@@ -2,21 +2,20 @@
 // is drawn when the interval is up (or at flush), so the last state always shows.
 import { randomBytes } from 'node:crypto';
 
-import type { DisplayDoc } from '@mambalab/contract';
+import type { MimeBundle } from './bundle.js';
 
-import { toBundle, type MimeBundle } from './bundle.js';
+export type BundleSink<Bundle = MimeBundle> = (bundle: Bundle, update: boolean) => void;
 
-export type BundleSink = (bundle: MimeBundle, update: boolean) => void;
-
-export class LiveOutput {
+/** Draws `render()`'s bundle (fit's display document, generate's text) through `sink`. */
+export class LiveOutput<Bundle = MimeBundle> {
   readonly displayId = randomBytes(8).toString('hex');
   private lastDrawMs = Number.NEGATIVE_INFINITY;
   private drawn = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    private readonly sink: BundleSink,
-    private readonly render: () => DisplayDoc,
+    private readonly sink: BundleSink<Bundle>,
+    private readonly render: () => Bundle,
     readonly minIntervalMs = 250,
     private readonly now: () => number = () => performance.now(),
   ) {}
@@ -47,7 +46,7 @@ export class LiveOutput {
     this.lastDrawMs = this.now();
     const update = this.drawn;
     this.drawn = true;
-    this.sink(toBundle(this.render()), update);
+    this.sink(this.render(), update);
   }
 }
 

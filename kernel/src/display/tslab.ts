@@ -3,7 +3,7 @@
 // call the writer tslab keeps for the cell that is running (tslab 1.0.22, dist/jupyter.js).
 import { createRequire } from 'node:module';
 
-import type { MimeBundle } from './bundle.js';
+import type { MimeBundle, TextBundle } from './bundle.js';
 
 /** tslab's writer of display_data (update = false) and update_display_data (update = true) for one cell. */
 export type CellWriter = (
@@ -35,6 +35,6 @@ export function currentCellWriter(): CellWriter | undefined {
 }
 
 /** Sends a full bundle; with a display id, later sends with update = true replace it in place. */
-export function sendBundle(writer: CellWriter, bundle: MimeBundle, options: { displayId?: string; update?: boolean } = {}): void {
+export function sendBundle(writer: CellWriter, bundle: MimeBundle | TextBundle, options: { displayId?: string; update?: boolean } = {}): void {
   writer({ data: { ...bundle }, metadata: {}, transient: options.displayId ? { display_id: options.displayId } : {} }, options.update ?? false);
 }

@@ -8,6 +8,7 @@ import { MambalabError } from '../errors.js';
 import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
+import { runGeneration, type GenerateOptions, type Generation, type Prompt, type Prompts } from './generation.js';
 import { forwardMetrics, ROUTING_MODES, watchPasses, type ForwardMetrics, type RoutingMode } from './passes.js';
 import { countParameters, type ParameterCount } from './params.js';
 import { readSafetensors, writeSafetensors, type FloatArray, type LazyTensor, type SafetensorsFile } from './safetensors.js';
@@ -149,6 +150,31 @@ export class Model {
   async lossAndGradients(batch: Batch | number[][]): Promise<number> {
     const b = this.checked(batch);
     return (await this.engine.lossAndGradients(b.tokens, b.batchSize, b.seqLen + 1)).loss;
+  }
+
+  /**
+   * Continues a prompt (text, or token ids) or a list of them: the prompts run through the
+   * parallel forward once, then each new token takes one recurrent step per layer (the Mamba
+   * layers' state and the attention layers' KV cache), in time and memory that do not grow
+   * with the length. Greedy unless `temperature` > 0; see GenerateOptions.
+   */
+  generate(prompt: Prompt, options?: GenerateOptions): Promise<Generation>;
+  generate(prompts: Prompts, options?: GenerateOptions): Promise<Generation[]>;
+  async generate(prompt: Prompt | Prompts, options: GenerateOptions = {}): Promise<Generation | Generation[]> {
+    const generations = await runGeneration(this.engine, this.config, prompt, options);
+    const single = typeof prompt === 'string' || (Array.isArray(prompt) && typeof prompt[0] !== 'string' && !Array.isArray(prompt[0]));
+    return single ? generations[0]! : generations;
+  }
+
+  /** The parallel forward's logits at every position of each row: [row][position][token]. What generate's steps reproduce. */
+  async logits(rows: readonly (readonly number[])[]): Promise<FloatArray[][]> {
+    const len = rows[0]?.length ?? 0;
+    if (rows.length === 0 || len === 0 || rows.some((r) => !Array.isArray(r) || r.length !== len)) {
+      throw new MambalabError('logits: expected rows of token ids, all of one length ≥ 1');
+    }
+    const flat = await this.engine.parallelLogits(Int32Array.from(rows.flat()), rows.length, len);
+    const V = this.config.vocabSize;
+    return rows.map((_, r) => Array.from({ length: len }, (_, t) => flat.slice((r * len + t) * V, (r * len + t + 1) * V)));
   }
 
   /** @internal token ids are checked against the vocabulary by the engine (see watchPasses). */

@@ -47,6 +47,22 @@ function asBatchError(error: unknown): unknown {
   return error;
 }
 
+// Generation's checks in the engine (generate/session.h, nn/lm.h) start so: what they name is
+// the caller's prompt or option to fix.
+const GENERATE_CHECK = /^(generate|sampling): /;
+
+async function generation<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const batch = asBatchError(error);
+    if (batch instanceof Error && !(batch instanceof MambalabError) && GENERATE_CHECK.test(batch.message)) {
+      throw new MambalabError(batch.message, { cause: batch });
+    }
+    throw batch;
+  }
+}
+
 /**
  * Learned positions stop at maxPositions: a longer sequence is the user's batch (or seqLen) to
  * fix, named before the engine allocates anything for it.
@@ -93,5 +109,9 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     evaluate: (...args) => watch('evaluate', args[2], () => engine.evaluate(...args)),
     lossAndGradients: (...args) => watch('lossAndGradients', args[2], () => engine.lossAndGradients(...args)),
     trainStep: (...args) => watch('trainStep', args[2], () => engine.trainStep(...args)),
+    parallelLogits: (...args) => generation(() => engine.parallelLogits(...args)),
+    generateStart: (...args) => generation(() => engine.generateStart(...args)),
+    generateNext: (...args) => generation(() => engine.generateNext(...args)),
+    generateFeed: (...args) => generation(() => engine.generateFeed(...args)),
   };
 }

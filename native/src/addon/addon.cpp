@@ -1,6 +1,7 @@
 // Node bindings: convert between JS values and the engine's Runtime. No math here.
 #include <napi.h>
 
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -217,6 +218,10 @@ class Model final : public Napi::ObjectWrap<Model> {
                         InstanceMethod("write", &Model::Write), InstanceMethod("evaluate", &Model::Evaluate),
                         InstanceMethod("lossAndGradients", &Model::LossAndGradients),
                         InstanceMethod("trainStep", &Model::TrainStep),
+                        InstanceMethod("parallelLogits", &Model::ParallelLogits),
+                        InstanceMethod("generateStart", &Model::GenerateStart),
+                        InstanceMethod("generateNext", &Model::GenerateNext),
+                        InstanceMethod("generateFeed", &Model::GenerateFeed),
                         InstanceAccessor("dtype", &Model::DType, nullptr),
                         InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone)});
   }
@@ -375,6 +380,101 @@ class Model final : public Napi::ObjectWrap<Model> {
           *metrics = rt->train_step(batch->tokens.data(), batch->batch, batch->len_plus_one, lr, opt, micro_batches);
         },
         [=](Napi::Env env) { return metrics_object(env, *metrics); });
+  }
+
+  // A Float32Array or Float64Array (values of `width` bytes) of the bytes `values` holds.
+  static Napi::Value float_array(Napi::Env env, const std::vector<uint8_t>& values, size_t width) {
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, values.size());
+    std::memcpy(buffer.Data(), values.data(), values.size());
+    if (width == 8) return Napi::Float64Array::New(env, values.size() / 8, buffer, 0);
+    return Napi::Float32Array::New(env, values.size() / 4, buffer, 0);
+  }
+  std::shared_ptr<std::vector<uint8_t>> logits_bytes(int64_t rows) const {
+    return std::make_shared<std::vector<uint8_t>>(size_t(rows * runtime_->vocab_size()) *
+                                                  ml::dtype_size(runtime_->dtype()));
+  }
+  static std::vector<int32_t> int32_values(const Napi::Value& value, const char* what) {
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an Int32Array");
+    Napi::Int32Array a = value.As<Napi::Int32Array>();
+    return {a.Data(), a.Data() + a.ElementLength()};
+  }
+
+  // parallelLogits(tokens: Int32Array, batch, len): the logits of every position (batch × len × vocab).
+  Napi::Value ParallelLogits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "parallelLogits(tokens: Int32Array, batch: number, len: number)");
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32_values(info[0], "tokens"));
+    const int64_t batch = info[1].As<Napi::Number>().Int64Value(), len = info[2].As<Napi::Number>().Int64Value();
+    if (batch <= 0 || len <= 0 || int64_t(tokens->size()) != batch * len)
+      throw Napi::RangeError::New(env, "parallelLogits: expected batch × len = " + std::to_string(batch) + " × " +
+                                           std::to_string(len) + " tokens, got " + std::to_string(tokens->size()));
+    auto out = logits_bytes(batch * len);
+    auto rt = runtime_;
+    return launch(
+        env, [=] { rt->parallel_logits(tokens->data(), batch, len, out->data()); },
+        [out, width = ml::dtype_size(rt->dtype())](Napi::Env env) { return float_array(env, *out, width); });
+  }
+
+  // generateStart(tokens: Int32Array, lengths: Int32Array, maxNewTokens, sampling, stopIds: Int32Array):
+  // prefills; resolves to each prompt's last logits (batch × vocab).
+  Napi::Value GenerateStart(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[2].IsNumber() || !info[3].IsObject())
+      throw Napi::TypeError::New(env, "generateStart(tokens: Int32Array, lengths: Int32Array, maxNewTokens: number, "
+                                      "sampling: object, stopIds: Int32Array)");
+    auto request = std::make_shared<ml::GenerateRequest>();
+    request->tokens = int32_values(info[0], "tokens");
+    for (const int32_t len : int32_values(info[1], "lengths")) request->lengths.push_back(len);
+    request->max_new_tokens = info[2].As<Napi::Number>().Int64Value();
+    const Napi::Object o = info[3].As<Napi::Object>();
+    guard(env, [&] {
+      request->sampling = {get_double(o, "temperature"), get_int(o, "topK"),
+                           get_double(o, "topP"),        get_double(o, "minP"),
+                           get_double(o, "repetitionPenalty"), uint64_t(get_int(o, "seed"))};
+    });
+    request->stop_ids = int32_values(info[4], "stopIds");
+    auto out = logits_bytes(int64_t(request->lengths.size()));
+    auto rt = runtime_;
+    return launch(
+        env, [=] { rt->generate_start(*request, out->data()); },
+        [out, width = ml::dtype_size(rt->dtype())](Napi::Env env) { return float_array(env, *out, width); });
+  }
+
+  // generateNext(maxSteps, maxMs): resolves to { tokens: Int32Array (steps × batch), stepMs, allStopped }.
+  Napi::Value GenerateNext(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "generateNext(maxSteps: number, maxMs: number)");
+    const int64_t max_steps = info[0].As<Napi::Number>().Int64Value();
+    const double max_ms = info[1].As<Napi::Number>().DoubleValue();
+    auto chunk = std::make_shared<ml::GenerateChunk>();
+    auto rt = runtime_;
+    return launch(
+        env, [=] { *chunk = rt->generate_next(max_steps, max_ms); },
+        [=](Napi::Env env) {
+          Napi::Object out = Napi::Object::New(env);
+          Napi::Int32Array tokens = Napi::Int32Array::New(env, chunk->tokens.size());
+          std::copy(chunk->tokens.begin(), chunk->tokens.end(), tokens.Data());
+          Napi::Array ms = Napi::Array::New(env, chunk->step_ms.size());
+          for (size_t i = 0; i < chunk->step_ms.size(); ++i) ms.Set(uint32_t(i), chunk->step_ms[i]);
+          out.Set("tokens", tokens);
+          out.Set("stepMs", ms);
+          out.Set("allStopped", chunk->all_stopped);
+          return out;
+        });
+  }
+
+  // generateFeed(tokens: Int32Array): one given token per sequence; resolves to the logits after it.
+  Napi::Value GenerateFeed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32_values(info[0], "tokens"));
+    auto out = logits_bytes(int64_t(tokens->size()));
+    auto rt = runtime_;
+    return launch(
+        env, [=] { rt->generate_feed(tokens->data(), int64_t(tokens->size()), out->data()); },
+        [out, width = ml::dtype_size(rt->dtype())](Napi::Env env) { return float_array(env, *out, width); });
   }
 
   std::shared_ptr<Runtime> runtime_;

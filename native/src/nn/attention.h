@@ -5,11 +5,15 @@
 //   out     = out_proj(o)           heads·head_dim → d_model
 // head_dim = d_model / heads. q, k and v are products of their own, each into a contiguous
 // tensor; rope rotates them in place, and the backward rotates their gradients back.
+// Generation keeps each sequence's (rotated) keys and values in a cache of `capacity` rows:
+// prefill copies the parallel forward's, and a decode step appends one row per sequence and
+// attends over the rows so far (ops/attention_decode), rotating at each sequence's position.
 #pragma once
 #include <cmath>
 #include <string>
 
 #include "../ops/attention/attention.h"
+#include "../ops/attention_decode/attention_decode.h"
 #include "../ops/rope/rope.h"
 #include "config.h"
 #include "layer.h"
@@ -60,6 +64,39 @@ class AttentionLayer final : public Layer<B> {
     b_.linear_forward(o_.get(), p_.compute(out_proj_), nullptr, y, rows, qd, d_);
   }
 
+  void start_generation(int64_t batch, int64_t capacity) override {
+    const int64_t qd = cfg_.heads * dh_, kvd = cfg_.kv_heads * dh_;
+    capacity_ = capacity;
+    k_cache_ = ActBuffer(batch * capacity * kvd, "attention KV cache");
+    v_cache_ = ActBuffer(batch * capacity * kvd, "attention KV cache");
+    step_q_ = ActBuffer(batch * qd, "attention step"), step_o_ = ActBuffer(batch * qd, "attention step");
+    step_k_ = ActBuffer(batch * kvd, "attention step"), step_v_ = ActBuffer(batch * kvd, "attention step");
+  }
+
+  void prefill(const Act* x, Act* y, int64_t len, int64_t row) override {
+    ML_CHECK(len <= capacity_, "attention: a prompt of ", len, " tokens exceeds the KV cache of ", capacity_);
+    forward(x, y, 1, len);
+    const int64_t kvd = cfg_.kv_heads * dh_;
+    const size_t bytes = size_t(len * kvd) * sizeof(Act);
+    b_.copy(k_cache_.get() + row * capacity_ * kvd, k_.get(), bytes);
+    b_.copy(v_cache_.get() + row * capacity_ * kvd, v_.get(), bytes);
+  }
+
+  void decode(const Act* x, Act* y, const DecodeStep& step) override {
+    const int64_t rows = step.batch, qd = cfg_.heads * dh_, kvd = cfg_.kv_heads * dh_;
+    const Act* w = p_.compute(in_proj_);
+    b_.linear_forward(x, w, nullptr, step_q_.get(), rows, d_, qd);
+    b_.linear_forward(x, w + qd * d_, nullptr, step_k_.get(), rows, d_, kvd);
+    b_.linear_forward(x, w + (qd + kvd) * d_, nullptr, step_v_.get(), rows, d_, kvd);
+    if (cfg_.rope) {
+      b_.rope_forward({rows, 1, cfg_.heads, dh_, step.positions}, cfg_.rope_theta, step_q_.get(), step_q_.get());
+      b_.rope_forward({rows, 1, cfg_.kv_heads, dh_, step.positions}, cfg_.rope_theta, step_k_.get(), step_k_.get());
+    }
+    b_.attention_decode({rows, capacity_, cfg_.heads, cfg_.kv_heads, dh_}, step_q_.get(), step_k_.get(), step_v_.get(),
+                        k_cache_.get(), v_cache_.get(), step.positions, step_o_.get());
+    b_.linear_forward(step_o_.get(), p_.compute(out_proj_), nullptr, y, rows, qd, d_);
+  }
+
   void backward(const Act* dy, Act* dx) override {
     ML_CHECK(x_ != nullptr, "attention: backward called before forward");
     const int64_t rows = batch_ * len_, qd = cfg_.heads * dh_, kvd = cfg_.kv_heads * dh_;
@@ -97,6 +134,9 @@ class AttentionLayer final : public Layer<B> {
   // Kept for the backward: the (rotated) q and k, v, the attention's output and log-sum-exps.
   ActBuffer q_, k_, v_, o_;
   RealBuffer lse_;
+  // Generation: (batch, capacity, kv_heads, head_dim) keys and values; a decode step's q, k, v, o.
+  int64_t capacity_ = 0;
+  ActBuffer k_cache_, v_cache_, step_q_, step_k_, step_v_, step_o_;
 };
 
 }  // namespace ml

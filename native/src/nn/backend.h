@@ -8,7 +8,7 @@
 //   B::kSegmentRows  dropless MoE: each expert's rows are rounded up to this (GEMM shapes)
 //   B::kGraphs     whether a step can be captured and replayed (B::Graph, capture, launch: CUDA graphs)
 // and, as member functions with one signature on both, the ops (ops/<op>/<op>.h) with their
-// element types fixed as above, plus memory moves (zero, copy_to_host, from_host, sync).
+// element types fixed as above, plus memory moves (zero, copy_to_host, from_host, copy, sync).
 // Backends: nn/cpu_backend.h, nn/cuda_backend.h.
 #pragma once
 #include <cstdint>

@@ -11,7 +11,9 @@
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
 #include "../ops/attention/attention.h"
+#include "../ops/attention_decode/attention_decode.h"
 #include "../ops/conv1d/conv1d.h"
+#include "../ops/conv1d_step/conv1d_step.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
 #include "../ops/geglu/geglu.h"
@@ -26,6 +28,7 @@
 #include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
 #include "../ops/selective_scan/selective_scan.h"
+#include "../ops/selective_scan_step/selective_scan_step.h"
 #include "../ops/swiglu/swiglu.h"
 #include "backend.h"
 
@@ -51,6 +54,7 @@ class CpuBackend {
     if (bytes) std::memcpy(dst, src, bytes);
   }
   void from_host(void* dst, const void* src, size_t bytes) const { copy_to_host(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) const { copy_to_host(dst, src, bytes); }
   void sync() const {}
 
   // Parameters.
@@ -101,12 +105,21 @@ class CpuBackend {
   void a_log_backward(const T* A, const T* dA, T* da_log, int64_t n) const { cpu::a_log_backward<T>(A, dA, da_log, n); }
   // The CPU scan recomputes its states from the inputs: no checkpoints.
   int64_t scan_checkpoint_elements(const ScanDims&) const { return 0; }
-  void scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, T*) const {
-    cpu::selective_scan_forward<T>(d, in, out);
+  void scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, T*, T* final_state = nullptr) const {
+    cpu::selective_scan_forward<T>(d, in, out, final_state);
   }
   void scan_backward(const ScanDims& d, const ScanInputs<T>& in, const T* dout, const T*,
                      const ScanGrads<T>& g) const {
     cpu::selective_scan_backward<T>(d, in, dout, g);
+  }
+
+  // The Mamba mixer's recurrent step (generation).
+  void conv1d_step(const cpu::Conv1dStepDims& d, T* window, const T* x, const T* w, const T* b, T* y,
+                   bool silu) const {
+    cpu::conv1d_step<T>(d, window, x, w, b, y, silu);
+  }
+  void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T>& in, T* h, T* out) const {
+    cpu::selective_scan_step<T>(d, in, h, out);
   }
 
   // Attention.
@@ -123,6 +136,10 @@ class CpuBackend {
   void attention_backward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, const T* out, const T* lse,
                           const T* dout, T* dq, T* dk, T* dv) const {
     cpu::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv);
+  }
+  void attention_decode(const cpu::AttentionDecodeDims& d, const T* q, const T* k, const T* v, T* k_cache, T* v_cache,
+                        const int32_t* positions, T* out) const {
+    cpu::attention_decode<T>(d, q, k, v, k_cache, v_cache, positions, out);
   }
 
   // Mixture of experts.

@@ -39,6 +39,11 @@ void CudaBackend<T>::from_host(void* dst, const void* src, size_t bytes) const {
 }
 
 template <typename T>
+void CudaBackend<T>::copy(void* dst, const void* src, size_t bytes) const {
+  if (bytes) ML_CUDA_CHECK("copy on device", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+template <typename T>
 void CudaBackend<T>::sync() const {
   ML_CUDA_CHECK("synchronise", cudaStreamSynchronize(stream_));
 }

@@ -15,8 +15,10 @@
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
 #include "../ops/attention/attention.h"
+#include "../ops/attention_decode/attention_decode.h"
 #include "../ops/cast/cast.h"
 #include "../ops/conv1d/conv1d.h"
+#include "../ops/conv1d_step/conv1d_step.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
 #include "../ops/geglu/geglu.h"
@@ -31,6 +33,7 @@
 #include "../ops/rope/rope.h"
 #include "../ops/router/router.h"
 #include "../ops/selective_scan/selective_scan.h"
+#include "../ops/selective_scan_step/selective_scan_step.h"
 #include "../ops/swiglu/swiglu.h"
 #include "backend.h"
 
@@ -62,6 +65,7 @@ class CudaBackend {
   void zero(void* p, size_t bytes) const;
   void copy_to_host(void* dst, const void* src, size_t bytes) const;
   void from_host(void* dst, const void* src, size_t bytes) const;
+  void copy(void* dst, const void* src, size_t bytes) const;  // device to device
   void sync() const;
 
   // Records the work `work` enqueues without running it (an empty graph when CUDA cannot
@@ -131,12 +135,22 @@ class CudaBackend {
   }
   // The forward saves fp32 states every scan_options().checkpoint_every steps for the backward.
   int64_t scan_checkpoint_elements(const ScanDims& d) const { return cuda::scan_checkpoint_elements(d, scan_); }
-  void scan_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* checkpoints) const {
-    cuda::selective_scan_forward<T>(d, in, out, checkpoints, scan_, stream_);
+  void scan_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* checkpoints,
+                    float* final_state = nullptr) const {
+    cuda::selective_scan_forward<T>(d, in, out, checkpoints, scan_, stream_, final_state);
   }
   void scan_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T* dout, const float* checkpoints,
                      const ScanGrads<T, float>& g) const {
     cuda::selective_scan_backward<T>(d, in, dout, checkpoints, g, scan_, stream_);
+  }
+
+  // The Mamba mixer's recurrent step (generation).
+  void conv1d_step(const cpu::Conv1dStepDims& d, T* window, const T* x, const float* w, const float* b, T* y,
+                   bool silu) const {
+    cuda::conv1d_step<T>(d, window, x, w, b, y, silu, stream_);
+  }
+  void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T, float>& in, float* h, T* out) const {
+    cuda::selective_scan_step<T>(d, in, h, out, stream_);
   }
 
   // Attention.
@@ -153,6 +167,10 @@ class CudaBackend {
   void attention_backward(const cpu::AttentionDims& d, const T* q, const T* k, const T* v, const T* out,
                           const float* lse, const T* dout, T* dq, T* dk, T* dv) const {
     cuda::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv, stream_);
+  }
+  void attention_decode(const cpu::AttentionDecodeDims& d, const T* q, const T* k, const T* v, T* k_cache, T* v_cache,
+                        const int32_t* positions, T* out) const {
+    cuda::attention_decode<T>(d, q, k, v, k_cache, v_cache, positions, out, stream_);
   }
 
   // Mixture of experts.

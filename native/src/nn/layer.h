@@ -12,6 +12,12 @@
 
 namespace ml {
 
+// One decode step of generation: one token for each of `batch` sequences.
+struct DecodeStep {
+  int64_t batch;
+  const int32_t* positions;  // (batch) in the backend's memory: tokens already in each sequence's state
+};
+
 template <class B>
 class Layer {
  public:
@@ -28,6 +34,15 @@ class Layer {
   virtual bool capturable() const { return true; }
   // One entry per mixture of experts inside this layer, in order: the last forward's routing.
   virtual void expert_stats(std::vector<ExpertStats>&) const {}
+
+  // Generation, at inference (nn/lm.h). A layer with a recurrent state (Mamba: conv window and
+  // SSM state; attention: KV cache) keeps one per sequence: start_generation makes room for
+  // `batch` sequences of up to `capacity` tokens; prefill is forward over one sequence's
+  // `len` tokens (batch 1) that leaves its state in row `row`; decode advances every row by
+  // one token. Stateless layers run forward.
+  virtual void start_generation(int64_t batch, int64_t capacity) {}
+  virtual void prefill(const Act* x, Act* y, int64_t len, int64_t row) { forward(x, y, 1, len); }
+  virtual void decode(const Act* x, Act* y, const DecodeStep& step) { forward(x, y, step.batch, 1); }
 };
 
 }  // namespace ml

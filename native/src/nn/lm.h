@@ -5,6 +5,10 @@
 // on backend B: B::Act activations, the residual stream and its gradient in B::Real (fp32 on
 // the GPU, as the reference's residual_in_fp32). Nothing here waits for the device: the loss
 // stays in the backend's memory until the runtime reads the step's metrics.
+// Generation (at inference): prefill runs a sequence's prompt through the same layers in
+// parallel and leaves each layer's recurrent state in that sequence's row; decode then takes
+// one token per sequence through every layer's recurrent step. Both end in the head's logits
+// (norm_f(r) · embeddingᵀ, B::Real), which generate/ samples from.
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -184,6 +188,56 @@ class LanguageModel {
   }
   void zero_grad() { b_.zero(params_.grads(), size_t(params_.total()) * sizeof(Real)); }
 
+  // Generation: room for `batch` sequences of up to `capacity` tokens (prompt and generated).
+  void start_generation(int64_t batch, int64_t capacity) {
+    ML_CHECK(batch > 0, "generate: batch size must be positive, got ", batch);
+    ML_CHECK(capacity > 0, "generate: capacity must be positive, got ", capacity);
+    for (auto& layer : layers_) {
+      layer->set_training(false);
+      layer->start_generation(batch, capacity);
+    }
+    gen_batch_ = batch, gen_capacity_ = capacity;
+    gen_positions_.assign(size_t(batch), 0);
+    gen_position_ids_ = Buffer<int32_t>(batch, "positions");
+  }
+  int64_t generation_batch() const { return gen_batch_; }
+  // Tokens in sequence `row`'s state so far.
+  int64_t generation_length(int64_t row) const { return gen_positions_.at(size_t(row)); }
+
+  // The prompt of sequence `row` (host, len ≥ 1 tokens) through the parallel forward, leaving
+  // every layer's state in its row. Returns the logits (backend memory, padded_vocab per row) of
+  // every position (len rows) or of the last (1 row).
+  const Real* prefill(int64_t row, const int32_t* tokens, int64_t len, bool every_position) {
+    ML_CHECK(row >= 0 && row < gen_batch_, "generate: row ", row, " is outside the batch of ", gen_batch_);
+    ML_CHECK(len >= 1 && len <= gen_capacity_, "generate: a prompt of ", len, " tokens (at most ", gen_capacity_,
+             " fit, at least 1 is needed)");
+    check_generation_ids(tokens, len, len);
+    std::vector<int32_t> positions(static_cast<size_t>(len));
+    for (int64_t t = 0; t < len; ++t) positions[size_t(t)] = int32_t(t);
+    const Act* h = run_generation(tokens, positions.data(), len,
+                                  [&](Layer<B>& layer, const Act* x, Act* y) { layer.prefill(x, y, len, row); });
+    gen_positions_[size_t(row)] = int32_t(len);
+    const int64_t rows = every_position ? len : 1;
+    return logits(h + (len - rows) * cfg_.d_model, rows);
+  }
+
+  // One token per sequence (host, generation_batch() of them) through every layer's recurrent
+  // step. Returns the logits (backend memory, batch rows of padded_vocab).
+  const Real* decode(const int32_t* tokens) {
+    const int64_t batch = gen_batch_;
+    ML_CHECK(batch > 0, "generate: call start_generation first");
+    for (int64_t r = 0; r < batch; ++r)
+      ML_CHECK(gen_positions_[size_t(r)] < gen_capacity_, "generate: sequence ", r, " is full (", gen_capacity_,
+               " tokens)");
+    check_generation_ids(tokens, batch, *std::max_element(gen_positions_.begin(), gen_positions_.end()) + 1);
+    b_.from_host(gen_position_ids_.get(), gen_positions_.data(), gen_position_ids_.bytes());
+    const DecodeStep step{batch, gen_position_ids_.get()};
+    const Act* h = run_generation(tokens, gen_positions_.data(), batch,
+                                  [&](Layer<B>& layer, const Act* x, Act* y) { layer.decode(x, y, step); });
+    for (auto& p : gen_positions_) ++p;
+    return logits(h, batch);
+  }
+
   // Whether a step can be captured into a CUDA graph (no layer reads values on the host).
   bool capturable() const {
     for (const auto& layer : layers_)
@@ -220,6 +274,59 @@ class LanguageModel {
     }
   }
   cpu::HeadDims head() const { return {batch_ * len_, cfg_.d_model, cfg_.padded_vocab()}; }
+
+  // Generation's ids must be in the vocabulary and, with learned positions, within their reach.
+  void check_generation_ids(const int32_t* tokens, int64_t n, int64_t length) const {
+    cpu::check_token_ids(tokens, n, cfg_.vocab_size);
+    ML_CHECK(!has_positions() || length <= cfg_.max_positions, "generate: ", length,
+             " tokens are more than the learned position embeddings reach (max_positions ", cfg_.max_positions, ")");
+  }
+
+  // Embeds `rows` tokens (host) at their positions (host), runs every layer as `step(layer,
+  // x, y)` says with the residual stream between them, and returns norm_f's output.
+  template <typename Step>
+  const Act* run_generation(const int32_t* tokens, const int32_t* positions, int64_t rows, Step&& step) {
+    const int64_t d = cfg_.d_model, n = int64_t(layers_.size());
+    if (gen_rows_ != rows) {
+      gen_rows_ = rows;
+      gen_ids_ = Buffer<int32_t>(2 * rows, "token ids");
+      for (auto& r : gen_residual_) r = Buffer<Real>(rows * d, "residual stream");
+      gen_rstd_ = Buffer<Real>(rows, "norm statistics");
+      gen_mean_ = Buffer<Real>(layernorm_f() ? rows : 0, "norm statistics");
+      gen_normed_ = Buffer<Act>(rows * d, "normed activations");
+      gen_mixed_ = Buffer<Act>(rows * d, "layer outputs");
+      gen_position_rows_ = Buffer<Act>(has_positions() ? rows * d : 0, "position embeddings");
+    }
+    b_.from_host(gen_ids_.get(), tokens, size_t(rows) * sizeof(int32_t));
+    b_.embedding_forward(gen_ids_.get(), params_.compute(embedding_), gen_mixed_.get(), rows, d);
+    if (has_positions()) {
+      b_.from_host(gen_ids_.get() + rows, positions, size_t(rows) * sizeof(int32_t));
+      b_.embedding_forward(gen_ids_.get() + rows, params_.compute(positions_), gen_position_rows_.get(), rows, d);
+      b_.add_into(gen_position_rows_.get(), gen_mixed_.get(), rows * d);
+    }
+    for (int64_t i = 0; i <= n; ++i) {
+      const Real* prev = i == 0 ? nullptr : gen_residual_[(i + 1) % 2].get();
+      const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
+      if (i == n && layernorm_f()) {  // as forward(): BlackMamba's final norm
+        b_.layernorm_forward(gen_mixed_.get(), prev, weight, params_.master(norm_f_bias_), gen_residual_[i % 2].get(),
+                             gen_normed_.get(), gen_mean_.get(), gen_rstd_.get(), rows, d, cfg_.norm_eps);
+        break;
+      }
+      b_.rmsnorm_forward(gen_mixed_.get(), prev, weight, gen_residual_[i % 2].get(), gen_normed_.get(), gen_rstd_.get(),
+                         rows, d, cfg_.norm_eps);
+      if (i < n) step(*layers_[size_t(i)], gen_normed_.get(), gen_mixed_.get());
+    }
+    return gen_normed_.get();
+  }
+
+  // The tied head's logits of `rows` rows of h: (rows, padded_vocab) in B::Real.
+  const Real* logits(const Act* h, int64_t rows) {
+    const int64_t d = cfg_.d_model, V = cfg_.padded_vocab();
+    if (gen_logits_.size() < rows * V) gen_logits_ = Buffer<Real>(rows * V, "logits");
+    b_.gemm_batched(false, true, rows, V, d, 1.f, h, d, rows * d, params_.compute(embedding_), d, V * d, 0.f,
+                    gen_logits_.get(), V, rows * V, 1);
+    return gen_logits_.get();
+  }
   bool has_positions() const { return cfg_.max_positions > 0; }
   bool layernorm_f() const { return cfg_.final_norm == NormKind::LayerNorm; }
 
@@ -244,6 +351,14 @@ class LanguageModel {
   Buffer<Act> mixed_;
   Buffer<Real> lse_;
   Buffer<Stat> loss_;
+
+  // Generation: the batch and each sequence's length so far (host, and on the device for the
+  // layers' decode steps); the buffers of one pass of `gen_rows_` rows (a prompt or a step).
+  int64_t gen_batch_ = 0, gen_capacity_ = 0, gen_rows_ = 0;
+  std::vector<int32_t> gen_positions_;
+  Buffer<int32_t> gen_position_ids_, gen_ids_;  // ids: tokens, then their positions
+  Buffer<Real> gen_residual_[2], gen_rstd_, gen_mean_, gen_logits_;
+  Buffer<Act> gen_normed_, gen_mixed_, gen_position_rows_;
 };
 
 }  // namespace ml

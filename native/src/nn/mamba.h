@@ -8,12 +8,19 @@
 // in_proj's x and z halves and x_proj's dt, B and C rows are products of their own, so each
 // lands in a contiguous tensor. The conv, scan and A parameters are read as master weights
 // (fp32 on the GPU), as the reference keeps them.
+// Generation keeps, per sequence, the conv's window (its last d_conv − 1 inputs x) and the
+// scan's state h (fp32 on the GPU): prefill takes both from the parallel forward (the scan's
+// final state), and a decode step runs the same equations for one token (ops/conv1d_step,
+// ops/selective_scan_step), in time and memory independent of the length so far.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "../ops/conv1d/conv1d.h"
+#include "../ops/conv1d_step/conv1d_step.h"
 #include "../ops/selective_scan/selective_scan.h"
+#include "../ops/selective_scan_step/selective_scan_step.h"
 #include "config.h"
 #include "layer.h"
 #include "params.h"
@@ -48,30 +55,46 @@ class MambaMixer final : public Layer<B> {
 
   void set_training(bool training) override { training_ = training; }
 
-  void forward(const Act* u, Act* out, int64_t batch, int64_t len) override {
-    const int64_t rows = batch * len, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
-    if (batch != batch_ || len != len_) {
-      batch_ = batch, len_ = len;
-      for (auto* t : {&x_, &z_, &xc_, &delta_, &y_}) *t = ActBuffer(rows * Di, "mamba activations");
-      dt_low_ = ActBuffer(rows * R, "mamba activations");
-      B_ = ActBuffer(rows * N, "mamba activations");
-      C_ = ActBuffer(rows * N, "mamba activations");
-      A_ = RealBuffer(Di * N, "mamba activations");
-      checkpoints_ = RealBuffer(b_.scan_checkpoint_elements(dims()), "scan checkpoints");
-    }
-    u_ = u;
+  void forward(const Act* u, Act* out, int64_t batch, int64_t len) override { run_forward(u, out, batch, len, nullptr); }
+
+  void start_generation(int64_t batch, int64_t) override {
+    const int64_t Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
+    window_ = ActBuffer(batch * (cfg_.d_conv - 1) * Di, "mamba conv windows");
+    state_ = RealBuffer(batch * Di * N, "mamba states");
+    for (auto* t : {&step_x_, &step_z_, &step_xc_, &step_delta_, &step_y_}) *t = ActBuffer(batch * Di, "mamba step");
+    step_dt_low_ = ActBuffer(batch * R, "mamba step");
+    step_B_ = ActBuffer(batch * N, "mamba step");
+    step_C_ = ActBuffer(batch * N, "mamba step");
+    step_A_ = RealBuffer(Di * N, "mamba step");
+    b_.a_log_forward(p_.master(A_log_), step_A_.get(), Di * N);
+  }
+
+  void prefill(const Act* u, Act* out, int64_t len, int64_t row) override {
+    const int64_t Di = cfg_.d_inner(), N = cfg_.d_state, w = cfg_.d_conv - 1;
+    run_forward(u, out, 1, len, state_.get() + row * Di * N);
+    // The window is the last w inputs of the conv, zeros before the sequence's start.
+    Act* window = window_.get() + row * w * Di;
+    const int64_t kept = std::min(w, len);
+    b_.zero(window, size_t((w - kept) * Di) * sizeof(Act));
+    b_.copy(window + (w - kept) * Di, x_.get() + (len - kept) * Di, size_t(kept * Di) * sizeof(Act));
+  }
+
+  void decode(const Act* u, Act* out, const DecodeStep& step) override {
+    const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
     const Act* w_in = p_.compute(in_proj_);
     const Act* w_x = p_.compute(x_proj_);
-    b_.linear_forward(u, w_in, nullptr, x_.get(), rows, d, Di);
-    b_.linear_forward(u, w_in + Di * d, nullptr, z_.get(), rows, d, Di);
-    b_.conv1d_forward({batch, len, Di, cfg_.d_conv}, x_.get(), p_.master(conv_w_), p_.master(conv_b_), xc_.get(), true);
-    b_.linear_forward(xc_.get(), w_x, nullptr, dt_low_.get(), rows, Di, R);
-    b_.linear_forward(xc_.get(), w_x + R * Di, nullptr, B_.get(), rows, Di, N);
-    b_.linear_forward(xc_.get(), w_x + (R + N) * Di, nullptr, C_.get(), rows, Di, N);
-    b_.linear_forward(dt_low_.get(), p_.compute(dt_proj_w_), nullptr, delta_.get(), rows, R, Di);
-    b_.a_log_forward(p_.master(A_log_), A_.get(), Di * N);
-    b_.scan_forward(dims(), inputs(), y_.get(), training_ ? checkpoints_.get() : nullptr);
-    b_.linear_forward(y_.get(), p_.compute(out_proj_), nullptr, out, rows, Di, d);
+    b_.linear_forward(u, w_in, nullptr, step_x_.get(), rows, d, Di);
+    b_.linear_forward(u, w_in + Di * d, nullptr, step_z_.get(), rows, d, Di);
+    b_.conv1d_step({rows, Di, cfg_.d_conv}, window_.get(), step_x_.get(), p_.master(conv_w_), p_.master(conv_b_),
+                   step_xc_.get(), true);
+    b_.linear_forward(step_xc_.get(), w_x, nullptr, step_dt_low_.get(), rows, Di, R);
+    b_.linear_forward(step_xc_.get(), w_x + R * Di, nullptr, step_B_.get(), rows, Di, N);
+    b_.linear_forward(step_xc_.get(), w_x + (R + N) * Di, nullptr, step_C_.get(), rows, Di, N);
+    b_.linear_forward(step_dt_low_.get(), p_.compute(dt_proj_w_), nullptr, step_delta_.get(), rows, R, Di);
+    const ScanInputs<Act, Real> in{step_xc_.get(), step_delta_.get(), step_B_.get(), step_C_.get(),
+                                   step_z_.get(),  step_A_.get(),     p_.master(D_),  p_.master(dt_proj_b_)};
+    b_.scan_step({rows, Di, N}, in, state_.get(), step_y_.get());
+    b_.linear_forward(step_y_.get(), p_.compute(out_proj_), nullptr, out, rows, Di, d);
   }
 
   void backward(const Act* dout, Act* du) override {
@@ -111,6 +134,33 @@ class MambaMixer final : public Layer<B> {
   using ActBuffer = typename B::template Buffer<Act>;
   using RealBuffer = typename B::template Buffer<Real>;
 
+  // forward, also writing the scan's final state when `final_state` is given (prefill).
+  void run_forward(const Act* u, Act* out, int64_t batch, int64_t len, Real* final_state) {
+    const int64_t rows = batch * len, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
+    if (batch != batch_ || len != len_) {
+      batch_ = batch, len_ = len;
+      for (auto* t : {&x_, &z_, &xc_, &delta_, &y_}) *t = ActBuffer(rows * Di, "mamba activations");
+      dt_low_ = ActBuffer(rows * R, "mamba activations");
+      B_ = ActBuffer(rows * N, "mamba activations");
+      C_ = ActBuffer(rows * N, "mamba activations");
+      A_ = RealBuffer(Di * N, "mamba activations");
+      checkpoints_ = RealBuffer(b_.scan_checkpoint_elements(dims()), "scan checkpoints");
+    }
+    u_ = u;
+    const Act* w_in = p_.compute(in_proj_);
+    const Act* w_x = p_.compute(x_proj_);
+    b_.linear_forward(u, w_in, nullptr, x_.get(), rows, d, Di);
+    b_.linear_forward(u, w_in + Di * d, nullptr, z_.get(), rows, d, Di);
+    b_.conv1d_forward({batch, len, Di, cfg_.d_conv}, x_.get(), p_.master(conv_w_), p_.master(conv_b_), xc_.get(), true);
+    b_.linear_forward(xc_.get(), w_x, nullptr, dt_low_.get(), rows, Di, R);
+    b_.linear_forward(xc_.get(), w_x + R * Di, nullptr, B_.get(), rows, Di, N);
+    b_.linear_forward(xc_.get(), w_x + (R + N) * Di, nullptr, C_.get(), rows, Di, N);
+    b_.linear_forward(dt_low_.get(), p_.compute(dt_proj_w_), nullptr, delta_.get(), rows, R, Di);
+    b_.a_log_forward(p_.master(A_log_), A_.get(), Di * N);
+    b_.scan_forward(dims(), inputs(), y_.get(), training_ ? checkpoints_.get() : nullptr, final_state);
+    b_.linear_forward(y_.get(), p_.compute(out_proj_), nullptr, out, rows, Di, d);
+  }
+
   ScanDims dims() const { return {batch_, len_, cfg_.d_inner(), cfg_.d_state}; }
   ScanInputs<Act, Real> inputs() const {
     return {xc_.get(), delta_.get(), B_.get(), C_.get(), z_.get(), A_.get(), p_.master(D_), p_.master(dt_proj_b_)};
@@ -127,6 +177,10 @@ class MambaMixer final : public Layer<B> {
   // Activations kept for the backward, (batch·len, ·) rows; A = −exp(A_log) as a master weight.
   ActBuffer x_, z_, xc_, dt_low_, B_, C_, delta_, y_;
   RealBuffer A_, checkpoints_;
+  // Generation: per sequence the conv window (d_conv − 1, d_inner) and the scan state
+  // (d_inner, d_state); a decode step's activations, (batch, ·); A for the steps.
+  ActBuffer window_, step_x_, step_z_, step_xc_, step_dt_low_, step_B_, step_C_, step_delta_, step_y_;
+  RealBuffer state_, step_A_;
 };
 
 }  // namespace ml

@@ -15,6 +15,8 @@
 //   dropless: expert e's slots are its count rounded up to B::kSegmentRows, each expert one
 //   GEMM chain whose row count the host must know: the forward reads the counts back (the
 //   layer's one synchronisation, which also keeps a dropless MoE out of CUDA graphs).
+// Generation drops nothing: a prompt's prefill routes dropless, and a decode step gives every
+// expert room for all of the step's tokens (capacity layout: no synchronisation).
 #pragma once
 #include <cmath>
 #include <string>
@@ -58,8 +60,45 @@ class MoeLayer final : public Layer<B> {
     out.push_back({counts_.get(), dropped_.get(), aux_.get(), cfg_.num_experts});
   }
 
-  void forward(const Act* x, Act* y, int64_t batch, int64_t len) override {
-    const int64_t tokens = batch * len, E = cfg_.num_experts, k = cfg_.router.top_k, assignments = k * tokens;
+  void forward(const Act* x, Act* y, int64_t batch, int64_t len) override { route(x, y, batch * len, cfg_.router); }
+  void prefill(const Act* x, Act* y, int64_t len, int64_t) override {
+    RouterOptions dropless = cfg_.router;
+    dropless.capacity_factor = 0;
+    route(x, y, len, dropless);
+  }
+  void decode(const Act* x, Act* y, const DecodeStep& step) override {
+    RouterOptions roomy = cfg_.router;
+    // capacity = ceil(factor · top_k · tokens / E) ≥ tokens: no expert can overflow.
+    if (!roomy.dropless()) roomy.capacity_factor = double(cfg_.num_experts) / double(roomy.top_k);
+    route(x, y, step.batch, roomy);
+  }
+
+  void backward(const Act* dy, Act* dx) override {
+    ML_CHECK(x_ != nullptr, "moe: backward called before forward");
+    const int64_t tokens = tokens_, E = cfg_.num_experts, k = cfg_.router.top_k, assignments = k * tokens;
+    if (tokens <= 0) return;
+    ActBuffer dgates(assignments, "moe backward"), dlogits(tokens * E, "moe backward");
+    ActBuffer dslots(slots_ * d_, "moe backward"), dslots_in(slots_ * d_, "moe backward");
+    b_.gate_grad(dy, expert_out_.get(), slot_.get(), tokens, assignments, d_, dgates.get());
+    b_.gather(dy, gates_.get(), source_.get(), slots_, tokens, d_, dslots.get());
+    run_experts(dslots.get(), dslots_in.get());
+    b_.combine(dslots_in.get(), nullptr, slot_.get(), tokens, k, d_, dx);
+    b_.route_backward(active_, probs_.get(), routing_, dgates.get(), dlogits.get());
+    b_.linear_backward(x_, p_.compute(router_w_), dlogits.get(), dx, p_.grad(router_w_),
+                       has_bias() ? p_.grad(router_b_) : nullptr, tokens, d_, E, true);
+  }
+
+ private:
+  using ActBuffer = typename B::template Buffer<Act>;
+  template <typename Buffer>
+  static void resize(Buffer& buffer, int64_t n) {
+    if (buffer.size() != n) buffer = Buffer(n, "moe");
+  }
+
+  // The forward over `tokens` rows, routed with `options` (kept for the backward as active_).
+  void route(const Act* x, Act* y, int64_t tokens, const RouterOptions& options) {
+    active_ = options;
+    const int64_t E = cfg_.num_experts, k = options.top_k, assignments = k * tokens;
     x_ = x;
     tokens_ = tokens;
     if (tokens <= 0) {  // nothing routed: zero statistics
@@ -77,10 +116,10 @@ class MoeLayer final : public Layer<B> {
     routing_.expert = expert_.get(), routing_.kept = kept_.get(), routing_.rank = rank_.get();
     routing_.counts = counts_.get(), routing_.first_counts = first_counts_.get();
     routing_.dropped = dropped_.get(), routing_.aux_loss = aux_.get();
-    b_.route_forward(cfg_.router, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
+    b_.route_forward(options, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
 
     const int64_t* offsets = nullptr;
-    if (cfg_.router.dropless()) {
+    if (options.dropless()) {
       b_.segment_offsets(counts_.get(), E, B::kSegmentRows, offsets_.get());
       offsets = offsets_.get();
       slots_ = assignments + E * (B::kSegmentRows - 1);  // room for the largest padding
@@ -92,35 +131,13 @@ class MoeLayer final : public Layer<B> {
              source_.get());
     b_.gather(x, nullptr, source_.get(), slots_, tokens, d_, expert_in_.get());
     kept_acts_ = ffn_buffers_.reserve(cfg_.expert, slots_);
-    if (cfg_.router.dropless()) {
+    if (options.dropless()) {
       host_counts_.resize(size_t(E));
       b_.copy_to_host(host_counts_.data(), counts_.get(), size_t(E) * sizeof(int64_t));
       b_.sync();
     }
     run_experts(nullptr, nullptr);
     b_.combine(expert_out_.get(), gates_.get(), slot_.get(), tokens, k, d_, y);
-  }
-
-  void backward(const Act* dy, Act* dx) override {
-    ML_CHECK(x_ != nullptr, "moe: backward called before forward");
-    const int64_t tokens = tokens_, E = cfg_.num_experts, k = cfg_.router.top_k, assignments = k * tokens;
-    if (tokens <= 0) return;
-    ActBuffer dgates(assignments, "moe backward"), dlogits(tokens * E, "moe backward");
-    ActBuffer dslots(slots_ * d_, "moe backward"), dslots_in(slots_ * d_, "moe backward");
-    b_.gate_grad(dy, expert_out_.get(), slot_.get(), tokens, assignments, d_, dgates.get());
-    b_.gather(dy, gates_.get(), source_.get(), slots_, tokens, d_, dslots.get());
-    run_experts(dslots.get(), dslots_in.get());
-    b_.combine(dslots_in.get(), nullptr, slot_.get(), tokens, k, d_, dx);
-    b_.route_backward(cfg_.router, probs_.get(), routing_, dgates.get(), dlogits.get());
-    b_.linear_backward(x_, p_.compute(router_w_), dlogits.get(), dx, p_.grad(router_w_),
-                       has_bias() ? p_.grad(router_b_) : nullptr, tokens, d_, E, true);
-  }
-
- private:
-  using ActBuffer = typename B::template Buffer<Act>;
-  template <typename Buffer>
-  static void resize(Buffer& buffer, int64_t n) {
-    if (buffer.size() != n) buffer = Buffer(n, "moe");
   }
 
   bool has_bias() const { return router_b_ != kNone; }
@@ -137,7 +154,7 @@ class MoeLayer final : public Layer<B> {
         ffn_forward(b_, cfg_.expert, d_, w, batch, in, expert_out_.get() + row * d_, acts);
       }
     };
-    if (!cfg_.router.dropless()) {
+    if (!active_.dropless()) {
       run(experts(), {cfg_.num_experts, routing_.capacity}, 0);
       return;
     }
@@ -166,6 +183,7 @@ class MoeLayer final : public Layer<B> {
   typename B::template Buffer<uint8_t> kept_;
   typename B::template Buffer<int64_t> counts_, first_counts_, offsets_, dropped_;
   typename B::template Buffer<double> aux_;
+  RouterOptions active_;  // the last forward's routing options
   Routing routing_;
   std::vector<int64_t> host_counts_;
   FfnBuffers<B> ffn_buffers_;

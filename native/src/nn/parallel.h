@@ -21,11 +21,7 @@ class ParallelLayer final : public Layer<B> {
   }
 
   void forward(const Act* x, Act* y, int64_t batch, int64_t len) override {
-    size_ = batch * len * d_;
-    for (size_t i = 0; i < branches_.size(); ++i) {
-      branches_[i]->forward(x, i ? scratch() : y, batch, len);
-      if (i) b_.add_into(part_.get(), y, size_);
-    }
+    each_branch(y, batch * len * d_, [&](Layer<B>& branch, Act* out) { branch.forward(x, out, batch, len); });
   }
 
   void backward(const Act* dy, Act* dx) override {
@@ -33,6 +29,16 @@ class ParallelLayer final : public Layer<B> {
       branches_[i]->backward(dy, i ? scratch() : dx);
       if (i) b_.add_into(part_.get(), dx, size_);
     }
+  }
+
+  void start_generation(int64_t batch, int64_t capacity) override {
+    for (auto& branch : branches_) branch->start_generation(batch, capacity);
+  }
+  void prefill(const Act* x, Act* y, int64_t len, int64_t row) override {
+    each_branch(y, len * d_, [&](Layer<B>& branch, Act* out) { branch.prefill(x, out, len, row); });
+  }
+  void decode(const Act* x, Act* y, const DecodeStep& step) override {
+    each_branch(y, step.batch * d_, [&](Layer<B>& branch, Act* out) { branch.decode(x, out, step); });
   }
 
   void set_training(bool training) override {
@@ -48,6 +54,16 @@ class ParallelLayer final : public Layer<B> {
   }
 
  private:
+  // Runs `run(branch, out)` for every branch, summing their `size` outputs into y in branch order.
+  template <typename Run>
+  void each_branch(Act* y, int64_t size, Run&& run) {
+    size_ = size;
+    for (size_t i = 0; i < branches_.size(); ++i) {
+      run(*branches_[i], i ? scratch() : y);
+      if (i) b_.add_into(part_.get(), y, size_);
+    }
+  }
+
   // Reused by every branch after the first: each is added in before the next writes it.
   Act* scratch() {
     if (part_.size() != size_) part_ = typename B::template Buffer<Act>(size_, "parallel branch output");

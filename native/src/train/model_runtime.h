@@ -26,6 +26,7 @@ class ModelRuntime final : public Runtime {
       : backend_(std::forward<BackendArgs>(backend_args)...), model_(config, backend_), step_(model_, cuda_graphs) {}
 
   DType dtype() const override { return dtype_of<Real>(); }
+  int64_t vocab_size() const override { return model_.config().vocab_size; }
 
   std::vector<ParamInfo> params() override {
     std::vector<ParamInfo> out;
@@ -70,6 +71,31 @@ class ModelRuntime final : public Runtime {
                          const OptimizerConfig& opt, int64_t micro_batches) override {
     return guarded(batch / std::max<int64_t>(micro_batches, 1), len_plus_one,
                    [&] { return step_.run(tokens, batch, len_plus_one, lr, opt, micro_batches); });
+  }
+
+  // Generation reallocates layer buffers that a captured training step would use: every
+  // generation call forgets the graph first, as evaluate does.
+  void generate_start(const GenerateRequest& request, void* last_logits) override {
+    step_.forget_graph();
+    guarded(int64_t(request.lengths.size()), 2, [&] {
+      generation_.start(request, static_cast<Real*>(last_logits));
+      return StepMetrics{};
+    });
+  }
+  GenerateChunk generate_next(int64_t max_steps, double max_ms) override {
+    step_.forget_graph();
+    return generation_.next(max_steps, max_ms);
+  }
+  void generate_feed(const int32_t* tokens, int64_t count, void* logits) override {
+    step_.forget_graph();
+    generation_.feed(tokens, count, static_cast<Real*>(logits));
+  }
+  void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, void* logits) override {
+    step_.forget_graph();
+    guarded(batch, len + 1, [&] {
+      generation_.parallel_logits(tokens, batch, len, static_cast<Real*>(logits));
+      return StepMetrics{};
+    });
   }
 
   int64_t steps_done() const override { return step_.steps_done(); }
@@ -120,6 +146,7 @@ class ModelRuntime final : public Runtime {
   B backend_;
   LanguageModel<B> model_;
   TrainStep<B> step_;
+  GenerateSession<B> generation_{model_};
 };
 
 }  // namespace ml

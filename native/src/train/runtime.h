@@ -10,6 +10,7 @@
 
 #include "../core/dtype.h"
 #include "../core/shape.h"
+#include "../generate/session.h"
 #include "../nn/config.h"
 #include "step.h"
 
@@ -29,6 +30,7 @@ class Runtime {
   virtual ~Runtime() = default;
 
   virtual DType dtype() const = 0;
+  virtual int64_t vocab_size() const = 0;
   virtual std::vector<ParamInfo> params() = 0;
   virtual void read(const std::string& name, Slot slot, void* dst, size_t bytes) = 0;
   virtual void write(const std::string& name, Slot slot, const void* src, size_t bytes) = 0;
@@ -41,6 +43,14 @@ class Runtime {
   // gradients accumulate (TrainStep::run).
   virtual StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
                                  const OptimizerConfig& opt, int64_t micro_batches) = 0;
+  // Generation (generate/session.h); logits cross as dtype() values, vocab_size per row.
+  // Prefills the prompts, writing each one's last logits (batch × vocab).
+  virtual void generate_start(const GenerateRequest& request, void* last_logits) = 0;
+  virtual GenerateChunk generate_next(int64_t max_steps, double max_ms) = 0;
+  // Teacher forcing: one given token per sequence, the logits after it (batch × vocab).
+  virtual void generate_feed(const int32_t* tokens, int64_t count, void* logits) = 0;
+  // The parallel forward's logits at every position (batch × len × vocab).
+  virtual void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, void* logits) = 0;
   virtual int64_t steps_done() const = 0;
   virtual void set_steps_done(int64_t steps) = 0;
 

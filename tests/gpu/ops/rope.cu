@@ -29,3 +29,25 @@ std::string check_rope(ml::cpu::RopeDims d, double base, uint64_t seed) {
 
 NATIVE_TEST(cuda_rope_fp32_matches_cpu) { return check_rope<float>({2, 4100, 4, 64}, 10000, 1011); }
 NATIVE_TEST(cuda_rope_bf16_matches_cpu) { return check_rope<bf16>({3, 37, 2, 16}, 500, 1012); }
+
+// Generation's rotation: each one-token sequence at its own position (offsets on the device).
+template <typename T>
+std::string check_rope_offsets(uint64_t seed) {
+  ml::Rng rng(seed);
+  const std::vector<double> offsets{0, 17, 4095};
+  const int64_t batch = 3, heads = 4, dim = 32, n = batch * heads * dim;
+  const auto x = rounded<T>(uniform(rng, n));
+  std::vector<int32_t> host_offsets(offsets.begin(), offsets.end());
+  std::vector<double> y(n);
+  ml::cpu::rope_forward<double>({batch, 1, heads, dim, host_offsets.data()}, 10000, x.data(), y.data());
+  Dev<T> gx(x);
+  Dev<int32_t> goffsets(offsets);
+  ml::cuda::rope_forward<T>({batch, 1, heads, dim, goffsets.get()}, 10000, gx.get(), gx.get(), nullptr);
+  sync("rope offsets");
+  Errors errors(bound<T>());
+  errors.add("y", gx.download(), y);
+  return errors.report();
+}
+
+NATIVE_TEST(cuda_rope_offsets_fp32_matches_cpu) { return check_rope_offsets<float>(1013); }
+NATIVE_TEST(cuda_rope_offsets_bf16_matches_cpu) { return check_rope_offsets<bf16>(1014); }

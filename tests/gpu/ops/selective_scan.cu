@@ -67,7 +67,8 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
                                                                               dbias = p.dbias0;
   const ml::ScanInputs<double> in{p.u.data(), p.delta.data(), p.B.data(), p.C.data(),
                                   p.z.data(), p.A.data(),     p.D.data(), p.bias.data()};
-  ml::cpu::selective_scan_forward<double>(d, in, out.data());
+  std::vector<double> final_state(d.batch * d.dim * d.dstate);
+  ml::cpu::selective_scan_forward<double>(d, in, out.data(), final_state.data());
   ml::cpu::selective_scan_backward<double>(
       d, in, p.dout.data(),
       {du.data(), ddelta.data(), dB.data(), dC.data(), dz.data(), dA.data(), dD.data(), dbias.data()});
@@ -80,14 +81,18 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
   Grads<T> g(p);
   ml::cuda::selective_scan_forward<T>(d, p.inputs(), gout.get(), ckpt.get(), opt, nullptr);
   ml::cuda::selective_scan_backward<T>(d, p.inputs(), p.gdout.get(), ckpt.get(), g.view(), opt, nullptr);
-  // The inference forward (no checkpoints) must give the same output.
+  // The inference forward (no checkpoints; generation's prefill, with the final state) must
+  // give the same output.
   Dev<T> gout_inference(act);
+  Dev<float> gfinal(final_state.size());
   gout_inference.poison();
-  ml::cuda::selective_scan_forward<T>(d, p.inputs(), gout_inference.get(), nullptr, opt, nullptr);
+  gfinal.poison();
+  ml::cuda::selective_scan_forward<T>(d, p.inputs(), gout_inference.get(), nullptr, opt, nullptr, gfinal.get());
   sync("selective_scan");
   EXPECT(gout_inference.bytes() == gout.bytes(), "the forward without checkpoints differs from the one with them");
   Errors errors(bound<T>());
   errors.add("out", gout.download(), out);
+  errors.add("final_state", gfinal.download(), final_state);
   errors.add("du", g.du.download(), du);
   errors.add("ddelta", g.ddelta.download(), ddelta);
   errors.add("dz", g.dz.download(), dz);

@@ -53,7 +53,7 @@ test('bench tokenize --json: every implementation counts the same tokens; speeds
 test('bench with an unknown name lists the benches', () => {
   const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'nope'], { encoding: 'utf8', cwd: repoRoot });
   assert.equal(run.status, 2);
-  assert.match(run.stderr, /bench: expected one of train, scan, attention, tokenize, checkpoint, got 'nope'/);
+  assert.match(run.stderr, /bench: expected one of train, scan, attention, generate, tokenize, checkpoint, got 'nope'/);
 });
 
 test('bench results are filed as <date>-<gpu>-<name>.json, the GPU by its short name', () => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import { displayDocument, MAMBALAB_MIME } from '@mambalab/contract';
 
-import type { MimeBundle } from '../../../kernel/src/display/bundle.js';
+import { toBundle, type MimeBundle } from '../../../kernel/src/display/bundle.js';
 import { LiveOutput, thinColumns } from '../../../kernel/src/display/live.js';
 
 test('many changes in a burst draw once at once, once when the interval is up, and flush draws the last state', async () => {
@@ -13,7 +13,7 @@ test('many changes in a burst draw once at once, once when the interval is up, a
   let state = 0;
   const live = new LiveOutput(
     (bundle, update) => sent.push({ bundle, update, at: performance.now() }),
-    () => displayDocument({ runs: [], title: `state ${state}` }),
+    () => toBundle(displayDocument({ runs: [], title: `state ${state}` })),
     100,
   );
   for (state = 1; state <= 50; state++) live.changed();

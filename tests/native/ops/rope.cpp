@@ -40,3 +40,23 @@ NATIVE_TEST(rope_rotates_by_position_and_its_backward_is_the_transpose) {
          "scores depend on more than the offset");
   return "transpose, norm, identity at 0, inverse, relative positions";
 }
+
+// With offsets, sequence b's row t is rotated as row offsets[b] + t of a longer sequence.
+NATIVE_TEST(rope_offsets_place_each_sequence_at_its_position) {
+  ml::Rng rng(153);
+  const int64_t heads = 2, dim = 6, len = 10;
+  const auto x = random_vector(rng, len * heads * dim);
+  std::vector<double> whole(x.size());
+  ml::cpu::rope_forward<double>({1, len, heads, dim}, 500.0, x.data(), whole.data());
+  // Two one-token sequences at positions 3 and 8.
+  const std::vector<int32_t> offsets{3, 8};
+  std::vector<double> pair(2 * heads * dim), rotated(pair.size());
+  std::copy_n(x.begin() + 3 * heads * dim, heads * dim, pair.begin());
+  std::copy_n(x.begin() + 8 * heads * dim, heads * dim, pair.begin() + heads * dim);
+  ml::cpu::rope_forward<double>({2, 1, heads, dim, offsets.data()}, 500.0, pair.data(), rotated.data());
+  for (int64_t e = 0; e < heads * dim; ++e) {
+    EXPECT(rotated[e] == whole[3 * heads * dim + e], "position 3, element ", e);
+    EXPECT(rotated[heads * dim + e] == whole[8 * heads * dim + e], "position 8, element ", e);
+  }
+  return "offset rows equal the long sequence's rows";
+}

@@ -12,7 +12,7 @@ void rotate(const RopeDims& d, double base, const T* x, T* y, double sign) {
   const int64_t half = d.dim / 2;
   parallel_for(d.batch * d.len, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      const double t = double(row % d.len);
+      const double t = double(row % d.len + (d.offsets ? d.offsets[row / d.len] : 0));
       for (int64_t i = 0; i < half; ++i) {
         const double theta = sign * t * std::pow(base, -2.0 * double(i) / double(d.dim));
         const double c = std::cos(theta), s = std::sin(theta);

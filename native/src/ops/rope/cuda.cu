@@ -12,7 +12,8 @@ __global__ void rope_kernel(RopeDims d, double base, const T* x, T* y, double si
   const int64_t half = d.dim / 2, n = d.batch * d.len * d.heads * half;
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = k % half, head_row = k / half, row = head_row / d.heads;
-    const double theta = sign * double(row % d.len) * exp2(-2.0 * double(i) / double(d.dim) * log2(base));
+    const int64_t position = row % d.len + (d.offsets ? d.offsets[row / d.len] : 0);
+    const double theta = sign * double(position) * exp2(-2.0 * double(i) / double(d.dim) * log2(base));
     double s, c;
     sincos(theta, &s, &c);
     const int64_t at = head_row * d.dim + i;

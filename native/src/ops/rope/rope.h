@@ -1,6 +1,7 @@
 // rope: rotary position embeddings (Su et al.) on the heads of queries or keys, in the
 // half-split convention of GPT-NeoX and HF Llama's rotate_half.
-//   x, y (batch, len, heads, dim), dim even; row t of a sequence sits at position t.
+//   x, y (batch, len, heads, dim), dim even; row t of sequence b sits at position t, or at
+//   offsets[b] + t when offsets (batch, int32) is given (generation: each sequence's next token).
 //   for i < dim/2:  θ = t · base^(−2i/dim),  (a, b) = (x_i, x_{i+dim/2})
 //                   y_i = a cos θ − b sin θ,  y_{i+dim/2} = a sin θ + b cos θ
 //   backward: the inverse rotation (θ → −θ) of dy gives dx.
@@ -13,6 +14,7 @@ namespace ml::cpu {
 
 struct RopeDims {
   int64_t batch, len, heads, dim;
+  const int32_t* offsets = nullptr;  // host memory for cpu::, device memory for cuda::
 };
 
 template <typename T>

@@ -27,7 +27,7 @@ T softplus_grad(T x) {
 }  // namespace
 
 template <typename T>
-void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out) {
+void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out, T* final_state) {
   const int64_t N = d.dstate;
   parallel_for(d.dim, 4, [&](int64_t c0, int64_t c1) {
     std::vector<T> h(N);
@@ -48,6 +48,7 @@ void selective_scan_forward(const ScanDims& d, const ScanInputs<T>& in, T* out) 
           }
           out[at] = y * silu(in.z[at]);
         }
+        if (final_state) std::copy(h.begin(), h.end(), final_state + (b * d.dim + c) * N);
       }
   });
 }
@@ -141,7 +142,7 @@ void selective_scan_backward(const ScanDims& d, const ScanInputs<T>& in, const T
 }
 
 #define ML_INSTANTIATE(T)                                                                  \
-  template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T>&, T*); \
+  template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T>&, T*, T*); \
   template void selective_scan_backward<T>(const ScanDims&, const ScanInputs<T>&, const T*, const ScanGrads<T>&);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(double)

@@ -299,7 +299,8 @@ struct __align__(16) ForwardShared {
 
 template <typename T, int N>
 __global__ void __launch_bounds__(Layout<N>::kThreads)
-    scan_forward_kernel(ScanDims d, ScanInputs<T, float> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every) {
+    scan_forward_kernel(ScanDims d, ScanInputs<T, float> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every,
+                        float* __restrict__ final_state) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS;
   using R = Roles<kFwdSteps, N>;
   using BC = BCRun<kFwdSteps, N>;
@@ -391,6 +392,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
     // No barrier needed here: the next tile writes the step pairs and sh.bc, which
     // nobody reads after the barrier above, and sh.yp only after its own barrier.
   }
+  if (final_state && me.ch_ok) store_floats(final_state + (b * d.dim + me.ch) * N + me.g * NS, h);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -823,8 +825,9 @@ dim3 grid_of(const ScanDims& d) { return dim3(unsigned((d.dim + kChannels - 1) /
 
 template <typename T, int N>
 void launch_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* ckpt, const ScanOptions& o,
-                    cudaStream_t stream) {
-  scan_forward_kernel<T, N><<<grid_of(d), Layout<N>::kThreads, 0, stream>>>(d, in, out, ckpt, int(o.checkpoint_every));
+                    cudaStream_t stream, float* final_state) {
+  scan_forward_kernel<T, N>
+      <<<grid_of(d), Layout<N>::kThreads, 0, stream>>>(d, in, out, ckpt, int(o.checkpoint_every), final_state);
   ML_CUDA_CHECK_LAUNCH("selective_scan_forward");
 }
 
@@ -865,14 +868,14 @@ int64_t scan_checkpoint_elements(const ScanDims& d, const ScanOptions& o) {
 
 template <typename T>
 void selective_scan_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* ckpt, const ScanOptions& o,
-                            cudaStream_t stream) {
+                            cudaStream_t stream, float* final_state) {
   if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return;
   check_dims(d, o, "selective_scan_forward");
   switch (d.dstate) {
-    case 2: launch_forward<T, 2>(d, in, out, ckpt, o, stream); break;
-    case 4: launch_forward<T, 4>(d, in, out, ckpt, o, stream); break;
-    case 8: launch_forward<T, 8>(d, in, out, ckpt, o, stream); break;
-    default: launch_forward<T, 16>(d, in, out, ckpt, o, stream); break;
+    case 2: launch_forward<T, 2>(d, in, out, ckpt, o, stream, final_state); break;
+    case 4: launch_forward<T, 4>(d, in, out, ckpt, o, stream, final_state); break;
+    case 8: launch_forward<T, 8>(d, in, out, ckpt, o, stream, final_state); break;
+    default: launch_forward<T, 16>(d, in, out, ckpt, o, stream, final_state); break;
   }
 }
 
@@ -892,7 +895,7 @@ void selective_scan_backward(const ScanDims& d, const ScanInputs<T, float>& in, 
 
 #define ML_INSTANTIATE(T)                                                                                       \
   template void selective_scan_forward<T>(const ScanDims&, const ScanInputs<T, float>&, T*, float*, const ScanOptions&, \
-                                          cudaStream_t);                                                       \
+                                          cudaStream_t, float*);                                               \
   template void selective_scan_backward<T>(const ScanDims&, const ScanInputs<T, float>&, const T*, const float*,       \
                                            const ScanGrads<T, float>&, const ScanOptions&, cudaStream_t);
 ML_INSTANTIATE(float)

@@ -4,6 +4,8 @@
 //   dt      = softplus(delta + delta_bias)                           (softplus(x) = x for x > 20)
 //   h_t     = exp(dt_t · A) ⊙ h_{t−1} + dt_t · B_t · u_t              (h_{−1} = 0, per channel: dstate values)
 //   out_t   = (⟨C_t, h_t⟩ + D · u_t) · silu(z_t)
+// final_state (batch, dim, dstate), when asked for: h after the last step, where generation's
+// recurrent step (ops/selective_scan_step) takes over.
 // backward recomputes the states; du, ddelta, dB, dC, dz are overwritten, dA, dD, ddelta_bias accumulate.
 #pragma once
 #include <cstdint>
@@ -34,7 +36,7 @@ struct ScanGrads {
 namespace ml::cpu {
 
 template <typename T>
-void selective_scan_forward(const ScanDims& dims, const ScanInputs<T>& in, T* out);
+void selective_scan_forward(const ScanDims& dims, const ScanInputs<T>& in, T* out, T* final_state = nullptr);
 
 template <typename T>
 void selective_scan_backward(const ScanDims& dims, const ScanInputs<T>& in, const T* dout, const ScanGrads<T>& grads);
@@ -59,10 +61,11 @@ int64_t scan_checkpoint_elements(const ScanDims& dims, const ScanOptions& option
 
 // The contract above on device pointers, enqueued on `stream`; dstate must be 2, 4, 8 or 16.
 // The state lives in registers and never reaches device memory, except the checkpoints
-// (may be null when no backward follows). The backward recomputes the forward from them.
+// (may be null when no backward follows) and the fp32 final_state (may be null). The backward
+// recomputes the forward from the checkpoints.
 template <typename T>
 void selective_scan_forward(const ScanDims& dims, const ScanInputs<T, float>& in, T* out, float* checkpoints,
-                            const ScanOptions& options, cudaStream_t stream);
+                            const ScanOptions& options, cudaStream_t stream, float* final_state = nullptr);
 
 template <typename T>
 void selective_scan_backward(const ScanDims& dims, const ScanInputs<T, float>& in, const T* dout,

@@ -1,0 +1,143 @@
+// Generation on backend B: every prompt through the parallel forward (nn/lm.h's prefill), then
+// one recurrent decode step per token for the whole batch, each step's logits read back and
+// sampled on the host (sampling.h). Each token costs the same whatever the length so far: the
+// Mamba layers carry a fixed-size state, attention reads its KV cache.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "../nn/lm.h"
+#include "sampling.h"
+
+namespace ml {
+
+struct GenerateRequest {
+  std::vector<int32_t> tokens;   // the prompts, concatenated
+  std::vector<int64_t> lengths;  // tokens of each prompt (≥ 1): the batch is lengths.size()
+  int64_t max_new_tokens = 0;    // room the state is made for, beyond each prompt
+  SamplingOptions sampling;
+  std::vector<int32_t> stop_ids;  // a sequence that samples one of these has stopped
+};
+
+struct GenerateChunk {
+  std::vector<int32_t> tokens;  // (steps, batch): step-major
+  std::vector<double> step_ms;  // each step's wall time: its decode (none for the first) and sampling
+  bool all_stopped = false;     // every sequence has sampled a stop id
+};
+
+template <class B>
+class GenerateSession {
+ public:
+  using Real = typename B::Real;
+
+  explicit GenerateSession(LanguageModel<B>& model) : model_(model) {}
+
+  // Prefills every prompt; `last_logits` (batch × vocab, host) gets each prompt's last logits.
+  void start(const GenerateRequest& request, Real* last_logits) {
+    const int64_t batch = int64_t(request.lengths.size()), vocab = model_.config().vocab_size;
+    int64_t total = 0, longest = 0;
+    for (const int64_t len : request.lengths) {
+      ML_CHECK(len >= 1, "generate: every prompt needs at least one token");
+      total += len, longest = std::max(longest, len);
+    }
+    ML_CHECK(total == int64_t(request.tokens.size()), "generate: the prompts' lengths sum to ", total, ", but ",
+             request.tokens.size(), " tokens were given");
+    ML_CHECK(request.max_new_tokens >= 0, "generate: max_new_tokens must be ≥ 0");
+    model_.start_generation(batch, longest + std::max<int64_t>(request.max_new_tokens, 1));
+    sampler_.emplace(request.sampling, batch, vocab);
+    stop_ids_ = request.stop_ids;
+    stopped_.assign(size_t(batch), false);
+    pending_.clear();
+    logits_.resize(size_t(batch * padded()));
+    const int32_t* prompt = request.tokens.data();
+    for (int64_t r = 0; r < batch; ++r) {
+      const int64_t len = request.lengths[size_t(r)];
+      const Real* logits = model_.prefill(r, prompt, len, false);
+      model_.backend().copy_to_host(logits_.data() + r * padded(), logits, size_t(padded()) * sizeof(Real));
+      for (int64_t t = 0; t < len; ++t) sampler_->see(r, prompt[t]);
+      prompt += len;
+    }
+    model_.backend().sync();
+    if (last_logits) compact(last_logits, batch);
+  }
+
+  // Samples up to max_steps tokens for every sequence, stopping early once max_ms have passed
+  // (after at least one step) or every sequence has stopped.
+  GenerateChunk next(int64_t max_steps, double max_ms) {
+    ML_CHECK(sampler_.has_value(), "generate: start a generation first");
+    using Clock = std::chrono::steady_clock;
+    const auto begin = Clock::now();
+    const int64_t batch = model_.generation_batch();
+    GenerateChunk chunk;
+    for (int64_t step = 0; step < max_steps; ++step) {
+      const auto t0 = Clock::now();
+      if (!pending_.empty()) decode_into_logits(pending_.data());
+      pending_.resize(size_t(batch));
+      for (int64_t r = 0; r < batch; ++r) {
+        const int32_t token = sampler_->next(r, logits_.data() + r * padded());
+        sampler_->see(r, token);
+        pending_[size_t(r)] = token;
+        if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) stopped_[size_t(r)] = true;
+      }
+      chunk.tokens.insert(chunk.tokens.end(), pending_.begin(), pending_.end());
+      const auto t1 = Clock::now();
+      chunk.step_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      chunk.all_stopped = std::all_of(stopped_.begin(), stopped_.end(), [](bool s) { return s; });
+      if (chunk.all_stopped || std::chrono::duration<double, std::milli>(t1 - begin).count() >= max_ms) break;
+    }
+    return chunk;
+  }
+
+  // The parallel forward's logits at every position of `batch` prompts of `len` tokens
+  // (host), into `out` (batch, len, vocab): what decode steps must reproduce. Ends any generation.
+  void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, Real* out) {
+    sampler_.reset();
+    model_.start_generation(batch, len);
+    const int64_t vocab = model_.config().vocab_size;
+    std::vector<Real> rows(size_t(len * padded()));
+    for (int64_t r = 0; r < batch; ++r) {
+      const Real* logits = model_.prefill(r, tokens + r * len, len, true);
+      model_.backend().copy_to_host(rows.data(), logits, rows.size() * sizeof(Real));
+      model_.backend().sync();
+      for (int64_t t = 0; t < len; ++t)
+        std::copy(rows.begin() + t * padded(), rows.begin() + t * padded() + vocab, out + (r * len + t) * vocab);
+    }
+  }
+
+  // Teacher forcing: these tokens (`count`, one per sequence) go in as if sampled; `logits`
+  // (batch × vocab, host) gets what follows them. Only before any sampling.
+  void feed(const int32_t* tokens, int64_t count, Real* logits) {
+    ML_CHECK(sampler_.has_value() && pending_.empty(), "generate: feed needs a started generation that has not sampled");
+    ML_CHECK(count == model_.generation_batch(), "generate: feed takes one token per sequence (",
+             model_.generation_batch(), "), got ", count);
+    decode_into_logits(tokens);
+    compact(logits, model_.generation_batch());
+  }
+
+ private:
+  int64_t padded() const { return model_.config().padded_vocab(); }
+
+  void decode_into_logits(const int32_t* tokens) {
+    const Real* logits = model_.decode(tokens);
+    model_.backend().copy_to_host(logits_.data(), logits, logits_.size() * sizeof(Real));
+    model_.backend().sync();
+  }
+
+  // The host logits without the padding rows of the vocabulary.
+  void compact(Real* out, int64_t batch) const {
+    const int64_t vocab = model_.config().vocab_size;
+    for (int64_t r = 0; r < batch; ++r)
+      std::copy(logits_.begin() + r * padded(), logits_.begin() + r * padded() + vocab, out + r * vocab);
+  }
+
+  LanguageModel<B>& model_;
+  std::optional<Sampler> sampler_;
+  std::vector<int32_t> stop_ids_, pending_;  // pending_: the last sampled tokens, not yet decoded
+  std::vector<bool> stopped_;
+  std::vector<Real> logits_;  // (batch, padded vocab), host
+};
+
+}  // namespace ml
