@@ -19,6 +19,7 @@
 #   SKIP_GENERATE_BENCH=1 (bench generate, beside ../shared/anchors/generate_anchor.py when
 #   carried as $ANCHORS, default .gpu-carry/anchors)
 #                                            # skip one model stage
+#   GENERATE_ANCHOR_ARGS="--sizes mamba-130m --lengths 128,1024"   # a shorter anchor run
 #   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
@@ -215,7 +216,8 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_GENERATE_BENCH:-}" ]; then
   # The anchor (../shared/anchors, carried as $ANCHORS) in the same call: figures are compared only so.
   ANCHORS=${ANCHORS:-.gpu-carry/anchors}
   if [ -f "$ANCHORS/generate_anchor.py" ]; then
-    python3 "$ANCHORS/generate_anchor.py" --lengths 128,512,1024,2048,4096,8192 >"$WORK/generate-anchor.jsonl" \
+    # shellcheck disable=SC2086  # GENERATE_ANCHOR_ARGS is a list of flags
+    python3 "$ANCHORS/generate_anchor.py" ${GENERATE_ANCHOR_ARGS:---lengths 128,512,1024,2048,4096,8192} >"$WORK/generate-anchor.jsonl" \
       2>>"$lm_logs/bench-generate.log" && collect generate_anchor "$WORK/generate-anchor.jsonl" ||
       echo "generate_anchor.py failed (see lm-logs/bench-generate.log)"
   fi

@@ -57,6 +57,18 @@ for (const family of FAMILIES) {
   });
 }
 
+test('BlackMamba as released (GeGLU experts, a final LayerNorm with a bias): recurrent logits equal the parallel forward\'s', async () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const model = createModel({ ...preset('blackmamba', 'tiny').config, expertKind: 'geglu', finalNorm: 'layernorm', vocabSize: VOCAB, seed: 5, dtype });
+    // A bias and a scale that are not LayerNorm's initial 0 and 1, so that both are seen.
+    const d = model.config.dModel;
+    model.setParameter('backbone.norm_f.bias', Array.from({ length: d }, (_, i) => Math.sin(i) * 0.5));
+    model.setParameter('backbone.norm_f.weight', Array.from({ length: d }, (_, i) => 1 + Math.cos(i) * 0.3));
+    const worst = Math.max(await worstRecurrentError(model, 1), await worstRecurrentError(model, 7));
+    assert.ok(worst <= (dtype === 'float32' ? 1e-5 : 1e-11), `${dtype}: relative error ${worst}`);
+  }
+});
+
 test('greedy decoding is the argmax of the parallel logits, token after token, and repeats exactly', async () => {
   const model = tiny('jamba');
   const prompt = sequence(6, 3);
