@@ -81,8 +81,13 @@ NATIVE_TEST(cuda_generate_fp32_switch_matches_cpu) {
 NATIVE_TEST(cuda_generate_fp32_sinkhorn_matches_cpu) {
   return check_generation<float>(every_kind(ml::RouterKind::Sinkhorn), 1e-5, 1402);
 }
+// bf16 without MoE layers: its rounding flips near-tied top-1 routes (LM parity counts them),
+// and a token routed to another expert differs by far more than bf16's noise. The routers'
+// decode steps are bounded in fp32 above.
 NATIVE_TEST(cuda_generate_bf16_matches_cpu) {
-  return check_generation<bf16>(every_kind(ml::RouterKind::Switch), 3e-2, 1403);
+  auto c = every_kind(ml::RouterKind::Switch);
+  c.layers = {{'M'}, {'A'}, {'F'}, {'M', 'F'}};
+  return check_generation<bf16>(c, 3e-2, 1403);
 }
 NATIVE_TEST(cuda_generate_fp32_learned_positions_matches_cpu) {
   auto c = every_kind(ml::RouterKind::Switch);
