@@ -4,7 +4,7 @@
 // staging folder beside --out and swapped in at the end, so a failed run leaves --out as it was.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 
 import { isPrepared, readManifest, writeManifest, type DatasetManifest, type InputFile } from '../data/manifest.js';
 import { ShardWriter } from '../data/shards.js';
