@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --import tsx
-// Format fixtures for tests, built from the real C4 sample (shared/datasets): byte-for-byte the
+// Format fixtures for tests, built from the real C4 sample (datasets/c4): byte-for-byte the
 // layouts of the real corpora, with SYNTHETIC packaging. Nothing here is real SlimPajama text.
 //   - C4 layout: gzip JSON lines {"text","timestamp","url"} in C4's own key order.
 //   - SlimPajama layout: zstd (streamed, 1 GiB window, long-distance matching, as the real
@@ -12,7 +12,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { CompressStream } from 'zstd-napi';
 
-import { sharedDatasetsDir } from '../kernel/src/corpus/paths.js';
+import { C4_SAMPLE_FILE } from '../kernel/src/corpus/paths.js';
 
 export const REDPAJAMA_SETS = [
   'RedPajamaCommonCrawl',
@@ -32,9 +32,7 @@ interface C4Record {
 
 /** The real C4 sample's records (OLMo's copy: {"text","url","date"}). */
 export function c4SampleRecords(): C4Record[] {
-  const dir = sharedDatasetsDir();
-  if (!dir) throw new Error('shared/datasets (with the C4 sample) is not beside this checkout');
-  return gunzipSync(readFileSync(join(dir, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz')))
+  return gunzipSync(readFileSync(C4_SAMPLE_FILE))
     .toString('utf8')
     .split('\n')
     .filter((l) => l !== '')

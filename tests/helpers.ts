@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 
 export const repoRoot = join(import.meta.dirname, '..');
-/** 1000 real C4 documents (../shared/datasets/SOURCES.md). */
-export const C4_SAMPLE = join(repoRoot, '..', 'shared', 'datasets', 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
+/** 1000 real C4 documents, the copy committed in the repository (datasets/README.md). */
+export { C4_SAMPLE_FILE as C4_SAMPLE } from '../kernel/src/corpus/paths.js';
 
 /** A fresh directory removed when the test file finishes. */
 export function scratchDir(prefix = 'mambalab-test-'): string {

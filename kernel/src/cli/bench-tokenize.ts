@@ -14,14 +14,14 @@ import { encode as gpt2Reference } from 'gpt-tokenizer/encoding/gpt2';
 import { TokenBuffer } from '../corpus/bpe.js';
 import { readDecompressed } from '../corpus/decompress.js';
 import { LineChunker, parseLines, type LineChunk } from '../corpus/lines.js';
-import { sharedDatasetsDir } from '../corpus/paths.js';
+import { C4_SAMPLE_FILE, sharedDatasetsDir } from '../corpus/paths.js';
 import { defaultNeoxTokenizerFile, gpt2TokenizerJson, loadTokenizer, type TokenizerName } from '../corpus/tokenizer.js';
 import { TokenizerPool } from '../corpus/worker-pool.js';
 import { MambalabError } from '../errors.js';
 import { intFlag, parseFlags } from './args.js';
 import { benchSampler } from './bench-sampler.js';
 
-export const benchTokenizeUsage = `  --corpus FILE       JSON-lines corpus (default: the C4 sample in ../shared/datasets)
+export const benchTokenizeUsage = `  --corpus FILE       JSON-lines corpus (default: the C4 sample in datasets/c4)
   --passes N          passes over the corpus (default 2: cold caches, then warm)
   --threads N         our tokenizer's worker threads (default: one per core)
   --tokenizer-file F  GPT-NeoX tokenizer.json (default: the cache's, else ../shared/datasets's)
@@ -36,8 +36,7 @@ export async function benchTokenize(argv: string[], log: (line: string) => void)
     'no-sampler': { type: 'boolean', default: false },
   });
   const shared = sharedDatasetsDir();
-  const corpus = f.corpus ?? (shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz'));
-  if (!corpus) throw new MambalabError('bench tokenize: no --corpus given and no C4 sample in ../shared/datasets');
+  const corpus = f.corpus ?? C4_SAMPLE_FILE;
   const neox = f['tokenizer-file'] ?? [defaultNeoxTokenizerFile(), shared && join(shared, 'tokenizers', 'gpt-neox-20b', 'tokenizer.json')].find((p) => p && existsSync(p));
   return timeTokenizers({
     corpus,

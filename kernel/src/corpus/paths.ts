@@ -14,6 +14,13 @@ export function dataDir(): string {
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 
 /**
+ * The 1000-document real C4 sample committed in the repository (datasets/README.md has its
+ * source and licence): the offline default, so a fresh clone with no network and nothing
+ * beside it still has C4 to train on.
+ */
+export const C4_SAMPLE_FILE = join(REPO_ROOT, 'datasets', 'c4', 'c4-sample.00000-of-00001.json.gz');
+
+/**
  * The offline datasets folder that travels beside a checkout: ../shared/datasets from the
  * repository root (or shared/datasets inside it), when either exists.
  */

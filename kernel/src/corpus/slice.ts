@@ -1,8 +1,8 @@
 // The C4 slice notebooks and `npm start` train on by default, prepared once into the cache:
 //   online, on first use: C4 en validation shard 0 (45.6k documents, ~41 MB gzip), fetched
 //     and prepared into <data dir>/prepared/c4-en-validation-00000-<tokenizer>;
-//   offline: the 1000-document C4 sample that travels beside the repository
-//     (../shared/datasets), prepared into <data dir>/prepared/c4-sample-<tokenizer>.
+//   offline: the 1000-document C4 sample committed in the repository (datasets/c4),
+//     prepared into <data dir>/prepared/c4-sample-<tokenizer>.
 // Once the larger slice is there it is used; until then every call tries to fetch it.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { openDataset, type Dataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
 import { fetchC4 } from './fetch.js';
-import { dataDir, sharedDatasetsDir } from './paths.js';
+import { C4_SAMPLE_FILE, dataDir } from './paths.js';
 import { prepare } from './prepare.js';
 import type { TokenizerName } from './tokenizer.js';
 
@@ -60,15 +60,14 @@ export async function defaultC4Slice(options: C4SliceOptions = {}): Promise<Data
 
   const sample = join(prepared, `c4-sample-${tokenizer}`);
   if (!isPrepared(sample)) {
-    const shared = sharedDatasetsDir();
-    const file = shared && join(shared, 'c4', 'olmo', 'c4-sample.00000-of-00001.json.gz');
-    if (!file || !existsSync(file)) {
+    // Only a copy of the package without the repository's datasets/ lacks it.
+    if (!existsSync(C4_SAMPLE_FILE)) {
       throw new MambalabError(
-        'no C4 slice: C4 validation shard 0 could not be fetched and the offline C4 sample (../shared/datasets/c4/olmo) is not beside this checkout. ' +
+        `no C4 slice: C4 validation shard 0 could not be fetched and the offline C4 sample (${C4_SAMPLE_FILE}) is missing. ` +
           "Online, run 'mambalab data fetch c4 --split validation --shards 0'; or prepare any JSON-lines corpus with 'mambalab data prepare'",
       );
     }
-    await ensure(sample, [file]);
+    await ensure(sample, [C4_SAMPLE_FILE]);
   }
   return open(sample);
 }
