@@ -6,6 +6,7 @@ import { evaluate, usage as evalUsage } from './eval.js';
 import { generateCommand, usage as generateUsage } from './generate.js';
 import { importCommand, usage as importUsage } from './import.js';
 import { kernel, usage as kernelUsage } from './kernel.js';
+import { notebook, usage as notebookUsage } from './notebook.js';
 import { train, usage as trainUsage } from './train.js';
 
 interface Command {
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { summary: "a saved model's validation loss and perplexity", usage: evalUsage, run: evaluate },
   generate: { summary: 'continue a prompt with a saved model (greedy or sampled), streamed or as JSON', usage: generateUsage, run: generateCommand },
   kernel: { summary: 'install or start the Jupyter kernel "Mamba Lab (TypeScript)"', usage: kernelUsage, run: kernel },
+  notebook: { summary: 'run a notebook headlessly on the kernel (--param key=value, --out)', usage: notebookUsage, run: notebook },
   data: { summary: 'fetch C4 / SlimPajama, prepare token shards, describe a dataset', usage: dataUsage, run: data },
   import: { summary: 'import published Mamba / BlackMamba weights from local files', usage: importUsage, run: importCommand },
   bench: { summary: 'benchmarks (train, generate, tokenize, ...), with results as JSON', usage: benchUsage, run: bench },
