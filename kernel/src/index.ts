@@ -21,6 +21,7 @@ export { resumeRun, trainRun, type ResumeRunOptions, type TrainRunOptions } from
 export { loadRun, type Run } from './train/runs.js';
 export { experiment, type Arm, type ExperimentOptions, type ExperimentResult } from './train/experiment.js';
 export { compareRuns, type CompareOptions } from './train/compare.js';
+export { sweep, type SweepSpec, type SweepValues, type SweepResult, type SweepPoint } from './display/sweep.js';
 export type { ComparisonDoc } from '@mambalab/contract';
 
 // Data

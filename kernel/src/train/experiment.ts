@@ -11,6 +11,7 @@ import { MambalabError } from '../errors.js';
 import { resolveConfig, type ModelConfig } from '../models/config.js';
 import { createModel } from '../models/model.js';
 import { compareRuns, type CompareOptions } from './compare.js';
+import type { StepMetrics } from './metrics.js';
 import { loadRun, type Run } from './runs.js';
 import { trainRun } from './train-run.js';
 import { Trainer, TrainingInterrupted, type TrainerOptions } from './trainer.js';
@@ -36,6 +37,8 @@ export interface ExperimentOptions extends CompareOptions {
   /** Record each MoE layer's tokens per expert every this many steps (trainRun's default: 10). */
   expertsEvery?: number;
   signal?: AbortSignal;
+  /** Called after every training step of every arm (a sweep's live table follows them so). */
+  onStep?: (arm: string, metrics: StepMetrics) => void;
 }
 
 export interface ExperimentResult {
@@ -78,7 +81,7 @@ function checkedArms(arms: Arm[]): Arm[] {
 export async function experiment(arms: Arm[], data: TokenSource, options: ExperimentOptions): Promise<ExperimentResult> {
   checkedArms(arms);
   if (!options || typeof options.dir !== 'string' || options.dir === '') throw new MambalabError('experiment: options.dir (where the runs go) is required');
-  const { steps, dir, evalEvery, evalBatches, expertsEvery, signal } = options;
+  const { steps, dir, evalEvery, evalBatches, expertsEvery, signal, onStep } = options;
   if (!Number.isInteger(steps) || steps < 1) throw new MambalabError(`experiment: steps must be a positive integer, got ${steps}`);
   const baselineName = options.baseline ?? arms[0]!.name;
   if (!arms.some((a) => a.name === baselineName)) {
@@ -99,7 +102,16 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
     const trainer = new Trainer(model, { ...options.trainer, ...arm.trainer, totalSteps: steps });
     let run: Run;
     try {
-      run = await trainRun(trainer, data, { steps, dir: join(dir, arm.name), name: arm.name, evalEvery, evalBatches, expertsEvery, signal });
+      run = await trainRun(trainer, data, {
+        steps,
+        dir: join(dir, arm.name),
+        name: arm.name,
+        evalEvery,
+        evalBatches,
+        expertsEvery,
+        signal,
+        ...(onStep ? { onStep: (m: StepMetrics) => onStep(arm.name, m) } : {}),
+      });
     } catch (error) {
       // An interrupt ends the experiment: what was trained is compared and saved, then it goes on up.
       if (!(error instanceof TrainingInterrupted)) throw error;

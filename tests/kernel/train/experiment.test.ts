@@ -4,41 +4,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import type { TokenSource } from '../../../kernel/src/data/source.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { experiment } from '../../../kernel/src/train/experiment.js';
 import { loadRun } from '../../../kernel/src/train/runs.js';
 import { TrainingInterrupted } from '../../../kernel/src/train/trainer.js';
 import { withKernelInterrupts } from '../../support/interrupt.js';
+import { recording } from '../../support/recording.js';
 import { schemaErrors } from '../../support/schema.js';
 import { TINY_MODEL, TINY_TRAINER, tinyData } from '../../support/tiny.js';
 import { scratchDir } from '../../helpers.js';
 
 const tmp = () => scratchDir('mambalab-experiment-');
-
-/** The tiny data, remembering the first token of every training batch each sampler hands out. */
-function recording(data: TokenSource): { source: TokenSource; batches: string[][] } {
-  const batches: string[][] = [];
-  const source: TokenSource = {
-    description: data.description,
-    vocabSize: data.vocabSize,
-    stats: (split) => data.stats(split),
-    sampler(split, options) {
-      const inner = data.sampler(split, options);
-      const seen: string[] = [];
-      if (split === 'train') batches.push(seen);
-      return {
-        next: () => {
-          const b = inner.next();
-          seen.push(Array.from(b.tokens.subarray(0, 8)).join(','));
-          return b;
-        },
-        state: () => inner.state(),
-      };
-    },
-  };
-  return { source, batches };
-}
 
 test('every arm trains on the same batches in the same order, and is compared with the baseline', async () => {
   const dir = join(tmp(), 'widths');
