@@ -9,7 +9,9 @@ const root = new URL('..', import.meta.url).pathname;
 
 // Test files under tests/, by group. GPU tests run on the GPU host (tests/gpu/run.sh).
 const GROUPS = {
-  unit: (file) => !file.startsWith('tests/browser/') && !file.startsWith('tests/gpu/'),
+  unit: (file) => !['tests/browser/', 'tests/gpu/', 'tests/notebooks/'].some((dir) => file.startsWith(dir)),
+  // The paper notebooks at scale=ci, through `mambalab notebook run` (alone: `npm run test:notebooks`).
+  notebooks: (file) => file.startsWith('tests/notebooks/'),
   browser: (file) => file.startsWith('tests/browser/'),
 };
 

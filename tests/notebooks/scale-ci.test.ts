@@ -1,0 +1,98 @@
+// Every paper notebook (one with a `parameters` cell that sets `scale`) run headlessly with
+// `mambalab notebook run --param scale=ci` on the real kernel, offline, on the embedded C4
+// sample: no cell fails, nothing reports an error, and our plots are there and valid.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { MAMBALAB_MIME, type DisplayDoc } from '@mambalab/contract';
+
+import type { Notebook, Output } from '../../kernel/src/notebook/ipynb.js';
+import { schemaErrors } from '../support/schema.js';
+import { repoRoot, scratchDir } from '../helpers.js';
+
+const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
+const text = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : (x ?? ''));
+
+function scaledNotebooks(): string[] {
+  return readdirSync(join(repoRoot, 'notebooks'))
+    .filter((name) => name.endsWith('.ipynb'))
+    .filter((name) => {
+      const nb = JSON.parse(readFileSync(join(repoRoot, 'notebooks', name), 'utf8')) as Notebook;
+      return nb.cells.some((c) => c.metadata.tags?.includes('parameters') && /\bconst scale\b/.test(text(c.source)));
+    })
+    .sort();
+}
+
+/** Runs the notebook at scale=ci in a scratch copy (its runs/ stay there); the executed notebook. */
+function runAtCiScale(name: string): Notebook {
+  const dir = scratchDir('mambalab-notebook-');
+  copyFileSync(join(repoRoot, 'notebooks', name), join(dir, name));
+  const out = join(dir, `executed-${name}`);
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'notebook', 'run', join(dir, name), '--param', 'scale=ci', '--out', out, '--timeout', '600'], {
+    cwd: repoRoot,
+    env: { ...process.env, MAMBALAB_DATA_DIR: join(dir, 'cache'), MAMBALAB_OFFLINE: '1' },
+    encoding: 'utf8',
+    timeout: 15 * 60_000,
+  });
+  assert.equal(run.status, 0, `${name} failed:\n${run.stdout}\n${run.stderr}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as Notebook;
+}
+
+const docsOf = (outputs: Output[]) =>
+  outputs.flatMap((o) => (o.output_type === 'display_data' && o.data[MAMBALAB_MIME] ? [o.data[MAMBALAB_MIME] as DisplayDoc] : []));
+
+test('the paper notebooks are found: 02-moe-mamba among them', () => {
+  assert.ok(scaledNotebooks().includes('02-moe-mamba.ipynb'), scaledNotebooks().join(', '));
+});
+
+for (const name of scaledNotebooks()) {
+  test(`${name} runs at scale=ci: every cell, no errors, our plots present and valid`, () => {
+    const nb = runAtCiScale(name);
+    const code = nb.cells.filter((c) => c.cell_type === 'code');
+    assert.ok(code.every((c) => typeof c.execution_count === 'number'), 'every code cell ran');
+    assert.deepEqual(code.filter((c) => c.metadata.tags?.includes('injected-parameters')).map((c) => text(c.source).trim().split('\n').at(-1)), ['const scale: string = "ci";']);
+    const outputs = code.flatMap((c) => c.outputs ?? []);
+    assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), [], 'no error outputs');
+    // tslab prints a failing cell's error to stderr: stderr carries progress notes only.
+    const stderr = outputs.flatMap((o) => (o.output_type === 'stream' && o.name === 'stderr' ? [text(o.text)] : []));
+    assert.ok(stderr.every((t) => !/error|exception|failed|traceback/i.test(t)), `stderr: ${stderr.join('\n')}`);
+    const docs = docsOf(outputs);
+    assert.ok(docs.length > 0, `no ${MAMBALAB_MIME} output`);
+    for (const doc of docs) assert.equal(schemaErrors(doc), '');
+    assert.ok(docs.every((d) => d.progress === undefined), 'live outputs end without their progress line');
+    if (name === '02-moe-mamba.ipynb') checkMoeMamba(nb);
+  });
+}
+
+/** What 02-moe-mamba's figures must hold, whatever the scale. */
+function checkMoeMamba(nb: Notebook): void {
+  const cell = (id: string) => nb.cells.find((c) => c.id === id)!.outputs ?? [];
+  const [models] = docsOf(cell('savings'));
+  assert.ok(models, 'show(models)');
+  assert.deepEqual(models.runs.map((r) => [r.id, r.status]), ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'transformer', 'transformer-moe'].map((id) => [id, 'done']));
+  assert.deepEqual(models.comparisons!.map((c) => [c.baseline, c.candidate]), ['mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'transformer', 'transformer-moe'].map((id) => ['mamba', id]));
+  assert.deepEqual(models.plots.map((p) => p.kind), ['loss', 'savings', 'savings', 'savings', 'savings', 'savings', 'experts', 'experts', 'experts']);
+  // The same batch order: every model trained the same steps on the same number of tokens.
+  const last = (r: DisplayDoc['runs'][number]) => [r.train.step.at(-1), r.train.tokens.at(-1)];
+  assert.ok(models.runs.every((r) => JSON.stringify(last(r)) === JSON.stringify(last(models.runs[0]!))));
+  for (const r of models.runs) assert.ok(r.train.loss.every(Number.isFinite), `${r.id}: finite losses`);
+
+  // The experts sweep: the live table ends with every configuration done, then the final losses.
+  const table = cell('sweep').find((o) => o.output_type === 'display_data' && !o.data[MAMBALAB_MIME]);
+  assert.ok(table && table.output_type === 'display_data', 'the sweep table');
+  assert.match(text(table.data['text/plain'] as string[]), /^sweep over numExperts: 5 of 5 configurations done\n/);
+  const [sweep] = docsOf(cell('final-loss'));
+  assert.deepEqual(sweep!.runs.map((r) => r.id), ['numExperts-1', 'numExperts-4', 'numExperts-8', 'numExperts-16', 'numExperts-32']);
+  assert.deepEqual(sweep!.runs.map((r) => r.experts?.numExperts), [1, 4, 8, 16, 32]);
+  const finals = text((cell('final-loss').find((o) => o.output_type === 'stream') as { text: string[] }).text);
+  assert.equal(finals.match(/^ ?\d+ experts: final loss \d+\.\d{4} \(Mamba: \d+\.\d{4}\)$/gm)?.length, 5, finals);
+
+  // Tokens per expert, per MoE layer, for MoE-Mamba.
+  const [experts] = docsOf(cell('experts'));
+  const moe = experts!.runs[0]!;
+  assert.equal(moe.id, 'moe-mamba');
+  assert.ok(moe.experts!.counts.length > 0 && moe.experts!.balance !== undefined);
+}
