@@ -11,7 +11,7 @@ export type Series = number[];
 export const RUN_STATUSES = ['running', 'done', 'stopped', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-export const PLOT_KINDS = ['loss', 'savings', 'experts'] as const;
+export const PLOT_KINDS = ['loss', 'savings', 'experts', 'final'] as const;
 export type PlotKind = (typeof PLOT_KINDS)[number];
 
 /** What a loss plot can put on its x-axis ('flops' is tokens × the run's flopsPerToken). */
@@ -100,6 +100,24 @@ export interface ComparisonDoc {
   curve: SavingsCurve;
 }
 
+/** One configuration of a sweep: its run, the varied field's value there, its final loss. */
+export interface FinalLossPoint {
+  runId: string;
+  value: number | string;
+  /** The run's last training loss, EMA-smoothed with the document's smoothing. */
+  loss: number;
+  /** Where a sweep varies more than one field: the other fields' values ("dModel=128"), one line each. */
+  series?: string;
+}
+
+/** A sweep's final losses against the value of the field it varies (the MoE-Mamba paper's experts figure). */
+export interface FinalLossDoc {
+  /** The config field on the x-axis, e.g. numExperts. */
+  field: string;
+  smoothing: number;
+  points: FinalLossPoint[];
+}
+
 export interface PlotSpec {
   kind: PlotKind;
   runs?: string[];
@@ -130,6 +148,8 @@ export interface DisplayDoc {
   title?: string;
   runs: RunDoc[];
   comparisons?: ComparisonDoc[];
+  /** A sweep's final losses ('final' plots). */
+  finalLoss?: FinalLossDoc;
   plots: PlotSpec[];
   progress?: ProgressDoc;
 }

@@ -1,7 +1,7 @@
 // The one-line summaries of a display document that both sides print: the kernel in its text and
 // HTML forms (and the terminal), the lab extension above its plots.
 import { axisUnit, formatCount, formatDuration, formatInteger, formatLoss, formatPercent, formatPosition, formatSavings } from './format.js';
-import type { ComparisonDoc, DisplayDoc, ProgressDoc } from './schema.js';
+import type { ComparisonDoc, DisplayDoc, FinalLossDoc, ProgressDoc } from './schema.js';
 
 /**
  * "MoE-Mamba: step 12,300 / 100,000 (12%) · loss 3.6200 · 410k tokens/s · 1h 02m left", then
@@ -49,4 +49,13 @@ export function savingsHeadline(comparison: ComparisonDoc, names: { baseline: st
   if (comparison.ratio === null || comparison.ratio === undefined) return `${reaches}.`;
   const ends = comparison.baselineAt === undefined ? '' : ` (${names.baseline} ends at ${formatPosition(comparison.axis, comparison.baselineAt)})`;
   return `${reaches}: ${formatSavings(comparison.ratio, axisUnit(comparison.axis))}${ends}.`;
+}
+
+/**
+ * A sweep's final losses in one line, in the order they ran: "final loss (EMA α = 0.001) by
+ * numExperts: 1 → 3.5600 · 4 → 3.5500 · 32 → 3.4100" (a series' points with its name first).
+ */
+export function finalLossText(finalLoss: FinalLossDoc): string {
+  const points = finalLoss.points.map((p) => `${p.series ? `${p.series}, ` : ''}${p.value} → ${formatLoss(p.loss)}`);
+  return `final loss (EMA α = ${finalLoss.smoothing}) by ${finalLoss.field}: ${points.join(' · ')}`;
 }

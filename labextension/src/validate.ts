@@ -121,8 +121,12 @@ export function crossReferenceProblems(bundle: DisplayDoc): string[] {
     }
     problems.push(...seriesLengthProblems(`/comparisons/${c}/curve`, comparison.curve));
   });
+  (bundle.finalLoss?.points ?? []).forEach((point, i) => {
+    if (!ids.has(point.runId)) problems.push(`/finalLoss/points/${i}/runId: no run has id '${point.runId}'`);
+  });
   bundle.plots.forEach((plot, p) => {
     for (const id of plot.runs ?? []) if (!ids.has(id)) problems.push(`/plots/${p}/runs: no run has id '${id}'`);
+    if (plot.kind === 'final' && !bundle.finalLoss) problems.push(`/plots/${p}: a final-loss plot needs finalLoss, which the bundle lacks`);
     if (plot.kind === 'savings') {
       const index = plot.comparison ?? 0;
       const count = bundle.comparisons?.length ?? 0;

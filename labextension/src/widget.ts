@@ -8,6 +8,7 @@ import { progressLine, type DisplayDoc, type PlotKind, type PlotSpec } from '@ma
 import { parseBundle } from './validate.js';
 import { element, messageBox } from './views/controls.js';
 import { ExpertsView } from './views/experts-view.js';
+import { FinalLossView } from './views/final-view.js';
 import { LossView } from './views/loss-view.js';
 import { currentPlotTheme, watchTheme } from './views/page-theme.js';
 import { loadPlotly } from './views/plot-area.js';
@@ -99,5 +100,7 @@ function createView(plot: PlotSpec, context: ViewContext): PlotView {
       return new SavingsView(context, plot);
     case 'experts':
       return new ExpertsView(context);
+    case 'final':
+      return new FinalLossView(context);
   }
 }

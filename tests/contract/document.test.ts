@@ -58,3 +58,13 @@ test("each run's expert counts go out with their balance, computed from them (ne
   assert.deepEqual(displayDocument({ runs: [run('moe', { experts: stale })] }).runs[0]!.experts!.balance, expertBalance(experts));
   assert.equal(schemaErrors(doc), '');
 });
+
+test("a sweep's final losses add the final-loss plot after the loss curves", () => {
+  const finalLoss = { field: 'numExperts', smoothing: 0.5, points: [{ runId: 'a', value: 1, loss: 4.5 }, { runId: 'b', value: 8, loss: 4.2 }] };
+  const doc = displayDocument({ runs: [run('a'), run('b')], comparisons: [comparison('a', 'b')], finalLoss });
+  assert.deepEqual(doc.finalLoss, finalLoss);
+  assert.deepEqual(doc.plots, [{ kind: 'loss', x: 'step' }, { kind: 'final', title: 'final loss by numExperts' }, { kind: 'savings', comparison: 0, title: 'b vs a' }]);
+  assert.equal(schemaErrors(doc), '');
+  // A sweep that trained nothing yet has no points to plot.
+  assert.deepEqual(displayDocument({ runs: [], finalLoss: { ...finalLoss, points: [] } }).plots, [{ kind: 'loss', x: 'step' }]);
+});

@@ -18,7 +18,7 @@ const load = (name: string): { plots: Array<{ kind: string }> } & Record<string,
 
 test('there is an example bundle for each plot kind', () => {
   const kinds = new Set(examples.flatMap((name) => load(name).plots.map((plot) => plot.kind)));
-  assert.deepEqual([...kinds].sort(), ['experts', 'loss', 'savings']);
+  assert.deepEqual([...kinds].sort(), ['experts', 'final', 'loss', 'savings']);
 });
 
 for (const name of examples) {

@@ -89,6 +89,7 @@ const full: DisplayDoc = {
       curve: { loss: [2], baselineAt: [2], candidateAt: [2], ratio: [1] },
     },
   ],
+  finalLoss: { field: 'numExperts', smoothing: 0.5, points: [{ runId: 'moe', value: 2, loss: 2, series: 'dModel=64' }] },
   plots: [{ kind: 'loss', runs: ['moe'], comparison: 0, x: 'tokens', logY: true, smoothing: 0.1, showValidation: true, title: 'loss' }],
   progress: { runId: 'moe', step: 2, totalSteps: 4, loss: 2, tokensPerS: 100, etaS: 3, skippedSteps: 1, warning: 'loss spike at step 2: 3.5× its running average' },
 };

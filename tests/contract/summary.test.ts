@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import type { ComparisonDoc, DisplayDoc } from '../../contract/src/schema.js';
-import { lossSpikeWarning, progressLine, progressText, savingsHeadline } from '../../contract/src/summary.js';
+import { finalLossText, lossSpikeWarning, progressLine, progressText, savingsHeadline } from '../../contract/src/summary.js';
 
 const doc = (progress?: DisplayDoc['progress']): DisplayDoc => ({
   version: 1,
@@ -53,4 +53,11 @@ test('a candidate that has not reached the level yet, or has no ratio', () => {
     savingsHeadline({ ...byStep, ratio: null }, names),
     "MoE-Mamba (32 experts) reaches Mamba's final loss 3.5144 (EMA α = 0.001) at step 46,400.",
   );
+});
+
+test("a sweep's final losses in one line, each series named before its points", () => {
+  const example = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'contract', 'schema', 'examples', 'final.json'), 'utf8')) as DisplayDoc;
+  assert.equal(finalLossText(example.finalLoss!), 'final loss (EMA α = 0.001) by numExperts: 1 → 3.5745 · 4 → 3.5678 · 8 → 3.5191 · 16 → 3.4523 · 32 → 3.3975');
+  const twoFields = { field: 'numExperts', smoothing: 0.1, points: [{ runId: 'a', value: 1, loss: 4, series: 'dModel=64' }, { runId: 'b', value: 'x', loss: 3.5, series: 'dModel=128' }] };
+  assert.equal(finalLossText(twoFields), 'final loss (EMA α = 0.1) by numExperts: dModel=64, 1 → 4.0000 · dModel=128, x → 3.5000');
 });

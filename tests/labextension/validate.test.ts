@@ -23,7 +23,7 @@ function failure(data: unknown): { title: string; details: string[] } {
 }
 
 test('the example bundles parse', () => {
-  for (const name of ['loss.json', 'savings.json', 'experts.json']) {
+  for (const name of ['loss.json', 'savings.json', 'experts.json', 'final.json']) {
     const result = parseBundle(example(name));
     assert.ok(result.ok, `${name}: ${JSON.stringify(result)}`);
   }
@@ -126,4 +126,12 @@ test('nulls in expert counts and savings curves are revived too', () => {
   assert.ok(Number.isNaN(revived.comparisons![0]!.curve.ratio[0]!));
   assert.ok(Number.isNaN(revived.runs[1]!.experts!.counts[0]![0]![1]!));
   assert.ok(Number.isNaN(revived.runs[1]!.experts!.dropped![0]![0]!));
+});
+
+test("a final-loss plot needs the sweep's final losses, and their run ids must exist", () => {
+  const bundle = { ...minimal(), plots: [{ kind: 'final' as const }] };
+  assert.deepEqual(failure(bundle).details, ['/plots/0: a final-loss plot needs finalLoss, which the bundle lacks']);
+  const pointsAstray = { ...bundle, finalLoss: { field: 'numExperts', smoothing: 0.5, points: [{ runId: 'a', value: 1, loss: 4 }, { runId: 'gone', value: 8, loss: 3.9 }] } };
+  assert.deepEqual(failure(pointsAstray).details, ["/finalLoss/points/1/runId: no run has id 'gone'"]);
+  assert.ok(parseBundle({ ...pointsAstray, finalLoss: { ...pointsAstray.finalLoss, points: pointsAstray.finalLoss.points.slice(0, 1) } }).ok);
 });

@@ -87,6 +87,9 @@ function checkMoeMamba(nb: Notebook): void {
   const [sweep] = docsOf(cell('final-loss'));
   assert.deepEqual(sweep!.runs.map((r) => r.id), ['numExperts-1', 'numExperts-4', 'numExperts-8', 'numExperts-16', 'numExperts-32']);
   assert.deepEqual(sweep!.runs.map((r) => r.experts?.numExperts), [1, 4, 8, 16, 32]);
+  assert.deepEqual(sweep!.plots.slice(0, 2).map((p) => p.kind), ['loss', 'final']);
+  assert.deepEqual(sweep!.finalLoss!.points.map((p) => [p.runId, p.value]), [1, 4, 8, 16, 32].map((n) => [`numExperts-${n}`, n]));
+  assert.ok(sweep!.finalLoss!.points.every((p) => Number.isFinite(p.loss)));
   const finals = text((cell('final-loss').find((o) => o.output_type === 'stream') as { text: string[] }).text);
   assert.equal(finals.match(/^ ?\d+ experts: final loss \d+\.\d{4} \(Mamba: \d+\.\d{4}\)$/gm)?.length, 5, finals);
 

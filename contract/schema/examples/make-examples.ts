@@ -199,3 +199,30 @@ write('experts.json', {
   plots: [{ kind: 'experts', title: 'Expert token counts' }],
   progress: { runId: 'moe-mamba', step: 100_000, totalSteps: 100_000, loss: 3.41, tokensPerS: 211_000, etaS: 0 },
 });
+
+// The experts sweep: MoE-Mamba with 1 to 32 experts at 26M active parameters, ending at the
+// paper's final losses (1: 3.56, 4: 3.55, 8: 3.51, 16: 3.45, 32: 3.41), logged every 5,000 steps.
+const SWEEP = [
+  [1, 3.56],
+  [4, 3.55],
+  [8, 3.51],
+  [16, 3.45],
+  [32, 3.41],
+] as const;
+const sweepRuns = SWEEP.map(([experts, final], i) =>
+  run({ ...CURVES[2]!, id: `numExperts-${experts}`, name: `${experts} experts`, floor: final - MAMBA_SCALE * 100_200 ** -0.5, speed: 1, seed: 10 + i }, 5_000),
+);
+write('final.json', {
+  version: 1,
+  title: 'MoE-Mamba: final loss by number of experts',
+  runs: sweepRuns.map((r) => ({ ...r, validation: undefined })),
+  finalLoss: {
+    field: 'numExperts',
+    smoothing: ALPHA,
+    points: SWEEP.map(([experts], i) => {
+      const train = sweepRuns[i]!.train as Train;
+      return { runId: `numExperts-${experts}`, value: experts, loss: Number(ema(train.step, train.loss, ALPHA).at(-1)!.toFixed(4)) };
+    }),
+  },
+  plots: [{ kind: 'final', title: 'final loss by numExperts' }],
+});

@@ -1,6 +1,6 @@
 // The text/html form of a display document: a static table for frontends without the lab
 // extension (classic notebook, GitHub, nbviewer). No scripts, no styles beyond the table.
-import { progressLine, type DisplayDoc } from '@mambalab/contract';
+import { finalLossText, progressLine, type DisplayDoc } from '@mambalab/contract';
 
 import { comparisonText, expertsText, headline, runRow, type RunRow } from './summary.js';
 
@@ -34,6 +34,7 @@ export function htmlTable(doc: DisplayDoc): string {
   ];
   const experts = doc.runs.map(expertsText).filter((t) => t !== undefined);
   if (experts.length > 0) parts.push(`<ul>${experts.map((t) => `<li>${escapeHtml(t)}</li>`).join('')}</ul>`);
+  if (doc.finalLoss) parts.push(`<p>${escapeHtml(finalLossText(doc.finalLoss))}</p>`);
   const comparisons = doc.comparisons ?? [];
   if (comparisons.length > 0) parts.push(`<ul>${comparisons.map((c) => `<li>${escapeHtml(comparisonText(doc, c))}</li>`).join('')}</ul>`);
   const progress = progressLine(doc);

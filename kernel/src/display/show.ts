@@ -1,12 +1,13 @@
-// show(x): a run, runs, an experiment or a comparison as one output. In a notebook it sends
-// the full bundle (plots through the lab extension, a table elsewhere); outside, it prints
-// the text summary.
+// show(x): a run, runs, an experiment (a sweep with its final losses) or a comparison as one
+// output. In a notebook it sends the full bundle (plots through the lab extension, a table
+// elsewhere); outside, it prints the text summary.
 import { displayDocument, type ComparisonDoc, type DisplayDoc } from '@mambalab/contract';
 
 import { MambalabError } from '../errors.js';
 import type { ExperimentResult } from '../train/experiment.js';
 import { Run } from '../train/runs.js';
 import { toBundle } from './bundle.js';
+import type { SweepResult } from './sweep.js';
 import { textSummary } from './text.js';
 import { currentCellWriter, sendBundle } from './tslab.js';
 
@@ -36,7 +37,10 @@ export function toDisplayDoc(x: Showable, options: { title?: string } = {}): Dis
   }
   if (x && typeof x === 'object') {
     if (isDisplayDoc(x)) return title === undefined ? x : { ...x, title };
-    if (isExperiment(x)) return displayDocument({ runs: x.runs.map((r) => r.toDoc()), comparisons: x.comparisons, title });
+    if (isExperiment(x)) {
+      const finalLoss = 'finalLoss' in x ? (x as SweepResult).finalLoss : undefined;
+      return displayDocument({ runs: x.runs.map((r) => r.toDoc()), comparisons: x.comparisons, ...(finalLoss ? { finalLoss } : {}), title });
+    }
     if (isComparison(x)) return displayDocument({ runs: [], comparisons: [x], title });
   }
   throw new MambalabError('show: expected a Run, an array of runs, an experiment result, a comparison or a display document');

@@ -1,8 +1,12 @@
 // sweep(): an experiment over every combination of some config values, one configuration after
 // another on the same batches in the same order, with a live table of their progress in the
 // notebook (beside fit's live loss curves). It returns the experiment's runs and comparisons,
-// which show() and compareRuns take, and each configuration's final smoothed loss.
-import { ema, formatCount, formatInteger, formatLoss } from '@mambalab/contract';
+// which show() and compareRuns take, and each configuration's final smoothed loss, which
+// show() draws against the varied value (and <dir>/sweep.mambalab.json keeps).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { displayDocument, ema, formatCount, formatInteger, formatLoss, type FinalLossDoc } from '@mambalab/contract';
 
 import type { TokenSource } from '../data/source.js';
 import { MambalabError } from '../errors.js';
@@ -32,6 +36,25 @@ export interface SweepPoint {
 export interface SweepResult extends ExperimentResult {
   /** One per configuration trained, in the order they ran. */
   points: SweepPoint[];
+  /** The final losses against the first varied field (the others name each line), for show()'s 'final' plot. */
+  finalLoss: FinalLossDoc;
+}
+
+/** The file beside the runs with the sweep's plots (loss curves, final losses, savings, experts). */
+export const SWEEP_DISPLAY_FILE = 'sweep.mambalab.json';
+
+/** The points as the 'final' plot takes them: x the first varied field, one line per value of the others. */
+function finalLossDoc(points: readonly SweepPoint[], smoothing: number): FinalLossDoc {
+  const [field = '', ...others] = Object.keys(points[0]?.values ?? {});
+  return {
+    field,
+    smoothing,
+    points: points.map((p) => {
+      const value = p.values[field as keyof ModelConfig] as number | string;
+      const series = others.map((f) => `${f}=${String(p.values[f as keyof ModelConfig])}`).join(', ');
+      return { runId: p.run.id, value, loss: p.finalLoss, ...(series ? { series } : {}) };
+    }),
+  };
 }
 
 /** What the live table shows of one configuration. */
@@ -120,5 +143,8 @@ export async function sweep(spec: SweepSpec, data: TokenSource, options: Experim
     const config = configs.find((c) => c.arm.name === run.name)!;
     return { name: run.name, values: config.values, run, finalLoss: ema(run.train.step, run.train.loss, smoothing).at(-1)! };
   });
-  return { ...result, points };
+  const finalLoss = finalLossDoc(points, smoothing);
+  const doc = displayDocument({ runs: result.runs.map((r) => r.toDoc()), comparisons: result.comparisons, finalLoss, title: `sweep over ${Object.keys(spec.vary).join(', ')}` });
+  writeFileSync(join(result.dir, SWEEP_DISPLAY_FILE), JSON.stringify(doc, null, 1) + '\n');
+  return { ...result, points, finalLoss };
 }

@@ -1,6 +1,6 @@
 // The text/plain form of a display document: what a terminal, `jupyter execute` or a
 // notebook viewer without the lab extension shows.
-import { progressLine, type DisplayDoc } from '@mambalab/contract';
+import { finalLossText, progressLine, type DisplayDoc } from '@mambalab/contract';
 
 import { comparisonText, expertsText, headline, runRow } from './summary.js';
 
@@ -14,6 +14,7 @@ export function textSummary(doc: DisplayDoc): string {
     const experts = expertsText(run);
     if (experts) lines.push(`  ${experts}`);
   }
+  if (doc.finalLoss) lines.push(`  ${finalLossText(doc.finalLoss)}`);
   for (const c of doc.comparisons ?? []) lines.push(`  ${comparisonText(doc, c)}`);
   const progress = progressLine(doc);
   if (progress) lines.push(`  ${progress.text}`);

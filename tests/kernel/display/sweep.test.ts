@@ -1,17 +1,20 @@
 // sweep(): configurations trained one after another on the same batches, on real C4 text.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { ema } from '@mambalab/contract';
+import { ema, type DisplayDoc } from '@mambalab/contract';
 
 import { loadTextCorpus } from '../../../kernel/src/corpus/text.js';
 import { toDisplayDoc } from '../../../kernel/src/display/show.js';
 import { sweep, sweepTable, type SweepRow } from '../../../kernel/src/display/sweep.js';
+import { textSummary } from '../../../kernel/src/display/text.js';
 import { preset } from '../../../kernel/src/models/presets.js';
 import { compareRuns } from '../../../kernel/src/train/compare.js';
 import { loadRun } from '../../../kernel/src/train/runs.js';
 import { recording } from '../../support/recording.js';
+import { schemaErrors } from '../../support/schema.js';
 import { C4_SAMPLE, scratchDir } from '../../helpers.js';
 
 const c4 = loadTextCorpus(C4_SAMPLE);
@@ -42,18 +45,38 @@ test('sweep trains every number of experts on the embedded C4 sample, on the sam
   assert.deepEqual(compareRuns(result.runs[0]!, result.runs[2]!, { smoothing: 0.5 }), result.comparisons[1]);
   const doc = toDisplayDoc(result);
   assert.deepEqual(doc.runs.map((r) => r.id), ['numExperts-1', 'numExperts-4', 'numExperts-8']);
-  assert.deepEqual(doc.plots.map((p) => p.kind), ['loss', 'savings', 'savings', 'experts', 'experts', 'experts']);
+  assert.deepEqual(doc.plots.map((p) => p.kind), ['loss', 'final', 'savings', 'savings', 'experts', 'experts', 'experts']);
+  // The final losses against the number of experts: show()'s final-loss plot, and the file beside the runs.
+  assert.deepEqual(doc.finalLoss, {
+    field: 'numExperts',
+    smoothing: 0.5,
+    points: result.points.map((p) => ({ runId: p.name, value: p.values.numExperts, loss: p.finalLoss })),
+  });
+  assert.deepEqual(result.finalLoss, doc.finalLoss);
+  assert.match(textSummary(doc), /\n  final loss \(EMA α = 0\.5\) by numExperts: 1 → \d+\.\d{4} · 4 → \d+\.\d{4} · 8 → \d+\.\d{4}\n/);
+  const file = JSON.parse(readFileSync(join(dir, 'sweep.mambalab.json'), 'utf8')) as DisplayDoc;
+  assert.equal(schemaErrors(file), '');
+  assert.deepEqual(file.finalLoss, doc.finalLoss);
+  assert.equal(file.title, 'sweep over numExperts');
   assert.deepEqual(loadRun(join(dir, 'numExperts-8')).train.loss, result.runs[2]!.train.loss);
 });
 
-test('a varied field the model does not use changes nothing: the same losses step for step', async () => {
+test('varied fields the model does not use change nothing: the same losses step for step', async () => {
   // A dense Mamba has no router, so its Sinkhorn settings are inert: only identical batches
   // in an identical order (and identical initial weights) give identical losses.
   const base = { ...preset('mamba', 'tiny').config, seed: 3 };
-  const result = await sweep({ base, vary: { sinkhornMaxIter: [10, 20] } }, c4, { steps: 4, dir: join(scratchDir(), 'inert'), trainer: TRAINER, evalBatches: 1 });
-  assert.deepEqual(result.runs.map((r) => r.name), ['sinkhornMaxIter-10', 'sinkhornMaxIter-20']);
-  assert.deepEqual(result.runs[1]!.train.loss, result.runs[0]!.train.loss);
+  const result = await sweep({ base, vary: { sinkhornMaxIter: [10, 20], sinkhornTol: [1e-3, 1e-2] } }, c4, { steps: 4, dir: join(scratchDir(), 'inert'), trainer: TRAINER, evalBatches: 1, smoothing: 1 });
+  assert.deepEqual(result.runs.map((r) => r.name), ['sinkhornMaxIter-10_sinkhornTol-0.001', 'sinkhornMaxIter-10_sinkhornTol-0.01', 'sinkhornMaxIter-20_sinkhornTol-0.001', 'sinkhornMaxIter-20_sinkhornTol-0.01']);
   assert.equal(result.runs[0]!.train.loss.length, 4);
+  for (const run of result.runs.slice(1)) assert.deepEqual(run.train.loss, result.runs[0]!.train.loss);
+  // Two varied fields: the first on the final-loss plot's x-axis, a line per value of the other.
+  const last = result.runs[0]!.train.loss.at(-1)!;
+  assert.deepEqual(result.finalLoss.points.map((p) => [p.value, p.series, p.loss]), [
+    [10, 'sinkhornTol=0.001', last],
+    [10, 'sinkhornTol=0.01', last],
+    [20, 'sinkhornTol=0.001', last],
+    [20, 'sinkhornTol=0.01', last],
+  ]);
 });
 
 test('sweepTable: a row per configuration with its values, status, step, smoothed loss and speed', () => {
