@@ -37,10 +37,11 @@ echo "pack: compiling kernel/ (tsc -b)"
 node node_modules/typescript/bin/tsc -b kernel
 
 # Externals are loaded lazily by commands the host does not run: tslab (the Jupyter
-# kernel), zstd-napi (.zst input), tokenizers (bench tokenize). Everything else is inlined.
+# kernel), zeromq (notebook run), zstd-napi (.zst input), tokenizers (bench tokenize).
+# Everything else is inlined.
 bundle() {
   node_modules/.bin/esbuild "$1" --bundle --format=esm --platform=node --target=node20 \
-    --external:zstd-napi --external:tokenizers --external:tslab --log-level=warning \
+    --external:zstd-napi --external:tokenizers --external:tslab --external:zeromq --log-level=warning \
     "--banner:js=import { createRequire as __bundleRequire } from 'module'; const require = __bundleRequire(import.meta.url);" \
     --outfile="$2"
 }

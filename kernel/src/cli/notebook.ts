@@ -5,7 +5,6 @@ import { dirname, resolve } from 'node:path';
 import { MambalabError } from '../errors.js';
 import { readNotebook, writeNotebook } from '../notebook/ipynb.js';
 import { parseParameters } from '../notebook/params.js';
-import { runNotebook } from '../notebook/runner.js';
 import { numberFlag, parseFlags } from './args.js';
 import { kernelSpec } from './kernel.js';
 
@@ -42,6 +41,9 @@ async function run(argv: string[]): Promise<void> {
   const notebook = readNotebook(input);
   const log = (line: string) => process.stdout.write(line + '\n');
   log(`running ${input}${Object.keys(parameters).length > 0 ? ` with ${JSON.stringify(parameters)}` : ''}`);
+  // Loaded here, not at the CLI's start: zeromq's native addon is only needed to run a notebook
+  // (the CLI bundle carried to the GPU host runs other commands without it).
+  const { runNotebook } = await import('../notebook/runner.js');
   const result = await runNotebook(notebook, { kernelCommand: kernelCommand(), cwd: dirname(input), parameters, timeoutS, log });
   if (f.out !== undefined) {
     writeNotebook(resolve(f.out), result.notebook);
