@@ -7,11 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Dealer, Subscriber, type Socket } from 'zeromq';
+import type { Dealer, Subscriber, Socket } from 'zeromq';
 
 import { MambalabError } from '../errors.js';
 import { decode, encode, request, type JupyterMessage } from './wire.js';
@@ -81,6 +82,9 @@ export class KernelClient {
         resolve();
       });
     });
+    // Required here, not imported at the top: zeromq loads its native addon as it is evaluated,
+    // and the CLI bundle on the GPU host (tests/gpu/pack.sh) runs other commands without it.
+    const { Dealer, Subscriber } = createRequire(import.meta.url)('zeromq') as typeof import('zeromq');
     // linger 0: closing a socket drops what the kernel will never read.
     this.shell = new Dealer({ routingId: this.session, linger: 0 });
     this.control = new Dealer({ routingId: `${this.session}-control`, linger: 0 });
