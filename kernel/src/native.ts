@@ -95,6 +95,8 @@ export interface NativeGenerateChunk {
   stepMs: number[];
   /** Every sequence has sampled a stop id. */
   allStopped: boolean;
+  /** The last decode step replayed a captured CUDA graph. */
+  cudaGraph: boolean;
 }
 
 export interface NativeModel {

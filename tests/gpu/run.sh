@@ -20,6 +20,7 @@
 #   carried as $ANCHORS, default .gpu-carry/anchors)
 #                                            # skip one model stage
 #   GENERATE_ANCHOR_ARGS="--sizes mamba-130m --lengths 128,1024"   # a shorter anchor run
+#   GENERATE_ARGS="--lengths 128,1024"                              # and a shorter run of ours
 #   BENCH_SPECS="transformer/v1:64x1024 ..." bash tests/gpu/run.sh   # other models for bench train
 #   SKIP_LM=1 bash tests/gpu/run.sh          # none of the model stages
 set -uo pipefail
@@ -208,7 +209,8 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_CHECKPOINT_BENCH:-}" ]; then
 fi
 if [ -n "$addon_ok" ] && [ -z "${SKIP_GENERATE_BENCH:-}" ]; then
   stage_start "bench generate: ms/token at batch 1 after 128..8192-token prompts, beside mamba_ssm's generate(cg=True)"
-  if "$NODE" "$CLI" bench generate --device cuda --json >"$WORK/bench-generate.jsonl" 2>>"$lm_logs/bench-generate.log"; then
+  # shellcheck disable=SC2086  # GENERATE_ARGS is a list of flags
+  if "$NODE" "$CLI" bench generate --device cuda --json ${GENERATE_ARGS:-} >"$WORK/bench-generate.jsonl" 2>>"$lm_logs/bench-generate.log"; then
     collect generate_bench "$WORK/bench-generate.jsonl"
   else
     stage_failed "bench generate" "$lm_logs/bench-generate.log"

@@ -66,7 +66,7 @@ export async function benchGenerate(argv: string[], log: (line: string) => void)
         prefill_ms: g.timing.prefillMs,
         ms_per_token: ms,
         tokens_per_s: 1000 / ms,
-        cuda_graphs: false,
+        cuda_graphs: g.timing.cudaGraph,
       };
       log(`${name} @ ${len}: ${ms.toFixed(3)} ms/token, prefill ${g.timing.prefillMs.toFixed(1)} ms`);
       results.push(result);

@@ -45,6 +45,8 @@ export interface GenerateTiming {
   tokensPerS: number;
   /** Each step's wall time: step 0 is the first token after prefill, the others one decode step each. */
   stepMs: number[];
+  /** The last decode step replayed a captured CUDA graph (on CUDA from the second decode step on). */
+  cudaGraph: boolean;
 }
 
 /** One prompt's generation. */
@@ -107,11 +109,12 @@ export async function runGeneration(engine: NativeModel, config: Pick<ModelConfi
 
   const rows = c.rows.map(() => ({ tokens: [] as number[], done: false, reason: 'maxTokens' as FinishReason, textEnd: -1 }));
   const stepMs: number[] = [];
+  let cudaGraph = false;
   const text = (tokens: readonly number[]) => (c.tokenizer ? c.tokenizer.decode(tokens) : '');
   const timing = (): GenerateTiming => {
     const decode = stepMs.slice(1);
     const ms = decode.length > 0 ? decode.reduce((a, b) => a + b, 0) / decode.length : (stepMs[0] ?? 0);
-    return { prefillMs: prefillMs + (stepMs[0] ?? 0), msPerToken: ms, tokensPerS: ms > 0 ? (1000 * batch) / ms : 0, stepMs: [...stepMs] };
+    return { prefillMs: prefillMs + (stepMs[0] ?? 0), msPerToken: ms, tokensPerS: ms > 0 ? (1000 * batch) / ms : 0, stepMs: [...stepMs], cudaGraph };
   };
   const generations = (): Generation[] => {
     const t = timing();
@@ -128,6 +131,7 @@ export async function runGeneration(engine: NativeModel, config: Pick<ModelConfi
       throw new GenerationInterrupted(`generate: interrupted after ${stepMs.length} of ${c.maxTokens} tokens`, result);
     }
     const chunk = await engine.generateNext(Math.min(CHUNK_STEPS, c.maxTokens - stepMs.length), CHUNK_MS);
+    cudaGraph = chunk.cudaGraph;
     chunk.stepMs.forEach((ms, step) => {
       stepMs.push(ms);
       rows.forEach((r, i) => {

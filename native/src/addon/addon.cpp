@@ -442,7 +442,8 @@ class Model final : public Napi::ObjectWrap<Model> {
         [out, width = ml::dtype_size(rt->dtype())](Napi::Env env) { return float_array(env, *out, width); });
   }
 
-  // generateNext(maxSteps, maxMs): resolves to { tokens: Int32Array (steps × batch), stepMs, allStopped }.
+  // generateNext(maxSteps, maxMs): resolves to { tokens: Int32Array (steps × batch), stepMs, allStopped,
+  // cudaGraph }.
   Napi::Value GenerateNext(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
@@ -462,6 +463,7 @@ class Model final : public Napi::ObjectWrap<Model> {
           out.Set("tokens", tokens);
           out.Set("stepMs", ms);
           out.Set("allStopped", chunk->all_stopped);
+          out.Set("cudaGraph", chunk->cuda_graph);
           return out;
         });
   }

@@ -30,6 +30,11 @@ __device__ __forceinline__ float silu_grad32(float x) {
 }
 __device__ __forceinline__ float softplus32(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 __device__ __forceinline__ float softplus_grad32(float x) { return x > 20.f ? 1.f : sigmoid32(x); }
+// ops/gelu/gelu.h's exact (erf) GELU and its derivative.
+__device__ __forceinline__ float gelu32(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_grad32(float x) {
+  return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * expf(-0.5f * x * x) * 0.39894228040143268f;
+}
 
 // Faster forms for the fused kernels' per-element math (MUFU exp and reciprocal): relative
 // error ~1e-6 for |x| ≲ 20, well inside the fp32 bound of the tests. exp_ftz flushes results

@@ -1,7 +1,8 @@
 // Runs of consecutive elements between device memory and registers, up to 16 bytes per
 // access when the address is aligned and the whole run is in bounds, element by element otherwise
 // (ragged edges, odd sizes). Raw bits stay in 32-bit registers until used, so a load can be
-// issued early and its data consumed later (prefetching the next tile).
+// issued early and its data consumed later (prefetching the next tile). warp_dots: a warp's
+// dot products of one matrix row with a few vectors, for matrix–vector products.
 #pragma once
 #include <cuda_bf16.h>
 
@@ -112,6 +113,32 @@ __device__ __forceinline__ void store_run(T* __restrict__ p, const float (&v)[kC
 #pragma unroll
   for (int i = 0; i < kCount; ++i)
     if (i < valid) p[i] = from_float<T>(v[i]);
+}
+
+// The dot products of one row w (n elements) with `rows` ≤ kRows vectors v + m·ld, summed over
+// the warp (every lane gets them): the row is read once, in runs of 8 elements per lane, so a
+// warp per weight row makes a matrix–vector product that reads the matrix once.
+template <int kRows, typename T>
+__device__ __forceinline__ void warp_dots(const T* __restrict__ w, const T* __restrict__ v, int64_t ld, int rows,
+                                          int64_t n, float (&out)[kRows]) {
+  constexpr int kRun = 8;
+#pragma unroll
+  for (int m = 0; m < kRows; ++m) out[m] = 0.f;
+  for (int64_t i = int64_t(threadIdx.x & 31) * kRun; i < n; i += 32 * kRun) {
+    const int valid = int(n - i < kRun ? n - i : kRun);
+    Run<T, kRun> wr;
+    load_run(wr, w + i, valid);
+#pragma unroll
+    for (int m = 0; m < kRows; ++m) {
+      if (m >= rows) break;
+      Run<T, kRun> vr;
+      load_run(vr, v + m * ld + i, valid);
+#pragma unroll
+      for (int k = 0; k < kRun; ++k) out[m] += wr.at(k) * vr.at(k);
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kRows; ++m) out[m] = warp_sum(out[m]);
 }
 
 }  // namespace ml::cuda

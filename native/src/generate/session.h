@@ -1,7 +1,9 @@
 // Generation on backend B: every prompt through the parallel forward (nn/lm.h's prefill), then
 // one recurrent decode step per token for the whole batch, each step's logits read back and
 // sampled on the host (sampling.h). Each token costs the same whatever the length so far: the
-// Mamba layers carry a fixed-size state, attention reads its KV cache.
+// Mamba layers carry a fixed-size state, attention reads its KV cache. Where B has graphs
+// (CUDA), a generation's first decode step runs eagerly (settling every buffer and GEMM plan),
+// the second is captured, and every later step replays that graph: one launch per token.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -26,6 +28,7 @@ struct GenerateChunk {
   std::vector<int32_t> tokens;  // (steps, batch): step-major
   std::vector<double> step_ms;  // each step's wall time: its decode (none for the first) and sampling
   bool all_stopped = false;     // every sequence has sampled a stop id
+  bool cuda_graph = false;      // the last decode step replayed a captured CUDA graph
 };
 
 template <class B>
@@ -33,7 +36,7 @@ class GenerateSession {
  public:
   using Real = typename B::Real;
 
-  explicit GenerateSession(LanguageModel<B>& model) : model_(model) {}
+  GenerateSession(LanguageModel<B>& model, bool use_graphs) : model_(model), use_graphs_(use_graphs && B::kGraphs) {}
 
   // Prefills every prompt; `last_logits` (batch × vocab, host) gets each prompt's last logits.
   void start(const GenerateRequest& request, Real* last_logits) {
@@ -46,6 +49,7 @@ class GenerateSession {
     ML_CHECK(total == int64_t(request.tokens.size()), "generate: the prompts' lengths sum to ", total, ", but ",
              request.tokens.size(), " tokens were given");
     ML_CHECK(request.max_new_tokens >= 0, "generate: max_new_tokens must be ≥ 0");
+    forget_graph();
     model_.start_generation(batch, longest + std::max<int64_t>(request.max_new_tokens, 1));
     sampler_.emplace(request.sampling, batch, vocab);
     stop_ids_ = request.stop_ids;
@@ -83,6 +87,7 @@ class GenerateSession {
         if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) stopped_[size_t(r)] = true;
       }
       chunk.tokens.insert(chunk.tokens.end(), pending_.begin(), pending_.end());
+      chunk.cuda_graph = replaying_;
       const auto t1 = Clock::now();
       chunk.step_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
       chunk.all_stopped = std::all_of(stopped_.begin(), stopped_.end(), [](bool s) { return s; });
@@ -95,6 +100,7 @@ class GenerateSession {
   // (host), into `out` (batch, len, vocab): what decode steps must reproduce. Ends any generation.
   void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, Real* out) {
     sampler_.reset();
+    forget_graph();
     model_.start_generation(batch, len);
     const int64_t vocab = model_.config().vocab_size;
     std::vector<Real> rows(size_t(len * padded()));
@@ -117,13 +123,40 @@ class GenerateSession {
     compact(logits, model_.generation_batch());
   }
 
+  // Whether the last decode step replayed a captured CUDA graph.
+  bool replaying() const { return replaying_; }
+
  private:
   int64_t padded() const { return model_.config().padded_vocab(); }
 
   void decode_into_logits(const int32_t* tokens) {
-    const Real* logits = model_.decode(tokens);
+    model_.upload_decode(tokens);
+    const Real* logits = run_decode_step();
     model_.backend().copy_to_host(logits_.data(), logits, logits_.size() * sizeof(Real));
     model_.backend().sync();
+  }
+
+  // The uploaded step: eagerly, or as the graph (captured at the generation's second step).
+  const Real* run_decode_step() {
+    ++decode_steps_;
+    if constexpr (B::kGraphs) {
+      if (use_graphs_ && !graph_ && !capture_refused_ && decode_steps_ == 2) {
+        graph_ = model_.backend().capture([&] { graph_logits_ = model_.decode_uploaded(); });
+        capture_refused_ = !graph_;  // the same work would be refused again: stay eager
+      }
+      replaying_ = bool(graph_);
+      if (replaying_) {
+        model_.backend().launch(graph_);
+        return graph_logits_;
+      }
+    }
+    return model_.decode_uploaded();
+  }
+  // A new generation reallocates the states and buffers a graph would replay on.
+  void forget_graph() {
+    graph_ = {};
+    capture_refused_ = replaying_ = false;
+    decode_steps_ = 0;
   }
 
   // The host logits without the padding rows of the vocabulary.
@@ -134,6 +167,11 @@ class GenerateSession {
   }
 
   LanguageModel<B>& model_;
+  const bool use_graphs_;
+  typename B::Graph graph_;
+  const Real* graph_logits_ = nullptr;  // where the graph's step leaves its logits
+  bool capture_refused_ = false, replaying_ = false;
+  int64_t decode_steps_ = 0;  // in this generation
   std::optional<Sampler> sampler_;
   std::vector<int32_t> stop_ids_, pending_;  // pending_: the last sampled tokens, not yet decoded
   std::vector<bool> stopped_;

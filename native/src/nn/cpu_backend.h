@@ -16,6 +16,7 @@
 #include "../ops/conv1d_step/conv1d_step.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
+#include "../ops/expert_decode/expert_decode.h"
 #include "../ops/geglu/geglu.h"
 #include "../ops/gelu/gelu.h"
 #include "../ops/gemm/gemm.h"
@@ -121,6 +122,10 @@ class CpuBackend {
   void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T>& in, T* h, T* out) const {
     cpu::selective_scan_step<T>(d, in, h, out);
   }
+  void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T>& in, const cpu::StepProjection<T>& projection, T* h,
+                 T* out) const {
+    cpu::selective_scan_step<T>(d, in, projection, h, out);
+  }
 
   // Attention.
   void check_attention_shape(int64_t) const {}
@@ -168,6 +173,10 @@ class CpuBackend {
   void gate_grad(const T* dy, const T* out, const int32_t* slot, int64_t tokens, int64_t assignments, int64_t d,
                  T* dgates) const {
     cpu::gate_grad<T>(dy, out, slot, tokens, assignments, d, dgates);
+  }
+  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate,
+                     const uint8_t* kept, const T* fc1, const T* fc2, T* hidden, T* y) const {
+    cpu::expert_decode<T>(d, x, expert, gate, kept, fc1, fc2, hidden, y);
   }
 
   // The language model's ends.

@@ -21,6 +21,7 @@
 #include "../ops/conv1d_step/conv1d_step.h"
 #include "../ops/cross_entropy/cross_entropy.h"
 #include "../ops/embedding/embedding.h"
+#include "../ops/expert_decode/expert_decode.h"
 #include "../ops/geglu/geglu.h"
 #include "../ops/gelu/gelu.h"
 #include "../ops/gemm/gemm.h"
@@ -152,6 +153,10 @@ class CudaBackend {
   void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T, float>& in, float* h, T* out) const {
     cuda::selective_scan_step<T>(d, in, h, out, stream_);
   }
+  void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T, float>& in, const cpu::StepProjection<T>& projection,
+                 float* h, T* out) const {
+    cuda::selective_scan_step<T>(d, in, projection, h, out, stream_);
+  }
 
   // Attention.
   void check_attention_shape(int64_t head_dim) const;
@@ -199,6 +204,10 @@ class CudaBackend {
   void gate_grad(const T* dy, const T* out, const int32_t* slot, int64_t tokens, int64_t assignments, int64_t d,
                  T* dgates) const {
     cuda::gate_grad<T>(dy, out, slot, tokens, assignments, d, dgates, stream_);
+  }
+  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate,
+                     const uint8_t* kept, const T* fc1, const T* fc2, T* hidden, T* y) const {
+    cuda::expert_decode<T>(d, x, expert, gate, kept, fc1, fc2, hidden, y, stream_);
   }
 
   // The language model's ends.

@@ -8,7 +8,9 @@
 // Generation (at inference): prefill runs a sequence's prompt through the same layers in
 // parallel and leaves each layer's recurrent state in that sequence's row; decode then takes
 // one token per sequence through every layer's recurrent step. Both end in the head's logits
-// (norm_f(r) · embeddingᵀ, B::Real), which generate/ samples from.
+// (norm_f(r) · embeddingᵀ, B::Real), which generate/ samples from. A decode step has buffers of
+// its own and waits for nothing, so its work (decode_uploaded) can be captured as a CUDA graph
+// and replayed for every token after upload_decode has put the tokens on the device.
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -198,7 +200,7 @@ class LanguageModel {
     }
     gen_batch_ = batch, gen_capacity_ = capacity;
     gen_positions_.assign(size_t(batch), 0);
-    gen_position_ids_ = Buffer<int32_t>(batch, "positions");
+    reserve(decode_pass_, batch);
   }
   int64_t generation_batch() const { return gen_batch_; }
   // Tokens in sequence `row`'s state so far.
@@ -214,28 +216,39 @@ class LanguageModel {
     check_generation_ids(tokens, len, len);
     std::vector<int32_t> positions(static_cast<size_t>(len));
     for (int64_t t = 0; t < len; ++t) positions[size_t(t)] = int32_t(t);
-    const Act* h = run_generation(tokens, positions.data(), len,
+    reserve(prefill_pass_, len);
+    upload(prefill_pass_, tokens, positions.data());
+    const Act* h = run_generation(prefill_pass_,
                                   [&](Layer<B>& layer, const Act* x, Act* y) { layer.prefill(x, y, len, row); });
     gen_positions_[size_t(row)] = int32_t(len);
     const int64_t rows = every_position ? len : 1;
-    return logits(h + (len - rows) * cfg_.d_model, rows);
+    return logits(prefill_pass_, h + (len - rows) * cfg_.d_model, rows);
   }
 
   // One token per sequence (host, generation_batch() of them) through every layer's recurrent
   // step. Returns the logits (backend memory, batch rows of padded_vocab).
   const Real* decode(const int32_t* tokens) {
+    upload_decode(tokens);
+    return decode_uploaded();
+  }
+  // decode's two halves: upload_decode checks the tokens and copies them and their positions
+  // to the device; decode_uploaded only enqueues work on buffers that stay put until the next
+  // start_generation, and returns where the logits will be.
+  void upload_decode(const int32_t* tokens) {
     const int64_t batch = gen_batch_;
     ML_CHECK(batch > 0, "generate: call start_generation first");
     for (int64_t r = 0; r < batch; ++r)
       ML_CHECK(gen_positions_[size_t(r)] < gen_capacity_, "generate: sequence ", r, " is full (", gen_capacity_,
                " tokens)");
     check_generation_ids(tokens, batch, *std::max_element(gen_positions_.begin(), gen_positions_.end()) + 1);
-    b_.from_host(gen_position_ids_.get(), gen_positions_.data(), gen_position_ids_.bytes());
-    const DecodeStep step{batch, gen_position_ids_.get()};
-    const Act* h = run_generation(tokens, gen_positions_.data(), batch,
-                                  [&](Layer<B>& layer, const Act* x, Act* y) { layer.decode(x, y, step); });
+    upload(decode_pass_, tokens, gen_positions_.data());
     for (auto& p : gen_positions_) ++p;
-    return logits(h, batch);
+  }
+  const Real* decode_uploaded() {
+    const DecodeStep step{gen_batch_, decode_pass_.positions()};
+    const Act* h =
+        run_generation(decode_pass_, [&](Layer<B>& layer, const Act* x, Act* y) { layer.decode(x, y, step); });
+    return logits(decode_pass_, h, gen_batch_);
   }
 
   // Whether a step can be captured into a CUDA graph (no layer reads values on the host).
@@ -282,50 +295,67 @@ class LanguageModel {
              " tokens are more than the learned position embeddings reach (max_positions ", cfg_.max_positions, ")");
   }
 
-  // Embeds `rows` tokens (host) at their positions (host), runs every layer as `step(layer,
-  // x, y)` says with the residual stream between them, and returns norm_f's output.
-  template <typename Step>
-  const Act* run_generation(const int32_t* tokens, const int32_t* positions, int64_t rows, Step&& step) {
-    const int64_t d = cfg_.d_model, n = int64_t(layers_.size());
-    if (gen_rows_ != rows) {
-      gen_rows_ = rows;
-      gen_ids_ = Buffer<int32_t>(2 * rows, "token ids");
-      for (auto& r : gen_residual_) r = Buffer<Real>(rows * d, "residual stream");
-      gen_rstd_ = Buffer<Real>(rows, "norm statistics");
-      gen_mean_ = Buffer<Real>(layernorm_f() ? rows : 0, "norm statistics");
-      gen_normed_ = Buffer<Act>(rows * d, "normed activations");
-      gen_mixed_ = Buffer<Act>(rows * d, "layer outputs");
-      gen_position_rows_ = Buffer<Act>(has_positions() ? rows * d : 0, "position embeddings");
-    }
-    b_.from_host(gen_ids_.get(), tokens, size_t(rows) * sizeof(int32_t));
-    b_.embedding_forward(gen_ids_.get(), params_.compute(embedding_), gen_mixed_.get(), rows, d);
-    if (has_positions()) {
-      b_.from_host(gen_ids_.get() + rows, positions, size_t(rows) * sizeof(int32_t));
-      b_.embedding_forward(gen_ids_.get() + rows, params_.compute(positions_), gen_position_rows_.get(), rows, d);
-      b_.add_into(gen_position_rows_.get(), gen_mixed_.get(), rows * d);
-    }
-    for (int64_t i = 0; i <= n; ++i) {
-      const Real* prev = i == 0 ? nullptr : gen_residual_[(i + 1) % 2].get();
-      const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
-      if (i == n && layernorm_f()) {  // as forward(): BlackMamba's final norm
-        b_.layernorm_forward(gen_mixed_.get(), prev, weight, params_.master(norm_f_bias_), gen_residual_[i % 2].get(),
-                             gen_normed_.get(), gen_mean_.get(), gen_rstd_.get(), rows, d, cfg_.norm_eps);
-        break;
-      }
-      b_.rmsnorm_forward(gen_mixed_.get(), prev, weight, gen_residual_[i % 2].get(), gen_normed_.get(), gen_rstd_.get(),
-                         rows, d, cfg_.norm_eps);
-      if (i < n) step(*layers_[size_t(i)], gen_normed_.get(), gen_mixed_.get());
-    }
-    return gen_normed_.get();
+  // The buffers of one generation pass of `rows` rows: a prompt's prefill or a decode step.
+  struct GenerationPass {
+    int64_t rows = -1;
+    Buffer<int32_t> ids;  // the tokens, then their positions
+    Buffer<Real> residual[2], rstd, mean, logits;
+    Buffer<Act> normed, mixed, position_rows;
+    const int32_t* positions() const { return ids.get() + rows; }
+  };
+
+  void reserve(GenerationPass& pass, int64_t rows) {
+    if (pass.rows == rows) return;
+    const int64_t d = cfg_.d_model;
+    pass.rows = rows;
+    pass.ids = Buffer<int32_t>(2 * rows, "token ids");
+    for (auto& r : pass.residual) r = Buffer<Real>(rows * d, "residual stream");
+    pass.rstd = Buffer<Real>(rows, "norm statistics");
+    pass.mean = Buffer<Real>(layernorm_f() ? rows : 0, "norm statistics");
+    pass.normed = Buffer<Act>(rows * d, "normed activations");
+    pass.mixed = Buffer<Act>(rows * d, "layer outputs");
+    pass.position_rows = Buffer<Act>(has_positions() ? rows * d : 0, "position embeddings");
+  }
+  // The pass's tokens and their positions (host) onto the device.
+  void upload(GenerationPass& pass, const int32_t* tokens, const int32_t* positions) {
+    const size_t bytes = size_t(pass.rows) * sizeof(int32_t);
+    b_.from_host(pass.ids.get(), tokens, bytes);
+    b_.from_host(pass.ids.get() + pass.rows, positions, bytes);
   }
 
-  // The tied head's logits of `rows` rows of h: (rows, padded_vocab) in B::Real.
-  const Real* logits(const Act* h, int64_t rows) {
+  // Embeds the pass's uploaded tokens at their positions, runs every layer as `step(layer, x,
+  // y)` says with the residual stream between them, and returns norm_f's output.
+  template <typename Step>
+  const Act* run_generation(GenerationPass& pass, Step&& step) {
+    const int64_t d = cfg_.d_model, n = int64_t(layers_.size()), rows = pass.rows;
+    b_.embedding_forward(pass.ids.get(), params_.compute(embedding_), pass.mixed.get(), rows, d);
+    if (has_positions()) {
+      b_.embedding_forward(pass.positions(), params_.compute(positions_), pass.position_rows.get(), rows, d);
+      b_.add_into(pass.position_rows.get(), pass.mixed.get(), rows * d);
+    }
+    for (int64_t i = 0; i <= n; ++i) {
+      const Real* prev = i == 0 ? nullptr : pass.residual[(i + 1) % 2].get();
+      const Real* weight = params_.master(i < n ? norms_[size_t(i)] : norm_f_);
+      if (i == n && layernorm_f()) {  // as forward(): BlackMamba's final norm
+        b_.layernorm_forward(pass.mixed.get(), prev, weight, params_.master(norm_f_bias_), pass.residual[i % 2].get(),
+                             pass.normed.get(), pass.mean.get(), pass.rstd.get(), rows, d, cfg_.norm_eps);
+        break;
+      }
+      b_.rmsnorm_forward(pass.mixed.get(), prev, weight, pass.residual[i % 2].get(), pass.normed.get(),
+                         pass.rstd.get(), rows, d, cfg_.norm_eps);
+      if (i < n) step(*layers_[size_t(i)], pass.normed.get(), pass.mixed.get());
+    }
+    return pass.normed.get();
+  }
+
+  // The tied head's logits of `rows` rows of h: (rows, padded_vocab) in B::Real, in the pass's
+  // buffer (which only grows, so a decode step's stays put).
+  const Real* logits(GenerationPass& pass, const Act* h, int64_t rows) {
     const int64_t d = cfg_.d_model, V = cfg_.padded_vocab();
-    if (gen_logits_.size() < rows * V) gen_logits_ = Buffer<Real>(rows * V, "logits");
+    if (pass.logits.size() < rows * V) pass.logits = Buffer<Real>(rows * V, "logits");
     b_.gemm_batched(false, true, rows, V, d, 1.f, h, d, rows * d, params_.compute(embedding_), d, V * d, 0.f,
-                    gen_logits_.get(), V, rows * V, 1);
-    return gen_logits_.get();
+                    pass.logits.get(), V, rows * V, 1);
+    return pass.logits.get();
   }
   bool has_positions() const { return cfg_.max_positions > 0; }
   bool layernorm_f() const { return cfg_.final_norm == NormKind::LayerNorm; }
@@ -352,13 +382,11 @@ class LanguageModel {
   Buffer<Real> lse_;
   Buffer<Stat> loss_;
 
-  // Generation: the batch and each sequence's length so far (host, and on the device for the
-  // layers' decode steps); the buffers of one pass of `gen_rows_` rows (a prompt or a step).
-  int64_t gen_batch_ = 0, gen_capacity_ = 0, gen_rows_ = 0;
+  // Generation: the batch and each sequence's length so far (host); the buffers of prefills
+  // and of decode steps.
+  int64_t gen_batch_ = 0, gen_capacity_ = 0;
   std::vector<int32_t> gen_positions_;
-  Buffer<int32_t> gen_position_ids_, gen_ids_;  // ids: tokens, then their positions
-  Buffer<Real> gen_residual_[2], gen_rstd_, gen_mean_, gen_logits_;
-  Buffer<Act> gen_normed_, gen_mixed_, gen_position_rows_;
+  GenerationPass prefill_pass_, decode_pass_;
 };
 
 }  // namespace ml

@@ -61,10 +61,9 @@ class MambaMixer final : public Layer<B> {
     const int64_t Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
     window_ = ActBuffer(batch * (cfg_.d_conv - 1) * Di, "mamba conv windows");
     state_ = RealBuffer(batch * Di * N, "mamba states");
-    for (auto* t : {&step_x_, &step_z_, &step_xc_, &step_delta_, &step_y_}) *t = ActBuffer(batch * Di, "mamba step");
-    step_dt_low_ = ActBuffer(batch * R, "mamba step");
-    step_B_ = ActBuffer(batch * N, "mamba step");
-    step_C_ = ActBuffer(batch * N, "mamba step");
+    step_xz_ = ActBuffer(2 * batch * Di, "mamba step");
+    for (auto* t : {&step_xc_, &step_y_}) *t = ActBuffer(batch * Di, "mamba step");
+    step_xproj_ = ActBuffer(batch * (R + 2 * N), "mamba step");
     step_A_ = RealBuffer(Di * N, "mamba step");
     b_.a_log_forward(p_.master(A_log_), step_A_.get(), Di * N);
   }
@@ -79,21 +78,20 @@ class MambaMixer final : public Layer<B> {
     b_.copy(window + (w - kept) * Di, x_.get() + (len - kept) * Di, size_t(kept * Di) * sizeof(Act));
   }
 
+  // The forward's products merged where a step allows: in_proj's halves as one batched product
+  // of two (x then z, (rows, Di) each), x_proj as one product whose rows [dt_low | B | C] the
+  // scan step reads directly, dt_proj inside the step. Five launches, each weight read once.
   void decode(const Act* u, Act* out, const DecodeStep& step) override {
     const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
-    const Act* w_in = p_.compute(in_proj_);
-    const Act* w_x = p_.compute(x_proj_);
-    b_.linear_forward(u, w_in, nullptr, step_x_.get(), rows, d, Di);
-    b_.linear_forward(u, w_in + Di * d, nullptr, step_z_.get(), rows, d, Di);
-    b_.conv1d_step({rows, Di, cfg_.d_conv}, window_.get(), step_x_.get(), p_.master(conv_w_), p_.master(conv_b_),
-                   step_xc_.get(), true);
-    b_.linear_forward(step_xc_.get(), w_x, nullptr, step_dt_low_.get(), rows, Di, R);
-    b_.linear_forward(step_xc_.get(), w_x + R * Di, nullptr, step_B_.get(), rows, Di, N);
-    b_.linear_forward(step_xc_.get(), w_x + (R + N) * Di, nullptr, step_C_.get(), rows, Di, N);
-    b_.linear_forward(step_dt_low_.get(), p_.compute(dt_proj_w_), nullptr, step_delta_.get(), rows, R, Di);
-    const ScanInputs<Act, Real> in{step_xc_.get(), step_delta_.get(), step_B_.get(), step_C_.get(),
-                                   step_z_.get(),  step_A_.get(),     p_.master(D_),  p_.master(dt_proj_b_)};
-    b_.scan_step({rows, Di, N}, in, state_.get(), step_y_.get());
+    Act* x = step_xz_.get();
+    Act* z = x + rows * Di;
+    b_.gemm_batched(false, true, rows, Di, d, 1.f, u, d, 0, p_.compute(in_proj_), d, Di * d, 0.f, x, Di, rows * Di, 2);
+    b_.conv1d_step({rows, Di, cfg_.d_conv}, window_.get(), x, p_.master(conv_w_), p_.master(conv_b_), step_xc_.get(),
+                   true);
+    b_.linear_forward(step_xc_.get(), p_.compute(x_proj_), nullptr, step_xproj_.get(), rows, Di, R + 2 * N);
+    const ScanInputs<Act, Real> in{step_xc_.get(), nullptr, nullptr, nullptr, z, step_A_.get(), p_.master(D_),
+                                   p_.master(dt_proj_b_)};
+    b_.scan_step({rows, Di, N}, in, {step_xproj_.get(), p_.compute(dt_proj_w_), R}, state_.get(), step_y_.get());
     b_.linear_forward(step_y_.get(), p_.compute(out_proj_), nullptr, out, rows, Di, d);
   }
 
@@ -179,7 +177,7 @@ class MambaMixer final : public Layer<B> {
   RealBuffer A_, checkpoints_;
   // Generation: per sequence the conv window (d_conv − 1, d_inner) and the scan state
   // (d_inner, d_state); a decode step's activations, (batch, ·); A for the steps.
-  ActBuffer window_, step_x_, step_z_, step_xc_, step_dt_low_, step_B_, step_C_, step_delta_, step_y_;
+  ActBuffer window_, step_xz_, step_xc_, step_xproj_, step_y_;
   RealBuffer state_, step_A_;
 };
 

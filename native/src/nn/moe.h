@@ -16,12 +16,14 @@
 //   GEMM chain whose row count the host must know: the forward reads the counts back (the
 //   layer's one synchronisation, which also keeps a dropless MoE out of CUDA graphs).
 // Generation drops nothing: a prompt's prefill routes dropless, and a decode step gives every
-// expert room for all of the step's tokens (capacity layout: no synchronisation).
+// expert room for all of the step's tokens (no synchronisation) and runs each token's chosen
+// experts from their weights (ops/expert_decode) instead of the slot layout.
 #pragma once
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "../ops/expert_decode/expert_decode.h"
 #include "config.h"
 #include "ffn.h"
 #include "layer.h"
@@ -66,11 +68,17 @@ class MoeLayer final : public Layer<B> {
     dropless.capacity_factor = 0;
     route(x, y, len, dropless);
   }
+  // Each token's chosen experts straight from their weights (ops/expert_decode): nothing else
+  // is read. capacity = ceil(factor · top_k · tokens / E) ≥ tokens, so no expert can overflow,
+  // and the routing waits for nothing even for a dropless router: the step can be captured.
   void decode(const Act* x, Act* y, const DecodeStep& step) override {
     RouterOptions roomy = cfg_.router;
-    // capacity = ceil(factor · top_k · tokens / E) ≥ tokens: no expert can overflow.
-    if (!roomy.dropless()) roomy.capacity_factor = double(cfg_.num_experts) / double(roomy.top_k);
-    route(x, y, step.batch, roomy);
+    roomy.capacity_factor = double(cfg_.num_experts) / double(roomy.top_k);
+    const int64_t tokens = step.batch, k = roomy.top_k;
+    if (!assign(x, tokens, roomy)) return;
+    resize(decode_hidden_, k * tokens * cfg_.expert.hidden);
+    b_.expert_decode({tokens, k, d_, cfg_.expert.hidden, activation()}, x, expert_.get(), gates_.get(), kept_.get(),
+                     p_.compute(fc1_), p_.compute(fc2_), decode_hidden_.get(), y);
   }
 
   void backward(const Act* dy, Act* dx) override {
@@ -97,27 +105,8 @@ class MoeLayer final : public Layer<B> {
 
   // The forward over `tokens` rows, routed with `options` (kept for the backward as active_).
   void route(const Act* x, Act* y, int64_t tokens, const RouterOptions& options) {
-    active_ = options;
+    if (!assign(x, tokens, options)) return;
     const int64_t E = cfg_.num_experts, k = options.top_k, assignments = k * tokens;
-    x_ = x;
-    tokens_ = tokens;
-    if (tokens <= 0) {  // nothing routed: zero statistics
-      slots_ = 0;
-      for (auto* buffer : {&counts_, &dropped_}) b_.zero(buffer->get(), buffer->bytes());
-      b_.zero(aux_.get(), aux_.bytes());
-      return;
-    }
-    resize(logits_, tokens * E), resize(probs_, tokens * E), resize(gates_, assignments);
-    resize(expert_, assignments), resize(rank_, assignments), resize(slot_, assignments), resize(kept_, assignments);
-
-    b_.linear_forward(x, p_.compute(router_w_), has_bias() ? p_.master(router_b_) : nullptr, logits_.get(), tokens, d_,
-                      E);
-    routing_ = Routing{};
-    routing_.expert = expert_.get(), routing_.kept = kept_.get(), routing_.rank = rank_.get();
-    routing_.counts = counts_.get(), routing_.first_counts = first_counts_.get();
-    routing_.dropped = dropped_.get(), routing_.aux_loss = aux_.get();
-    b_.route_forward(options, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
-
     const int64_t* offsets = nullptr;
     if (options.dropless()) {
       b_.segment_offsets(counts_.get(), E, B::kSegmentRows, offsets_.get());
@@ -138,6 +127,40 @@ class MoeLayer final : public Layer<B> {
     }
     run_experts(nullptr, nullptr);
     b_.combine(expert_out_.get(), gates_.get(), slot_.get(), tokens, k, d_, y);
+  }
+
+  // The router's linear and routing of `tokens` rows with `options`; false when there are no
+  // tokens (the statistics are then zero and there is nothing to run).
+  bool assign(const Act* x, int64_t tokens, const RouterOptions& options) {
+    active_ = options;
+    const int64_t E = cfg_.num_experts, assignments = options.top_k * tokens;
+    x_ = x;
+    tokens_ = tokens;
+    if (tokens <= 0) {
+      slots_ = 0;
+      for (auto* buffer : {&counts_, &dropped_}) b_.zero(buffer->get(), buffer->bytes());
+      b_.zero(aux_.get(), aux_.bytes());
+      return false;
+    }
+    resize(logits_, tokens * E), resize(probs_, tokens * E), resize(gates_, assignments);
+    resize(expert_, assignments), resize(rank_, assignments), resize(slot_, assignments), resize(kept_, assignments);
+    b_.linear_forward(x, p_.compute(router_w_), has_bias() ? p_.master(router_b_) : nullptr, logits_.get(), tokens, d_,
+                      E);
+    routing_ = Routing{};
+    routing_.expert = expert_.get(), routing_.kept = kept_.get(), routing_.rank = rank_.get();
+    routing_.counts = counts_.get(), routing_.first_counts = first_counts_.get();
+    routing_.dropped = dropped_.get(), routing_.aux_loss = aux_.get();
+    b_.route_forward(options, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
+    return true;
+  }
+
+  cpu::ExpertActivation activation() const {
+    switch (cfg_.expert.kind) {
+      case FfnKind::SwiGLU: return cpu::ExpertActivation::SwiGLU;
+      case FfnKind::GeGLU: return cpu::ExpertActivation::GeGLU;
+      case FfnKind::Gelu: break;
+    }
+    return cpu::ExpertActivation::Gelu;
   }
 
   bool has_bias() const { return router_b_ != kNone; }
@@ -179,6 +202,7 @@ class MoeLayer final : public Layer<B> {
   const Act* x_ = nullptr;
   int64_t tokens_ = 0, slots_ = 0;
   ActBuffer logits_, probs_, gates_, expert_in_, expert_out_;
+  ActBuffer decode_hidden_;  // a decode step's expert activations (ops/expert_decode)
   typename B::template Buffer<int32_t> expert_, rank_, slot_, source_;
   typename B::template Buffer<uint8_t> kept_;
   typename B::template Buffer<int64_t> counts_, first_counts_, offsets_, dropped_;

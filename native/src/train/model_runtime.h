@@ -23,7 +23,10 @@ class ModelRuntime final : public Runtime {
 
   template <typename... BackendArgs>
   ModelRuntime(const ModelConfig& config, bool cuda_graphs, BackendArgs&&... backend_args)
-      : backend_(std::forward<BackendArgs>(backend_args)...), model_(config, backend_), step_(model_, cuda_graphs) {}
+      : backend_(std::forward<BackendArgs>(backend_args)...),
+        model_(config, backend_),
+        step_(model_, cuda_graphs),
+        generation_(model_, cuda_graphs) {}
 
   DType dtype() const override { return dtype_of<Real>(); }
   int64_t vocab_size() const override { return model_.config().vocab_size; }
@@ -146,7 +149,7 @@ class ModelRuntime final : public Runtime {
   B backend_;
   LanguageModel<B> model_;
   TrainStep<B> step_;
-  GenerateSession<B> generation_{model_};
+  GenerateSession<B> generation_;
 };
 
 }  // namespace ml

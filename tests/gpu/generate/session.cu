@@ -39,13 +39,13 @@ std::string check_generation(const ml::ModelConfig& config, double bound, uint64
   std::vector<int32_t> tokens(size_t(batch * len));
   for (auto& t : tokens) t = int32_t(rng.next_u64() % uint64_t(V));
   std::vector<double> want(size_t(batch * len * V));
-  ml::GenerateSession<Cpu64> reference(host);
+  ml::GenerateSession<Cpu64> reference(host, false);
   reference.parallel_logits(tokens.data(), batch, len, want.data());
   const auto wanted = [&](int64_t r, int64_t t) {
     return std::vector<double>(want.begin() + (r * len + t) * V, want.begin() + (r * len + t + 1) * V);
   };
 
-  ml::GenerateSession<Gpu<T>> session(device);
+  ml::GenerateSession<Gpu<T>> session(device, true);
   Errors errors(bound);
   std::vector<float> parallel(size_t(batch * len * V));
   session.parallel_logits(tokens.data(), batch, len, parallel.data());
@@ -69,6 +69,9 @@ std::string check_generation(const ml::ModelConfig& config, double bound, uint64
       session.feed(step.data(), batch, logits.data());
     }
     for (int64_t r = 0; r < batch; ++r) errors.add(mltest::str("step ", t, " row ", r), row_of(logits, r, V), wanted(r, t));
+    // From the second decode step on, the steps are one captured graph's replays.
+    if (t >= prompt + 1 && !session.replaying())
+      throw mltest::Failure(mltest::str("decode step ", t - prompt + 1, " did not replay a CUDA graph"));
   }
   return ml::describe_layers(config.layers) + ": " + errors.report().substr(0, 200);
 }

@@ -32,7 +32,10 @@ template <typename TIn, typename TOut>
 std::string check_all(uint64_t seed) {
   std::string out;
   for (int t = 0; t < 4; ++t) out += check_gemm<TIn, TOut>(t & 1, t & 2, 37, 53, 29, t % 2 ? 0.0 : 0.5, seed + t) + "; ";
-  return out + check_gemm<TIn, TOut>(false, true, 256, 320, 192, 1.0, seed + 9);
+  out += check_gemm<TIn, TOut>(false, true, 256, 320, 192, 1.0, seed + 9) + "; ";
+  // At most 4 rows against Bᵀ: the matrix–vector kernel, ragged and aligned sizes, beta 0 and not.
+  for (int64_t M = 1; M <= 4; ++M) out += check_gemm<TIn, TOut>(false, true, M, 301, 77 + 64 * M, M % 2 ? 0.0 : 0.5, seed + 20 + M) + "; ";
+  return out + check_gemm<TIn, TOut>(false, true, 1, 3072, 768, 0.0, seed + 30);
 }
 
 // A strided batch of `batch` products with gaps between the members (strides above the
@@ -40,11 +43,11 @@ std::string check_all(uint64_t seed) {
 // as they were.
 template <typename TIn, typename TOut>
 std::string check_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t batch, double beta,
-                          uint64_t seed) {
+                          uint64_t seed, bool shared_a = false) {
   ml::Rng rng(seed);
   const int64_t lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
-  const int64_t stride_a = (ta ? K : M) * lda + 8, stride_b = (tb ? N : K) * ldb + 16, stride_c = M * ldc + 24;
-  const auto A = rounded<TIn>(uniform(rng, batch * stride_a)), B = rounded<TIn>(uniform(rng, batch * stride_b));
+  const int64_t stride_a = shared_a ? 0 : (ta ? K : M) * lda + 8, stride_b = (tb ? N : K) * ldb + 16, stride_c = M * ldc + 24;
+  const auto A = rounded<TIn>(uniform(rng, shared_a ? (ta ? K : M) * lda : batch * stride_a)), B = rounded<TIn>(uniform(rng, batch * stride_b));
   const auto C0 = rounded<TOut>(uniform(rng, batch * stride_c));
   auto want = C0;
   for (int64_t i = 0; i < batch; ++i)
@@ -56,7 +59,7 @@ std::string check_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int
                                             float(beta), c.get(), ldc, stride_c, batch, nullptr);
   sync("gemm_strided_batched");
   Errors errors(bound<TOut>());
-  errors.add(mltest::str("C(ta=", ta, ",tb=", tb, ",batch=", batch, ")"), c.download(), want);
+  errors.add(mltest::str("C(ta=", ta, ",tb=", tb, ",batch=", batch, shared_a ? ",A shared" : "", ")"), c.download(), want);
   return errors.report();
 }
 
@@ -64,6 +67,10 @@ template <typename TIn, typename TOut>
 std::string check_all_batched(uint64_t seed) {
   std::string out;
   for (int t = 0; t < 4; ++t) out += check_batched<TIn, TOut>(t & 1, t & 2, 33, 40, 24, 5, t % 2, seed + t) + "; ";
+  out += check_batched<TIn, TOut>(false, true, 3, 50, 40, 6, 0.5, seed + 11) + "; ";  // the matrix–vector kernel
+  // One A for every member (stride 0: a decode step's in_proj halves), GEMV and cuBLASLt.
+  out += check_batched<TIn, TOut>(false, true, 2, 64, 48, 2, 0.0, seed + 12, true) + "; ";
+  out += check_batched<TIn, TOut>(false, true, 40, 64, 48, 2, 0.0, seed + 13, true) + "; ";
   return out + check_batched<TIn, TOut>(false, true, 128, 96, 64, 32, 0.0, seed + 9);
 }
 

@@ -45,7 +45,7 @@ test('interrupt() stops a running generation: GenerationInterrupted, and the out
 });
 
 test('generationBundle escapes the text in HTML and shows every sequence', () => {
-  const timing = { prefillMs: 1, msPerToken: 2, tokensPerS: 500, stepMs: [1, 2] };
+  const timing = { prefillMs: 1, msPerToken: 2, tokensPerS: 500, stepMs: [1, 2], cudaGraph: false };
   const bundle = generationBundle(
     [{ tokens: [1], text: 'a <b>', finishReason: 'maxTokens', timing }, { tokens: [2], text: 'second', finishReason: 'stop', timing }],
     2, 4, 'generating');

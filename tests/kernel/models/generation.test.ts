@@ -81,6 +81,7 @@ test('greedy decoding is the argmax of the parallel logits, token after token, a
   });
   assert.equal(first.finishReason, 'maxTokens');
   assert.equal(first.timing.stepMs.length, 6);
+  assert.equal(first.timing.cudaGraph, false, 'the CPU replays no graphs');
   assert.ok(first.timing.msPerToken > 0 && first.timing.tokensPerS > 0);
 });
 

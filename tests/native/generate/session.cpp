@@ -32,7 +32,7 @@ std::string check_recurrent(const ml::ModelConfig& config, double bound, uint64_
   ml::CpuBackend<T> cpu;
   ml::LanguageModel<ml::CpuBackend<T>> model(config, cpu);
   randomise_parameters(model.params(), *std::make_unique<ml::Rng>(seed));
-  ml::GenerateSession<ml::CpuBackend<T>> session(model);
+  ml::GenerateSession<ml::CpuBackend<T>> session(model, false);
   const int64_t batch = 2, len = 13, V = config.vocab_size;
   ml::Rng rng(seed + 1);
   std::vector<int32_t> tokens(batch * len);
@@ -91,7 +91,7 @@ NATIVE_TEST(generate_refuses_prompts_longer_than_learned_positions) {
   c.attention.rope = false, c.max_positions = 4;
   ml::CpuBackend<double> cpu;
   ml::LanguageModel<ml::CpuBackend<double>> model(c, cpu);
-  ml::GenerateSession<ml::CpuBackend<double>> session(model);
+  ml::GenerateSession<ml::CpuBackend<double>> session(model, false);
   ml::GenerateRequest request;
   request.tokens = {1, 2, 3, 4, 5}, request.lengths = {5}, request.max_new_tokens = 1;
   try {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../harness.h"
+#include "ops/linear/linear.h"
 
 using namespace mltest;
 
@@ -70,5 +71,37 @@ NATIVE_TEST(selective_scan_step_continues_the_scan_from_its_final_state) {
   }
   for (size_t i = 0; i < h.size(); ++i)
     err.add(str("final state ", i), std::abs(h[i] - final_want[i]) / std::max(1.0, std::abs(final_want[i])));
+  return err.report();
+}
+
+// Projected: the step on x_proj's rows equals dt_proj's linear, then the step on delta, B and C
+// taken apart.
+NATIVE_TEST(selective_scan_step_projected_equals_dt_proj_then_the_step) {
+  ml::Rng rng(52);
+  const int64_t batch = 3, dim = 7, N = 4, R = 5, width = R + 2 * N;
+  const auto xproj = random_vector(rng, batch * width), dt_w = random_vector(rng, dim * R);
+  const auto u = random_vector(rng, batch * dim), z = random_vector(rng, batch * dim);
+  const auto A = random_vector(rng, dim * N, -2, -0.1), D = random_vector(rng, dim), bias = random_vector(rng, dim);
+  std::vector<double> dt_low(batch * R), B(batch * N), C(batch * N), delta(batch * dim);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t k = 0; k < width; ++k) {
+      const double v = xproj[b * width + k];
+      if (k < R) dt_low[b * R + k] = v;
+      else if (k < R + N) B[b * N + k - R] = v;
+      else C[b * N + k - R - N] = v;
+    }
+  ml::cpu::linear_forward<double>(dt_low.data(), dt_w.data(), nullptr, delta.data(), batch, R, dim);
+  const auto h0 = random_vector(rng, batch * dim * N);
+  auto h_want = h0, h = h0;
+  std::vector<double> want(batch * dim), out(batch * dim);
+  ml::cpu::selective_scan_step<double>({batch, dim, N}, {u.data(), delta.data(), B.data(), C.data(), z.data(), A.data(),
+                                                         D.data(), bias.data()},
+                                       h_want.data(), want.data());
+  ml::cpu::selective_scan_step<double>({batch, dim, N}, {u.data(), nullptr, nullptr, nullptr, z.data(), A.data(),
+                                                         D.data(), bias.data()},
+                                       {xproj.data(), dt_w.data(), R}, h.data(), out.data());
+  Worst err("relative error", 1e-13);
+  for (size_t i = 0; i < out.size(); ++i) err.add(str("out ", i), std::abs(out[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+  for (size_t i = 0; i < h.size(); ++i) err.add(str("h ", i), std::abs(h[i] - h_want[i]) / std::max(1.0, std::abs(h_want[i])));
   return err.report();
 }

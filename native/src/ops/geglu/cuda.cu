@@ -6,11 +6,6 @@
 namespace ml::cuda {
 namespace {
 
-__device__ __forceinline__ float gelu32(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_grad32(float x) {
-  return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * expf(-0.5f * x * x) * 0.39894228040143268f;
-}
-
 struct GegluF {
   __device__ float operator()(float gate, float up) const { return gelu32(gate) * up; }
 };

@@ -7,11 +7,11 @@ namespace ml::cuda {
 namespace {
 
 struct GeluF {
-  __device__ float operator()(float x) const { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+  __device__ float operator()(float x) const { return gelu32(x); }
 };
 struct GeluGradF {
   __device__ float operator()(float x, float dy) const {
-    return dy * (0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * expf(-0.5f * x * x) * 0.39894228040143268f);
+    return dy * gelu_grad32(x);
   }
 };
 

@@ -4,6 +4,8 @@
 // Plans (descriptors + the heuristic's algorithm) are cached per shape, batch, types and
 // pointer alignment; each stream gets its own workspace so that streams never share one.
 // A strided batch sets cuBLASLt's batch count and batch offsets on all three layouts.
+// A product of at most four rows against Bᵀ (decode steps' linear layers and head) is a
+// matrix–vector kernel instead, reading B once.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
+#include "../../core/vector_io.cuh"
 #include "gemm.h"
 
 namespace ml::cuda {
@@ -117,6 +120,29 @@ __global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float b
   }
 }
 
+
+// A product with at most kGemvRows rows of A against Bᵀ (a linear layer's forward at a decode
+// step's batch): one warp per column n reads row n of B once for all rows, where a GEMM's tiles
+// would mostly multiply padding.
+constexpr int kGemvRows = 4, kGemvWarps = 8;
+
+template <typename TIn, typename TOut>
+__global__ void gemv_kernel(int64_t M, int64_t N, int64_t K, float alpha, const TIn* __restrict__ A, int64_t lda,
+                            int64_t stride_a, const TIn* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
+                            TOut* __restrict__ C, int64_t ldc, int64_t stride_c) {
+  const int64_t n = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), g = blockIdx.y;
+  if (n >= N) return;
+  float dots[kGemvRows];
+  warp_dots<kGemvRows>(B + g * stride_b + n * ldb, A + g * stride_a, lda, int(M), K, dots);
+  if ((threadIdx.x & 31) != 0) return;
+#pragma unroll
+  for (int m = 0; m < kGemvRows; ++m) {
+    if (m >= M) break;
+    TOut* c = C + g * stride_c + m * ldc + n;
+    *c = from_float<TOut>(beta == 0.f ? alpha * dots[m] : alpha * dots[m] + beta * to_float(*c));
+  }
+}
+
 }  // namespace
 
 template <typename TIn, typename TOut>
@@ -130,6 +156,13 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
       scale_kernel<TOut><<<blocks_for(M * N, 256), 256, 0, stream>>>(C + i * stride_c, M, N, ldc, beta);
       ML_CUDA_CHECK_LAUNCH("gemm");
     }
+    return;
+  }
+  if (!trans_a && trans_b && M <= kGemvRows && batch <= 65535) {
+    const dim3 grid(unsigned((N + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
+    gemv_kernel<TIn, TOut><<<grid, 32 * kGemvWarps, 0, stream>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
+                                                                beta, C, ldc, stride_c);
+    ML_CUDA_CHECK_LAUNCH("gemm (gemv)");
     return;
   }
   if (batch == 1) stride_a = stride_b = stride_c = 0;  // one plan per shape, whatever the caller's strides

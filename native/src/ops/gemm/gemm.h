@@ -16,7 +16,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 
 namespace ml::cuda {
 
-// The same product on device pointers through cuBLASLt, enqueued on `stream`. A and B hold
+// The same product on device pointers through cuBLASLt (with at most 4 rows against Bᵀ: a
+// matrix–vector kernel that reads B once), enqueued on `stream`. A and B hold
 // TIn (float or __nv_bfloat16), C holds TOut; products accumulate in fp32 (never TF32) and
 // alpha, beta are fp32. Instantiated for <float, float>, <bf16, bf16> and <bf16, float>
 // (bf16 operands with an fp32 result: the weight gradients of mixed-precision training).
