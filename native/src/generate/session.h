@@ -4,6 +4,8 @@
 // Mamba layers carry a fixed-size state, attention reads its KV cache. Where B has graphs
 // (CUDA), a generation's first decode step runs eagerly (settling every buffer and GEMM plan),
 // the second is captured, and every later step replays that graph: one launch per token.
+// Greedy decoding without a repetition penalty needs only each row's largest logit: the step
+// picks it on the device (ops/argmax) and reads back one id per sequence, not the logits.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -52,6 +54,9 @@ class GenerateSession {
     forget_graph();
     model_.start_generation(batch, longest + std::max<int64_t>(request.max_new_tokens, 1));
     sampler_.emplace(request.sampling, batch, vocab);
+    on_device_ = request.sampling.temperature == 0 && request.sampling.repetition_penalty == 1;
+    chosen_ = Ids(on_device_ ? batch : 0, "greedy ids");
+    chosen_host_.assign(size_t(batch), 0);
     stop_ids_ = request.stop_ids;
     stopped_.assign(size_t(batch), false);
     pending_.clear();
@@ -78,10 +83,15 @@ class GenerateSession {
     GenerateChunk chunk;
     for (int64_t step = 0; step < max_steps; ++step) {
       const auto t0 = Clock::now();
-      if (!pending_.empty()) decode_into_logits(pending_.data());
+      const bool chosen = !pending_.empty() && on_device_;  // the first token comes from the prefill's logits
+      if (chosen) {
+        decode_choosing(pending_.data());
+      } else if (!pending_.empty()) {
+        decode_into_logits(pending_.data());
+      }
       pending_.resize(size_t(batch));
       for (int64_t r = 0; r < batch; ++r) {
-        const int32_t token = sampler_->next(r, logits_.data() + r * padded());
+        const int32_t token = chosen ? chosen_host_[size_t(r)] : sampler_->next(r, logits_.data() + r * padded());
         sampler_->see(r, token);
         pending_[size_t(r)] = token;
         if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) stopped_[size_t(r)] = true;
@@ -135,13 +145,21 @@ class GenerateSession {
     model_.backend().copy_to_host(logits_.data(), logits, logits_.size() * sizeof(Real));
     model_.backend().sync();
   }
+  // The same step, reading back only the greedy ids (chosen_host_).
+  void decode_choosing(const int32_t* tokens) {
+    model_.upload_decode(tokens);
+    run_decode_step();
+    model_.backend().copy_to_host(chosen_host_.data(), chosen_.get(), chosen_host_.size() * sizeof(int32_t));
+    model_.backend().sync();
+  }
 
-  // The uploaded step: eagerly, or as the graph (captured at the generation's second step).
+  // The uploaded step (with the greedy choice when on_device_): eagerly, or as the graph
+  // (captured at the generation's second step). Returns where the logits are.
   const Real* run_decode_step() {
     ++decode_steps_;
     if constexpr (B::kGraphs) {
       if (use_graphs_ && !graph_ && !capture_refused_ && decode_steps_ == 2) {
-        graph_ = model_.backend().capture([&] { graph_logits_ = model_.decode_uploaded(); });
+        graph_ = model_.backend().capture([&] { graph_logits_ = enqueue_step(); });
         capture_refused_ = !graph_;  // the same work would be refused again: stay eager
       }
       replaying_ = bool(graph_);
@@ -150,7 +168,13 @@ class GenerateSession {
         return graph_logits_;
       }
     }
-    return model_.decode_uploaded();
+    return enqueue_step();
+  }
+  const Real* enqueue_step() {
+    const Real* logits = model_.decode_uploaded();
+    if (on_device_)
+      model_.backend().argmax(logits, model_.generation_batch(), model_.config().vocab_size, padded(), chosen_.get());
+    return logits;
   }
   // A new generation reallocates the states and buffers a graph would replay on.
   void forget_graph() {
@@ -173,6 +197,10 @@ class GenerateSession {
   bool capture_refused_ = false, replaying_ = false;
   int64_t decode_steps_ = 0;  // in this generation
   std::optional<Sampler> sampler_;
+  using Ids = typename B::template Buffer<int32_t>;
+  bool on_device_ = false;  // greedy without penalty: the decode step picks the ids
+  Ids chosen_;              // (batch) the ids it picked, in the backend's memory
+  std::vector<int32_t> chosen_host_;
   std::vector<int32_t> stop_ids_, pending_;  // pending_: the last sampled tokens, not yet decoded
   std::vector<bool> stopped_;
   std::vector<Real> logits_;  // (batch, padded vocab), host

@@ -8,6 +8,7 @@
 
 #include "../core/host_buffer.h"
 #include "../ops/a_log/a_log.h"
+#include "../ops/argmax/argmax.h"
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
 #include "../ops/attention/attention.h"
@@ -180,6 +181,9 @@ class CpuBackend {
   }
 
   // The language model's ends.
+  void argmax(const Real* x, int64_t rows, int64_t n, int64_t ld, int32_t* out) const {
+    cpu::argmax<Real>(x, rows, n, ld, out);
+  }
   void embedding_forward(const int32_t* ids, const T* w, T* out, int64_t tokens, int64_t dim) const {
     cpu::embedding_forward<T>(ids, w, out, tokens, dim);
   }

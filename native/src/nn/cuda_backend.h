@@ -12,6 +12,7 @@
 #include "../core/cuda_graph.h"
 #include "../core/device_allocator.h"
 #include "../ops/a_log/a_log.h"
+#include "../ops/argmax/argmax.h"
 #include "../ops/add/add.h"
 #include "../ops/adamw/adamw.h"
 #include "../ops/attention/attention.h"
@@ -211,6 +212,9 @@ class CudaBackend {
   }
 
   // The language model's ends.
+  void argmax(const Real* x, int64_t rows, int64_t n, int64_t ld, int32_t* out) const {
+    cuda::argmax<Real>(x, rows, n, ld, out, stream_);
+  }
   void embedding_forward(const int32_t* ids, const T* w, T* out, int64_t tokens, int64_t dim) const {
     cuda::embedding_forward<T>(ids, w, out, tokens, dim, stream_);
   }

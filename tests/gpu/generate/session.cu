@@ -3,6 +3,8 @@
 // parallel forward, which prefill runs): fp32 within 1e-5, bf16 within its noise.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "generate/session.h"
 #include "gpu/nn/layer_check.h"
 
@@ -96,4 +98,44 @@ NATIVE_TEST(cuda_generate_fp32_learned_positions_matches_cpu) {
   auto c = every_kind(ml::RouterKind::Switch);
   c.attention.rope = false, c.max_positions = 80;
   return check_generation<float>(c, 1e-5, 1404);
+}
+
+namespace {
+
+// Greedy decoding picks each id on the device, inside the replayed graph: the ids it returns
+// are the host's argmax of the logits the same tokens give when fed back one by one.
+template <typename T>
+std::string check_greedy_on_device(const ml::ModelConfig& config, uint64_t seed) {
+  Gpu<T> gpu(true);
+  ml::LanguageModel<Gpu<T>> model(config, gpu);
+  ml::GenerateSession<Gpu<T>> session(model, true);
+  const int64_t batch = 2, prompt = 9, steps = 24, V = config.vocab_size;
+  ml::Rng rng(seed);
+  ml::GenerateRequest request;
+  for (int64_t i = 0; i < batch * prompt; ++i) request.tokens.push_back(int32_t(rng.next_u64() % uint64_t(V)));
+  request.lengths.assign(size_t(batch), prompt);
+  request.max_new_tokens = steps;
+  std::vector<float> logits(size_t(batch * V));
+  session.start(request, logits.data());
+  const ml::GenerateChunk chunk = session.next(steps, 1e9);
+  if (int64_t(chunk.tokens.size()) != steps * batch || !chunk.cuda_graph)
+    throw mltest::Failure(mltest::str(chunk.tokens.size(), " tokens, cuda_graph ", chunk.cuda_graph));
+
+  session.start(request, logits.data());
+  for (int64_t step = 0; step < steps; ++step) {
+    for (int64_t r = 0; r < batch; ++r) {
+      const auto row = logits.begin() + r * V;
+      const int32_t want = int32_t(std::max_element(row, row + V) - row), got = chunk.tokens[size_t(step * batch + r)];
+      if (got != want) throw mltest::Failure(mltest::str("step ", step, " row ", r, ": ", got, " on the device, ", want, " on the host"));
+    }
+    session.feed(chunk.tokens.data() + step * batch, batch, logits.data());
+  }
+  return mltest::str(steps, " steps × ", batch, " sequences: the same ids");
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_generate_greedy_picks_ids_on_the_device) {
+  return check_greedy_on_device<float>(every_kind(ml::RouterKind::Sinkhorn), 1405) + "; bf16 " +
+         check_greedy_on_device<bf16>(every_kind(ml::RouterKind::Switch), 1406);
 }
