@@ -9,7 +9,7 @@
 #   cli/dist/kill-test.mjs          the kill test's driver (tests/gpu/kill-test.mjs), bundled
 #   node_modules/node-addon-api/    headers + index.js: CMakeLists asks node for their path
 #   node-api-headers/include/       the Node-API C headers (CMAKE_JS_INC)
-#   data/c4-sample.00000-of-00001.json.gz   the 1000-document C4 sample (../shared is not there)
+#   data/c4-sample.00000-of-00001.json.gz   the 1000-document C4 sample (datasets/c4, where run.sh looks)
 #   anchors/                        ../shared/anchors: mamba_ssm's scan kernel for the reference
 # The addon itself is compiled there by tests/gpu/build-addon.sh (into .gpu-carry/native),
 # since the bundles load it from <bundle dir>/../../native/build/Release/mambalab.node.
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CARRY=.gpu-carry
 LIMIT_MIB=64
-C4_SAMPLE=../shared/datasets/c4/olmo/c4-sample.00000-of-00001.json.gz
+C4_SAMPLE=datasets/c4/c4-sample.00000-of-00001.json.gz
 
 if [ ! -d node_modules/esbuild ] || [ ! -d node_modules/node-addon-api ]; then
   echo "pack: node_modules lacks esbuild or node-addon-api; run npm install at the repo root" >&2

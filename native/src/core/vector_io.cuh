@@ -116,25 +116,34 @@ __device__ __forceinline__ void store_run(T* __restrict__ p, const float (&v)[kC
 }
 
 // The dot products of one row w (n elements) with `rows` ≤ kRows vectors v + m·ld, summed over
-// the warp (every lane gets them): the row is read once, in runs of 8 elements per lane, so a
-// warp per weight row makes a matrix–vector product that reads the matrix once.
+// the warp (every lane gets them): the row is read once, each lane loading 4 runs of 8
+// elements before it multiplies, so that enough loads are in flight to stream a matrix at
+// bandwidth when a warp (or a few) per weight row makes a matrix–vector product.
 template <int kRows, typename T>
 __device__ __forceinline__ void warp_dots(const T* __restrict__ w, const T* __restrict__ v, int64_t ld, int rows,
                                           int64_t n, float (&out)[kRows]) {
-  constexpr int kRun = 8;
+  constexpr int kRun = 8, kUnroll = 4, kStride = 32 * kRun;
 #pragma unroll
   for (int m = 0; m < kRows; ++m) out[m] = 0.f;
-  for (int64_t i = int64_t(threadIdx.x & 31) * kRun; i < n; i += 32 * kRun) {
-    const int valid = int(n - i < kRun ? n - i : kRun);
-    Run<T, kRun> wr;
-    load_run(wr, w + i, valid);
+  for (int64_t i = int64_t(threadIdx.x & 31) * kRun; i < n; i += kUnroll * kStride) {
+    Run<T, kRun> wr[kUnroll];
+    int valid[kUnroll];  // elements of run u inside the row (≤ 0: none)
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t left = n - i - u * kStride;
+      valid[u] = left < kRun ? int(left < 0 ? 0 : left) : kRun;
+      load_run(wr[u], w + i + u * kStride, valid[u]);
+    }
 #pragma unroll
     for (int m = 0; m < kRows; ++m) {
       if (m >= rows) break;
-      Run<T, kRun> vr;
-      load_run(vr, v + m * ld + i, valid);
 #pragma unroll
-      for (int k = 0; k < kRun; ++k) out[m] += wr.at(k) * vr.at(k);
+      for (int u = 0; u < kUnroll; ++u) {
+        Run<T, kRun> vr;
+        load_run(vr, v + m * ld + i + u * kStride, valid[u]);
+#pragma unroll
+        for (int k = 0; k < kRun; ++k) out[m] += wr[u].at(k) * vr.at(k);
+      }
     }
   }
 #pragma unroll

@@ -35,6 +35,10 @@ std::string check_all(uint64_t seed) {
   out += check_gemm<TIn, TOut>(false, true, 256, 320, 192, 1.0, seed + 9) + "; ";
   // At most 4 rows against Bᵀ: the matrix–vector kernel, ragged and aligned sizes, beta 0 and not.
   for (int64_t M = 1; M <= 4; ++M) out += check_gemm<TIn, TOut>(false, true, M, 301, 77 + 64 * M, M % 2 ? 0.0 : 0.5, seed + 20 + M) + "; ";
+  // Warps per column 1, 2, 4 and 8 (split K added in a fixed order), long and ragged K.
+  out += check_gemm<TIn, TOut>(false, true, 1, 5000, 2048, 0.0, seed + 31) + "; ";
+  out += check_gemm<TIn, TOut>(false, true, 2, 1500, 4099, 0.5, seed + 32) + "; ";
+  out += check_gemm<TIn, TOut>(false, true, 1, 160, 4096, 0.0, seed + 33) + "; ";
   return out + check_gemm<TIn, TOut>(false, true, 1, 3072, 768, 0.0, seed + 30);
 }
 

@@ -122,25 +122,52 @@ __global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float b
 
 
 // A product with at most kGemvRows rows of A against Bᵀ (a linear layer's forward at a decode
-// step's batch): one warp per column n reads row n of B once for all rows, where a GEMM's tiles
-// would mostly multiply padding.
+// step's batch): each column n is a row of B, read once for all rows of A, by kParts warps that
+// split K and add their sums in a fixed order (few columns: more warps each, so the GPU has
+// enough loads in flight), where a GEMM's tiles would mostly multiply padding.
 constexpr int kGemvRows = 4, kGemvWarps = 8;
 
-template <typename TIn, typename TOut>
+template <int kParts, typename TIn, typename TOut>
 __global__ void gemv_kernel(int64_t M, int64_t N, int64_t K, float alpha, const TIn* __restrict__ A, int64_t lda,
                             int64_t stride_a, const TIn* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
                             TOut* __restrict__ C, int64_t ldc, int64_t stride_c) {
-  const int64_t n = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5), g = blockIdx.y;
-  if (n >= N) return;
+  __shared__ float partial[kGemvWarps][kGemvRows];
+  const int warp = threadIdx.x >> 5, part = warp % kParts;
+  const int64_t n = int64_t(blockIdx.x) * (kGemvWarps / kParts) + warp / kParts, g = blockIdx.y;
+  const int64_t chunk = (K + 8 * kParts - 1) / (8 * kParts) * 8;  // whole runs: the slices stay aligned
+  const int64_t k0 = min(K, part * chunk), k1 = min(K, k0 + chunk);
   float dots[kGemvRows];
-  warp_dots<kGemvRows>(B + g * stride_b + n * ldb, A + g * stride_a, lda, int(M), K, dots);
-  if ((threadIdx.x & 31) != 0) return;
+  warp_dots<kGemvRows>(B + g * stride_b + (n < N ? n : 0) * ldb + k0, A + g * stride_a + k0, lda, int(M),
+                       n < N ? k1 - k0 : 0, dots);
+  if constexpr (kParts > 1) {
+    if ((threadIdx.x & 31) == 0)
+      for (int m = 0; m < kGemvRows; ++m) partial[warp][m] = dots[m];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int m = 0; m < kGemvRows; ++m) {
+      dots[m] = partial[warp][m];
+      for (int p = 1; p < kParts; ++p) dots[m] += partial[warp + p][m];
+    }
+  }
+  if (n >= N || (threadIdx.x & 31) != 0) return;
 #pragma unroll
   for (int m = 0; m < kGemvRows; ++m) {
     if (m >= M) break;
     TOut* c = C + g * stride_c + m * ldc + n;
     *c = from_float<TOut>(beta == 0.f ? alpha * dots[m] : alpha * dots[m] + beta * to_float(*c));
   }
+}
+
+template <int kParts, typename TIn, typename TOut>
+void launch_gemv(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda, int64_t stride_a,
+                 const TIn* B, int64_t ldb, int64_t stride_b, float beta, TOut* C, int64_t ldc, int64_t stride_c,
+                 int64_t batch, cudaStream_t stream) {
+  constexpr int kColumns = kGemvWarps / kParts;
+  const dim3 grid(unsigned((N + kColumns - 1) / kColumns), unsigned(batch));
+  gemv_kernel<kParts, TIn, TOut><<<grid, 32 * kGemvWarps, 0, stream>>>(M, N, K, alpha, A, lda, stride_a, B, ldb,
+                                                                       stride_b, beta, C, ldc, stride_c);
+  ML_CUDA_CHECK_LAUNCH("gemm (gemv)");
 }
 
 }  // namespace
@@ -159,10 +186,13 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
     return;
   }
   if (!trans_a && trans_b && M <= kGemvRows && batch <= 65535) {
-    const dim3 grid(unsigned((N + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
-    gemv_kernel<TIn, TOut><<<grid, 32 * kGemvWarps, 0, stream>>>(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
-                                                                beta, C, ldc, stride_c);
-    ML_CUDA_CHECK_LAUNCH("gemm (gemv)");
+    // Warps per column so that about 4096 warps stream the matrix (an H100/H200 holds 132 × 64).
+    const int64_t columns = N * batch;
+    const auto run = columns >= 4096   ? launch_gemv<1, TIn, TOut>
+                     : columns >= 2048 ? launch_gemv<2, TIn, TOut>
+                     : columns >= 1024 ? launch_gemv<4, TIn, TOut>
+                                       : launch_gemv<8, TIn, TOut>;
+    run(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch, stream);
     return;
   }
   if (batch == 1) stride_a = stride_b = stride_c = 0;  // one plan per shape, whatever the caller's strides
