@@ -15,7 +15,7 @@
 #   SKIP_ATTENTION_BENCH=1 bash tests/gpu/run.sh   # no attention benchmark (ours beside PyTorch SDPA)
 #   SKIP_REFERENCE=1 bash tests/gpu/run.sh   # without the (slow) PyTorch scan reference
 #   PROFILE=1 bash tests/gpu/run.sh          # also ncu counters of the scan kernels
-#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_CHECKPOINT_BENCH=1 /
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_SCALING_BENCH=1 / SKIP_CHECKPOINT_BENCH=1 /
 #   SKIP_GENERATE_BENCH=1 (bench generate, beside ../shared/anchors/generate_anchor.py when
 #   carried as $ANCHORS, default .gpu-carry/anchors)
 #                                            # skip one model stage
@@ -195,6 +195,16 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
     collect bench_reference "$WORK/bench-ref.jsonl"
   fi
   stage_end bench
+fi
+if [ -n "$addon_ok" ] && [ -z "${SKIP_SCALING_BENCH:-}" ]; then
+  stage_start "bench train --scaling: Mamba v1 at 65,536 tokens per step from 64 x 1024 to 1 x 65,536, and 1 x 131,072"
+  if "$NODE" "$CLI" bench train --scaling --device cuda --json --warmup 2 --steps 5 >"$WORK/bench-scaling.jsonl" \
+    2>>"$lm_logs/bench-scaling.log"; then
+    collect scaling_bench "$WORK/bench-scaling.jsonl"
+  else
+    stage_failed "bench train --scaling" "$lm_logs/bench-scaling.log"
+  fi
+  stage_end scaling_bench
 fi
 if [ -n "$addon_ok" ] && [ -z "${SKIP_CHECKPOINT_BENCH:-}" ]; then
   stage_start "bench checkpoint: BlackMamba 340M/1.5B checkpoint write and load, the guard's cost per step"

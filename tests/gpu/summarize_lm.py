@@ -1,6 +1,6 @@
 """The model stages' short table for tests/gpu/run.sh: training throughput (ours against the
 PyTorch reference), parity errors, the 300-step verdict, the kill test's verdict and the
-checkpoint benchmark, from lm.jsonl.
+checkpoint benchmark, the scaling ladder and decode latency, from lm.jsonl.
 
     python3 tests/gpu/summarize_lm.py lm.jsonl
 
@@ -78,6 +78,19 @@ def main():
               f"graph-replayed steps {g['trainer']}/{g['of']} (bare {g['engine']}/{g['of']}); a skipped step {r['skipped_step_ms']:.1f} ms "
               f"(skipped {r['skipped_step']['skipped']}, graph {r['skipped_step']['cuda_graph']})")
 
+    scaling = by_stage.get("scaling_bench", [])
+    if scaling:
+        base = scaling[0]["tokens_per_s"]
+        print(f"\n{'bench train --scaling':<28} {'batch':>12} {'tokens/s':>11} {'vs first':>9} {'peak GiB':>9}")
+        for r in scaling:
+            print(f"{r['name']:<28} {r['batch_size']:>5}x{r['seq_len']:<6} {r['tokens_per_s']:11.0f} {r['tokens_per_s'] / base:9.2f} "
+                  f"{fmt(r.get('peak_mem_gib'), '9.2f')}")
+
+    anchor = {(r["model"], r["length"]): r["ms_per_token"] for r in by_stage.get("generate_anchor", []) if r.get("cuda_graphs")}
+    for r in by_stage.get("generate_bench", []):
+        ms, a = r["ms_per_token"], anchor.get((r["model"], r["prompt_tokens"]))
+        versus = "" if a is None else f", mamba_ssm cg {a:.3f} ms: {ms / a:.2f}x"
+        print(f"generate {r['model']:<16} prompt {r['prompt_tokens']:>5}: {ms:.3f} ms/token (graph {r['cuda_graphs']}){versus}")
 
 if __name__ == "__main__":
     main()

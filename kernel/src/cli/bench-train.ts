@@ -8,6 +8,7 @@ import { trainingFlopsPerToken } from '../models/flops.js';
 import { createModel, type Model } from '../models/model.js';
 import { native, type GpuMemory, type Precision } from '../native.js';
 import { Trainer } from '../train/trainer.js';
+import { MambalabError } from '../errors.js';
 import { choiceFlag, intFlag, parseFlags, presetFlags } from './args.js';
 import { peakDenseFlops } from './gpus.js';
 
@@ -30,6 +31,13 @@ export const GPU_BENCH_SHAPES: Record<(typeof MODEL_FAMILIES)[number], BenchShap
   jamba: { size: '410m-1.6b', batchSize: 8, seqLen: 2048 },
 };
 
+/**
+ * --scaling: batch × length at 65,536 tokens per step as sequences grow (issue 16's ladder), and
+ * one 131,072-token sequence; on the CPU a small ladder at 256 tokens per step.
+ */
+export const GPU_SCALING_LADDER = '64x1024,16x4096,4x16384,1x65536,1x131072';
+export const CPU_SCALING_LADDER = '8x32,2x128,1x256';
+
 /** On the GPU the embedding is padded to a multiple of 64 rows (GPT-2's 50257 → 50304), as in the issues' configs. */
 export const GPU_VOCAB_PAD_MULTIPLE = 64;
 
@@ -40,7 +48,10 @@ export const benchTrainUsage = `  --model NAME --size NAME   the preset (default
   --precision P              bf16 | fp32 on CUDA (default bf16); mfu is against that precision's peak
   --deterministic            no atomics (bit-identical runs)
   --batch-size B --seq-len L override the batch
-  --warmup N --steps N       untimed then timed steps (default 3, 10)`;
+  --warmup N --steps N       untimed then timed steps (default 3, 10)
+  --scaling                  one result per batch × length of a ladder, the same model throughout
+                             (on CUDA ${GPU_SCALING_LADDER.replaceAll(',', ', ')}; on the CPU
+                             ${CPU_SCALING_LADDER.replaceAll(',', ', ')}); --ladder BxL,BxL,... gives another`;
 
 /** The flags every model benchmark takes (bench train's, bench checkpoint's). */
 export const BENCH_MODEL_FLAGS = {
@@ -72,10 +83,23 @@ export function benchModel(f: BenchModelFlags, defaultModel: string) {
   const seqLen = intFlag('seq-len', f['seq-len'], gpuShape?.seqLen ?? p.training.seqLen, 1);
   const padding = onGpu ? { padVocabMultiple: GPU_VOCAB_PAD_MULTIPLE } : {};
   const model = createModel({ ...p.config, ...padding, device, precision, deterministic: f.deterministic ?? false, seed: 0 });
-  const vocab = model.config.vocabSize;
+  return { family, size, preset: p, model, batch: randomBatch(model.config.vocabSize, batchSize, seqLen) };
+}
+
+/** A batch of pseudo-random token ids, the same for the same shape. */
+function randomBatch(vocab: number, batchSize: number, seqLen: number) {
   let state = 12345;
   const tokens = new Int32Array(batchSize * (seqLen + 1)).map(() => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % vocab);
-  return { family, size, preset: p, model, batch: { tokens, batchSize, seqLen } };
+  return { tokens, batchSize, seqLen };
+}
+
+/** --ladder's value: batch × length pairs such as "64x1024,1x65536". */
+export function parseLadder(value: string): { batchSize: number; seqLen: number }[] {
+  return value.split(',').map((rung) => {
+    const m = /^\s*([0-9]+)x([0-9]+)\s*$/.exec(rung);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new MambalabError(`--ladder: expected batch×length pairs such as 64x1024,1x65536, got '${rung}'`);
+    return { batchSize: Number(m[1]), seqLen: Number(m[2]) };
+  });
 }
 
 /** What every model benchmark's results say of the model that ran, after their name and GPU. */
@@ -91,11 +115,38 @@ export function benchedModel(model: Model, family: string, size: string) {
 }
 
 export async function benchTrain(argv: string[], log: (line: string) => void) {
-  const { values: f } = parseFlags('bench train', argv, { ...BENCH_MODEL_FLAGS, warmup: { type: 'string' }, steps: { type: 'string' } });
-  const { family, size, preset: p, model, batch } = benchModel(f, 'mamba');
-  const { batchSize, seqLen } = batch;
+  const { values: f } = parseFlags('bench train', argv, {
+    ...BENCH_MODEL_FLAGS,
+    warmup: { type: 'string' },
+    steps: { type: 'string' },
+    scaling: { type: 'boolean', default: false },
+    ladder: { type: 'string' },
+  });
+  if (f.ladder !== undefined && !f.scaling) throw new MambalabError('--ladder: only with --scaling');
+  const given = f.ladder === undefined ? undefined : parseLadder(f.ladder);  // checked before a model is made
   const warmup = intFlag('warmup', f.warmup, 3);
   const steps = intFlag('steps', f.steps, 10, 1);
+  const bench = benchModel(f, 'mamba');
+  if (!f.scaling) return timeTraining(bench, bench.batch, warmup, steps, log);
+  const ladder = given ?? parseLadder(bench.model.device === 'cuda' ? GPU_SCALING_LADDER : CPU_SCALING_LADDER);
+  // One model throughout: each new shape reallocates its activations, so the peak is the rung's.
+  const results = [];
+  for (const { batchSize, seqLen } of ladder) {
+    const batch = randomBatch(bench.model.config.vocabSize, batchSize, seqLen);
+    results.push({ ...(await timeTraining(bench, batch, warmup, steps, log)), name: `train-scaling-${bench.family}-${bench.size}` });
+  }
+  return results;
+}
+
+/** Warm-up then timed steps of `batch` on a new trainer of the bench's model: one result. */
+async function timeTraining(
+  { family, size, preset: p, model }: ReturnType<typeof benchModel>,
+  batch: ReturnType<typeof randomBatch>,
+  warmup: number,
+  steps: number,
+  log: (line: string) => void,
+) {
+  const { batchSize, seqLen } = batch;
   const engine = native();
   const trainer = new Trainer(model, { ...p.training, batchSize, seqLen, totalSteps: warmup + steps });
   log(`bench train: ${family}/${size} on ${model.deviceNote}, ${model.computePrecision}, batch ${batchSize} × ${seqLen}, ${warmup} warm-up + ${steps} timed steps`);

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { cudaReport, GPU_BENCH_SHAPES, GPU_VOCAB_PAD_MULTIPLE } from '../../../kernel/src/cli/bench-train.js';
+import { cudaReport, GPU_BENCH_SHAPES, GPU_SCALING_LADDER, GPU_VOCAB_PAD_MULTIPLE, parseLadder } from '../../../kernel/src/cli/bench-train.js';
 import { MODEL_FAMILIES, paddedVocabSize, resolveConfig } from '../../../kernel/src/models/config.js';
 import { trainingFlopsPerToken } from '../../../kernel/src/models/flops.js';
 import { countParameters } from '../../../kernel/src/models/params.js';
@@ -54,6 +54,29 @@ test('bench train --model jamba on the CPU counts attention in the FLOPs per tok
   assert.equal(r.name, 'train-jamba-tiny');
   assert.equal(r.flops_per_token, trainingFlopsPerToken(config, 8));
   assert.equal(r.params_active, countParameters(config).active);
+});
+
+test('bench train --scaling on the CPU: one JSON line per rung of the ladder, the same model, tokens per step as given', { skip: noGpuHere }, () => {
+  const run = mambalab(['bench', 'train', '--scaling', '--ladder', '4x8,1x32', '--warmup', '0', '--steps', '1', '--json']);
+  assert.equal(run.status, 0, run.stderr);
+  const rows = run.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.deepEqual(rows.map((r) => [r.name, r.batch_size, r.seq_len]), [['train-scaling-mamba-tiny', 4, 8], ['train-scaling-mamba-tiny', 1, 32]]);
+  for (const r of rows) assert.ok(r.tokens_per_s > 0 && Math.abs(r.tokens_per_s * r.step_ms - 32 * 1000) < 1e-6 * r.tokens_per_s * r.step_ms, JSON.stringify(r));
+  assert.equal(rows[0].params_active, rows[1].params_active);
+  // Without --ladder the CPU's own small ladder.
+  const small = mambalab(['bench', 'train', '--scaling', '--warmup', '0', '--steps', '1', '--json']);
+  assert.equal(small.status, 0, small.stderr);
+  assert.deepEqual(small.stdout.trim().split('\n').map((line) => { const r = JSON.parse(line); return `${r.batch_size}x${r.seq_len}`; }), ['8x32', '2x128', '1x256']);
+});
+
+test('the GPU scaling ladder holds 65,536 tokens per step as sequences grow, then one 131,072-token sequence; bad ladders are refused', () => {
+  const ladder = parseLadder(GPU_SCALING_LADDER);
+  assert.deepEqual(ladder.map((r) => r.batchSize * r.seqLen), [65536, 65536, 65536, 65536, 131072]);
+  assert.deepEqual(ladder.map((r) => r.seqLen), [1024, 4096, 16384, 65536, 131072]);
+  for (const bad of ['64x', '0x1024', '64*1024', '']) assert.throws(() => parseLadder(bad), /--ladder: expected batch×length pairs/);
+  const r = mambalab(['bench', 'train', '--ladder', '2x8', '--json']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--ladder: only with --scaling/);
 });
 
 test('bench train --device cuda without a GPU, and bad values, are one-line errors with exit code 2', () => {
