@@ -44,8 +44,8 @@ function runAtCiScale(name: string): Notebook {
 const docsOf = (outputs: Output[]) =>
   outputs.flatMap((o) => (o.output_type === 'display_data' && o.data[MAMBALAB_MIME] ? [o.data[MAMBALAB_MIME] as DisplayDoc] : []));
 
-test('the paper notebooks are found: 02-moe-mamba among them', () => {
-  assert.ok(scaledNotebooks().includes('02-moe-mamba.ipynb'), scaledNotebooks().join(', '));
+test('the paper notebooks are found: 02-moe-mamba and 03-blackmamba among them', () => {
+  for (const name of ['02-moe-mamba.ipynb', '03-blackmamba.ipynb']) assert.ok(scaledNotebooks().includes(name), scaledNotebooks().join(', '));
 });
 
 for (const name of scaledNotebooks()) {
@@ -64,21 +64,36 @@ for (const name of scaledNotebooks()) {
     for (const doc of docs) assert.equal(schemaErrors(doc), '');
     assert.ok(docs.every((d) => d.progress === undefined), 'live outputs end without their progress line');
     if (name === '02-moe-mamba.ipynb') checkMoeMamba(nb);
+    if (name === '03-blackmamba.ipynb') checkBlackMamba(nb);
   });
+}
+
+/** The outputs of the cell with this id. */
+const cellOutputs = (nb: Notebook, id: string): Output[] => nb.cells.find((c) => c.id === id)!.outputs ?? [];
+
+/** The rows of a cell's printed table that match `row`, as their captured groups. */
+function tableRows(outputs: Output[], row: RegExp): string[][] {
+  const printed = outputs.flatMap((o) => (o.output_type === 'stream' && o.name === 'stdout' ? [text(o.text)] : [])).join('');
+  return [...printed.matchAll(new RegExp(row.source, 'gm'))].map((m) => m.slice(1));
+}
+
+/** The same steps on the same tokens for every run, and finite losses. */
+function checkSameBatches(runs: DisplayDoc['runs']): void {
+  const last = (r: DisplayDoc['runs'][number]) => [r.train.step.at(-1), r.train.tokens.at(-1)];
+  assert.ok(runs.every((r) => JSON.stringify(last(r)) === JSON.stringify(last(runs[0]!))));
+  for (const r of runs) assert.ok(r.train.loss.every(Number.isFinite), `${r.id}: finite losses`);
 }
 
 /** What 02-moe-mamba's figures must hold, whatever the scale. */
 function checkMoeMamba(nb: Notebook): void {
-  const cell = (id: string) => nb.cells.find((c) => c.id === id)!.outputs ?? [];
+  const cell = (id: string) => cellOutputs(nb, id);
   const [models] = docsOf(cell('savings'));
   assert.ok(models, 'show(models)');
   assert.deepEqual(models.runs.map((r) => [r.id, r.status]), ['mamba', 'mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'transformer', 'transformer-moe'].map((id) => [id, 'done']));
   assert.deepEqual(models.comparisons!.map((c) => [c.baseline, c.candidate]), ['mamba-mlp', 'moe-mamba', 'parallel-moe-mamba', 'transformer', 'transformer-moe'].map((id) => ['mamba', id]));
   assert.deepEqual(models.plots.map((p) => p.kind), ['loss', 'savings', 'savings', 'savings', 'savings', 'savings', 'experts', 'experts', 'experts']);
   // The same batch order: every model trained the same steps on the same number of tokens.
-  const last = (r: DisplayDoc['runs'][number]) => [r.train.step.at(-1), r.train.tokens.at(-1)];
-  assert.ok(models.runs.every((r) => JSON.stringify(last(r)) === JSON.stringify(last(models.runs[0]!))));
-  for (const r of models.runs) assert.ok(r.train.loss.every(Number.isFinite), `${r.id}: finite losses`);
+  checkSameBatches(models.runs);
 
   // The experts sweep: the live table ends with every configuration done, then the final losses.
   const table = cell('sweep').find((o) => o.output_type === 'display_data' && !o.data[MAMBALAB_MIME]);
@@ -99,3 +114,52 @@ function checkMoeMamba(nb: Notebook): void {
   assert.equal(moe.id, 'moe-mamba');
   assert.ok(moe.experts!.counts.length > 0 && moe.experts!.balance !== undefined);
 }
+
+/** What 03-blackmamba's figures and tables must hold at scale=ci (tiny models: 4 experts, lengths 16, 64, 256). */
+function checkBlackMamba(nb: Notebook): void {
+  const cell = (id: string) => cellOutputs(nb, id);
+  const models = ['blackmamba', 'mamba', 'transformer', 'transformer-moe'];
+  const [savings] = docsOf(cell('savings'));
+  assert.deepEqual(savings!.runs.map((r) => [r.id, r.status]), models.map((id) => [id, 'done']));
+  assert.deepEqual(savings!.comparisons!.map((c) => [c.baseline, c.candidate]), ['blackmamba', 'transformer', 'transformer-moe'].map((id) => ['mamba', id]));
+  checkSameBatches(savings!.runs);
+
+  // Loss against training FLOPs, and the FLOPs each model needs to reach Mamba's final loss.
+  const [flops] = docsOf(cell('flops'));
+  assert.deepEqual(flops!.plots.map((p) => [p.kind, p.x]), [['loss', 'flops']]);
+  assert.ok(flops!.runs.every((r) => r.flopsPerToken! > 0));
+  const reach = tableRows(cell('flops'), /^(\S+) +(\d\.\d{3}e\+\d+) +([\d,]+|—) +(\d\.\d{3}e\+\d+|—)$/);
+  assert.deepEqual(reach.map((r) => r[0]), models);
+  for (const [, perToken, tokens, total] of reach) {
+    if (tokens === '—') assert.equal(total, '—');
+    else assert.ok(Math.abs(Number(total) - Number(perToken) * Number(tokens!.replaceAll(',', ''))) <= 1e-3 * Number(total), `${total} = ${perToken} × ${tokens}`);
+  }
+  // Mamba reaches its own final smoothed loss within its steps.
+  assert.notEqual(reach[1]![2], '—');
+
+  // Tokens per expert of BlackMamba's two MoE layers over training.
+  const [experts] = docsOf(cell('experts'));
+  assert.equal(experts!.runs[0]!.id, 'blackmamba');
+  assert.deepEqual(experts!.runs[0]!.experts!.layers, [1, 3]);
+  assert.ok(experts!.runs[0]!.experts!.step.length > 1);
+
+  // Sinkhorn against greedy top-1: the busiest expert over the mean, per layer, in [1, 4]; Sinkhorn the more balanced in each layer.
+  const balance = tableRows(cell('balance'), /^(sinkhorn|top1) +(\d+) +(\d+\.\d{3}) +(\d+\.\d{3})$/);
+  assert.deepEqual(balance.map((r) => `${r[0]} ${r[1]}`), ['sinkhorn 1', 'sinkhorn 3', 'top1 1', 'top1 3']);
+  for (const [, , mean, last] of balance) for (const x of [mean, last]) assert.ok(Number(x) >= 1 && Number(x) <= 4, x);
+  for (const layer of ['1', '3']) {
+    const [sinkhorn, top1] = ['sinkhorn', 'top1'].map((router) => Number(balance.find((r) => r[0] === router && r[1] === layer)![2]));
+    assert.ok(sinkhorn! < top1!, `layer ${layer}: Sinkhorn ${sinkhorn} against top-1 ${top1}`);
+  }
+
+  // Generation latency: every model at every length, with positive times.
+  const latency = tableRows(cell('latency'), /^(blackmamba|mamba|transformer) +(\d+) +(\d+\.\d+) +(\d+\.\d+) +(\d+\.\d+)$/);
+  assert.deepEqual(latency.map((r) => `${r[0]} ${r[1]}`), ['blackmamba', 'mamba', 'transformer'].flatMap((m) => [16, 64, 256].map((n) => `${m} ${n}`)));
+  for (const [, , total, perToken, tail] of latency) assert.ok([total, perToken, tail].every((x) => Number(x) > 0), `${total} ${perToken} ${tail}`);
+
+  // The streamed generation ends with every token generated.
+  const streamed = cell('generate').find((o) => o.output_type === 'display_data');
+  assert.ok(streamed && streamed.output_type === 'display_data', 'the streamed generation');
+  assert.match(text(streamed.data['text/plain'] as string[]), /done: 24\/24 tokens/);
+}
+
