@@ -44,8 +44,8 @@ function runAtCiScale(name: string): Notebook {
 const docsOf = (outputs: Output[]) =>
   outputs.flatMap((o) => (o.output_type === 'display_data' && o.data[MAMBALAB_MIME] ? [o.data[MAMBALAB_MIME] as DisplayDoc] : []));
 
-test('the paper notebooks are found: 02-moe-mamba and 03-blackmamba among them', () => {
-  for (const name of ['02-moe-mamba.ipynb', '03-blackmamba.ipynb']) assert.ok(scaledNotebooks().includes(name), scaledNotebooks().join(', '));
+test('the paper notebooks are found: 02-moe-mamba, 03-blackmamba and 04-hybrids among them', () => {
+  for (const name of ['02-moe-mamba.ipynb', '03-blackmamba.ipynb', '04-hybrids.ipynb']) assert.ok(scaledNotebooks().includes(name), scaledNotebooks().join(', '));
 });
 
 for (const name of scaledNotebooks()) {
@@ -65,6 +65,7 @@ for (const name of scaledNotebooks()) {
     assert.ok(docs.every((d) => d.progress === undefined), 'live outputs end without their progress line');
     if (name === '02-moe-mamba.ipynb') checkMoeMamba(nb);
     if (name === '03-blackmamba.ipynb') checkBlackMamba(nb);
+    if (name === '04-hybrids.ipynb') checkHybrids(nb);
   });
 }
 
@@ -163,3 +164,32 @@ function checkBlackMamba(nb: Notebook): void {
   assert.match(text(streamed.data['text/plain'] as string[]), /done: 24\/24 tokens/);
 }
 
+/** What 04-hybrids' figures and table must hold at scale=ci. */
+function checkHybrids(nb: Notebook): void {
+  const cell = (id: string) => cellOutputs(nb, id);
+  const [savings] = docsOf(cell('savings'));
+  assert.deepEqual(savings!.runs.map((r) => [r.id, r.status, r.model?.pattern]), [
+    ['hybrid', 'done', 'MFMEMFMEAFMEMFME'],
+    ['mamba', 'done', 'MFME*4'],
+    ['attention', 'done', 'AFAE*5'],
+  ]);
+  // Equal active parameters: within 10% of the hybrid's.
+  const active = savings!.runs.map((r) => r.model!.paramsActive!);
+  assert.ok(active.every((n) => Math.abs(n - active[0]!) <= 0.1 * active[0]!), String(active));
+  assert.deepEqual(savings!.comparisons!.map((c) => [c.baseline, c.candidate]), [['mamba', 'hybrid'], ['mamba', 'attention']]);
+  checkSameBatches(savings!.runs);
+
+  // Side by side: loss, tokens/s and ms per token at each length, all positive; tokens/s as the runs logged.
+  const rows = tableRows(cell('side-by-side'), /^(hybrid|mamba|attention) +(\d+\.\d{3})M +(\d+\.\d{4}) +(\d+) +(\d+\.\d{3}) +(\d+\.\d{3}) +(\d+\.\d{3})$/);
+  assert.deepEqual(rows.map((r) => r[0]), ['hybrid', 'mamba', 'attention']);
+  for (const [name, , loss, tokensPerS, ...ms] of rows) {
+    const run = savings!.runs.find((r) => r.id === name)!;
+    const logged = run.train.tokensPerS!.slice(1);
+    assert.ok(Number(tokensPerS) >= Math.floor(Math.min(...logged)) && Number(tokensPerS) <= Math.ceil(Math.max(...logged)), `${name}: ${tokensPerS} tokens/s`);
+    assert.ok(Number(loss) > 0 && ms.every((x) => Number(x) > 0), `${name}: ${loss} ${ms}`);
+  }
+
+  const [experts] = docsOf(cell('experts'));
+  assert.equal(experts!.runs[0]!.id, 'hybrid');
+  assert.deepEqual(experts!.runs[0]!.experts!.layers, [3, 7, 11, 15]);
+}
