@@ -117,6 +117,8 @@ export interface NativeModel {
   generateNext(maxSteps: number, maxMs: number): Promise<NativeGenerateChunk>;
   /** Teacher forcing: one given token per sequence; resolves to the logits after it (batch, vocabSize). */
   generateFeed(tokens: Int32Array): Promise<Float32Array | Float64Array>;
+  /** Frees the model's memory now; later calls throw. Idempotent; refused while a call runs. */
+  dispose(): void;
 }
 
 export interface NativeAddon {
@@ -155,11 +157,13 @@ export function native(): NativeAddon {
 
 /** How the engine's message starts when a model or batch does not fit on the GPU. */
 const OUT_OF_GPU_MEMORY = 'out of GPU memory';
+/** How the engine's calls on a disposed model fail. */
+export const MODEL_DISPOSED = 'model: disposed';
 
 // Running out of GPU memory is the user's to fix (a smaller batch, sequence or model; the
 // engine's message names them), so it comes back as a MambalabError, message intact.
 function asUserError(error: unknown): unknown {
-  if (error instanceof Error && !(error instanceof MambalabError) && error.message.startsWith(OUT_OF_GPU_MEMORY)) {
+  if (error instanceof Error && !(error instanceof MambalabError) && [OUT_OF_GPU_MEMORY, MODEL_DISPOSED].some((m) => error.message.startsWith(m))) {
     return new MambalabError(error.message, { cause: error });
   }
   return error;

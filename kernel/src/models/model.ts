@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { toBatch, type Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
-import { native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
+import { MODEL_DISPOSED, native, newNativeModel, type EngineDevice, type NativeModel, type Slot } from '../native.js';
 import { resolveConfig, toNativeConfig, type ModelConfig } from './config.js';
 import { chooseDevice } from './device.js';
 import { runGeneration, type GenerateOptions, type Generation, type Prompt, type Prompts } from './generation.js';
@@ -41,6 +41,7 @@ export class Model {
   /** Whether a backward pass has run: until then the engine's gradients are zeros, not gradients. */
   private hasGradients = false;
   private lastPass?: ForwardMetrics;
+  private disposed = false;
 
   constructor(config: Partial<ModelConfig>) {
     this.config = resolveConfig(config);
@@ -85,12 +86,33 @@ export class Model {
   }
 
   // In the engine's read/write dtype: always float32 on the GPU (its fp32 master weights).
+  private checkLive(): void {
+    if (this.disposed) throw new MambalabError(`${MODEL_DISPOSED} (model.dispose() freed its memory); create or load the model again`);
+  }
+
   private newArray(numel: number): FloatArray {
     return this.engine.dtype === 'float64' ? new Float64Array(numel) : new Float32Array(numel);
   }
 
   /** @internal reads one buffer of a parameter (value, gradient or optimizer moment). */
+  /**
+   * Frees the engine's memory now (weights, optimizer state, activations; on CUDA into the
+   * allocator's cache, where the next model takes it) instead of whenever the garbage collector
+   * gets to it: between the models of a long notebook, one GPU holds one model at a time. Every
+   * later call on this model fails with a MambalabError that says so. Calling it again does
+   * nothing; while a call on the model is still running it throws.
+   */
+  dispose(): void {
+    try {
+      this.engine.dispose();
+    } catch (error) {
+      throw new MambalabError(`model.dispose(): ${(error as Error).message}`, { cause: error });
+    }
+    this.disposed = true;
+  }
+
   readSlot(name: string, slot: Slot): FloatArray {
+    this.checkLive();
     const out = this.newArray(this.info(name).numel);
     this.engine.read(name, slot, out);
     return out;
@@ -98,6 +120,7 @@ export class Model {
 
   /** @internal */
   writeSlot(name: string, slot: Slot, values: ArrayLike<number>): void {
+    this.checkLive();
     const p = this.info(name);
     if (values.length !== p.numel) {
       throw new MambalabError(`parameter '${name}': expected ${p.numel} values (shape [${p.shape}]), got ${values.length}`);

@@ -113,5 +113,6 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     generateStart: (...args) => generation(() => engine.generateStart(...args)),
     generateNext: (...args) => generation(() => engine.generateNext(...args)),
     generateFeed: (...args) => generation(() => engine.generateFeed(...args)),
+    dispose: () => engine.dispose(),
   };
 }

@@ -118,6 +118,9 @@ export async function experiment(arms: Arm[], data: TokenSource, options: Experi
       runs.push(loadRun(join(dir, arm.name)));
       interrupted = error;
       break;
+    } finally {
+      // The run is on disk (its checkpoints load the model again): the next arm gets the memory.
+      model.dispose();
     }
     runs.push(run);
     if (run.status === 'stopped') {

@@ -222,6 +222,7 @@ class Model final : public Napi::ObjectWrap<Model> {
                         InstanceMethod("generateStart", &Model::GenerateStart),
                         InstanceMethod("generateNext", &Model::GenerateNext),
                         InstanceMethod("generateFeed", &Model::GenerateFeed),
+                        InstanceMethod("dispose", &Model::Dispose),
                         InstanceAccessor("dtype", &Model::DType, nullptr),
                         InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone)});
   }
@@ -245,8 +246,15 @@ class Model final : public Napi::ObjectWrap<Model> {
     }
   }
 
+  // The runtime, or the error a disposed model's calls end with.
+  Runtime& live(Napi::Env env) const {
+    if (!runtime_)
+      throw Napi::Error::New(env, "model: disposed (model.dispose() freed its memory); create or load the model again");
+    return *runtime_;
+  }
+
   void acquire(Napi::Env env) {
-    if (!runtime_->try_acquire())
+    if (!live(env).try_acquire())
       throw Napi::Error::New(env, "model is busy: another call on it is still running (await it first)");
   }
 
@@ -261,9 +269,22 @@ class Model final : public Napi::ObjectWrap<Model> {
     return guard(env, f);
   }
 
-  Napi::Value DType(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(runtime_->dtype())); }
+  Napi::Value DType(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), dtype_name(live(info.Env()).dtype()));
+  }
   Napi::Value StepsDone(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), double(runtime_->steps_done()));
+    return Napi::Number::New(info.Env(), double(live(info.Env()).steps_done()));
+  }
+
+  // dispose(): frees the model's weights, optimizer state and activations now (on CUDA into
+  // the allocator's cache, for the next model), not when the garbage collector gets to it.
+  // Idempotent; refused while a call is running.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (!runtime_) return info.Env().Undefined();
+    acquire(info.Env());
+    runtime_->release();
+    runtime_.reset();
+    return info.Env().Undefined();
   }
   void SetStepsDone(const Napi::CallbackInfo& info, const Napi::Value& value) {
     exclusive(info.Env(), [&] { runtime_->set_steps_done(value.As<Napi::Number>().Int64Value()); });
@@ -305,7 +326,7 @@ class Model final : public Napi::ObjectWrap<Model> {
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsTypedArray())
       throw Napi::TypeError::New(env, "expected (name: string, slot: string, array: TypedArray)");
     Napi::TypedArray array = info[2].As<Napi::TypedArray>();
-    const auto want = runtime_->dtype() == ml::DType::F32 ? napi_float32_array : napi_float64_array;
+    const auto want = live(env).dtype() == ml::DType::F32 ? napi_float32_array : napi_float64_array;
     if (array.TypedArrayType() != want)
       throw Napi::TypeError::New(env, std::string("expected a ") +
                                           (want == napi_float32_array ? "Float32Array" : "Float64Array") +
@@ -389,9 +410,9 @@ class Model final : public Napi::ObjectWrap<Model> {
     if (width == 8) return Napi::Float64Array::New(env, values.size() / 8, buffer, 0);
     return Napi::Float32Array::New(env, values.size() / 4, buffer, 0);
   }
-  std::shared_ptr<std::vector<uint8_t>> logits_bytes(int64_t rows) const {
-    return std::make_shared<std::vector<uint8_t>>(size_t(rows * runtime_->vocab_size()) *
-                                                  ml::dtype_size(runtime_->dtype()));
+  std::shared_ptr<std::vector<uint8_t>> logits_bytes(Napi::Env env, int64_t rows) const {
+    const Runtime& rt = live(env);
+    return std::make_shared<std::vector<uint8_t>>(size_t(rows * rt.vocab_size()) * ml::dtype_size(rt.dtype()));
   }
   static std::vector<int32_t> int32_values(const Napi::Value& value, const char* what) {
     if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
@@ -410,7 +431,7 @@ class Model final : public Napi::ObjectWrap<Model> {
     if (batch <= 0 || len <= 0 || int64_t(tokens->size()) != batch * len)
       throw Napi::RangeError::New(env, "parallelLogits: expected batch × len = " + std::to_string(batch) + " × " +
                                            std::to_string(len) + " tokens, got " + std::to_string(tokens->size()));
-    auto out = logits_bytes(batch * len);
+    auto out = logits_bytes(env, batch * len);
     auto rt = runtime_;
     return launch(
         env, [=] { rt->parallel_logits(tokens->data(), batch, len, out->data()); },
@@ -435,7 +456,7 @@ class Model final : public Napi::ObjectWrap<Model> {
                            get_double(o, "repetitionPenalty"), uint64_t(get_int(o, "seed"))};
     });
     request->stop_ids = int32_values(info[4], "stopIds");
-    auto out = logits_bytes(int64_t(request->lengths.size()));
+    auto out = logits_bytes(env, int64_t(request->lengths.size()));
     auto rt = runtime_;
     return launch(
         env, [=] { rt->generate_start(*request, out->data()); },
@@ -472,7 +493,7 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value GenerateFeed(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto tokens = std::make_shared<std::vector<int32_t>>(int32_values(info[0], "tokens"));
-    auto out = logits_bytes(int64_t(tokens->size()));
+    auto out = logits_bytes(env, int64_t(tokens->size()));
     auto rt = runtime_;
     return launch(
         env, [=] { rt->generate_feed(tokens->data(), int64_t(tokens->size()), out->data()); },

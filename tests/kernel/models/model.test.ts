@@ -281,3 +281,18 @@ test('a whole preset passed as a config says to pass its .config', () => {
     message: "config: got a preset (its description, config and training); a model takes the preset's config, e.g. createModel(preset('mamba', 'tiny').config)",
   });
 });
+
+test('dispose frees the model: later calls fail with a MambalabError saying so; twice is fine; not while a call runs', async () => {
+  const model = createModel(small);
+  const batch = randomTokens(2, 12, 300);
+  const running = model.forward(batch);
+  assert.throws(() => model.dispose(), (e: unknown) => e instanceof MambalabError && /model\.dispose\(\): model is busy/.test(e.message));
+  assert.ok(Number.isFinite(await running), 'the running call finishes');
+  model.dispose();
+  model.dispose();
+  const disposed = (e: unknown) => e instanceof MambalabError && /^model: disposed .*create or load the model again/.test(e.message);
+  await assert.rejects(model.forward(batch), disposed);
+  await assert.rejects(model.generate([1, 2, 3], { maxTokens: 2 }), disposed);
+  assert.throws(() => model.getParameter('backbone.embedding.weight'), disposed);
+  assert.throws(() => model.setParameter('backbone.norm_f.weight', new Array(model.config.dModel).fill(1)), disposed);
+});
