@@ -59,8 +59,11 @@ struct Grads {
   }
 };
 
+// segments as ScanOptions::segments: 0 lets the scan choose, n > 1 splits each sequence into
+// (up to) n parts scanned side by side.
 template <typename T>
-std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint64_t seed, double delta_hi = 1.0) {
+std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint64_t seed, double delta_hi = 1.0,
+                       int64_t segments = 0) {
   auto p = Problem<T>::make(d, seed, delta_hi);
   const int64_t act = d.batch * d.len * d.dim, bc = d.batch * d.len * d.dstate;
   std::vector<double> out(act), du(act), ddelta(act), dz(act), dB(bc), dC(bc), dA = p.dA0, dD = p.dD0,
@@ -73,7 +76,7 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
       d, in, p.dout.data(),
       {du.data(), ddelta.data(), dB.data(), dC.data(), dz.data(), dA.data(), dD.data(), dbias.data()});
 
-  const ml::cuda::ScanOptions opt{ckpt_every, deterministic};
+  const ml::cuda::ScanOptions opt{ckpt_every, deterministic, segments};
   Dev<T> gout(act);
   Dev<float> ckpt(ml::cuda::scan_checkpoint_elements(d, opt));
   gout.poison();
@@ -102,7 +105,8 @@ std::string check_scan(ScanDims d, int64_t ckpt_every, bool deterministic, uint6
   errors.add("dD", g.dD.download(), dD);
   errors.add("ddelta_bias", g.dbias.download(), dbias);
   return mltest::str("b", d.batch, " l", d.len, " d", d.dim, " n", d.dstate, " ckpt", ckpt_every,
-                     deterministic ? " det" : " atomic", ": ", errors.report());
+                     deterministic ? " det" : " atomic", " parts ", ml::cuda::scan_sequence_parts(d, opt), ": ",
+                     errors.report());
 }
 
 template <typename T>
@@ -112,41 +116,76 @@ std::string check_sizes(uint64_t seed) {
          check_scan<T>({3, 37, 33, 4}, 16, true, seed + 2) + "\n  " +     // ragged channel block
          check_scan<T>({1, 200, 40, 2}, 32, true, seed + 3, 3.0) + "\n  " +  // large dt: fast decay
          check_scan<T>({2, 130, 64, 8}, 128, false, seed + 4) + "\n  " +  // the atomic backward
-         check_scan<T>({1, 2048, 64, 16}, 64, true, seed + 5);            // the benchmark's length
+         check_scan<T>({1, 2048, 64, 16}, 64, true, seed + 5, 1.0, 1);   // the benchmark's length, whole
+}
+
+// Sequences split into parts scanned side by side: the chain of part states forward, of
+// adjoints backward, ragged last parts, parts of one chunk, and the automatic choice.
+template <typename T>
+std::string check_parts(uint64_t seed) {
+  return check_scan<T>({2, 300, 96, 16}, 64, true, seed, 1.0, 3) + "\n  " +        // parts 128, 128, 44
+         check_scan<T>({3, 37, 33, 4}, 16, true, seed + 1, 1.0, 2) + "\n  " +      // ragged channels, parts 32, 5
+         check_scan<T>({1, 1000, 40, 2}, 32, false, seed + 2, 1.0, 7) + "\n  " +   // atomic backward
+         check_scan<T>({2, 640, 64, 8}, 64, true, seed + 3, -2.0, 10) + "\n  " +   // one chunk per part, slow decay
+         check_scan<T>({1, 2048, 64, 16}, 64, true, seed + 4) + "\n  " +           // automatic: 2 blocks split
+         check_scan<T>({1, 4100, 96, 16}, 64, true, seed + 5, 0.0);                 // automatic, slow decay, ragged
 }
 
 }  // namespace
 
 NATIVE_TEST(cuda_selective_scan_fp32_matches_cpu) { return check_sizes<float>(1001); }
 NATIVE_TEST(cuda_selective_scan_bf16_matches_cpu) { return check_sizes<bf16>(1101); }
+NATIVE_TEST(cuda_selective_scan_parts_fp32_match_cpu) { return check_parts<float>(1301); }
+NATIVE_TEST(cuda_selective_scan_parts_bf16_match_cpu) { return check_parts<bf16>(1401); }
 
-// Two deterministic backward runs on the same inputs give the same bits in every gradient.
+// Where the scan splits sequences: never when batch × channels fill the GPU, always for one
+// long sequence, and as asked (within the whole chunks there are) when told.
+NATIVE_TEST(cuda_selective_scan_chooses_parts_by_shape) {
+  using ml::cuda::scan_sequence_parts;
+  const ml::cuda::ScanOptions automatic{64, true, 0};
+  const int64_t bench = scan_sequence_parts({8, 2048, 1536, 16}, automatic);
+  const int64_t long_one = scan_sequence_parts({1, 65536, 1024, 16}, automatic);
+  const int64_t short_one = scan_sequence_parts({1, 300, 1024, 16}, automatic);
+  const int64_t asked = scan_sequence_parts({2, 300, 96, 16}, {64, true, 3});
+  const int64_t capped = scan_sequence_parts({2, 300, 96, 16}, {64, true, 100});
+  const int64_t whole = scan_sequence_parts({1, 65536, 1024, 16}, {64, true, 1});
+  EXPECT(bench == 1, "b8 d1536 l2048 fills the GPU but was split into ", bench, " parts");
+  EXPECT(long_one > 1, "one 65,536-step sequence was not split");
+  EXPECT(short_one == 1, "a 300-step sequence was split into ", short_one, " parts");
+  EXPECT(asked == 3 && capped == 5 && whole == 1, "parts asked 3 / 100 / 1 gave ", asked, " / ", capped, " / ", whole);
+  return mltest::str("b8 d1536 l2048: ", bench, " part; b1 d1024 l65536: ", long_one, " parts");
+}
+
+// Two deterministic backward runs on the same inputs give the same bits in every gradient,
+// with sequences whole and in parts.
 NATIVE_TEST(cuda_selective_scan_deterministic_backward_is_bit_identical) {
   const ScanDims d{4, 1000, 256, 16};
   auto p = Problem<bf16>::make(d, 1201, 1.0);
-  const ml::cuda::ScanOptions opt{64, true};
-  Dev<bf16> gout(d.batch * d.len * d.dim);
-  Dev<float> ckpt(ml::cuda::scan_checkpoint_elements(d, opt));
-  ml::cuda::selective_scan_forward<bf16>(d, p.inputs(), gout.get(), ckpt.get(), opt, nullptr);
-  Grads<bf16> first(p), second(p);
-  ml::cuda::selective_scan_backward<bf16>(d, p.inputs(), p.gdout.get(), ckpt.get(), first.view(), opt, nullptr);
-  ml::cuda::selective_scan_backward<bf16>(d, p.inputs(), p.gdout.get(), ckpt.get(), second.view(), opt, nullptr);
-  sync("selective_scan");
   int64_t bytes = 0;
-  auto same = [&](const char* name, auto& a, auto& b) {
-    const auto x = a.bytes(), y = b.bytes();
-    EXPECT(x == y, name, " differs between two deterministic runs");
-    bytes += int64_t(x.size());
-  };
-  same("du", first.du, second.du);
-  same("ddelta", first.ddelta, second.ddelta);
-  same("dz", first.dz, second.dz);
-  same("dB", first.dB, second.dB);
-  same("dC", first.dC, second.dC);
-  same("dA", first.dA, second.dA);
-  same("dD", first.dD, second.dD);
-  same("ddelta_bias", first.dbias, second.dbias);
-  return mltest::str(bytes, " gradient bytes identical across two runs (b4 l1000 d256 n16 bf16)");
+  for (const int64_t segments : {1, 4}) {
+    const ml::cuda::ScanOptions opt{64, true, segments};
+    Dev<bf16> gout(d.batch * d.len * d.dim);
+    Dev<float> ckpt(ml::cuda::scan_checkpoint_elements(d, opt));
+    ml::cuda::selective_scan_forward<bf16>(d, p.inputs(), gout.get(), ckpt.get(), opt, nullptr);
+    Grads<bf16> first(p), second(p);
+    ml::cuda::selective_scan_backward<bf16>(d, p.inputs(), p.gdout.get(), ckpt.get(), first.view(), opt, nullptr);
+    ml::cuda::selective_scan_backward<bf16>(d, p.inputs(), p.gdout.get(), ckpt.get(), second.view(), opt, nullptr);
+    sync("selective_scan");
+    auto same = [&](const char* name, auto& a, auto& b) {
+      const auto x = a.bytes(), y = b.bytes();
+      EXPECT(x == y, name, " differs between two deterministic runs (", segments, " parts)");
+      bytes += int64_t(x.size());
+    };
+    same("du", first.du, second.du);
+    same("ddelta", first.ddelta, second.ddelta);
+    same("dz", first.dz, second.dz);
+    same("dB", first.dB, second.dB);
+    same("dC", first.dC, second.dC);
+    same("dA", first.dA, second.dA);
+    same("dD", first.dD, second.dD);
+    same("ddelta_bias", first.dbias, second.dbias);
+  }
+  return mltest::str(bytes, " gradient bytes identical across two runs (b4 l1000 d256 n16 bf16, whole and in 4 parts)");
 }
 
 // checkpoint_every must be a multiple of 16 (the forward looks for checkpoints every 16 steps).

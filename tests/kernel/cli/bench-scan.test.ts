@@ -9,10 +9,11 @@ const cli = join(repoRoot, 'kernel', 'src', 'cli', 'main.ts');
 const mambalab = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', cwd: repoRoot });
 
 test('bench scan times the CUDA scan on a GPU, and says why not elsewhere', (t) => {
-  const run = mambalab(['bench', 'scan', '--device', 'cuda', '--json', '--len', '256', '--iters', '5', '--warmup', '1']);
+  const run = mambalab(['bench', 'scan', '--device', 'cuda', '--json', '--len', '256', '--iters', '5', '--warmup', '1', '--segments', '2']);
   if (run.status === 0) {
     const result = JSON.parse(run.stdout) as Record<string, unknown>;
     for (const key of ['name', 'gpu', 'date', 'fwd_ms', 'fwd_bwd_ms']) assert.ok(key in result, `${key} in ${run.stdout}`);
+    assert.equal(result.parts, 2, 'the --segments flag reaches the scan');
     return;
   }
   t.diagnostic(`no GPU run here: ${run.stderr.trim()}`);

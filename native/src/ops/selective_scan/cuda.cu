@@ -19,275 +19,22 @@
 // adjoints), and writes du, ddelta, dz. dB and dC are sums over channels of adjoint · dt·u
 // and state · dy: one pass over the stored tile per block, then per-block partials summed
 // in a fixed order (deterministic) or fp32 atomics.
-#include <cuda_bf16.h>
-
-#include <type_traits>
+//
+// When batch × channels cannot fill the GPU, both split each sequence into parts that run
+// side by side (sequence_parallel.cuh); the shared building blocks are in scan_tiles.cuh.
+#include <algorithm>
 
 #include "../../core/cuda_check.h"
-#include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
 #include "../../core/partials.h"
-#include "../../core/vector_io.cuh"
-#include "selective_scan.h"
+#include "scan_tiles.cuh"
+#include "sequence_parallel.cuh"
 
 namespace ml::cuda {
 namespace {
 
-constexpr int kChannels = 32;  // channels per block
-constexpr int kFwdSteps = 32;  // time steps per forward tile
-constexpr int kBwdSteps = 8;   // per backward tile (its states and adjoints sit in shared memory)
-constexpr int kSegment = 16;   // checkpoints fall on multiples of this many steps
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-constexpr unsigned kFull = 0xffffffffu;
-
-// How a block's threads cover its 32 channels for a given dstate: G neighbouring lanes
-// share a channel, each holding NS = dstate / G states. More threads per channel means
-// more warps to hide the recurrence's latencies; fewer means less per-thread overhead.
-// Threads per channel for dstate ≥ 4 (a build-time knob for measuring the trade-off between
-// warps in flight and per-thread overhead; see bench/NOTES-scan.md).
-#ifndef MAMBALAB_SCAN_GROUPS
-#define MAMBALAB_SCAN_GROUPS 4
-#endif
-
-template <int N>
-struct Layout {
-  static constexpr int G = N >= MAMBALAB_SCAN_GROUPS ? MAMBALAB_SCAN_GROUPS : N;
-  static constexpr int NS = N / G;
-  static constexpr int kThreads = kChannels * G;
-  // Per-thread partial sums live at [t][g][c]: P apart between groups and S between steps,
-  // chosen so that both the scan role's stores (lanes = channels × groups) and the element
-  // role's loads (lanes = rows × channel runs) touch 32 different banks.
-  static constexpr int P = kChannels + kChannels / G;
-  static constexpr int S = G * P + 1;
-  __device__ static int part(int t, int g, int c) { return t * S + g * P + c; }
-};
-
-// The backward's per-element arrays are [t][kRow]: the padding makes the element role's
-// column stores conflict-free while the scan role still reads 32 consecutive channels.
-constexpr int kRow = kChannels + 1;
-
-// min(limit, left) for a step count known to fit an int.
-__device__ __forceinline__ int steps_left(int limit, int64_t left) { return left < limit ? int(left) : limit; }
-
-__device__ __forceinline__ float exp2_approx(float x) {  // MUFU.EX2: relative error ~2⁻²²
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// NS consecutive floats between shared (or global) memory and registers, in one access
-// when NS allows (the addresses used are aligned to it).
-template <int NS>
-__device__ __forceinline__ void load_floats(const float* p, float (&v)[NS]) {
-  if constexpr (NS % 4 == 0) {
-#pragma unroll
-    for (int q = 0; q < NS / 4; ++q) {
-      const float4 x = reinterpret_cast<const float4*>(p)[q];
-      v[4 * q] = x.x;
-      v[4 * q + 1] = x.y;
-      v[4 * q + 2] = x.z;
-      v[4 * q + 3] = x.w;
-    }
-  } else if constexpr (NS == 2) {
-    const float2 x = *reinterpret_cast<const float2*>(p);
-    v[0] = x.x;
-    v[1] = x.y;
-  } else {
-#pragma unroll
-    for (int j = 0; j < NS; ++j) v[j] = p[j];
-  }
-}
-
-template <int NS>
-__device__ __forceinline__ void store_floats(float* p, const float (&v)[NS]) {
-  if constexpr (NS % 4 == 0) {
-#pragma unroll
-    for (int q = 0; q < NS / 4; ++q)
-      reinterpret_cast<float4*>(p)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
-  } else if constexpr (NS == 2) {
-    *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < NS; ++j) p[j] = v[j];
-  }
-}
-
-// ⟨c, h⟩ over a thread's states as a shallow tree (the serial chain would stall each step).
-template <int NS>
-__device__ __forceinline__ float dot_states(const float (&c)[NS], const float (&h)[NS]) {
-  if constexpr (NS >= 4) {
-    float p0 = c[0] * h[0], p1 = c[1] * h[1];
-#pragma unroll
-    for (int j = 2; j < NS; j += 2) {
-      p0 = fmaf(c[j], h[j], p0);
-      p1 = fmaf(c[j + 1], h[j + 1], p1);
-    }
-    return p0 + p1;
-  } else {
-    float y = 0.f;
-#pragma unroll
-    for (int j = 0; j < NS; ++j) y = fmaf(c[j], h[j], y);
-    return y;
-  }
-}
-
-// A step's operands from shared memory. The loops load step t+1's while computing step t
-// (software pipelining), so the shared-memory latency hides behind the arithmetic.
-template <int NS>
-struct StepOperands {
-  float dt, x;  // dt and, by loop, dt·u or dy
-  float B[NS], C[NS];
-};
-
-// Steps [first, last) of h ← exp(dt·A)·h + dt·u·B for one thread's states, software-pipelined:
-// load(t, op) fetches a step's operands from shared memory one step ahead, and the step's
-// decays are computed one step ahead too, so neither latency sits on the recurrence.
-// after(t, op, h) runs after each update (store the state, the output share, or nothing).
-// kCount > 0: exactly kCount steps, fully unrolled, so that every shared-memory address is a
-// base plus a constant (no per-step address arithmetic or loop control); 0: any count.
-template <int kCount, int NS, typename Load, typename After>
-__device__ __forceinline__ void scan_steps(int first, int last, const float (&A2)[NS], float (&h)[NS], Load load,
-                                           After after) {
-  StepOperands<NS> next;
-  float a_next[NS];
-  auto fetch = [&](int t) {
-    load(t, next);
-#pragma unroll
-    for (int j = 0; j < NS; ++j) a_next[j] = exp2_approx(next.dt * A2[j]);
-  };
-  auto step = [&](int t, bool more, int t_next) {
-    const StepOperands<NS> op = next;
-    float a[NS];
-#pragma unroll
-    for (int j = 0; j < NS; ++j) a[j] = a_next[j];
-    if (more) fetch(t_next);
-#pragma unroll
-    for (int j = 0; j < NS; ++j) h[j] = fmaf(a[j], h[j], op.x * op.B[j]);
-    after(t, op, h);
-  };
-  fetch(first);
-  if constexpr (kCount > 0) {
-#pragma unroll
-    for (int k = 0; k < kCount; ++k) step(first + k, k + 1 < kCount, first + k + 1);
-  } else {
-#pragma unroll 4
-    for (int t = first; t < last; ++t) step(t, true, min(t + 1, last - 1));
-  }
-}
-
-// scan_steps over [first, last), fully unrolled when the span is the usual kFull steps.
-template <int kFull, int NS, typename Load, typename After>
-__device__ __forceinline__ void scan_span(int first, int last, const float (&A2)[NS], float (&h)[NS], Load load,
-                                          After after) {
-  if (last - first == kFull)
-    scan_steps<kFull>(first, last, A2, h, load, after);
-  else
-    scan_steps<0>(first, last, A2, h, load, after);
-}
-
-// Where a thread sits in its two roles. Scan role: channel `sc` of the block, states
-// [g·NS, (g+1)·NS). Element role: kPer consecutive elements of the (steps × 32 channels)
-// tile, row-major.
-template <int kSteps, int N>
-struct Roles {
-  static constexpr int kPer = kSteps * kChannels / Layout<N>::kThreads;
-  int sc, g, row, col;
-  int64_t ch;      // global channel of the scan role
-  bool ch_ok;      // ch < dim
-  int cols_valid;  // element role: how many of its kPer channels exist
-  __device__ Roles(int64_t c0, int64_t dim) {
-    const int tid = threadIdx.x;
-    sc = tid / Layout<N>::G;
-    g = tid % Layout<N>::G;
-    ch = c0 + sc;
-    ch_ok = ch < dim;
-    row = tid * kPer / kChannels;
-    col = tid * kPer % kChannels;
-    const int64_t left = dim - (c0 + col);
-    cols_valid = left <= 0 ? 0 : (left >= kPer ? kPer : int(left));
-  }
-  // Offset of this thread's element run at tile step t0 + row.
-  __device__ int64_t at(const ScanDims& d, int64_t b, int64_t t0, int64_t c0) const {
-    return ((b * d.len + t0 + row) * d.dim + c0 + col);
-  }
-};
-
-// B_t / C_t tiles are contiguous in memory ((batch, len, dstate)): thread i loads kPer
-// consecutive values of the flat (steps × dstate) block.
-template <int kSteps, int N>
-struct BCRun {
-  static constexpr int kThreads = Layout<N>::kThreads;
-  static constexpr int kTotal = kSteps * N;
-  static constexpr int kPer = kTotal >= kThreads ? kTotal / kThreads : 1;
-  __device__ static int first() { return threadIdx.x * kPer; }
-  template <typename T>
-  __device__ static void load(Run<T, kPer>& r, const T* base, int64_t b, int64_t len, int64_t t0, int steps) {
-    const int valid = steps * N - first();
-    load_run(r, base + (b * len + t0) * N + first(), valid < 0 ? 0 : valid);
-  }
-};
-
-// B_t and C_t of a tile in shared memory, in 2·kSteps·N floats. Packed (bf16 inputs only):
-// (B, C) as bf16 pairs in one word, so a thread's NS states cost one 4·NS-byte access
-// instead of two, at two integer instructions per state to unpack; the backward, bound by
-// shared-memory traffic, packs. Otherwise B then C in fp32; the forward, bound by issue
-// slots, does not pack (measured in bench/NOTES-scan.md).
-template <typename T, int kSteps, int N, bool kPack>
-struct BCTile {
-  using Loader = BCRun<kSteps, N>;
-  static constexpr int NS = Layout<N>::NS, kPer = Loader::kPer;
-  static constexpr bool kPacked = kPack && std::is_same_v<T, bf16>;
-
-  __device__ static void store(float* base, const Run<T, kPer>& rB, const Run<T, kPer>& rC) {
-    if (Loader::first() >= Loader::kTotal) return;
-    float b[kPer], c[kPer];
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) {
-      if constexpr (kPacked) {
-        b[e] = __uint_as_float(rB.bits(e) | (rC.bits(e) << 16));
-      } else {
-        b[e] = rB.at(e);
-        c[e] = rC.at(e);
-      }
-    }
-    store_floats(base + Loader::first(), b);
-    if constexpr (!kPacked) store_floats(base + kSteps * N + Loader::first(), c);
-  }
-  __device__ static void load(const float* base, int t, int g, float (&B)[NS], float (&C)[NS]) {
-    if constexpr (kPacked) {
-      float w[NS];
-      load_floats(base + t * N + g * NS, w);
-#pragma unroll
-      for (int j = 0; j < NS; ++j) {
-        const uint32_t x = __float_as_uint(w[j]);
-        B[j] = __uint_as_float(x << 16);
-        C[j] = __uint_as_float(x & 0xffff0000u);
-      }
-    } else {
-      load_floats(base + t * N + g * NS, B);
-      load_floats(base + kSteps * N + t * N + g * NS, C);
-    }
-  }
-  __device__ static void load_b(const float* base, int t, int g, float (&B)[NS]) {
-    if constexpr (kPacked) {
-      float C[NS];
-      load(base, t, g, B, C);
-    } else {
-      load_floats(base + t * N + g * NS, B);
-    }
-  }
-};
-
 // ---------------------------------------------------------------------------------------
 // Forward
-
-// (dt, dt·u) of a forward tile as pairs, so the scan reads both in one 8-byte access. A row
-// is kPairRow pairs and channels 16–31 sit 4 pairs further on: with the element role's
-// lanes writing 4 runs of 8 channels on consecutive rows, every half-warp's pairs then
-// land on 32 different banks, while the scan role still reads 8 consecutive pairs.
-constexpr int kPairRow = 37;
-__device__ __forceinline__ int pair_at(int t, int c) { return t * kPairRow + c + (c >> 4) * 4; }
 
 template <int N>
 struct __align__(16) ForwardShared {
@@ -297,10 +44,13 @@ struct __align__(16) ForwardShared {
   float bias[kChannels], D[kChannels];
 };
 
-template <typename T, int N>
+// kEndsOnly: the first pass over a sequence split into parts (sequence_parallel.cuh): each of
+// the parts but the last scans from zero and writes only its end state and total decay.
+// Otherwise part blockIdx.z scans from its start state, writing outputs and checkpoints.
+template <typename T, int N, bool kEndsOnly>
 __global__ void __launch_bounds__(Layout<N>::kThreads)
     scan_forward_kernel(ScanDims d, ScanInputs<T, float> in, T* __restrict__ out, float* __restrict__ ckpt, int ckpt_every,
-                        float* __restrict__ final_state) {
+                        float* __restrict__ final_state, SequenceParts parts, PartEnds ends) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS;
   using R = Roles<kFwdSteps, N>;
   using BC = BCRun<kFwdSteps, N>;
@@ -308,6 +58,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
   constexpr int kPer = R::kPer;
   __shared__ ForwardShared<N> sh;
   const int64_t b = blockIdx.y, c0 = int64_t(blockIdx.x) * kChannels;
+  const int part = blockIdx.z;
   const R me(c0, d.dim);
   if (threadIdx.x < kChannels) {
     const int64_t c = c0 + threadIdx.x;
@@ -316,83 +67,106 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
   }
   float A2[NS], h[NS];
 #pragma unroll
-  for (int j = 0; j < NS; ++j) {
-    A2[j] = me.ch_ok ? in.A[me.ch * N + me.g * NS + j] * kLog2e : 0.f;
-    h[j] = 0.f;
-  }
-  const int len = int(d.len), n_ckpt = (len + ckpt_every - 1) / ckpt_every;
-  // This thread's element run at tile step 0; a tile further on is kFwdSteps·dim further.
-  const int64_t at0 = me.at(d, b, 0, c0), tile_stride = int64_t(kFwdSteps) * d.dim;
-  float* ckpt_at = ckpt ? ckpt + ((b * n_ckpt) * d.dim + me.ch) * N + me.g * NS : nullptr;
+  for (int j = 0; j < NS; ++j) A2[j] = me.ch_ok ? in.A[me.ch * N + me.g * NS + j] * kLog2e : 0.f;
+  parts.load_start(b, part, d.dim, N, me.ch_ok ? me.ch : -1, me.g * NS, h);
+  const int begin = parts.begin(part), end = parts.end(part, int(d.len));
+  const int n_ckpt = int((d.len + ckpt_every - 1) / ckpt_every);
+  // This thread's element run at step 0; step t is t·dim further.
+  const int64_t at0 = me.at(d, b, 0, c0);
+  float* ckpt_at = ckpt ? ckpt + ((b * n_ckpt + begin / ckpt_every) * d.dim + me.ch) * N + me.g * NS : nullptr;
   const int64_t ckpt_stride = d.dim * N;
-  int next_ckpt = 0;  // the step whose initial state is saved next
+  int next_ckpt = begin;  // the step whose initial state is saved next (parts start on checkpoints)
+  float dt_sum = 0.f;     // kEndsOnly: Σ dt over the part, for its total decay
 
   Run<T, kPer> ru, rd, rz;
   Run<T, BC::kPer> rB, rC;
   auto load_tile = [&](int t0) {
-    const int valid = t0 + me.row < len ? me.cols_valid : 0;
-    const int64_t at = at0 + (t0 / kFwdSteps) * tile_stride;
+    const int valid = t0 + me.row < end ? me.cols_valid : 0;
+    const int64_t at = at0 + int64_t(t0) * d.dim;
     load_run(ru, in.u + at, valid);
     load_run(rd, in.delta + at, valid);
-    load_run(rz, in.z + at, valid);
-    const int steps = steps_left(kFwdSteps, len - t0);
+    const int steps = steps_left(kFwdSteps, end - t0);
     BC::load(rB, in.B, b, d.len, t0, steps);
-    BC::load(rC, in.C, b, d.len, t0, steps);
+    if constexpr (!kEndsOnly) {
+      load_run(rz, in.z + at, valid);
+      BC::load(rC, in.C, b, d.len, t0, steps);
+    }
   };
-  load_tile(0);
+  load_tile(begin);
   __syncthreads();  // sh.bias, sh.D
 
-  for (int t0 = 0; t0 < len; t0 += kFwdSteps) {
-    const int steps = steps_left(kFwdSteps, len - t0);
+  for (int t0 = begin; t0 < end; t0 += kFwdSteps) {
+    const int steps = steps_left(kFwdSteps, end - t0);
     // Elementwise, once per element: dt, dt·u for the scan; the skip and gate for the output.
     float skip[kPer], gate[kPer];
 #pragma unroll
     for (int e = 0; e < kPer; ++e) {
       const int c = me.col + e;
-      const float dt = softplus_fast(rd.at(e) + sh.bias[c]), u = ru.at(e), z = rz.at(e);
+      const float dt = softplus_fast(rd.at(e) + sh.bias[c]), u = ru.at(e);
       sh.step[pair_at(me.row, c)] = make_float2(dt, dt * u);
-      skip[e] = sh.D[c] * u;
-      gate[e] = z * sigmoid_fast(z);
-    }
-    Tile::store(sh.bc, rB, rC);
-    __syncthreads();
-    if (t0 + kFwdSteps < len) load_tile(t0 + kFwdSteps);  // in flight during the scan
-
-    for (int s0 = 0; s0 < steps; s0 += kSegment) {
-      if (t0 + s0 == next_ckpt) {  // the state before this step starts a chunk
-        if (ckpt && me.ch_ok) store_floats(ckpt_at, h);
-        ckpt_at += ckpt_stride;
-        next_ckpt += ckpt_every;
+      if constexpr (!kEndsOnly) {
+        const float z = rz.at(e);
+        skip[e] = sh.D[c] * u;
+        gate[e] = z * sigmoid_fast(z);
       }
-      const int s1 = min(steps, s0 + kSegment);
-      scan_span<kSegment>(
-          s0, s1, A2, h,
+    }
+    Tile::store(sh.bc, rB, rC, !kEndsOnly);
+    __syncthreads();
+    if (t0 + kFwdSteps < end) load_tile(t0 + kFwdSteps);  // in flight during the scan
+
+    if constexpr (kEndsOnly) {
+      scan_span<kFwdSteps>(
+          0, steps, A2, h,
           [&](int t, StepOperands<NS>& op) {
             const float2 p = sh.step[pair_at(t, me.sc)];
             op.dt = p.x;
             op.x = p.y;
-            Tile::load(sh.bc, t, me.g, op.B, op.C);
+            Tile::load_b(sh.bc, t, me.g, op.B);
           },
-          // summed over the channel's G threads in the epilogue
-          [&](int t, const StepOperands<NS>& op, const float(&hs)[NS]) {
-            sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, hs);
-          });
+          [&](int, const StepOperands<NS>& op, const float(&)[NS]) { dt_sum += op.dt; });
+    } else {
+      for (int s0 = 0; s0 < steps; s0 += kCheckpointGrid) {
+        if (t0 + s0 == next_ckpt) {  // the state before this step starts a chunk
+          if (ckpt && me.ch_ok) store_floats(ckpt_at, h);
+          ckpt_at += ckpt_stride;
+          next_ckpt += ckpt_every;
+        }
+        const int s1 = min(steps, s0 + kCheckpointGrid);
+        scan_span<kCheckpointGrid>(
+            s0, s1, A2, h,
+            [&](int t, StepOperands<NS>& op) {
+              const float2 p = sh.step[pair_at(t, me.sc)];
+              op.dt = p.x;
+              op.x = p.y;
+              Tile::load(sh.bc, t, me.g, op.B, op.C);
+            },
+            // summed over the channel's G threads in the epilogue
+            [&](int t, const StepOperands<NS>& op, const float(&hs)[NS]) {
+              sh.yp[Layout<N>::part(t, me.g, me.sc)] = dot_states(op.C, hs);
+            });
+      }
     }
     __syncthreads();
 
-    float o[kPer];
+    if constexpr (!kEndsOnly) {
+      float o[kPer];
 #pragma unroll
-    for (int e = 0; e < kPer; ++e) {
-      float y = 0.f;
+      for (int e = 0; e < kPer; ++e) {
+        float y = 0.f;
 #pragma unroll
-      for (int g = 0; g < G; ++g) y += sh.yp[Layout<N>::part(me.row, g, me.col + e)];
-      o[e] = (y + skip[e]) * gate[e];
+        for (int g = 0; g < G; ++g) y += sh.yp[Layout<N>::part(me.row, g, me.col + e)];
+        o[e] = (y + skip[e]) * gate[e];
+      }
+      if (me.row < steps) store_run(out + at0 + int64_t(t0) * d.dim, o, me.cols_valid);
     }
-    if (me.row < steps) store_run(out + at0 + (t0 / kFwdSteps) * tile_stride, o, me.cols_valid);
     // No barrier needed here: the next tile writes the step pairs and sh.bc, which
     // nobody reads after the barrier above, and sh.yp only after its own barrier.
   }
-  if (final_state && me.ch_ok) store_floats(final_state + (b * d.dim + me.ch) * N + me.g * NS, h);
+  if constexpr (kEndsOnly) {
+    if (me.ch_ok) ends.store(b, part, d.dim, N, me.ch, me.g * NS, h, A2, dt_sum);
+  } else if (final_state && me.ch_ok && part + 1 == parts.count) {
+    store_floats(final_state + (b * d.dim + me.ch) * N + me.g * NS, h);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,7 +235,8 @@ struct TileCursor {
     c.first = true;
     return c;
   }
-  __device__ TileCursor next(int len, int every) const {
+  // k_first: the chunk the block's part of the sequence starts with.
+  __device__ TileCursor next(int len, int every, int k_first) const {
     TileCursor c = *this;
     c.first = false;
     if (!main) {
@@ -474,7 +249,7 @@ struct TileCursor {
     } else if (r > 0) {
       --c.r;
     } else {
-      c = k > 0 ? start_of(k - 1, len, every) : TileCursor{};
+      c = k > k_first ? start_of(k - 1, len, every) : TileCursor{};
     }
     return c;
   }
@@ -488,7 +263,7 @@ template <typename T, int N>
 __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
     scan_backward_kernel(ScanDims d, ScanInputs<T, float> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
                          int ckpt_every, ScanGrads<T, float> grads, float* __restrict__ sub, float* __restrict__ dbc,
-                         float* __restrict__ param_partial, bool deterministic) {
+                         float* __restrict__ param_partial, bool deterministic, SequenceParts parts) {
   constexpr int G = Layout<N>::G, NS = Layout<N>::NS, kThreads = Layout<N>::kThreads;
   using R = Roles<kBwdSteps, N>;
   using BC = BCRun<kBwdSteps, N>;
@@ -497,7 +272,11 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
   extern __shared__ float4 smem4[];
   BackwardShared<N> sh(reinterpret_cast<float*>(smem4));
   const int64_t b = blockIdx.y, c0 = int64_t(blockIdx.x) * kChannels;
-  const int len = int(d.len), n_ckpt = (len + ckpt_every - 1) / ckpt_every;
+  const int part = blockIdx.z, len = int(d.len), n_ckpt = (len + ckpt_every - 1) / ckpt_every;
+  // The chunks of this block's part (parts start on checkpoints).
+  const int k_first = parts.begin(part) / ckpt_every, k_last = (parts.end(part, len) - 1) / ckpt_every;
+  // One row of parameter partials per (sequence, part).
+  const int64_t partial_row = b * parts.count + part, partial_rows = d.batch * parts.count;
   const R me(c0, d.dim);
   if (threadIdx.x < kChannels) {
     const int64_t c = c0 + threadIdx.x;
@@ -506,17 +285,17 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
   }
   // This thread's states at the starts of the tiles of the current chunk (pass 1 writes,
   // the tiles' backward reads; only this thread touches its slots, and they stay in L2).
-  float* my_sub = sub + ((int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * (ckpt_every / kBwdSteps) * kThreads +
-                         threadIdx.x) * NS;
+  const int64_t block = (int64_t(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+  float* my_sub = sub + (block * (ckpt_every / kBwdSteps) * kThreads + threadIdx.x) * NS;
   auto sub_at = [&](int r) { return my_sub + int64_t(r) * kThreads * NS; };
 
   float A2[NS], carry[NS], dA[NS];  // carry: a_{t+1}·(dLoss/dh_{t+1}), the adjoint state
 #pragma unroll
   for (int j = 0; j < NS; ++j) {
     A2[j] = me.ch_ok ? in.A[me.ch * N + me.g * NS + j] * kLog2e : 0.f;
-    carry[j] = 0.f;
     dA[j] = 0.f;
   }
+  parts.load_start(b, part, d.dim, N, me.ch_ok ? me.ch : -1, me.g * NS, carry);
   float dD[kPer], dbias[kPer];
 #pragma unroll
   for (int e = 0; e < kPer; ++e) dD[e] = dbias[e] = 0.f;
@@ -551,10 +330,10 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
   };
 
   __syncthreads();  // sh.bias, sh.D
-  TileCursor cur = TileCursor::start_of(n_ckpt - 1, len, ckpt_every);
+  TileCursor cur = TileCursor::start_of(k_last, len, ckpt_every);
   prefetch(cur, false);
   for (; cur.valid();) {
-    const TileCursor nxt = cur.next(len, ckpt_every);
+    const TileCursor nxt = cur.next(len, ckpt_every, k_first);
     const int t0 = cur.t0(ckpt_every), steps = steps_left(kBwdSteps, len - t0);
     if (cur.first) {
 #pragma unroll
@@ -766,7 +545,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
     for (int j = 0; j < NS; ++j) {
       const int64_t i = me.ch * N + me.g * NS + j;
       if (deterministic)
-        param_partial[b * d.dim * N + i] = dA[j];
+        param_partial[partial_row * d.dim * N + i] = dA[j];
       else
         atomicAdd(grads.dA + i, dA[j]);
     }
@@ -786,9 +565,9 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
     }
     const int64_t c = c0 + threadIdx.x;
     if (deterministic) {
-      float* dD_part = param_partial + d.batch * d.dim * N;
-      dD_part[b * d.dim + c] = sd;
-      dD_part[d.batch * d.dim + b * d.dim + c] = sb;
+      float* dD_part = param_partial + partial_rows * d.dim * N;
+      dD_part[partial_row * d.dim + c] = sd;
+      dD_part[(partial_rows + partial_row) * d.dim + c] = sb;
     } else {
       atomicAdd(grads.dD + c, sd);
       atomicAdd(grads.ddelta_bias + c, sb);
@@ -813,50 +592,121 @@ __global__ void scan_dbc_kernel(const float* __restrict__ dbc, int64_t parts, in
 void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
   ML_CHECK(d.dstate == 2 || d.dstate == 4 || d.dstate == 8 || d.dstate == 16, op, ": dstate ", d.dstate,
            " is not supported on CUDA (2, 4, 8 or 16)");
-  // The forward looks for checkpoints every kSegment steps, the backward walks kBwdSteps-step tiles.
-  static_assert(kSegment % kBwdSteps == 0 && kFwdSteps % kSegment == 0, "checkpoint grid");
-  ML_CHECK(o.checkpoint_every >= kSegment && o.checkpoint_every % kSegment == 0 && o.checkpoint_every <= (1 << 20),
-           op, ": checkpoint_every must be a positive multiple of ", kSegment, ", got ", o.checkpoint_every);
+  // The forward looks for checkpoints every kCheckpointGrid steps, the backward walks kBwdSteps-step tiles.
+  static_assert(kCheckpointGrid % kBwdSteps == 0 && kFwdSteps % kCheckpointGrid == 0, "checkpoint grid");
+  ML_CHECK(o.checkpoint_every >= kCheckpointGrid && o.checkpoint_every % kCheckpointGrid == 0 && o.checkpoint_every <= (1 << 20),
+           op, ": checkpoint_every must be a positive multiple of ", kCheckpointGrid, ", got ", o.checkpoint_every);
   ML_CHECK(d.batch <= 65535, op, ": batch ", d.batch, " exceeds one launch");
   ML_CHECK(d.len < (int64_t{1} << 31) - o.checkpoint_every, op, ": len ", d.len, " exceeds 2^31 steps");
 }
 
-dim3 grid_of(const ScanDims& d) { return dim3(unsigned((d.dim + kChannels - 1) / kChannels), unsigned(d.batch)); }
+// Sequences are split only when the scan would offer fewer than kSplitBelow blocks per
+// multiprocessor (H200, bf16: b8 d1536 l2048's 384 blocks run 18% slower in 4 parts, while
+// 4 x 16384 x 1024's 128 blocks run 1.6x faster in 32), then into enough parts for
+// kPartBlocks blocks per multiprocessor (more parts kept helping up to 32 at 1 x 131072 x 2048),
+// none shorter than kMinPartSteps. Measured in bench/results/2026-12-03-h200-scan-parts.json.
+constexpr int64_t kSplitBelow = 2;
+constexpr int64_t kPartBlocks = 16;
+constexpr int64_t kMinPartSteps = 512;
+
+// How the scan splits each sequence (sequence_parallel.cuh): count parts of `steps` steps
+// (a whole number of checkpoint chunks), the last one possibly shorter.
+struct PartPlan {
+  int count = 1, steps = 0;
+};
+
+PartPlan plan_parts(const ScanDims& d, const ScanOptions& o, const char* op) {
+  const int64_t chunks = (d.len + o.checkpoint_every - 1) / o.checkpoint_every;
+  int64_t want = o.segments;
+  if (want == 0) {
+    int device = 0, multiprocessors = 0;
+    ML_CUDA_CHECK(op, cudaGetDevice(&device));
+    ML_CUDA_CHECK(op, cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+    const int64_t blocks = d.batch * ((d.dim + kChannels - 1) / kChannels);
+    want = blocks >= kSplitBelow * multiprocessors
+               ? 1
+               : std::min((kPartBlocks * multiprocessors + blocks - 1) / blocks, d.len / kMinPartSteps);
+  }
+  want = std::clamp<int64_t>(want, 1, std::min<int64_t>(chunks, 65535));
+  if (want == 1) return {};
+  const int64_t chunks_per_part = (chunks + want - 1) / want;
+  return {int((chunks + chunks_per_part - 1) / chunks_per_part), int(chunks_per_part * o.checkpoint_every)};
+}
+
+dim3 grid_of(const ScanDims& d, int parts) {
+  return dim3(unsigned((d.dim + kChannels - 1) / kChannels), unsigned(d.batch), unsigned(parts));
+}
+
+// The first pass and the chain of sequence_parallel.cuh, run by `first_pass(grid, ends)`: the
+// state (or adjoint) every part starts from, in `starts`.
+template <typename FirstPass>
+void chain_parts(const ScanDims& d, const PartPlan& plan, bool reverse, DeviceBuffer<float>& starts,
+                 FirstPass first_pass, cudaStream_t stream, const char* op) {
+  const int64_t per_batch = d.dim * d.dstate, entries = d.batch * (plan.count - 1) * per_batch;
+  DeviceBuffer<float> end(entries, op), decay(entries, op);
+  starts = DeviceBuffer<float>(d.batch * plan.count * per_batch, op);
+  first_pass(grid_of(d, plan.count - 1), PartEnds{plan.count - 1, end.get(), decay.get()});
+  ML_CUDA_CHECK_LAUNCH(op);
+  chain_parts_kernel<<<blocks_for(d.batch * per_batch, 256), 256, 0, stream>>>(end.get(), decay.get(), plan.count,
+                                                                               d.batch, per_batch, reverse, starts.get());
+  ML_CUDA_CHECK_LAUNCH(op);
+}
 
 template <typename T, int N>
 void launch_forward(const ScanDims& d, const ScanInputs<T, float>& in, T* out, float* ckpt, const ScanOptions& o,
                     cudaStream_t stream, float* final_state) {
-  scan_forward_kernel<T, N>
-      <<<grid_of(d), Layout<N>::kThreads, 0, stream>>>(d, in, out, ckpt, int(o.checkpoint_every), final_state);
-  ML_CUDA_CHECK_LAUNCH("selective_scan_forward");
+  constexpr const char* op = "selective_scan_forward";
+  const PartPlan plan = plan_parts(d, o, op);
+  const int every = int(o.checkpoint_every);
+  SequenceParts parts{plan.count, plan.steps, nullptr};
+  DeviceBuffer<float> starts;
+  if (plan.count > 1) {
+    chain_parts(d, plan, false, starts, [&](dim3 grid, PartEnds ends) {
+      scan_forward_kernel<T, N, true><<<grid, Layout<N>::kThreads, 0, stream>>>(d, in, nullptr, nullptr, every,
+                                                                                 nullptr, parts, ends);
+    }, stream, op);
+    parts.start = starts.get();
+  }
+  scan_forward_kernel<T, N, false><<<grid_of(d, plan.count), Layout<N>::kThreads, 0, stream>>>(
+      d, in, out, ckpt, every, final_state, parts, PartEnds{});
+  ML_CUDA_CHECK_LAUNCH(op);
 }
 
 template <typename T, int N>
 void launch_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T* dout, const float* ckpt,
                      const ScanGrads<T, float>& g, const ScanOptions& o, cudaStream_t stream) {
+  constexpr const char* op = "selective_scan_backward";
+  const PartPlan plan = plan_parts(d, o, op);
+  SequenceParts seq{plan.count, plan.steps, nullptr};
+  DeviceBuffer<float> starts;
+  if (plan.count > 1) {
+    chain_parts(d, plan, true, starts, [&](dim3 grid, PartEnds ends) {
+      adjoint_ends_kernel<T, N><<<grid, Layout<N>::kThreads, 0, stream>>>(d, in, dout, seq, ends);
+    }, stream, op);
+    seq.start = starts.get();
+  }
   const int64_t blocks_c = (d.dim + kChannels - 1) / kChannels, rows = d.batch * d.len;
-  const int64_t parts = o.deterministic ? blocks_c : 1;
-  DeviceBuffer<float> dbc(parts * rows * 2 * N, "selective_scan_backward");
-  DeviceBuffer<float> param_partial(o.deterministic ? d.batch * d.dim * (N + 2) : 0, "selective_scan_backward");
-  DeviceBuffer<float> sub(d.batch * blocks_c * (o.checkpoint_every / kBwdSteps) * Layout<N>::kThreads * Layout<N>::NS,
-                          "selective_scan_backward");
+  const int64_t parts = o.deterministic ? blocks_c : 1, partial_rows = d.batch * plan.count;
+  DeviceBuffer<float> dbc(parts * rows * 2 * N, op);
+  DeviceBuffer<float> param_partial(o.deterministic ? partial_rows * d.dim * (N + 2) : 0, op);
+  DeviceBuffer<float> sub(
+      partial_rows * blocks_c * (o.checkpoint_every / kBwdSteps) * Layout<N>::kThreads * Layout<N>::NS, op);
   if (!o.deterministic)
     ML_CUDA_CHECK("selective_scan_backward", cudaMemsetAsync(dbc.get(), 0, dbc.bytes(), stream));
   constexpr size_t smem = BackwardShared<N>::bytes();
   auto kernel = scan_backward_kernel<T, N>;
   ML_CUDA_CHECK("selective_scan_backward",
                 cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kernel<<<grid_of(d), Layout<N>::kThreads, smem, stream>>>(d, in, dout, ckpt, int(o.checkpoint_every), g, sub.get(),
-                                                            dbc.get(), param_partial.get(), o.deterministic);
+  kernel<<<grid_of(d, plan.count), Layout<N>::kThreads, smem, stream>>>(
+      d, in, dout, ckpt, int(o.checkpoint_every), g, sub.get(), dbc.get(), param_partial.get(), o.deterministic, seq);
   ML_CUDA_CHECK_LAUNCH("selective_scan_backward");
   scan_dbc_kernel<T><<<blocks_for(rows * 2 * N, 256), 256, 0, stream>>>(dbc.get(), parts, rows, N, g.dB, g.dC);
   ML_CUDA_CHECK_LAUNCH("selective_scan_backward");
   if (o.deterministic) {
     const float* p = param_partial.get();
-    sum_partials(p, d.batch, d.dim * N, g.dA, true, stream, "selective_scan_backward");
-    sum_partials(p + d.batch * d.dim * N, d.batch, d.dim, g.dD, true, stream, "selective_scan_backward");
-    sum_partials(p + d.batch * d.dim * (N + 1), d.batch, d.dim, g.ddelta_bias, true, stream,
-                 "selective_scan_backward");
+    sum_partials(p, partial_rows, d.dim * N, g.dA, true, stream, op);
+    sum_partials(p + partial_rows * d.dim * N, partial_rows, d.dim, g.dD, true, stream, op);
+    sum_partials(p + partial_rows * d.dim * (N + 1), partial_rows, d.dim, g.ddelta_bias, true, stream, op);
   }
 }
 
@@ -864,6 +714,12 @@ void launch_backward(const ScanDims& d, const ScanInputs<T, float>& in, const T*
 
 int64_t scan_checkpoint_elements(const ScanDims& d, const ScanOptions& o) {
   return d.batch * ((d.len + o.checkpoint_every - 1) / o.checkpoint_every) * d.dim * d.dstate;
+}
+
+int64_t scan_sequence_parts(const ScanDims& d, const ScanOptions& o) {
+  if (d.batch <= 0 || d.len <= 0 || d.dim <= 0) return 1;
+  check_dims(d, o, "scan_sequence_parts");
+  return plan_parts(d, o, "scan_sequence_parts").count;
 }
 
 template <typename T>

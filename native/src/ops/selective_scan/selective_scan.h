@@ -54,10 +54,19 @@ struct ScanOptions {
   // Backward without atomics: dB and dC (sums over channels) go through per-block partials
   // added in a fixed order, so two runs give bit-identical gradients.
   bool deterministic = true;
+  // Parts each sequence is split into, scanned side by side (sequence_parallel.cuh): for when
+  // batch × channels leave most of the GPU idle, as one long sequence does. 0 picks the count
+  // from the GPU's size and the shape; 1 scans every sequence whole. The result is the same
+  // up to rounding either way.
+  int64_t segments = 0;
 };
 
 // Elements of the fp32 checkpoint buffer: (batch, ceil(len / checkpoint_every), dim, dstate).
 int64_t scan_checkpoint_elements(const ScanDims& dims, const ScanOptions& options);
+
+// The parts a scan of this shape splits each sequence into under these options (the
+// segments option resolved against the current device).
+int64_t scan_sequence_parts(const ScanDims& dims, const ScanOptions& options);
 
 // The contract above on device pointers, enqueued on `stream`; dstate must be 2, 4, 8 or 16.
 // The state lives in registers and never reaches device memory, except the checkpoints
