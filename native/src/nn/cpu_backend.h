@@ -156,6 +156,10 @@ class CpuBackend {
   void route_backward(const RouterOptions& o, const T* probs, const Routing& r, const T* dgates, T* dlogits) const {
     cpu::route_backward<T>(o, probs, r, dgates, dlogits);
   }
+  void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                     int32_t* expert) const {
+    cpu::route_choices<T>(o, logits, tokens, experts, probs, gates, expert);
+  }
   void segment_offsets(const int64_t* counts, int64_t experts, int64_t segment, int64_t* offsets) const {
     cpu::segment_offsets(counts, experts, segment, offsets);
   }
@@ -175,9 +179,9 @@ class CpuBackend {
                  T* dgates) const {
     cpu::gate_grad<T>(dy, out, slot, tokens, assignments, d, dgates);
   }
-  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate,
-                     const uint8_t* kept, const T* fc1, const T* fc2, T* hidden, T* y) const {
-    cpu::expert_decode<T>(d, x, expert, gate, kept, fc1, fc2, hidden, y);
+  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const T* fc1,
+                     const T* fc2, T* hidden, T* y) const {
+    cpu::expert_decode<T>(d, x, expert, gate, fc1, fc2, hidden, y);
   }
 
   // The language model's ends.

@@ -187,6 +187,10 @@ class CudaBackend {
   void route_backward(const RouterOptions& o, const T* probs, const Routing& r, const T* dgates, T* dlogits) const {
     cuda::route_backward<T>(o, probs, r, dgates, dlogits, stream_);
   }
+  void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                     int32_t* expert) const {
+    cuda::route_choices<T>(o, logits, tokens, experts, probs, gates, expert, stream_);
+  }
   void segment_offsets(const int64_t* counts, int64_t experts, int64_t segment, int64_t* offsets) const {
     cuda::segment_offsets(counts, experts, segment, offsets, stream_);
   }
@@ -206,9 +210,9 @@ class CudaBackend {
                  T* dgates) const {
     cuda::gate_grad<T>(dy, out, slot, tokens, assignments, d, dgates, stream_);
   }
-  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate,
-                     const uint8_t* kept, const T* fc1, const T* fc2, T* hidden, T* y) const {
-    cuda::expert_decode<T>(d, x, expert, gate, kept, fc1, fc2, hidden, y, stream_);
+  void expert_decode(const cpu::ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const T* fc1,
+                     const T* fc2, T* hidden, T* y) const {
+    cuda::expert_decode<T>(d, x, expert, gate, fc1, fc2, hidden, y, stream_);
   }
 
   // The language model's ends.

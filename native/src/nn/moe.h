@@ -15,9 +15,9 @@
 //   dropless: expert e's slots are its count rounded up to B::kSegmentRows, each expert one
 //   GEMM chain whose row count the host must know: the forward reads the counts back (the
 //   layer's one synchronisation, which also keeps a dropless MoE out of CUDA graphs).
-// Generation drops nothing: a prompt's prefill routes dropless, and a decode step gives every
-// expert room for all of the step's tokens (no synchronisation) and runs each token's chosen
-// experts from their weights (ops/expert_decode) instead of the slot layout.
+// Generation drops nothing: a prompt's prefill routes dropless, and a decode step takes each
+// token's top_k experts alone (ops/router's route_choices: no capacity, no synchronisation) and
+// runs them from their weights (ops/expert_decode) instead of the slot layout.
 #pragma once
 #include <cmath>
 #include <string>
@@ -68,16 +68,17 @@ class MoeLayer final : public Layer<B> {
     dropless.capacity_factor = 0;
     route(x, y, len, dropless);
   }
-  // Each token's chosen experts straight from their weights (ops/expert_decode): nothing else
-  // is read. capacity = ceil(factor · top_k · tokens / E) ≥ tokens, so no expert can overflow,
-  // and the routing waits for nothing even for a dropless router: the step can be captured.
+  // Router linear, route_choices (what route_forward gives when no expert can overflow, in one
+  // launch that waits for nothing even for a dropless router: the step can be captured), then
+  // each token's chosen experts straight from their weights (ops/expert_decode).
   void decode(const Act* x, Act* y, const DecodeStep& step) override {
-    RouterOptions roomy = cfg_.router;
-    roomy.capacity_factor = double(cfg_.num_experts) / double(roomy.top_k);
-    const int64_t tokens = step.batch, k = roomy.top_k;
-    if (!assign(x, tokens, roomy)) return;
+    const int64_t tokens = step.batch, E = cfg_.num_experts, k = cfg_.router.top_k;
+    resize(logits_, tokens * E), resize(probs_, tokens * E), resize(gates_, k * tokens), resize(expert_, k * tokens);
     resize(decode_hidden_, k * tokens * cfg_.expert.hidden);
-    b_.expert_decode({tokens, k, d_, cfg_.expert.hidden, activation()}, x, expert_.get(), gates_.get(), kept_.get(),
+    x_ = nullptr;  // the router's buffers now hold this step's: no backward before the next forward
+    router_logits(x, tokens);
+    b_.route_choices(cfg_.router, logits_.get(), tokens, E, probs_.get(), gates_.get(), expert_.get());
+    b_.expert_decode({tokens, k, d_, cfg_.expert.hidden, activation()}, x, expert_.get(), gates_.get(),
                      p_.compute(fc1_), p_.compute(fc2_), decode_hidden_.get(), y);
   }
 
@@ -144,14 +145,19 @@ class MoeLayer final : public Layer<B> {
     }
     resize(logits_, tokens * E), resize(probs_, tokens * E), resize(gates_, assignments);
     resize(expert_, assignments), resize(rank_, assignments), resize(slot_, assignments), resize(kept_, assignments);
-    b_.linear_forward(x, p_.compute(router_w_), has_bias() ? p_.master(router_b_) : nullptr, logits_.get(), tokens, d_,
-                      E);
+    router_logits(x, tokens);
     routing_ = Routing{};
     routing_.expert = expert_.get(), routing_.kept = kept_.get(), routing_.rank = rank_.get();
     routing_.counts = counts_.get(), routing_.first_counts = first_counts_.get();
     routing_.dropped = dropped_.get(), routing_.aux_loss = aux_.get();
     b_.route_forward(options, logits_.get(), tokens, E, probs_.get(), gates_.get(), routing_);
     return true;
+  }
+
+  // The router's linear layer: logits_ (tokens, E).
+  void router_logits(const Act* x, int64_t tokens) {
+    b_.linear_forward(x, p_.compute(router_w_), has_bias() ? p_.master(router_b_) : nullptr, logits_.get(), tokens, d_,
+                      cfg_.num_experts);
   }
 
   cpu::ExpertActivation activation() const {

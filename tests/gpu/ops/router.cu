@@ -1,9 +1,12 @@
 // Both routers against ml::cpu::route_forward / route_backward (fp64 on the same rounded
 // logits): experts, kept, ranks, counts, dropped, capacity and first choices identical; probs,
-// gates, aux loss and dlogits within the bound.
+// gates, aux loss and dlogits within the bound. route_choices against cpu's the same way, and
+// against the device's route_forward in a decode step's configuration bit for bit.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
+#include "core/cuda_graph.h"
 #include "gpu/gpu_test.h"
 #include "native/ops/host_routing.h"
 #include "ops/router/router.h"
@@ -131,6 +134,64 @@ std::string check_sinkhorn_deterministic(int64_t tokens, int64_t experts, int64_
   return mltest::str(a.size(), " output bytes identical across two runs");
 }
 
+// route_choices on `tokens` rows of logits (integers when `ties`): against cpu::route_choices
+// in fp64 (experts identical, probs and gates within the bound); against route_forward as a
+// decode step used it (inference, capacity factor E / top_k), probs, gates and experts the same
+// bits and every assignment kept; and replayed from a CUDA graph, the same bits again.
+template <typename T>
+std::string check_choices(int64_t tokens, int64_t experts, int64_t top_k, ml::RouterKind kind, uint64_t seed,
+                          bool ties = false) {
+  ml::Rng rng(seed);
+  auto raw = uniform(rng, tokens * experts, -3, 3);
+  if (ties)
+    for (auto& v : raw) v = std::round(v);
+  const auto logits = rounded<T>(raw);
+  ml::RouterOptions o;
+  o.kind = kind, o.top_k = top_k;
+  std::vector<double> probs(tokens * experts), gates(top_k * tokens);
+  std::vector<int32_t> want_expert(top_k * tokens);
+  ml::cpu::route_choices<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), want_expert.data());
+
+  Dev<T> glogits(logits), gprobs(tokens * experts), ggates(top_k * tokens);
+  Dev<int32_t> gexpert(top_k * tokens);
+  for (auto* out : {&gprobs, &ggates}) out->poison();
+  gexpert.poison();
+  ml::cuda::route_choices<T>(o, glogits.get(), tokens, experts, gprobs.get(), ggates.get(), gexpert.get(), nullptr);
+  ml::RouterOptions decode = o;
+  decode.training = false, decode.capacity_factor = double(experts) / double(top_k);
+  GpuRouting<T> g(tokens, experts, top_k);
+  ml::cuda::route_forward<T>(decode, glogits.get(), tokens, experts, g.probs.get(), g.gates.get(), g.r, nullptr);
+  sync("route_choices");
+
+  const auto expert = download_raw(gexpert);
+  for (int64_t a = 0; a < top_k * tokens; ++a)
+    EXPECT(expert[a] == want_expert[a], "assignment ", a, ": expert ", expert[a], " vs ", want_expert[a]);
+  Errors errors(bound<T>());
+  errors.add("probs", gprobs.download(), probs);
+  errors.add("gates", ggates.download(), gates);
+  const auto kept = download_raw(g.kept);
+  EXPECT(std::count(kept.begin(), kept.end(), uint8_t(1)) == top_k * tokens, "route_forward dropped assignments");
+  EXPECT(gprobs.bytes() == g.probs.bytes(), "probs differ from route_forward's");
+  EXPECT(ggates.bytes() == g.gates.bytes(), "gates differ from route_forward's");
+  EXPECT(gexpert.bytes() == g.expert.bytes(), "experts differ from route_forward's");
+
+  cudaStream_t stream = nullptr;
+  check(cudaStreamCreate(&stream), "cudaStreamCreate");
+  for (auto* out : {&gprobs, &ggates}) out->poison();
+  gexpert.poison();
+  sync("poison");
+  const auto graph = ml::cuda::CudaGraph::capture(stream, [&] {
+    ml::cuda::route_choices<T>(o, glogits.get(), tokens, experts, gprobs.get(), ggates.get(), gexpert.get(), stream);
+  });
+  if (graph) graph.launch(stream);
+  check(cudaStreamSynchronize(stream), "graph replay");
+  check(cudaStreamDestroy(stream), "cudaStreamDestroy");
+  EXPECT(bool(graph), "route_choices could not be captured");
+  EXPECT(gprobs.bytes() == g.probs.bytes() && ggates.bytes() == g.gates.bytes() && gexpert.bytes() == g.expert.bytes(),
+         "the graph's replay differs from route_forward's");
+  return errors.report() + "; bit for bit route_forward's, eager and replayed";
+}
+
 }  // namespace
 
 NATIVE_TEST(cuda_router_fp32_top2_64_experts) { return check_router<float>(4097, 64, 2, 1.25, 0.01, 231); }
@@ -184,3 +245,21 @@ NATIVE_TEST(cuda_router_fp32_sinkhorn_converged_at_first_iteration) {
   return check_router<float>(5000, 8, 1, 1.0, 0.0, 252, false, {ml::RouterKind::Sinkhorn, true, 100, 1e9});
 }
 NATIVE_TEST(cuda_router_fp32_sinkhorn_deterministic) { return check_sinkhorn_deterministic(50000, 16, 2, 253); }
+// A decode step's routing: batch 1 and a few rows; past one block of warps; ties.
+NATIVE_TEST(cuda_route_choices_fp32_switch_top1) {
+  return check_choices<float>(1, 8, 1, ml::RouterKind::Switch, 254) + "; " +
+         check_choices<float>(37, 32, 1, ml::RouterKind::Switch, 255, true);
+}
+NATIVE_TEST(cuda_route_choices_fp32_switch_top2) {
+  return check_choices<float>(1, 16, 2, ml::RouterKind::Switch, 256) + "; " +
+         check_choices<float>(19, 64, 2, ml::RouterKind::Switch, 257, true);
+}
+NATIVE_TEST(cuda_route_choices_fp32_sinkhorn) {  // BlackMamba's: 8 experts, top-1
+  return check_choices<float>(1, 8, 1, ml::RouterKind::Sinkhorn, 258) + "; " +
+         check_choices<float>(23, 8, 1, ml::RouterKind::Sinkhorn, 259, true);
+}
+NATIVE_TEST(cuda_route_choices_bf16) {
+  return check_choices<bf16>(1, 8, 1, ml::RouterKind::Switch, 260) + "; " +
+         check_choices<bf16>(17, 16, 2, ml::RouterKind::Switch, 261, true) + "; " +
+         check_choices<bf16>(9, 8, 1, ml::RouterKind::Sinkhorn, 262, true);
+}

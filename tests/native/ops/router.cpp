@@ -1,5 +1,7 @@
 #include "ops/router/router.h"
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "../harness.h"
@@ -130,4 +132,86 @@ NATIVE_TEST(router_sinkhorn_balances_random_logits) {
   const double greedy = double(*std::max_element(h.counts.begin(), h.counts.end())) / mean;
   EXPECT(greedy > 1.5, "greedy routing of skewed logits should be unbalanced, max/mean ", greedy);
   return str("max/mean ", max_over_mean, " after ", iterations, " iterations (greedy: ", greedy, ")");
+}
+
+namespace {
+
+// route_choices against route_forward as a decode step used it (inference, capacity factor
+// E / top_k, so capacity ≥ tokens): probs, gates and experts the same bits, and route_forward
+// keeps every assignment. Logits on a grid of halves, so many tie within a row, and one row of
+// equal logits: the lower index must win in both.
+template <typename T>
+std::string check_choices_equal_decode_routing(RouterOptions o, int64_t tokens, int64_t experts, uint64_t seed) {
+  ml::Rng rng(seed);
+  std::vector<T> logits(tokens * experts);
+  for (auto& v : logits) v = T(std::round(rng.uniform(-3, 3) * 2) / 2);
+  std::fill_n(logits.begin(), experts, T(0.5));
+  const int64_t k = o.top_k;
+  o.training = false;
+  o.capacity_factor = double(experts) / double(k);
+  std::vector<T> probs(tokens * experts), gates(k * tokens);
+  HostRouting h(tokens, experts, k);
+  ml::cpu::route_forward<T>(o, logits.data(), tokens, experts, probs.data(), gates.data(), h.r);
+  EXPECT(h.dropped == 0, h.dropped, " assignments dropped");
+
+  std::vector<T> choice_probs(tokens * experts, T(-1)), choice_gates(k * tokens, T(-1));
+  std::vector<int32_t> expert(k * tokens, -1);
+  ml::cpu::route_choices<T>(o, logits.data(), tokens, experts, choice_probs.data(), choice_gates.data(),
+                            expert.data());
+  EXPECT(choice_probs == probs, "probs differ from route_forward's");
+  int64_t ties = 0;
+  for (int64_t a = 0; a < k * tokens; ++a) {
+    EXPECT(expert[a] == h.expert[a], "assignment ", a, ": expert ", expert[a], " vs ", h.expert[a]);
+    EXPECT(choice_gates[a] == gates[a], "assignment ", a, ": gate ", double(choice_gates[a]), " vs ", double(gates[a]));
+    const T* row = logits.data() + (a % tokens) * experts;
+    ties += std::count(row, row + experts, row[expert[a]]) > 1;
+  }
+  EXPECT(expert[0] == 0 && (k < 2 || expert[tokens] == 1), "the tied row chose ", expert[0], " first");
+  return str(k * tokens, " choices identical (", ties, " among ties)");
+}
+
+std::string check_choices_both_types(RouterOptions o, int64_t tokens, int64_t experts, uint64_t seed) {
+  return "fp64 " + check_choices_equal_decode_routing<double>(o, tokens, experts, seed) + "; fp32 " +
+         check_choices_equal_decode_routing<float>(o, tokens, experts, seed + 1);
+}
+
+}  // namespace
+
+NATIVE_TEST(router_choices_equal_decode_routing_switch_top1) {
+  RouterOptions o;  // MoE-Mamba's
+  return check_choices_both_types(o, 37, 8, 117);
+}
+
+NATIVE_TEST(router_choices_equal_decode_routing_switch_top2) {
+  RouterOptions o;
+  o.top_k = 2;
+  return check_choices_both_types(o, 29, 16, 118);
+}
+
+// BlackMamba's: Sinkhorn, top-1, dropless; at decode the largest logit, gate its sigmoid.
+NATIVE_TEST(router_choices_equal_decode_routing_sinkhorn) {
+  RouterOptions o;
+  o.kind = RouterKind::Sinkhorn, o.capacity_factor = 0;
+  const std::string top1 = check_choices_both_types(o, 41, 8, 119);
+  o.top_k = 2;
+  return top1 + "; top-2: " + check_choices_both_types(o, 19, 8, 121);
+}
+
+// A decode step routes as at inference: a Sinkhorn router in training mode balances nothing.
+NATIVE_TEST(router_choices_ignore_sinkhorn_training) {
+  ml::Rng rng(122);
+  const int64_t tokens = 9, experts = 4;
+  const auto logits = random_vector(rng, tokens * experts, -3, 3);
+  RouterOptions o;
+  o.kind = RouterKind::Sinkhorn;
+  std::vector<double> probs(tokens * experts), gates(tokens);
+  std::vector<double> inference_probs(tokens * experts), inference_gates(tokens);
+  std::vector<int32_t> expert(tokens), inference_expert(tokens);
+  ml::cpu::route_choices<double>(o, logits.data(), tokens, experts, probs.data(), gates.data(), expert.data());
+  o.training = false;
+  ml::cpu::route_choices<double>(o, logits.data(), tokens, experts, inference_probs.data(), inference_gates.data(),
+                                 inference_expert.data());
+  EXPECT(probs == inference_probs && gates == inference_gates && expert == inference_expert,
+         "training mode changed the choices");
+  return "same choices";
 }

@@ -25,11 +25,10 @@ T activate(ExpertActivation activation, T up, T gate) {
 }  // namespace
 
 template <typename T>
-void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const uint8_t* kept,
-                   const T* fc1, const T* fc2, T* hidden, T* y) {
+void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const T* fc1,
+                   const T* fc2, T* hidden, T* y) {
   const int64_t H = d.hidden, assignments = d.top_k * d.tokens;
   for (int64_t a = 0; a < assignments; ++a) {
-    if (!kept[a]) continue;
     const T* w = fc1 + expert[a] * d.fc1_rows() * d.d;
     const T* xt = x + (a % d.tokens) * d.d;
     for (int64_t i = 0; i < H; ++i) {
@@ -42,15 +41,15 @@ void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert,
       T sum = 0;
       for (int64_t c = 0; c < d.top_k; ++c) {
         const int64_t a = c * d.tokens + t;
-        if (kept[a]) sum += gate[a] * dot(fc2 + (expert[a] * d.d + j) * H, hidden + a * H, H);
+        sum += gate[a] * dot(fc2 + (expert[a] * d.d + j) * H, hidden + a * H, H);
       }
       y[t * d.d + j] = sum;
     }
 }
 
-template void expert_decode<float>(const ExpertDecodeDims&, const float*, const int32_t*, const float*, const uint8_t*,
-                                   const float*, const float*, float*, float*);
+template void expert_decode<float>(const ExpertDecodeDims&, const float*, const int32_t*, const float*, const float*,
+                                   const float*, float*, float*);
 template void expert_decode<double>(const ExpertDecodeDims&, const double*, const int32_t*, const double*,
-                                    const uint8_t*, const double*, const double*, double*, double*);
+                                    const double*, const double*, double*, double*);
 
 }  // namespace ml::cpu

@@ -28,9 +28,9 @@ __device__ __forceinline__ float stored(float v) {
 
 template <typename T>
 __global__ void expert_hidden_kernel(ExpertDecodeDims d, const T* __restrict__ x, const int32_t* __restrict__ expert,
-                                     const uint8_t* __restrict__ kept, const T* __restrict__ fc1, T* __restrict__ hidden) {
+                                     const T* __restrict__ fc1, T* __restrict__ hidden) {
   const int64_t a = blockIdx.y, i = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (i >= d.hidden || !kept[a]) return;  // uniform over the warp
+  if (i >= d.hidden) return;  // uniform over the warp
   const T* w = fc1 + int64_t(expert[a]) * d.fc1_rows() * d.d;
   const T* xt = x + (a % d.tokens) * d.d;
   const float up = stored<T>(warp_dot(w + i * d.d, xt, d.d));
@@ -46,14 +46,12 @@ __global__ void expert_hidden_kernel(ExpertDecodeDims d, const T* __restrict__ x
 
 template <typename T>
 __global__ void expert_output_kernel(ExpertDecodeDims d, const int32_t* __restrict__ expert, const T* __restrict__ gate,
-                                     const uint8_t* __restrict__ kept, const T* __restrict__ fc2,
-                                     const T* __restrict__ hidden, T* __restrict__ y) {
+                                     const T* __restrict__ fc2, const T* __restrict__ hidden, T* __restrict__ y) {
   const int64_t t = blockIdx.y, j = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (j >= d.d) return;
   float sum = 0.f;
   for (int64_t c = 0; c < d.top_k; ++c) {
     const int64_t a = c * d.tokens + t;
-    if (!kept[a]) continue;
     const float out = stored<T>(warp_dot(fc2 + (int64_t(expert[a]) * d.d + j) * d.hidden, hidden + a * d.hidden, d.hidden));
     sum += out * to_float(gate[a]);
   }
@@ -63,25 +61,25 @@ __global__ void expert_output_kernel(ExpertDecodeDims d, const int32_t* __restri
 }  // namespace
 
 template <typename T>
-void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const uint8_t* kept,
-                   const T* fc1, const T* fc2, T* hidden, T* y, cudaStream_t stream) {
+void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert, const T* gate, const T* fc1,
+                   const T* fc2, T* hidden, T* y, cudaStream_t stream) {
   if (d.tokens <= 0 || d.d <= 0) return;
   const int64_t assignments = d.top_k * d.tokens;
   ML_CHECK(assignments <= 65535, "expert_decode (cuda): ", assignments,
            " assignments exceed one launch (it is meant for decode steps)");
   if (d.hidden > 0) {
     expert_hidden_kernel<T><<<dim3(unsigned((d.hidden + kWarps - 1) / kWarps), unsigned(assignments)), 32 * kWarps, 0,
-                              stream>>>(d, x, expert, kept, fc1, hidden);
+                              stream>>>(d, x, expert, fc1, hidden);
     ML_CUDA_CHECK_LAUNCH("expert_decode (fc1)");
   }
   expert_output_kernel<T><<<dim3(unsigned((d.d + kWarps - 1) / kWarps), unsigned(d.tokens)), 32 * kWarps, 0, stream>>>(
-      d, expert, gate, kept, fc2, hidden, y);
+      d, expert, gate, fc2, hidden, y);
   ML_CUDA_CHECK_LAUNCH("expert_decode (fc2)");
 }
 
 #define ML_INSTANTIATE(T)                                                                                          \
-  template void expert_decode<T>(const ExpertDecodeDims&, const T*, const int32_t*, const T*, const uint8_t*,     \
-                                 const T*, const T*, T*, T*, cudaStream_t);
+  template void expert_decode<T>(const ExpertDecodeDims&, const T*, const int32_t*, const T*, const T*, const T*, \
+                                 T*, T*, cudaStream_t);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(bf16)
 

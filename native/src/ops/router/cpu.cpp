@@ -59,6 +59,26 @@ int64_t sinkhorn_columns(const T* logits, int64_t tokens, int64_t experts, const
   return o.sinkhorn_max_iter;
 }
 
+// One token's probabilities: softmax (switch) or sigmoid (Sinkhorn) of its logits.
+template <typename T>
+void token_probs(bool switch_router, const T* row, int64_t experts, T* p) {
+  if (switch_router) {
+    const T m = *std::max_element(row, row + experts);
+    double s = 0;
+    for (int64_t e = 0; e < experts; ++e) s += std::exp(double(row[e] - m));
+    for (int64_t e = 0; e < experts; ++e) p[e] = T(std::exp(double(row[e] - m)) / s);
+  } else {
+    for (int64_t e = 0; e < experts; ++e) p[e] = sigmoid(row[e]);
+  }
+}
+
+// What the top_k is taken on without balancing: the probabilities (switch) or the logits
+// (Sinkhorn at inference, the order of their sigmoid).
+template <typename T>
+double unbalanced_score(bool switch_router, const T* row, const T* p, int64_t e) {
+  return switch_router ? double(p[e]) : double(row[e]);
+}
+
 }  // namespace
 
 template <typename T>
@@ -71,26 +91,19 @@ int64_t route_forward(const RouterOptions& o, const T* logits, int64_t tokens, i
   std::fill_n(r.first_counts, experts, 0);
   *r.dropped = 0, *r.aux_loss = 0;
 
-  const bool switch_router = o.kind == RouterKind::Switch;
+  const bool switch_router = o.kind == RouterKind::Switch, balanced = !switch_router && o.training;
   std::vector<double> K, col;
   int64_t iterations = 0;
-  if (!switch_router && o.training) iterations = sinkhorn_columns(logits, tokens, experts, o, K, col);
+  if (balanced) iterations = sinkhorn_columns(logits, tokens, experts, o, K, col);
 
   std::vector<double> scores(experts);
   std::vector<int32_t> chosen(k);
   for (int64_t t = 0; t < tokens; ++t) {
     const T* row = logits + t * experts;
     T* p = probs + t * experts;
-    if (switch_router) {
-      const T m = *std::max_element(row, row + experts);
-      double s = 0;
-      for (int64_t e = 0; e < experts; ++e) s += std::exp(double(row[e] - m));
-      for (int64_t e = 0; e < experts; ++e) p[e] = T(std::exp(double(row[e] - m)) / s);
-    } else {
-      for (int64_t e = 0; e < experts; ++e) p[e] = sigmoid(row[e]);
-    }
+    token_probs(switch_router, row, experts, p);
     for (int64_t e = 0; e < experts; ++e)
-      scores[e] = switch_router ? double(p[e]) : (o.training ? K[t * experts + e] * col[e] : double(row[e]));
+      scores[e] = balanced ? K[t * experts + e] * col[e] : unbalanced_score(switch_router, row, p, e);
     top_k(scores.data(), experts, k, chosen.data());
     for (int64_t c = 0; c < k; ++c) r.expert[c * tokens + t] = chosen[c];
     ++r.first_counts[chosen[0]];
@@ -157,9 +170,31 @@ void route_backward(const RouterOptions& o, const T* probs, const Routing& r, co
   }
 }
 
+template <typename T>
+void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                   int32_t* expert) {
+  ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
+  const int64_t k = o.top_k;
+  const bool switch_router = o.kind == RouterKind::Switch;
+  std::vector<double> scores(experts);
+  std::vector<int32_t> chosen(k);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const T* row = logits + t * experts;
+    T* p = probs + t * experts;
+    token_probs(switch_router, row, experts, p);
+    for (int64_t e = 0; e < experts; ++e) scores[e] = unbalanced_score(switch_router, row, p, e);
+    top_k(scores.data(), experts, k, chosen.data());
+    for (int64_t c = 0; c < k; ++c) {
+      expert[c * tokens + t] = chosen[c];
+      gates[c * tokens + t] = p[chosen[c]];
+    }
+  }
+}
+
 #define ML_INSTANTIATE(T)                                                                                   \
   template int64_t route_forward<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, Routing&);   \
-  template void route_backward<T>(const RouterOptions&, const T*, const Routing&, const T*, T*);
+  template void route_backward<T>(const RouterOptions&, const T*, const Routing&, const T*, T*);          \
+  template void route_choices<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, int32_t*);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(double)
 

@@ -8,6 +8,7 @@
 //      the kept counts, dropped and the first-choice counts; the aux loss from the column sums
 //      of the probabilities (one block per expert, fixed order);
 //   4. per assignment: rank = chunk offset + rank in chunk; kept = rank < capacity; gate.
+// route_choices is pass 1 alone, its warps also writing the gates (every assignment kept).
 // Backward: one warp per token, dp = aux term + kept gates; switch: dlogit = p ⊙ (dp − ⟨dp, p⟩),
 // Sinkhorn: dlogit = dp · σ(1 − σ).
 #include <climits>
@@ -60,10 +61,11 @@ __device__ void warp_top_k(Score score, int experts, int top_k, int64_t tokens, 
   }
 }
 
-// The probabilities (softmax or sigmoid) and the top_k on the logits.
+// The probabilities (softmax or sigmoid) and the top_k on the logits; with gates (route_choices),
+// each choice's gate = its probability, as the capacity pass writes a kept assignment's.
 template <typename T, bool kSoftmax>
 __global__ void probs_topk_kernel(const T* __restrict__ logits, int64_t tokens, int experts, int top_k,
-                                  T* __restrict__ probs, int32_t* __restrict__ expert) {
+                                  T* __restrict__ probs, int32_t* __restrict__ expert, T* __restrict__ gates) {
   const int lane = threadIdx.x & 31;
   const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (t >= tokens) return;  // whole warps only
@@ -81,6 +83,12 @@ __global__ void probs_topk_kernel(const T* __restrict__ logits, int64_t tokens, 
     for (int e = lane; e < experts; e += 32) p[e] = from_float<T>(sigmoid32(to_float(row[e])));
   }
   warp_top_k<float>([&](int e) { return to_float(row[e]); }, experts, top_k, tokens, t, expert);
+  if (!gates) return;
+  __syncwarp();  // the other lanes' probabilities and lane 0's choices are visible after this
+  for (int c = lane; c < top_k; c += 32) {
+    const int64_t a = int64_t(c) * tokens + t;
+    gates[a] = p[expert[a]];
+  }
 }
 
 // Sinkhorn in training: the top_k of the balanced scores K[t,e]·c[e].
@@ -276,9 +284,9 @@ void route_forward(const RouterOptions& o, const T* logits, int64_t tokens, int6
     ML_CHECK(blocks <= 0x7fffffff, "router_forward: ", tokens, " tokens exceed one launch");
     const unsigned grid = unsigned(blocks), threads = 32 * kWarpsPerBlock;
     if (switch_router) {
-      probs_topk_kernel<T, true><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert);
+      probs_topk_kernel<T, true><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert, nullptr);
     } else if (!o.training) {
-      probs_topk_kernel<T, false><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert);
+      probs_topk_kernel<T, false><<<grid, threads, 0, stream>>>(logits, tokens, E, int(k), probs, r.expert, nullptr);
     } else {
       sinkhorn_route<T>(o, logits, tokens, E, probs, r.expert, grid, stream);
     }
@@ -323,11 +331,33 @@ void route_backward(const RouterOptions& o, const T* probs, const Routing& r, co
   ML_CUDA_CHECK_LAUNCH("router_backward");
 }
 
+template <typename T>
+void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int64_t experts, T* probs, T* gates,
+                   int32_t* expert, cudaStream_t stream) {
+  ML_CHECK(experts >= 1 && experts <= kMaxExperts, "router (cuda): experts must be in [1, ", kMaxExperts, "], got ",
+           experts);
+  ML_CHECK(o.top_k >= 1 && o.top_k <= experts, "router: top_k must be in [1, ", experts, "], got ", o.top_k);
+  ML_CHECK(tokens >= 0 && o.top_k * tokens < int64_t(INT_MAX), "router (cuda): ", o.top_k * tokens,
+           " assignments exceed int32");
+  if (tokens == 0) return;
+  const unsigned grid = unsigned((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock), threads = 32 * kWarpsPerBlock;
+  if (o.kind == RouterKind::Switch) {
+    probs_topk_kernel<T, true><<<grid, threads, 0, stream>>>(logits, tokens, int(experts), int(o.top_k), probs, expert,
+                                                             gates);
+  } else {
+    probs_topk_kernel<T, false><<<grid, threads, 0, stream>>>(logits, tokens, int(experts), int(o.top_k), probs,
+                                                              expert, gates);
+  }
+  ML_CUDA_CHECK_LAUNCH("route_choices");
+}
+
 #define ML_INSTANTIATE(T)                                                                                  \
   template void route_forward<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, Routing&, \
                                  cudaStream_t);                                                           \
   template void route_backward<T>(const RouterOptions&, const T*, const Routing&, const T*, T*,     \
-                                  cudaStream_t);
+                                  cudaStream_t);                                                          \
+  template void route_choices<T>(const RouterOptions&, const T*, int64_t, int64_t, T*, T*, int32_t*,    \
+                                 cudaStream_t);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(bf16)
 

@@ -65,6 +65,15 @@ template <typename T>
 void route_backward(const RouterOptions& options, const T* probs, const Routing& routing, const T* dgates,
                     T* dlogits);
 
+// A decode step's routing: each token's top_k experts and their gates, nothing dropped and
+// nothing balanced. probs, gates and expert (top_k · tokens, a = choice · tokens + token) hold
+// what route_forward writes with training off and room for every assignment (capacity ≥
+// tokens): the same values bit for bit, every assignment kept. Only options.kind and top_k are
+// read: a Sinkhorn router routes as at inference whatever options.training says.
+template <typename T>
+void route_choices(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
+                   T* gates, int32_t* expert);
+
 }  // namespace cpu
 }  // namespace ml
 
@@ -93,5 +102,12 @@ void route_forward(const RouterOptions& options, const T* logits, int64_t tokens
 template <typename T>
 void route_backward(const RouterOptions& options, const T* probs, const Routing& routing, const T* dgates,
                     T* dlogits, cudaStream_t stream);
+
+// cpu's route_choices in one launch (route_forward's first pass, writing the gates too), so
+// the values are route_forward's bit for bit. No host synchronisation, no allocation: a decode
+// step's graph can capture it.
+template <typename T>
+void route_choices(const RouterOptions& options, const T* logits, int64_t tokens, int64_t experts, T* probs,
+                   T* gates, int32_t* expert, cudaStream_t stream);
 
 }  // namespace ml::cuda
