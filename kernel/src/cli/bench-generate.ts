@@ -2,6 +2,8 @@
 // several lengths: the recurrent decode step's cost, which should not grow with the length.
 // On the GPU the mamba_ssm checkpoints' shapes (mamba-130m/370m/1.4b) and BlackMamba 1.5B, as
 // ../shared/anchors/generate_anchor.py times mamba_ssm's generate(cg=True); on the CPU the tiny preset.
+// transformer-350m and jamba-410m-1.6b (asked for by name) read a KV cache that grows with the
+// length: the cost BlackMamba's inference figure sets Mamba against.
 import { DEVICES, PRECISIONS, type ModelConfig } from '../models/config.js';
 import { chooseDevice } from '../models/device.js';
 import { createModel } from '../models/model.js';
@@ -17,6 +19,9 @@ export const GENERATE_SHAPES: Record<string, () => Partial<ModelConfig>> = {
   'mamba-370m': () => ({ ...NEOX, dModel: 1024, pattern: 'M*48' }),
   'mamba-1.4b': () => ({ ...NEOX, dModel: 2048, pattern: 'M*48' }),
   'blackmamba-1.5b': () => ({ ...preset('blackmamba', '340m-1.5b').config, ...NEOX }),
+  // mamba-370m's width with attention and an MLP per block instead (rotary positions, 16 heads).
+  'transformer-350m': () => ({ ...NEOX, dModel: 1024, pattern: 'AF*24', nHeads: 16, dFF: 4096, rope: true }),
+  'jamba-410m-1.6b': () => ({ ...preset('jamba', '410m-1.6b').config, ...NEOX }),
   tiny: () => ({ ...preset('mamba', 'tiny').config, ...NEOX }),
 };
 

@@ -32,4 +32,8 @@ test("the GPU shapes are mamba_ssm's checkpoints' (vocab 50280) and BlackMamba 1
   // mamba-130m has 129.1M parameters with its tied embedding (mamba_ssm's count).
   assert.ok(Math.abs(sizes['mamba-130m']!.params - 129.1e6) < 0.5e6, String(sizes['mamba-130m']!.params));
   assert.ok(sizes['blackmamba-1.5b']!.params > 1.3e9, String(sizes['blackmamba-1.5b']!.params));
+  // The KV-cache models: a Transformer of mamba-370m's width (~350M) and the Jamba-style preset.
+  assert.equal(sizes['transformer-350m']!.layers, 'AF*24');
+  assert.ok(Math.abs(sizes['transformer-350m']!.params - 353e6) < 5e6, String(sizes['transformer-350m']!.params));
+  assert.ok(sizes['jamba-410m-1.6b']!.layers.includes('A'), sizes['jamba-410m-1.6b']!.layers);
 });
