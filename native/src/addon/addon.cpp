@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/gpu.h"
 #include "core/parallel.h"
+#include "dist/shared_memory.h"
 #include "train/memory.h"
 #include "train/runtime.h"
 
@@ -222,6 +223,7 @@ class Model final : public Napi::ObjectWrap<Model> {
                         InstanceMethod("generateStart", &Model::GenerateStart),
                         InstanceMethod("generateNext", &Model::GenerateNext),
                         InstanceMethod("generateFeed", &Model::GenerateFeed),
+                        InstanceMethod("joinRanks", &Model::JoinRanks),
                         InstanceMethod("dispose", &Model::Dispose),
                         InstanceAccessor("dtype", &Model::DType, nullptr),
                         InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone)});
@@ -377,6 +379,33 @@ class Model final : public Napi::ObjectWrap<Model> {
 
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
+
+  // joinRanks({rendezvous, session, rank, world, timeoutS}): resolves once every rank has joined
+  // (dist/shared_memory.h); later train steps sum with them.
+  Napi::Value JoinRanks(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject())
+      throw Napi::TypeError::New(env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS }");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    struct Join {
+      std::string rendezvous;
+      uint64_t session;
+      int rank, world;
+      double timeout_s;
+    };
+    const Join j = guard(env, [&] {
+      return Join{get_string(o, "rendezvous"), uint64_t(get_double(o, "session")), int(get_int(o, "rank")),
+                  int(get_int(o, "world")), get_double(o, "timeoutS")};
+    });
+    auto rt = runtime_;
+    return launch(
+        env,
+        [=] {
+          rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(j.rendezvous, j.session, j.rank, j.world,
+                                                                      j.timeout_s));
+        },
+        [](Napi::Env env) { return env.Undefined(); });
+  }
 
   // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip}, microBatches = 1)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {

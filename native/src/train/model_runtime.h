@@ -4,6 +4,7 @@
 // estimate of what it needs.
 #pragma once
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -103,6 +104,10 @@ class ModelRuntime final : public Runtime {
 
   int64_t steps_done() const override { return step_.steps_done(); }
   void set_steps_done(int64_t steps) override { step_.set_steps_done(steps); }
+  void join_ranks(std::shared_ptr<Collective> ranks) override {
+    ranks_ = std::move(ranks);
+    step_.set_collective(ranks_.get());
+  }
 
  private:
   size_t checked(const std::string& name, size_t bytes) const {
@@ -149,6 +154,7 @@ class ModelRuntime final : public Runtime {
   B backend_;
   LanguageModel<B> model_;
   TrainStep<B> step_;
+  std::shared_ptr<Collective> ranks_;  // what step_ sums through (data parallel)
   GenerateSession<B> generation_;
 };
 

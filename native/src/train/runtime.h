@@ -10,6 +10,7 @@
 
 #include "../core/dtype.h"
 #include "../core/shape.h"
+#include "../dist/collective.h"
 #include "../generate/session.h"
 #include "../nn/config.h"
 #include "step.h"
@@ -53,6 +54,8 @@ class Runtime {
   virtual void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, void* logits) = 0;
   virtual int64_t steps_done() const = 0;
   virtual void set_steps_done(int64_t steps) = 0;
+  // Data parallel: later train steps sum with the other ranks through `ranks` (train/step.h).
+  virtual void join_ranks(std::shared_ptr<Collective> ranks) = 0;
 
   bool try_acquire() { return !busy_.exchange(true); }
   void release() { busy_ = false; }

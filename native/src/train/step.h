@@ -5,11 +5,17 @@
 // capture zero-grad → forward → backward → clip coefficient into a graph, and later steps
 // replay it (AdamW, whose learning rate and bias corrections change every step, stays a few
 // eager launches). A model that reads values on the host mid-step (dropless MoE) runs eagerly.
+// Data parallel (set_collective): each rank runs its slice of the global batch, then the ranks
+// sum gradients, loss and routing counts (dist/collective.h) and every replica takes the same
+// step on their mean: the update of one process on the whole batch when the slices are equal
+// (MoE load-balancing losses are each rank's own, as they are each micro-batch's). Those steps
+// run eagerly: the sums pass through the host.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "../dist/collective.h"
 #include "../nn/lm.h"
 
 namespace ml {
@@ -40,7 +46,13 @@ class TrainStep {
   using Stat = typename B::Stat;
 
   TrainStep(LanguageModel<B>& model, bool use_graphs)
-      : model_(model), use_graphs_(use_graphs && B::kGraphs), norm_coef_(2, "gradient norm") {}
+      : model_(model), use_graphs_(use_graphs && B::kGraphs), norm_coef_(2, "gradient norm"), ranks_loss_(1, "loss") {}
+
+  // The ranks this step sums with (null or a world of 1: none). The collective outlives the step.
+  void set_collective(Collective* collective) {
+    collective_ = collective && collective->world() > 1 ? collective : nullptr;
+    forget_graph();
+  }
 
   // One optimizer step on `batch` rows of tokens (batch, len + 1), as `micro_batches` equal
   // micro-batches whose gradients accumulate and are averaged: the same update as one pass over
@@ -68,6 +80,7 @@ class TrainStep {
                              norm_coef_.get());
     if (micro_batches == 1) {
       m = read_metrics(true);  // waits for the step
+      if (collective_) mean_over_ranks(m);
     } else {
       Stat norm = 0;
       model_.backend().copy_to_host(&norm, norm_coef_.get(), sizeof(Stat));
@@ -115,7 +128,41 @@ class TrainStep {
     model_.zero_grad();
     model_.forward_uploaded(true);
     model_.backward();
-    clip(grad_clip, 1.0, model_.loss());
+    if (!collective_) return clip(grad_clip, 1.0, model_.loss());
+    // The sum of the ranks' losses decides, on every rank alike, whether the step is skipped.
+    const B& b = model_.backend();
+    sum_over_ranks(model_.params().grads(), model_.params().total());
+    b.copy(ranks_loss_.get(), model_.loss(), sizeof(Stat));
+    sum_over_ranks(ranks_loss_.get(), 1);
+    clip(grad_clip, 1.0 / double(collective_->world()), ranks_loss_.get());
+  }
+
+  // data[0, n) in the backend's memory ← its sum over the ranks, through the host.
+  template <typename U>
+  void sum_over_ranks(U* data, int64_t n) {
+    const B& b = model_.backend();
+    std::vector<U> host(static_cast<size_t>(n));
+    b.copy_to_host(host.data(), data, size_t(n) * sizeof(U));
+    b.sync();
+    collective_->all_reduce_sum(host.data(), n);
+    b.from_host(data, host.data(), size_t(n) * sizeof(U));
+  }
+
+  // The ranks' mean loss and auxiliary loss, and their summed routing counts (one sum).
+  void mean_over_ranks(StepMetrics& m) {
+    std::vector<double> v{m.loss, m.aux_loss};
+    for (const ExpertCounts& e : m.experts) {
+      v.insert(v.end(), e.counts.begin(), e.counts.end());
+      v.push_back(double(e.dropped));
+    }
+    collective_->all_reduce_sum(v.data(), int64_t(v.size()));
+    const double world = double(collective_->world());
+    m.loss = v[0] / world, m.aux_loss = v[1] / world;
+    size_t at = 2;
+    for (ExpertCounts& e : m.experts) {
+      for (int64_t& count : e.counts) count = int64_t(v[at++]);
+      e.dropped = int64_t(v[at++]);
+    }
   }
 
   // One span covers every gradient: the padding between tensors stays zero.
@@ -131,7 +178,7 @@ class TrainStep {
     if constexpr (B::kGraphs) {
       const int64_t generation = model_.buffers_generation();
       replayed_ = graph_ && graph_generation_ == generation && graph_clip_ == grad_clip;
-      if (!replayed_ && use_graphs_ && !capture_refused_ && warm_generation_ == generation &&
+      if (!replayed_ && use_graphs_ && !collective_ && !capture_refused_ && warm_generation_ == generation &&
           warm_clip_ == grad_clip && model_.capturable()) {
         graph_ = b.capture([&] { gradients(grad_clip); });
         graph_generation_ = generation, graph_clip_ = grad_clip;
@@ -174,14 +221,22 @@ class TrainStep {
       }
     }
     // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
+    int64_t parts = micro_batches;
+    if (collective_) {
+      mean_over_ranks(total);
+      sum_over_ranks(model_.params().grads(), model_.params().total());
+      parts *= collective_->world();
+    }
     total.skipped = !std::isfinite(total.loss);
-    clip(grad_clip, 1.0 / double(micro_batches), nullptr);
+    clip(grad_clip, 1.0 / double(parts), nullptr);
     return total;
   }
 
   LanguageModel<B>& model_;
   const bool use_graphs_;
   typename B::template Buffer<Stat> norm_coef_;  // [0] gradient norm before clipping, [1] clipping coefficient
+  Collective* collective_ = nullptr;
+  typename B::template Buffer<Stat> ranks_loss_;  // data parallel: the ranks' summed loss
   int64_t steps_done_ = 0;
   typename B::Graph graph_;
   // The model's buffers generation and clipping threshold the graph was captured at, and

@@ -1,6 +1,11 @@
 #include "train/step.h"
 
+#include <unistd.h>
+
+#include <thread>
+
 #include "../harness.h"
+#include "dist/shared_memory.h"
 #include "nn/cpu_backend.h"
 
 using namespace mltest;
@@ -113,4 +118,57 @@ NATIVE_TEST(train_step_skips_non_finite_steps) {
   const auto m = step.run(tokens.data(), 4, 9, 1e-3, {}, 1);
   EXPECT(!m.skipped && std::isfinite(m.loss) && step.steps_done() == 2, "the next finite step runs and counts");
   return "NaN loss skipped twice (1 and 2 micro-batches), state unchanged, count unchanged";
+}
+
+// Data parallel: 2 and 4 ranks (threads, each its own replica and mapping of the rendezvous),
+// each stepping on its equal slice of the batch, with 1 and 2 micro-batches, make the update of
+// one process on the whole batch (fp64: to rounding), and the replicas stay bit-identical.
+NATIVE_TEST(train_step_data_parallel_matches_one_process) {
+  const int64_t rows = 8, len_plus_one = 13, steps = 3;
+  std::vector<std::vector<int32_t>> batches;
+  for (int64_t s = 0; s < steps; ++s) batches.push_back(random_tokens(94 + uint64_t(s), rows * len_plus_one));
+  ml::OptimizerConfig opt;
+  opt.grad_clip = 0.05;  // clipping on: the norm must be that of the whole batch's gradient
+  auto train = [&](int rank, int world, int64_t micro, ml::Collective* collective) {
+    Cpu64 cpu;
+    ml::LanguageModel<Cpu64> model(small_config(), cpu);
+    ml::TrainStep<Cpu64> step(model, false);
+    step.set_collective(collective);
+    const int64_t slice = rows / world;
+    double loss = 0;
+    for (const auto& batch : batches)
+      loss = step.run(batch.data() + rank * slice * len_plus_one, slice, len_plus_one, 1e-2, opt, micro).loss;
+    const auto& p = model.params();
+    return std::make_pair(loss, std::vector<double>(p.master(0), p.master(0) + p.total()));
+  };
+  const auto [one_loss, one] = train(0, 1, 1, nullptr);
+  double worst = 0;
+  for (const int world : {2, 4})
+    for (const int64_t micro : {1, 2}) {
+      std::vector<std::pair<double, std::vector<double>>> replicas(static_cast<size_t>(world));
+      const std::string path = "/tmp/mambalab-test-dp-" + std::to_string(getpid()) + "-" + std::to_string(world);
+      std::vector<std::thread> threads;
+      std::vector<std::string> failures(static_cast<size_t>(world));
+      for (int r = 0; r < world; ++r)
+        threads.emplace_back([&, r] {
+          try {
+            ml::SharedMemoryCollective c(path, uint64_t(world * 10 + micro), r, world, 60);
+            replicas[size_t(r)] = train(r, world, micro, &c);
+          } catch (const std::exception& e) {
+            failures[size_t(r)] = e.what();
+          }
+        });
+      for (auto& t : threads) t.join();
+      for (const auto& f : failures) EXPECT(f.empty(), f);
+      for (int r = 1; r < world; ++r)
+        EXPECT(replicas[size_t(r)] == replicas[0], "world ", world, " micro ", micro, ": rank ", r,
+               " differs from rank 0");
+      EXPECT(std::abs(replicas[0].first - one_loss) < 1e-12 * one_loss, "world ", world, ": loss ", replicas[0].first,
+             " vs ", one_loss);
+      for (size_t i = 0; i < one.size(); ++i)
+        worst = std::max(worst, std::abs(replicas[0].second[i] - one[i]) / std::max(std::abs(one[i]), 1e-3));
+    }
+  EXPECT(worst < 1e-12, "weights differ from one process by ", worst, " (relative)");
+  return str("2 and 4 ranks x 1 and 2 micro-batches, ", steps, " steps: replicas identical, weights within ", worst,
+             " of one process");
 }

@@ -1,0 +1,164 @@
+#include "shared_memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "../core/error.h"
+
+namespace ml {
+
+// The file starts with this header (kHeaderBytes); slot r follows at kHeaderBytes + r · slot_bytes.
+struct SharedMemoryCollective::Header {
+  uint64_t magic, session;
+  int64_t world, slot_bytes;
+  std::atomic<int64_t> arrived;     // ranks at the current barrier
+  std::atomic<int64_t> generation;  // barriers completed
+};
+// Other processes map the same atomics: they must be plain memory operations.
+static_assert(std::atomic<int64_t>::is_always_lock_free, "the barrier needs lock-free 64-bit atomics");
+
+namespace {
+
+constexpr uint64_t kMagic = 0x62616c61626d616dULL;  // "mambalab", little-endian
+constexpr size_t kHeaderBytes = 256;
+static_assert(kHeaderBytes % 64 == 0, "slots stay 64-byte aligned");
+using Clock = std::chrono::steady_clock;
+
+// Polls ready() until it holds (true) or the deadline passes (false): yields first, then sleeps
+// briefly, so a long wait does not hold a core.
+template <typename Ready>
+bool wait_until(Ready ready, Clock::time_point deadline) {
+  for (int polls = 0; !ready(); ++polls) {
+    if (Clock::now() > deadline) return false;
+    if (polls < 2000)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+Clock::time_point after(double seconds) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+void* map_file(int fd, size_t bytes, const std::string& path) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ML_CHECK(p != MAP_FAILED, "data parallel: cannot map ", path, ": ", std::strerror(errno));
+  return p;
+}
+
+}  // namespace
+
+SharedMemoryCollective::SharedMemoryCollective(const std::string& path, uint64_t session, int rank, int world,
+                                               double timeout_s, int64_t slot_bytes)
+    : path_(path), rank_(rank), world_(world), timeout_s_(timeout_s), slot_bytes_(slot_bytes) {
+  ML_CHECK(world >= 1 && rank >= 0 && rank < world, "data parallel: rank ", rank, " is not in [0, ", world, ")");
+  ML_CHECK(slot_bytes >= 64 && slot_bytes % 64 == 0, "data parallel: slot_bytes must be a positive multiple of 64, got ",
+           slot_bytes);
+  ML_CHECK(timeout_s > 0, "data parallel: the timeout must be positive, got ", timeout_s);
+  static_assert(sizeof(Header) <= kHeaderBytes, "the header fits before the slots");
+  bytes_ = kHeaderBytes + size_t(world) * size_t(slot_bytes);
+  if (rank == 0) {
+    // Built whole under another name, then renamed: the others never see half a header.
+    const std::string tmp = path + ".tmp" + std::to_string(getpid());
+    const int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ML_CHECK(fd >= 0, "data parallel: cannot create ", tmp, ": ", std::strerror(errno));
+    if (ftruncate(fd, off_t(bytes_)) != 0) {
+      const int e = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      throw Error(detail::concat("data parallel: cannot size ", tmp, " to ", bytes_, " bytes: ", std::strerror(e)));
+    }
+    map_ = map_file(fd, bytes_, tmp);
+    close(fd);
+    header_ = new (map_) Header{kMagic, session, world, slot_bytes, {0}, {0}};
+    ML_CHECK(rename(tmp.c_str(), path.c_str()) == 0, "data parallel: cannot rename ", tmp, " to ", path, ": ",
+             std::strerror(errno));
+  } else {
+    // A stale file (another session) or one not there yet: wait for rank 0's.
+    const bool found = wait_until(
+        [&] {
+          const int fd = open(path.c_str(), O_RDWR);
+          if (fd < 0) return false;
+          struct stat st {};
+          const bool sized = fstat(fd, &st) == 0 && size_t(st.st_size) == bytes_;
+          void* p = sized ? map_file(fd, bytes_, path) : nullptr;
+          close(fd);
+          if (!p) return false;
+          const auto* h = static_cast<const Header*>(p);
+          if (h->magic == kMagic && h->session == session && h->world == world && h->slot_bytes == slot_bytes) {
+            map_ = p;
+            header_ = static_cast<Header*>(p);
+            return true;
+          }
+          munmap(p, bytes_);
+          return false;
+        },
+        after(timeout_s));
+    ML_CHECK(found, "data parallel: rank ", rank, " of ", world, " found no rendezvous from rank 0 at ", path,
+             " within ", timeout_s, " s (rank 0 did not start, or belongs to another session)");
+  }
+  try {
+    barrier("the start");
+  } catch (const Error&) {
+    munmap(map_, bytes_);
+    if (rank == 0) unlink(path.c_str());
+    throw;
+  }
+}
+
+SharedMemoryCollective::~SharedMemoryCollective() {
+  if (map_) munmap(map_, bytes_);
+  if (rank_ == 0) unlink(path_.c_str());  // every rank mapped it at the start barrier
+}
+
+unsigned char* SharedMemoryCollective::slot(int r) const {
+  return static_cast<unsigned char*>(map_) + kHeaderBytes + size_t(r) * size_t(slot_bytes_);
+}
+
+void SharedMemoryCollective::barrier(const char* what) {
+  const int64_t generation = header_->generation.load(std::memory_order_acquire);
+  if (header_->arrived.fetch_add(1, std::memory_order_acq_rel) + 1 == world_) {
+    // The last to arrive opens the next barrier before releasing this one.
+    header_->arrived.store(0, std::memory_order_relaxed);
+    header_->generation.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  const bool released = wait_until(
+      [&] { return header_->generation.load(std::memory_order_acquire) != generation; }, after(timeout_s_));
+  ML_CHECK(released, "data parallel: rank ", rank_, " of ", world_, " waited ", timeout_s_, " s at ", what,
+           " for the other ranks: one of them has stopped or hangs");
+}
+
+template <typename T>
+void SharedMemoryCollective::sum(T* data, int64_t n) {
+  if (world_ == 1) return;
+  const int64_t chunk = slot_bytes_ / int64_t(sizeof(T));
+  for (int64_t offset = 0; offset < n; offset += chunk) {
+    const int64_t m = std::min(chunk, n - offset);
+    std::memcpy(slot(rank_), data + offset, size_t(m) * sizeof(T));
+    barrier("a sum");
+    for (int64_t i = 0; i < m; ++i) {
+      T s = reinterpret_cast<const T*>(slot(0))[i];
+      for (int r = 1; r < world_; ++r) s += reinterpret_cast<const T*>(slot(r))[i];
+      data[offset + i] = s;
+    }
+    barrier("a sum");  // every rank has read the slots before they are written again
+  }
+}
+
+template void SharedMemoryCollective::sum<float>(float*, int64_t);
+template void SharedMemoryCollective::sum<double>(double*, int64_t);
+
+}  // namespace ml

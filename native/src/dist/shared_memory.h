@@ -1,0 +1,46 @@
+// A collective for the ranks of one machine through a shared file (mmap; under /dev/shm it
+// never reaches a disk): a barrier in the file's header, then one slot per rank. A sum copies a
+// chunk of each rank's data into its slot, waits for every rank, adds the slots in rank order
+// into its own data and waits again before the slots are reused. It serves CPU runs and the
+// tests of data parallelism; GPUs exchange through NCCL.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "collective.h"
+
+namespace ml {
+
+class SharedMemoryCollective final : public Collective {
+ public:
+  // Rank 0 creates `path` for this `session` (any stale file is replaced whole); the others
+  // wait for it. Waits longer than timeout_s (for the file, or at a barrier) throw an Error
+  // that names the rank and the step it waited at.
+  SharedMemoryCollective(const std::string& path, uint64_t session, int rank, int world, double timeout_s = 300,
+                         int64_t slot_bytes = int64_t{4} << 20);
+  ~SharedMemoryCollective() override;
+  SharedMemoryCollective(const SharedMemoryCollective&) = delete;
+  SharedMemoryCollective& operator=(const SharedMemoryCollective&) = delete;
+
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  void all_reduce_sum(float* data, int64_t n) override { sum(data, n); }
+  void all_reduce_sum(double* data, int64_t n) override { sum(data, n); }
+
+ private:
+  struct Header;
+  template <typename T>
+  void sum(T* data, int64_t n);
+  void barrier(const char* what);
+  unsigned char* slot(int r) const;
+
+  std::string path_;
+  int rank_, world_;
+  double timeout_s_;
+  int64_t slot_bytes_;
+  size_t bytes_ = 0;
+  void* map_ = nullptr;
+  Header* header_ = nullptr;
+};
+
+}  // namespace ml

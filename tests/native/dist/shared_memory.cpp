@@ -1,0 +1,107 @@
+#include "dist/shared_memory.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../harness.h"
+#include "core/error.h"
+
+using namespace mltest;
+
+namespace {
+
+// A fresh rendezvous path per test (the tests may run at once in other processes).
+std::string rendezvous(const char* name) {
+  return "/tmp/mambalab-test-" + std::string(name) + "-" + std::to_string(getpid());
+}
+
+// Runs body(rank) on `world` threads at once, each with its own collective (its own mapping
+// of the file, as a process would have); rethrows the first failure.
+template <typename Body>
+void on_ranks(const std::string& path, int world, int64_t slot_bytes, Body body) {
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        ml::SharedMemoryCollective c(path, 77, r, world, 20, slot_bytes);
+        body(c);
+      } catch (const std::exception& e) {
+        failures[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& f : failures) EXPECT(f.empty(), f);
+}
+
+}  // namespace
+
+// Four ranks sum vectors longer than a slot (so in chunks), floats and doubles: every rank gets
+// the same bits, those of adding the ranks' values in rank order.
+NATIVE_TEST(shared_memory_collective_sums_in_rank_order) {
+  const int world = 4;
+  const int64_t n = 1000;  // 64-byte slots: 8 doubles or 16 floats a chunk
+  // Each rank's values, computed once (the expected sums must add exactly these bits).
+  std::vector<std::vector<double>> values(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r)
+    for (int64_t i = 0; i < n; ++i) values[size_t(r)].push_back(1.0 / double(3 + r) + 1e-3 * double(i) * (r % 2 ? -1 : 1));
+  std::vector<std::vector<double>> doubles = values;
+  std::vector<std::vector<float>> floats(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) floats[size_t(r)].assign(values[size_t(r)].begin(), values[size_t(r)].end());
+  const std::vector<std::vector<float>> float_values = floats;
+  on_ranks(rendezvous("sum"), world, 64, [&](ml::Collective& c) {
+    c.all_reduce_sum(doubles[size_t(c.rank())].data(), n);
+    c.all_reduce_sum(floats[size_t(c.rank())].data(), n);
+  });
+  for (int64_t i = 0; i < n; ++i) {
+    double want = values[0][size_t(i)];
+    float want_f = float_values[0][size_t(i)];
+    for (int r = 1; r < world; ++r) want += values[size_t(r)][size_t(i)], want_f += float_values[size_t(r)][size_t(i)];
+    for (int r = 0; r < world; ++r) {
+      EXPECT(std::memcmp(&doubles[size_t(r)][size_t(i)], &want, sizeof want) == 0, "rank ", r, " double ", i, ": ",
+             doubles[size_t(r)][size_t(i)], " vs ", want);
+      EXPECT(std::memcmp(&floats[size_t(r)][size_t(i)], &want_f, sizeof want_f) == 0, "rank ", r, " float ", i);
+    }
+  }
+  return str(world, " ranks, ", n, " doubles and floats in 64-byte chunks: the same bits on every rank");
+}
+
+// A rank that never comes makes the others stop with an error naming the wait, within the
+// timeout: rank 0 alone at the start barrier, and a rank 1 with no rank 0 at all.
+NATIVE_TEST(shared_memory_collective_reports_a_missing_rank) {
+  std::string alone, orphan;
+  try {
+    ml::SharedMemoryCollective c(rendezvous("alone"), 5, 0, 2, 0.3);
+  } catch (const ml::Error& e) {
+    alone = e.what();
+  }
+  try {
+    ml::SharedMemoryCollective c(rendezvous("orphan"), 5, 1, 2, 0.3);
+  } catch (const ml::Error& e) {
+    orphan = e.what();
+  }
+  EXPECT(alone.find("rank 0 of 2 waited 0.3 s at the start") != std::string::npos, "got: ", alone);
+  EXPECT(orphan.find("rank 1 of 2 found no rendezvous from rank 0") != std::string::npos, "got: ", orphan);
+  EXPECT(access(rendezvous("orphan").c_str(), F_OK) != 0, "a rank other than 0 created the rendezvous file");
+  return "rank 0 alone: " + alone + " | rank 1 alone: " + orphan;
+}
+
+// A rendezvous file left by another session (same path) is not joined: rank 1 waits for rank
+// 0's new one.
+NATIVE_TEST(shared_memory_collective_ignores_a_stale_session) {
+  const std::string path = rendezvous("stale");
+  std::string error;
+  // Session 1's file stays on disk, as a killed run leaves it (never destroyed, so never removed).
+  (void)new ml::SharedMemoryCollective(path, 1, 0, 1, 1.0);
+  EXPECT(access(path.c_str(), F_OK) == 0, "the stale file is missing");
+  on_ranks(path, 2, 64, [&](ml::Collective& c) {
+    double x = c.rank() + 1.0;
+    c.all_reduce_sum(&x, 1);
+    if (x != 3.0) error = "sum " + std::to_string(x);
+  });
+  EXPECT(error.empty(), error);
+  return "session 77 joined past a stale session 1";
+}
