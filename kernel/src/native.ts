@@ -117,8 +117,20 @@ export interface NativeModel {
   generateNext(maxSteps: number, maxMs: number): Promise<NativeGenerateChunk>;
   /** Teacher forcing: one given token per sequence; resolves to the logits after it (batch, vocabSize). */
   generateFeed(tokens: Int32Array): Promise<Float32Array | Float64Array>;
+  /** Data parallel: resolves once every rank has joined at the rendezvous; later trainSteps sum with them. */
+  joinRanks(ranks: NativeRanks): Promise<void>;
   /** Frees the model's memory now; later calls throw. Idempotent; refused while a call runs. */
   dispose(): void;
+}
+
+/** One rank of a data-parallel run: where the ranks meet (a file every rank names alike) and for which session. */
+export interface NativeRanks {
+  rendezvous: string;
+  session: number;
+  rank: number;
+  world: number;
+  /** Seconds a rank waits for the others (to join, or at a step) before it fails, naming the wait. */
+  timeoutS: number;
 }
 
 export interface NativeAddon {
@@ -159,11 +171,13 @@ export function native(): NativeAddon {
 const OUT_OF_GPU_MEMORY = 'out of GPU memory';
 /** How the engine's calls on a disposed model fail. */
 export const MODEL_DISPOSED = 'model: disposed';
+/** How a data-parallel rank's waits and rendezvous fail (a missing or hung rank is the user's to see). */
+const DATA_PARALLEL = 'data parallel:';
 
 // Running out of GPU memory is the user's to fix (a smaller batch, sequence or model; the
 // engine's message names them), so it comes back as a MambalabError, message intact.
 function asUserError(error: unknown): unknown {
-  if (error instanceof Error && !(error instanceof MambalabError) && [OUT_OF_GPU_MEMORY, MODEL_DISPOSED].some((m) => error.message.startsWith(m))) {
+  if (error instanceof Error && !(error instanceof MambalabError) && [OUT_OF_GPU_MEMORY, MODEL_DISPOSED, DATA_PARALLEL].some((m) => error.message.startsWith(m))) {
     return new MambalabError(error.message, { cause: error });
   }
   return error;
@@ -182,7 +196,7 @@ export function newNativeModel(config: NativeModelConfig, dtype: DType, options:
 
 /** @internal Makes the model's work reject with asUserError's errors (exported for tests). */
 export function withUserErrors(model: NativeModel): NativeModel {
-  for (const work of ['evaluate', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed'] as const) {
+  for (const work of ['evaluate', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks'] as const) {
     const run = model[work].bind(model) as (...args: unknown[]) => Promise<unknown>;
     // Called at once (the engine's busy check sees it), whether the engine throws or rejects.
     const value = async (...args: unknown[]) => {

@@ -21,6 +21,7 @@ function failingModel(error: Error): NativeModel {
     generateStart: fail,
     generateNext: fail,
     generateFeed: fail,
+    joinRanks: fail,
   } as unknown as NativeModel;
 }
 
@@ -48,7 +49,7 @@ test('running out of GPU memory reaches the user as a MambalabError with the eng
 
 test('an out-of-memory error thrown before the work starts is converted too', async () => {
   const throwing = { evaluate: () => { throw new Error(OOM); } } as unknown as NativeModel;
-  for (const work of ['lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed']) {
+  for (const work of ['lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks']) {
     Object.assign(throwing, { [work]: throwing.evaluate });
   }
   await assert.rejects(withUserErrors(throwing).evaluate(new Int32Array(4), 2, 2), { name: 'MambalabError', message: OOM });

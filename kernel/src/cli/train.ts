@@ -13,11 +13,13 @@ import { createModel } from '../models/model.js';
 import { DEFAULT_KEEP, listCheckpoints, removeCheckpointsAfter } from '../train/checkpoints.js';
 import { DEFAULT_MAX_BAD_STEPS } from '../train/guard.js';
 import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
+import { DEFAULT_RANK_TIMEOUT_S, ranksFromEnv } from '../train/ranks.js';
 import { DEFAULT_CHECKPOINT_MINUTES } from '../train/train-run.js';
 import { Trainer } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
 import { progressLine } from './progress.js';
 import { checkResumable, keepMetricsUpTo, MetricsAppender, refuseExistingRun, startRun } from './run-dir.js';
+import { launchRanks } from './train-ranks.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba | transformer | transformer-moe | jamba
@@ -43,6 +45,11 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --resume            continue the run in --out from its newest complete checkpoint (the other flags must match the run's)
   --max-bad-steps N   stop after N consecutive steps with a non-finite loss or gradient norm (default ${DEFAULT_MAX_BAD_STEPS}); such steps
                       are skipped (nothing applied) and reported ("skipped", "nonfinite_steps")
+  --ranks N           data parallel on this machine: N processes, each training a replica on its N-th of every batch's
+                      rows, their gradients summed before each step (the same steps as one process; B must split into
+                      N × K equal parts). Rank 0 writes the run; a rank that fails stops the others. On CUDA the sums
+                      pass through the host (NCCL is not wired in yet)
+  --rank-timeout S    seconds a rank waits for the others before it fails saying so (default ${DEFAULT_RANK_TIMEOUT_S})
   --log-every N       log every N steps (default 1)
   --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
                       (with MoE layers, "experts": tokens per expert per layer, and "dropped")`;
@@ -71,11 +78,26 @@ export async function train(argv: string[]): Promise<void> {
     keep: { type: 'string' },
     resume: { type: 'boolean', default: false },
     'max-bad-steps': { type: 'string' },
+    ranks: { type: 'string' },
+    'rank-timeout': { type: 'string' },
     'log-every': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
+  const world = intFlag('ranks', f.ranks, 1, 1);
+  const rankTimeoutS = numberFlag('rank-timeout', f['rank-timeout'], DEFAULT_RANK_TIMEOUT_S);
+  if (!(rankTimeoutS > 0)) throw new MambalabError(`train: --rank-timeout must be a positive number of seconds, got ${rankTimeoutS}`);
+  // Started by --ranks: this process is one rank; rank 0 leads (writes the run, speaks).
+  const ranks = ranksFromEnv();
+  if (world > 1 && !ranks) {
+    const batchSize = intFlag('batch-size', f['batch-size'], presetFlags(f.model!, f.size!).training.batchSize, 1);
+    if (batchSize % world !== 0) throw new MambalabError(`train: --ranks ${world} must divide the batch of ${batchSize} rows (--batch-size)`);
+    return launchRanks(world, rankTimeoutS);
+  }
+  const lead = !ranks || ranks.rank === 0;
   const json = f.json;
-  const say = (line: string) => process.stderr.write(line + '\n');
+  const say = (line: string) => {
+    if (lead) process.stderr.write(line + '\n');
+  };
   if (!f.data) throw new MambalabError('train: --data is required (a C4 .json.gz file or a directory of them)');
   if (f.resume && !f.out) throw new MambalabError('train: --resume needs --out, the run directory to continue');
 
@@ -120,7 +142,7 @@ export async function train(argv: string[]): Promise<void> {
   const runConfig = (data?: string) => ({ model: model.config, trainer: trainer.options, data, steps, command: 'train', ...plan });
   // What can be checked before a large corpus is read, is.
   if (f.resume) checkResumable(out, runConfig(), ['data']);
-  else refuseExistingRun(out);
+  else if (lead) refuseExistingRun(out);
   const data = isPrepared(f.data) ? openDataset(f.data) : loadTextCorpus(f.data);
   const trainStats = data.stats('train');
   say(`data ${data.description}: ${trainStats.tokens.toLocaleString()} train tokens in ${trainStats.documents} documents`);
@@ -135,14 +157,26 @@ export async function train(argv: string[]): Promise<void> {
       say(`resume: from step ${from.step} (${from.dir})`);
     }
     // What came after the checkpoint is trained again: its metrics lines, and newer checkpoints that did not load.
-    keepMetricsUpTo(out, trainer.stepCount);
-    removeCheckpointsAfter(out, trainer.stepCount);
-  } else {
+    if (lead) {
+      keepMetricsUpTo(out, trainer.stepCount);
+      removeCheckpointsAfter(out, trainer.stepCount);
+    }
+  } else if (lead) {
     startRun(out, runConfig(data.description));
+  }
+  if (ranks) {
+    await trainer.joinRanks(ranks);
+    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, gradients summed before each step`);
   }
   const remaining = steps - trainer.stepCount;
   if (remaining <= 0) {
     say(`done: ${out} is trained to step ${trainer.stepCount} of ${steps} already`);
+    return;
+  }
+
+  // The other ranks take the same steps on their rows; rank 0 records, prints and checkpoints.
+  if (!lead) {
+    await trainer.fit(data, { steps: remaining, initialEval: false, maxBadSteps: plan.maxBadSteps });
     return;
   }
 

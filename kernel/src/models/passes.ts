@@ -113,6 +113,7 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     generateStart: (...args) => generation(() => engine.generateStart(...args)),
     generateNext: (...args) => generation(() => engine.generateNext(...args)),
     generateFeed: (...args) => generation(() => engine.generateFeed(...args)),
+    joinRanks: (ranks) => engine.joinRanks(ranks),
     dispose: () => engine.dispose(),
   };
 }

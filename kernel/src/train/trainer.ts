@@ -15,6 +15,7 @@ import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
 import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
 import type { StepMetrics } from './metrics.js';
 import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
+import { checkRanks, DEFAULT_RANK_TIMEOUT_S, rowsOf, type Ranks } from './ranks.js';
 import { lrAt } from './schedule.js';
 import { readTrainerState, refuseNonFinite, type TrainerState } from './trainer-state.js';
 
@@ -144,6 +145,8 @@ export class Trainer {
   private readonly guard = new StepGuard();
   /** The newest checkpoint written or loaded: what a diverged fit points back to. */
   private lastCheckpoint?: CheckpointEntry;
+  /** Data parallel: this trainer's rank, once joined. */
+  private ranks_?: Ranks;
 
   constructor(
     readonly model: Model,
@@ -176,6 +179,25 @@ export class Trainer {
     return lrAt(step, { lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps || step });
   }
 
+  /** The data-parallel ranks this trainer joined, if any. */
+  get ranks(): Ranks | undefined {
+    return this.ranks_;
+  }
+
+  /**
+   * Data parallel (train/ranks.ts): waits until every rank has joined; from then on each step
+   * trains this rank's rows of the global batch and takes the step of the whole batch, summed
+   * with the other ranks. Every rank must join with the same trainer options and draw the same
+   * batches; it cannot be undone.
+   */
+  async joinRanks(ranks: Ranks): Promise<void> {
+    if (this.ranks_) throw new MambalabError(`joinRanks: this trainer is already rank ${this.ranks_.rank} of ${this.ranks_.world}`);
+    checkRanks(ranks, this.options.batchSize, this.options.gradAccumulation);
+    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S } = ranks;
+    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS });
+    this.ranks_ = { ...ranks, timeoutS };
+  }
+
   /** Steps skipped so far because their loss or gradient norm was not finite. */
   get nonfiniteSteps(): number {
     return this.guard.nonfiniteSteps;
@@ -187,7 +209,8 @@ export class Trainer {
    * back with `skipped: true`.
    */
   async step(batch: Batch | number[][]): Promise<StepMetrics> {
-    const b = this.model.checked(batch);
+    const whole = this.model.checked(batch);
+    const b = this.ranks_ ? rowsOf(whole, this.ranks_) : whole;
     const step = this.step_ + 1;
     const lr = this.lrAt(step);
     const o = this.options;
@@ -200,7 +223,7 @@ export class Trainer {
     const seconds = (performance.now() - start) / 1000;
     const verdict = this.guard.observe(m.loss, m.skipped);
     this.step_ = step;
-    this.tokens += b.batchSize * b.seqLen;
+    this.tokens += whole.batchSize * whole.seqLen;
     this.elapsedS += seconds;
     return {
       step,
@@ -212,7 +235,7 @@ export class Trainer {
       gradNorm: m.gradNorm,
       cudaGraph: m.cudaGraph,
       tokens: this.tokens,
-      tokensPerS: (b.batchSize * b.seqLen) / seconds,
+      tokensPerS: (whole.batchSize * whole.seqLen) / seconds,
       elapsedS: this.elapsedS,
       skipped: m.skipped,
       nonfiniteSteps: verdict.nonfiniteSteps,

@@ -1,0 +1,53 @@
+// Data parallel on one machine: rank r of `world` processes trains a whole replica of the model
+// on rows [r·B/world, (r+1)·B/world) of every global batch of B rows (every rank draws the same
+// batches in the same order), and the engine sums the ranks' gradients before each step
+// (native dist/), so every replica takes the step one process would take on the whole batch.
+import type { Batch } from '../data/batch.js';
+import { MambalabError } from '../errors.js';
+
+export interface Ranks {
+  rank: number;
+  world: number;
+  /** A file path every rank names alike, fresh for each run (under /dev/shm where there is one). */
+  rendezvous: string;
+  /** Tells this run's rendezvous from a stale one at the same path: the same on every rank. */
+  session: number;
+  /** Seconds a rank waits for the others, to join or at a step, before it fails saying so (default 300). */
+  timeoutS?: number;
+}
+
+export const DEFAULT_RANK_TIMEOUT_S = 300;
+
+/** The environment variable `mambalab train --ranks N` hands each rank's process its Ranks in (JSON). */
+export const RANKS_ENV = 'MAMBALAB_RANKS';
+
+/** Checks ranks against a trainer's batch: each rank's slice must split into its micro-batches. */
+export function checkRanks(ranks: Ranks, batchSize: number, microBatches: number): void {
+  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S } = ranks;
+  if (!Number.isInteger(world) || world < 1) throw new MambalabError(`ranks.world: expected a positive integer, got ${world}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new MambalabError(`ranks.rank: expected an integer in [0, ${world}), got ${rank}`);
+  if (typeof rendezvous !== 'string' || rendezvous === '') throw new MambalabError(`ranks.rendezvous: expected a file path, got ${JSON.stringify(rendezvous)}`);
+  if (!Number.isSafeInteger(session) || session < 0) throw new MambalabError(`ranks.session: expected a non-negative integer, got ${session}`);
+  if (!(timeoutS > 0)) throw new MambalabError(`ranks.timeoutS: expected a positive number of seconds, got ${timeoutS}`);
+  if (batchSize % (world * microBatches) !== 0) {
+    throw new MambalabError(`ranks: a batch of ${batchSize} rows does not split into ${world} ranks × ${microBatches} micro-batches of equal rows`);
+  }
+}
+
+/** Rank `rank`'s rows of a global batch. */
+export function rowsOf(batch: Batch, ranks: Pick<Ranks, 'rank' | 'world'>): Batch {
+  if (batch.batchSize % ranks.world !== 0) throw new MambalabError(`step: a batch of ${batch.batchSize} rows does not split evenly over ${ranks.world} ranks`);
+  const rows = batch.batchSize / ranks.world, width = batch.seqLen + 1;
+  return { ...batch, tokens: batch.tokens.subarray(ranks.rank * rows * width, (ranks.rank + 1) * rows * width), batchSize: rows };
+}
+
+/** This process's Ranks when `mambalab train --ranks N` started it, else undefined. */
+export function ranksFromEnv(env: NodeJS.ProcessEnv = process.env): Ranks | undefined {
+  const text = env[RANKS_ENV];
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as Ranks;
+  } catch {
+    throw new MambalabError(`${RANKS_ENV}: expected the JSON that train --ranks writes, got ${JSON.stringify(text)}`);
+  }
+}
