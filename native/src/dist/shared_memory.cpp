@@ -144,6 +144,18 @@ void SharedMemoryCollective::barrier(const char* what) {
 template <typename T>
 void SharedMemoryCollective::sum(T* data, int64_t n) {
   if (world_ == 1) return;
+  // The ranks must be at the same sum: each shows what it sums before any value moves.
+  const int64_t shape[2] = {n, int64_t(sizeof(T))};
+  std::memcpy(slot(rank_), shape, sizeof shape);
+  barrier("a sum");
+  for (int r = 0; r < world_; ++r) {
+    int64_t other[2];
+    std::memcpy(other, slot(r), sizeof other);
+    ML_CHECK(other[0] == n && other[1] == shape[1], "data parallel: rank ", rank_, " sums ", n, " values of ", shape[1],
+             " bytes while rank ", r, " sums ", other[0], " of ", other[1], ": the ranks' steps differ (same model, "
+             "options and batch on every rank?)");
+  }
+  barrier("a sum");
   const int64_t chunk = slot_bytes_ / int64_t(sizeof(T));
   for (int64_t offset = 0; offset < n; offset += chunk) {
     const int64_t m = std::min(chunk, n - offset);

@@ -80,13 +80,14 @@ class TrainStep {
                              norm_coef_.get());
     if (micro_batches == 1) {
       m = read_metrics(true);  // waits for the step
-      if (collective_) mean_over_ranks(m);
     } else {
       Stat norm = 0;
       model_.backend().copy_to_host(&norm, norm_coef_.get(), sizeof(Stat));
       model_.backend().sync();
       m.grad_norm = double(norm);
     }
+    // Every rank sums gradients, loss, then metrics, in that order, however it splits its rows.
+    if (collective_) mean_over_ranks(m);
     // The optimizer skipped a step it was given a non-finite loss or norm for (a NaN coefficient).
     m.skipped = m.skipped || !std::isfinite(m.loss) || !std::isfinite(m.grad_norm);
     if (m.skipped) --steps_done_;
@@ -137,13 +138,16 @@ class TrainStep {
     clip(grad_clip, 1.0 / double(collective_->world()), ranks_loss_.get());
   }
 
-  // data[0, n) in the backend's memory ← its sum over the ranks, through the host.
+  // data[0, n) in the backend's memory ← the sum over the ranks of each one's data · scale,
+  // through the host.
   template <typename U>
-  void sum_over_ranks(U* data, int64_t n) {
+  void sum_over_ranks(U* data, int64_t n, double scale = 1.0) {
     const B& b = model_.backend();
     std::vector<U> host(static_cast<size_t>(n));
     b.copy_to_host(host.data(), data, size_t(n) * sizeof(U));
     b.sync();
+    if (scale != 1.0)
+      for (U& x : host) x = U(double(x) * scale);
     collective_->all_reduce_sum(host.data(), n);
     b.from_host(data, host.data(), size_t(n) * sizeof(U));
   }
@@ -221,15 +225,17 @@ class TrainStep {
       }
     }
     // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
-    int64_t parts = micro_batches;
+    // With ranks, each averages its own micro-batches first: they may split their rows differently.
+    double scale = 1.0 / double(micro_batches);
+    Stat loss = Stat(total.loss);
     if (collective_) {
-      mean_over_ranks(total);
-      sum_over_ranks(model_.params().grads(), model_.params().total());
-      parts *= collective_->world();
+      sum_over_ranks(model_.params().grads(), model_.params().total(), scale);
+      collective_->all_reduce_sum(&loss, 1);  // as gradients() sums the loss
+      scale = 1.0 / double(collective_->world());
     }
-    total.skipped = !std::isfinite(total.loss);
-    clip(grad_clip, 1.0 / double(parts), nullptr);
-    return total;
+    total.skipped = !std::isfinite(double(loss));
+    clip(grad_clip, scale, nullptr);
+    return total;  // run() averages its metrics over the ranks
   }
 
   LanguageModel<B>& model_;

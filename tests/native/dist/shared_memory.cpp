@@ -105,3 +105,26 @@ NATIVE_TEST(shared_memory_collective_ignores_a_stale_session) {
   EXPECT(error.empty(), error);
   return "session 77 joined past a stale session 1";
 }
+
+// Ranks at different sums (a step that differs between them) stop with an error naming both,
+// rather than adding unrelated values.
+NATIVE_TEST(shared_memory_collective_refuses_mismatched_sums) {
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        ml::SharedMemoryCollective c(rendezvous("mismatch"), 4, r, 2, 20, 64);
+        std::vector<double> v(size_t(3 + r), 1.0);
+        c.all_reduce_sum(v.data(), int64_t(v.size()));
+      } catch (const ml::Error& e) {
+        errors[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT(errors[0].find("rank 0 sums 3 values of 8 bytes while rank 1 sums 4 of 8") != std::string::npos, "rank 0: ",
+         errors[0]);
+  EXPECT(errors[1].find("rank 1 sums 4 values of 8 bytes while rank 0 sums 3 of 8") != std::string::npos, "rank 1: ",
+         errors[1]);
+  return errors[0];
+}
