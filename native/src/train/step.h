@@ -226,14 +226,15 @@ class TrainStep {
     }
     // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
     // With ranks, each averages its own micro-batches first: they may split their rows differently.
-    double scale = 1.0 / double(micro_batches);
-    Stat loss = Stat(total.loss);
+    double scale = 1.0 / double(micro_batches), loss = total.loss;
     if (collective_) {
       sum_over_ranks(model_.params().grads(), model_.params().total(), scale);
-      collective_->all_reduce_sum(&loss, 1);  // as gradients() sums the loss
+      Stat ranks_loss = Stat(total.loss);
+      collective_->all_reduce_sum(&ranks_loss, 1);  // as gradients() sums the loss
+      loss = double(ranks_loss);
       scale = 1.0 / double(collective_->world());
     }
-    total.skipped = !std::isfinite(double(loss));
+    total.skipped = !std::isfinite(loss);
     clip(grad_clip, scale, nullptr);
     return total;  // run() averages its metrics over the ranks
   }

@@ -72,11 +72,16 @@ void token_probs(bool switch_router, const T* row, int64_t experts, T* p) {
   }
 }
 
-// What the top_k is taken on without balancing: the probabilities (switch) or the logits
-// (Sinkhorn at inference, the order of their sigmoid).
+// One token's probabilities into p and its top_k experts into chosen (choice order). The top_k is
+// taken on the balanced Sinkhorn scores K_row[e]·col[e] when given (training), else on the
+// probabilities (switch) or the logits (Sinkhorn at inference, the order of their sigmoid).
 template <typename T>
-double unbalanced_score(bool switch_router, const T* row, const T* p, int64_t e) {
-  return switch_router ? double(p[e]) : double(row[e]);
+void token_choices(bool switch_router, const T* row, int64_t experts, int64_t k, const double* K_row, const double* col,
+                   T* p, std::vector<double>& scores, int32_t* chosen) {
+  token_probs(switch_router, row, experts, p);
+  for (int64_t e = 0; e < experts; ++e)
+    scores[e] = K_row ? K_row[e] * col[e] : switch_router ? double(p[e]) : double(row[e]);
+  top_k(scores.data(), experts, k, chosen);
 }
 
 }  // namespace
@@ -99,12 +104,8 @@ int64_t route_forward(const RouterOptions& o, const T* logits, int64_t tokens, i
   std::vector<double> scores(experts);
   std::vector<int32_t> chosen(k);
   for (int64_t t = 0; t < tokens; ++t) {
-    const T* row = logits + t * experts;
-    T* p = probs + t * experts;
-    token_probs(switch_router, row, experts, p);
-    for (int64_t e = 0; e < experts; ++e)
-      scores[e] = balanced ? K[t * experts + e] * col[e] : unbalanced_score(switch_router, row, p, e);
-    top_k(scores.data(), experts, k, chosen.data());
+    token_choices(switch_router, logits + t * experts, experts, k, balanced ? K.data() + t * experts : nullptr,
+                  col.data(), probs + t * experts, scores, chosen.data());
     for (int64_t c = 0; c < k; ++c) r.expert[c * tokens + t] = chosen[c];
     ++r.first_counts[chosen[0]];
   }
@@ -179,11 +180,9 @@ void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int6
   std::vector<double> scores(experts);
   std::vector<int32_t> chosen(k);
   for (int64_t t = 0; t < tokens; ++t) {
-    const T* row = logits + t * experts;
-    T* p = probs + t * experts;
-    token_probs(switch_router, row, experts, p);
-    for (int64_t e = 0; e < experts; ++e) scores[e] = unbalanced_score(switch_router, row, p, e);
-    top_k(scores.data(), experts, k, chosen.data());
+    const T* p = probs + t * experts;
+    token_choices(switch_router, logits + t * experts, experts, k, nullptr, nullptr, probs + t * experts, scores,
+                  chosen.data());
     for (int64_t c = 0; c < k; ++c) {
       expert[c * tokens + t] = chosen[c];
       gates[c * tokens + t] = p[chosen[c]];
