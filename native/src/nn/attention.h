@@ -71,6 +71,7 @@ class AttentionLayer final : public Layer<B> {
     v_cache_ = ActBuffer(batch * capacity * kvd, "attention KV cache");
     step_q_ = ActBuffer(batch * qd, "attention step"), step_o_ = ActBuffer(batch * qd, "attention step");
     step_k_ = ActBuffer(batch * kvd, "attention step"), step_v_ = ActBuffer(batch * kvd, "attention step");
+    step_scratch_ = RealBuffer(b_.attention_decode_scratch(step_dims(batch)), "attention step");
   }
 
   void prefill(const Act* x, Act* y, int64_t len, int64_t row) override {
@@ -92,8 +93,8 @@ class AttentionLayer final : public Layer<B> {
       b_.rope_forward({rows, 1, cfg_.heads, dh_, step.positions}, cfg_.rope_theta, step_q_.get(), step_q_.get());
       b_.rope_forward({rows, 1, cfg_.kv_heads, dh_, step.positions}, cfg_.rope_theta, step_k_.get(), step_k_.get());
     }
-    b_.attention_decode({rows, capacity_, cfg_.heads, cfg_.kv_heads, dh_}, step_q_.get(), step_k_.get(), step_v_.get(),
-                        k_cache_.get(), v_cache_.get(), step.positions, step_o_.get());
+    b_.attention_decode(step_dims(rows), step_q_.get(), step_k_.get(), step_v_.get(), k_cache_.get(), v_cache_.get(),
+                        step.positions, step_o_.get(), step_scratch_.get());
     b_.linear_forward(step_o_.get(), p_.compute(out_proj_), nullptr, y, rows, qd, d_);
   }
 
@@ -122,6 +123,7 @@ class AttentionLayer final : public Layer<B> {
   using RealBuffer = typename B::template Buffer<Real>;
 
   cpu::AttentionDims dims() const { return {batch_, len_, cfg_.heads, cfg_.kv_heads, dh_}; }
+  cpu::AttentionDecodeDims step_dims(int64_t rows) const { return {rows, capacity_, cfg_.heads, cfg_.kv_heads, dh_}; }
 
   int64_t d_, dh_ = 0;
   AttentionConfig cfg_;
@@ -134,9 +136,11 @@ class AttentionLayer final : public Layer<B> {
   // Kept for the backward: the (rotated) q and k, v, the attention's output and log-sum-exps.
   ActBuffer q_, k_, v_, o_;
   RealBuffer lse_;
-  // Generation: (batch, capacity, kv_heads, head_dim) keys and values; a decode step's q, k, v, o.
+  // Generation: (batch, capacity, kv_heads, head_dim) keys and values; a decode step's q, k, v, o
+  // and the scratch of its split cache (kept here: a CUDA graph replays the step with it).
   int64_t capacity_ = 0;
   ActBuffer k_cache_, v_cache_, step_q_, step_k_, step_v_, step_o_;
+  RealBuffer step_scratch_;
 };
 
 }  // namespace ml

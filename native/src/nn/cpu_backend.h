@@ -143,8 +143,10 @@ class CpuBackend {
                           const T* dout, T* dq, T* dk, T* dv) const {
     cpu::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv);
   }
+  // The CPU step needs no scratch.
+  int64_t attention_decode_scratch(const cpu::AttentionDecodeDims&) const { return 0; }
   void attention_decode(const cpu::AttentionDecodeDims& d, const T* q, const T* k, const T* v, T* k_cache, T* v_cache,
-                        const int32_t* positions, T* out) const {
+                        const int32_t* positions, T* out, Real*) const {
     cpu::attention_decode<T>(d, q, k, v, k_cache, v_cache, positions, out);
   }
 

@@ -174,9 +174,10 @@ class CudaBackend {
                           const float* lse, const T* dout, T* dq, T* dk, T* dv) const {
     cuda::attention_backward<T>(d, q, k, v, out, lse, dout, dq, dk, dv, stream_);
   }
+  int64_t attention_decode_scratch(const cpu::AttentionDecodeDims& d) const { return cuda::attention_decode_scratch(d); }
   void attention_decode(const cpu::AttentionDecodeDims& d, const T* q, const T* k, const T* v, T* k_cache, T* v_cache,
-                        const int32_t* positions, T* out) const {
-    cuda::attention_decode<T>(d, q, k, v, k_cache, v_cache, positions, out, stream_);
+                        const int32_t* positions, T* out, float* scratch) const {
+    cuda::attention_decode<T>(d, q, k, v, k_cache, v_cache, positions, out, scratch, stream_);
   }
 
   // Mixture of experts.

@@ -30,13 +30,13 @@ std::vector<double> row_of(const std::vector<float>& logits, int64_t r, int64_t 
 }
 
 template <typename T>
-std::string check_generation(const ml::ModelConfig& config, double bound, uint64_t seed) {
+std::string check_generation(const ml::ModelConfig& config, double bound, uint64_t seed, int64_t len = 70) {
   Cpu64 cpu;
   ml::LanguageModel<Cpu64> host(config, cpu);
   Gpu<T> gpu(true);
   ml::LanguageModel<Gpu<T>> device(config, gpu);
   share_weights<T>(host.params(), device.params());
-  const int64_t batch = 2, len = 70, prompt = 37, V = config.vocab_size;  // past one scan tile, past two decode tiles
+  const int64_t batch = 2, prompt = 37, V = config.vocab_size;  // 70: past one scan tile, past two decode tiles
   ml::Rng rng(seed);
   std::vector<int32_t> tokens(size_t(batch * len));
   for (auto& t : tokens) t = int32_t(rng.next_u64() % uint64_t(V));
@@ -93,6 +93,12 @@ NATIVE_TEST(cuda_generate_bf16_matches_cpu) {
   auto c = every_kind(ml::RouterKind::Switch);
   c.layers = {{'M'}, {'A'}, {'F'}, {'M', 'F'}};
   return check_generation<bf16>(c, 3e-2, 1403);
+}
+// A KV cache long enough to be split into spans (ops/attention_decode), inside the replayed graph.
+NATIVE_TEST(cuda_generate_fp32_long_cache_matches_cpu) {
+  auto c = every_kind(ml::RouterKind::Switch);
+  c.layers = {{'M'}, {'A'}, {'F'}};
+  return check_generation<float>(c, 1e-5, 1405, 300);
 }
 NATIVE_TEST(cuda_generate_fp32_learned_positions_matches_cpu) {
   auto c = every_kind(ml::RouterKind::Switch);

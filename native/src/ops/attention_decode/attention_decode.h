@@ -27,11 +27,16 @@ namespace ml::cuda {
 
 using cpu::AttentionDecodeDims;
 
+// Floats of scratch the CUDA step needs for these dims (0 when the cache is short enough for
+// one block per head): the caller owns it, so a CUDA graph that replays the step can keep it.
+int64_t attention_decode_scratch(const AttentionDecodeDims& dims);
+
 // The same on device pointers (positions too), enqueued on `stream`: T is float or
-// __nv_bfloat16, scores, softmax and sums in fp32; head_dim ≤ 128. One block per (sequence,
-// head); its warps take every fourth key with an online softmax, then combine.
+// __nv_bfloat16, scores, softmax and sums in fp32; head_dim ≤ 128. The cache is split into
+// spans, a block per (sequence, head, span) with an online softmax each, then the spans are
+// combined in order (flash-decoding); scratch: attention_decode_scratch(dims) floats.
 template <typename T>
 void attention_decode(const AttentionDecodeDims& dims, const T* q, const T* k, const T* v, T* k_cache, T* v_cache,
-                      const int32_t* positions, T* out, cudaStream_t stream);
+                      const int32_t* positions, T* out, float* scratch, cudaStream_t stream);
 
 }  // namespace ml::cuda
