@@ -262,7 +262,7 @@ tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
 
 echo
 echo "== summary =="
-grep -E '^(not ok|[0-9]+ passed)' "$OUT/gpu_tests.log" || echo "tests printed no summary"
+grep -E '^(not ok|[0-9]+ passed)|NOT RUN' "$OUT/gpu_tests.log" || echo "tests printed no summary"
 if [ -s "${OUT}/scan.jsonl" ]; then
   python3 - "$OUT/scan.jsonl" <<'PY'
 import json, sys
