@@ -77,11 +77,13 @@ class NcclCollective final : public Collective {
     }
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
     const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
-    nccl::RedOp op = nccl::kSum;
-    T factor = T(scale);  // each rank's own: NCCL multiplies before it adds
-    if (scale != 1.0) settle(api_.red_op_create_pre_mul_sum(&op, &factor, type, nccl::kScalarHostImmediate, comm_), what);
+    // Each rank's own factor, applied before the values meet. Every rank takes this kind of
+    // reduction whatever its factor (1 changes no bit): the ranks' collectives must match.
+    nccl::RedOp op{};
+    T factor = T(scale);
+    settle(api_.red_op_create_pre_mul_sum(&op, &factor, type, nccl::kScalarHostImmediate, comm_), what);
     settle(api_.all_reduce(data, data, size_t(n), type, op, comm_, stream), what);
-    if (op != nccl::kSum) settle(api_.red_op_destroy(op, comm_), what);
+    settle(api_.red_op_destroy(op, comm_), what);
     finish(stream, what);
   }
 

@@ -15,8 +15,7 @@ using Result = int;  // ncclResult_t
 constexpr Result kSuccess = 0, kInProgress = 7;
 struct CommOpaque;
 using Comm = CommOpaque*;  // ncclComm_t
-using RedOp = int;         // ncclRedOp_t; ncclRedOpCreatePreMulSum returns others
-constexpr RedOp kSum = 0;
+using RedOp = int;         // ncclRedOp_t, as ncclRedOpCreatePreMulSum makes them
 constexpr int kFloat32 = 7, kFloat64 = 8;  // ncclDataType_t
 constexpr int kScalarHostImmediate = 1;    // ncclScalarResidence_t: read when the op is created
 
@@ -29,12 +28,13 @@ struct UniqueId {
 // communicator and leaves every other setting NCCL's: its calls then return at once and the
 // caller polls, so a rank that never arrives can be given up on (dist/nccl.cu).
 struct ConfigPrefix {
-  size_t size = sizeof(ConfigPrefix);
+  size_t size = 20;             // the bytes up to `blocking`'s end, not the struct's trailing padding
   unsigned magic = 0xcafebeef;  // NCCL_CONFIG_INITIALIZER's
   unsigned version = 21400;     // the layout's: NCCL_VERSION(2, 14, 0)
   int blocking = 0;
 };
-constexpr int kMinVersion = 21400;  // nonblocking communicators (pre-multiplied sums: 2.11)
+static_assert(offsetof(ConfigPrefix, blocking) + sizeof(int) == 20, "ncclConfig_t's leading fields");
+constexpr int kMinVersion = 21400;  // nonblocking communicators (pre-multiplied sums came in 2.11)
 
 struct Api {
   Result (*get_version)(int* version);
