@@ -7,9 +7,10 @@
 // Order of the sums: NCCL adds the ranks' values in an order of its own (rings or trees over
 // the GPUs, chosen from the size of the sum and the machine's topology), not in rank order, and
 // documents no promise about it. It uses no atomics, so for one world size, machine, NCCL
-// version and NCCL_* environment the order is the same at every step of every run: deterministic
-// runs are bit-identical (the GPU tests check repeated sums), and every rank receives the same
-// bits. A run on another number of GPUs, or one summing through the host (`--ranks`), adds in
+// version and NCCL_* environment the order should be the same at every step of every run,
+// making deterministic runs bit-identical with every rank receiving the same bits: what the GPU
+// tests (repeated sums, both ranks' bits) and tests/gpu/train-gpus.sh (deterministic reruns)
+// check. A run on another number of GPUs, or one summing through the host (`--ranks`), adds in
 // another order: it agrees to rounding, not to the bit.
 //
 // Failures: NCCL runs nonblocking and every wait polls with a deadline, so a rank that dies or
