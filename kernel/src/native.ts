@@ -131,6 +131,8 @@ export interface NativeRanks {
   world: number;
   /** Seconds a rank waits for the others (to join, or at a step) before it fails, naming the wait. */
   timeoutS: number;
+  /** How the ranks sum (default 'shared-memory': through the host; 'nccl': on this process's GPU). */
+  collective?: 'shared-memory' | 'nccl';
 }
 
 export interface NativeAddon {
@@ -140,6 +142,8 @@ export interface NativeAddon {
   estimateTrainingMemory(config: NativeModelConfig, paramCount: number, batch: number, seqLen: number, computeBytes: number): MemoryEstimate;
   resetPeakGpuMemory(): void;
   info(): { threads: number; backends: string[]; gpu: NativeGpuInfo };
+  /** Loads NCCL (once) and says from where; throws naming every place searched when it is not found. */
+  loadNccl(): { library: string; version: string };
 }
 
 /** CUDA devices the engine can use; `status` says why there are none ("no GPU: ..."). */

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # On the GPU host: build the engine with its CUDA backend, run every CUDA op against the CPU
-# reference (mambalab_gpu_tests), then the selective-scan benchmark beside the plain-PyTorch
-# reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model stages: build
-# the addon, LM parity against the PyTorch reference, 300 C4 steps against the CPU, the kill
-# test (SIGKILL and --resume, deterministic CUDA: tests/gpu/kill-test.sh), `mambalab bench
-# train` beside the reference's training throughput, and `mambalab bench checkpoint` (BlackMamba
-# 340M/1.5B checkpoint write and load times, the non-finite guard's cost per step). A short
-# table comes last. Logs and JSON lines go to $OUT (default ./gpu-out): model results in lm.jsonl, their
-# logs in lm-logs.tar.gz. Without a GPU it says so and exits 0. Exits nonzero when a test, a
-# parity case or the 300-step check fails.
+# reference and NCCL's sums (mambalab_gpu_tests), then the selective-scan benchmark beside the
+# plain-PyTorch reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model
+# stages: build the addon, LM parity against the PyTorch reference, 300 C4 steps against the
+# CPU, the kill test (SIGKILL and --resume, deterministic CUDA: tests/gpu/kill-test.sh),
+# `train --gpus 2` beside one GPU (tests/gpu/train-gpus.sh; with one GPU it says NOT RUN),
+# `mambalab bench train` beside the reference's training throughput, and `mambalab bench
+# checkpoint` (BlackMamba 340M/1.5B checkpoint write and load times, the non-finite guard's cost
+# per step). A short table comes last. Logs and JSON lines go to $OUT (default ./gpu-out): model
+# results in lm.jsonl, their logs in lm-logs.tar.gz. Without a GPU it says so and exits 0. Exits
+# nonzero when a test, a parity case, the 300-step check or the --gpus check fails.
 #
 #   bash tests/gpu/run.sh            # everything (about 9 minutes on an H100)
 #   SKIP_BENCH=1 bash tests/gpu/run.sh       # no scan benchmark
@@ -18,7 +19,7 @@
 #   SKIP_LONG_SCAN_BENCH=1 bash tests/gpu/run.sh   # no scan along long sequences (ours, whole and in
 #                                            # parts, beside mamba_ssm's kernel from $ANCHORS)
 #   SCAN_PARTS="0 1 4 8 16 32"               # the --segments values that stage tries
-#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_TRAIN_BENCH=1 / SKIP_SCALING_BENCH=1 / SKIP_CHECKPOINT_BENCH=1 /
+#   SKIP_PARITY=1 / SKIP_TRAIN300=1 / SKIP_KILL=1 / SKIP_GPUS=1 / SKIP_TRAIN_BENCH=1 / SKIP_SCALING_BENCH=1 / SKIP_CHECKPOINT_BENCH=1 /
 #   SKIP_GENERATE_BENCH=1 (bench generate, beside ../shared/anchors/generate_anchor.py when
 #   carried as $ANCHORS, default .gpu-carry/anchors)
 #                                            # skip one model stage
@@ -143,6 +144,14 @@ stage_failed() {  # WHAT LOG
   echo "$1 failed (see lm-logs/$(basename "$2") in $OUT/lm-logs.tar.gz)"
   lm_failed=1
 }
+verdict_stage() {  # STAGE SCRIPT WHAT: tests/gpu/SCRIPT.sh writes one JSON verdict line; lm.jsonl gets it, "ok" decides
+  if NODE=$NODE CLI=$CLI bash "tests/gpu/$2.sh" "$WORK/$2.json" "$lm_logs" >>"$lm_logs/$2.log" 2>&1; then
+    collect "$1" "$WORK/$2.json"
+    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' "$WORK/$2.json" || lm_failed=1
+  else
+    stage_failed "$3" "$lm_logs/$2.log"
+  fi
+}
 
 addon_ok=
 if [ -z "${SKIP_LM:-}" ]; then
@@ -175,12 +184,7 @@ fi
 
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN300:-}" ]; then
   stage_start "300 C4 steps: GPU (bf16) against CPU, deterministic reruns"
-  if NODE=$NODE CLI=$CLI bash tests/gpu/train-compare.sh "$WORK/train-compare.json" "$lm_logs" >>"$lm_logs/train-compare.log" 2>&1; then
-    collect train300 "$WORK/train-compare.json"
-    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' "$WORK/train-compare.json" || lm_failed=1
-  else
-    stage_failed "the 300-step comparison" "$lm_logs/train-compare.log"
-  fi
+  verdict_stage train300 train-compare "the 300-step comparison"
   stage_end train300
 fi
 
@@ -191,6 +195,12 @@ if [ -n "$addon_ok" ] && [ -z "${SKIP_KILL:-}" ]; then
   [ -s "$WORK/kill.json" ] && collect kill "$WORK/kill.json"
   [ "$kill_rc" -eq 0 ] || stage_failed "the kill test" "$lm_logs/kill-test.log"
   stage_end kill
+fi
+
+if [ -n "$addon_ok" ] && [ -z "${SKIP_GPUS:-}" ]; then
+  stage_start "train --gpus 2: ranks on 2 GPUs summing through NCCL, beside one GPU (needs 2 GPUs)"
+  verdict_stage train_gpus train-gpus "train --gpus 2"
+  stage_end train_gpus
 fi
 
 if [ -n "$addon_ok" ] && [ -z "${SKIP_TRAIN_BENCH:-}" ]; then
@@ -262,7 +272,7 @@ tar -czf "$OUT/lm-logs.tar.gz" -C "$WORK" lm-logs
 
 echo
 echo "== summary =="
-grep -E '^(not ok|[0-9]+ passed)' "$OUT/gpu_tests.log" || echo "tests printed no summary"
+grep -E '^(not ok|[0-9]+ passed)|NOT RUN' "$OUT/gpu_tests.log" || echo "tests printed no summary"
 if [ -s "${OUT}/scan.jsonl" ]; then
   python3 - "$OUT/scan.jsonl" <<'PY'
 import json, sys

@@ -1,6 +1,6 @@
 """The model stages' short table for tests/gpu/run.sh: training throughput (ours against the
-PyTorch reference), parity errors, the 300-step verdict, the kill test's verdict and the
-checkpoint benchmark, the scaling ladder and decode latency, from lm.jsonl.
+PyTorch reference), parity errors, the 300-step verdict, the kill test's and `train --gpus`'s
+verdicts and the checkpoint benchmark, the scaling ladder and decode latency, from lm.jsonl.
 
     python3 tests/gpu/summarize_lm.py lm.jsonl
 
@@ -67,6 +67,15 @@ def main():
               f"{len(kills)} SIGKILLs ({r['inside_writes']} inside checkpoint writes), {r['attempts']} attempts, {r['seconds']:.0f} s; "
               f"{'bit-identical to the uninterrupted run' if not r['differences'] else 'differs: ' + '; '.join(r['differences'][:3])}"
               f"{'' if not r['unreadable'] else '; unreadable: ' + '; '.join(r['unreadable'][:3])}")
+
+    for r in by_stage.get("train_gpus", []):
+        if not r["run"]:
+            print(f"\ntrain --gpus {r['gpus']}: NOT RUN ({r['verdict']})")
+            continue
+        print(f"\ntrain --gpus {r['gpus']} ({r['model']}, {r['precision']}, deterministic, {r['steps']} steps; {r['nccl']}): {r['verdict']}")
+        print(f"  window means against one GPU: max rel diff {fmt(r['window_mean_rel_diff_max'], '.4f')} (tolerance {r['tolerance']}); "
+              f"first loss {fmt(r['first_loss_gpus'], '.5f')} vs {fmt(r['first_loss_one_gpu'], '.5f')}; median tokens/s "
+              f"{fmt(r['median_tokens_per_s_gpus'], '.0f')} on {r['gpus']} GPUs vs {fmt(r['median_tokens_per_s_one_gpu'], '.0f')} on one")
 
     for r in by_stage.get("checkpoint_bench", []):
         write, load = r["checkpoint_write_s"], r["checkpoint_load_s"]

@@ -19,7 +19,7 @@ import { Trainer } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
 import { progressLine } from './progress.js';
 import { checkResumable, keepMetricsUpTo, MetricsAppender, refuseExistingRun, startRun } from './run-dir.js';
-import { launchRanks } from './train-ranks.js';
+import { checkGpus, launchRanks } from './train-ranks.js';
 
 export const usage = `mambalab train --model mamba --size tiny --steps N --data <file.json.gz|dir> [options]
   --model NAME        mamba | mamba-mlp | moe-mamba | parallel-moe-mamba | blackmamba | transformer | transformer-moe | jamba
@@ -47,8 +47,10 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
                       are skipped (nothing applied) and reported ("skipped", "nonfinite_steps")
   --ranks N           data parallel on this machine: N processes, each training a replica on its N-th of every batch's
                       rows, their gradients summed before each step (the same steps as one process; B must split into
-                      N × K equal parts). Rank 0 writes the run; a rank that fails stops the others. On CUDA the sums
-                      pass through the host (NCCL is not wired in yet)
+                      N × K equal parts). Rank 0 writes the run; a rank that fails stops the others. The sums pass
+                      through the host (shared memory), on the CPU or one GPU
+  --gpus N            data parallel over N GPUs: as --ranks N with --device cuda, rank r on GPU r, gradients summed on
+                      the GPUs through NCCL (found as MAMBALAB_NCCL_LIB, libnccl.so.2 or PyTorch's nvidia-nccl wheel)
   --rank-timeout S    seconds a rank waits for the others before it fails saying so (default ${DEFAULT_RANK_TIMEOUT_S})
   --log-every N       log every N steps (default 1)
   --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
@@ -79,19 +81,25 @@ export async function train(argv: string[]): Promise<void> {
     resume: { type: 'boolean', default: false },
     'max-bad-steps': { type: 'string' },
     ranks: { type: 'string' },
+    gpus: { type: 'string' },
     'rank-timeout': { type: 'string' },
     'log-every': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
-  const world = intFlag('ranks', f.ranks, 1, 1);
+  if (f.gpus !== undefined && f.ranks !== undefined) throw new MambalabError('train: --gpus N already starts N ranks (one per GPU): give --gpus or --ranks, not both');
+  if (f.gpus !== undefined && f.device !== undefined && f.device !== 'cuda') throw new MambalabError(`train: --gpus trains on GPUs: --device must be cuda or left out, got '${f.device}'`);
+  const gpus = f.gpus !== undefined;
+  const ranksFlag = gpus ? 'gpus' : 'ranks';
+  const world = intFlag(ranksFlag, gpus ? f.gpus : f.ranks, 1, 1);
   const rankTimeoutS = numberFlag('rank-timeout', f['rank-timeout'], DEFAULT_RANK_TIMEOUT_S);
   if (!(rankTimeoutS > 0)) throw new MambalabError(`train: --rank-timeout must be a positive number of seconds, got ${rankTimeoutS}`);
-  // Started by --ranks: this process is one rank; rank 0 leads (writes the run, speaks).
+  // Started by --ranks or --gpus: this process is one rank; rank 0 leads (writes the run, speaks).
   const ranks = ranksFromEnv();
   if (world > 1 && !ranks) {
     const batchSize = intFlag('batch-size', f['batch-size'], presetFlags(f.model!, f.size!).training.batchSize, 1);
-    if (batchSize % world !== 0) throw new MambalabError(`train: --ranks ${world} must divide the batch of ${batchSize} rows (--batch-size)`);
-    return launchRanks(world, rankTimeoutS);
+    if (batchSize % world !== 0) throw new MambalabError(`train: --${ranksFlag} ${world} must divide the batch of ${batchSize} rows (--batch-size)`);
+    if (gpus) process.stderr.write(checkGpus(world) + '\n');
+    return launchRanks(world, rankTimeoutS, gpus ? 'nccl' : 'shared-memory');
   }
   const lead = !ranks || ranks.rank === 0;
   const json = f.json;
@@ -123,7 +131,7 @@ export async function train(argv: string[]): Promise<void> {
     maxBadSteps: intFlag('max-bad-steps', f['max-bad-steps'], DEFAULT_MAX_BAD_STEPS, 1),
   };
   const engine = {
-    device: choiceFlag('device', f.device, DEVICES, 'cpu'),
+    device: gpus ? 'cuda' : choiceFlag('device', f.device, DEVICES, 'cpu'),
     dtype: choiceFlag('dtype', f.dtype, DTYPES, 'float32'),
     precision: choiceFlag('precision', f.precision, PRECISIONS, 'bf16'),
     deterministic: f.deterministic,
@@ -166,7 +174,8 @@ export async function train(argv: string[]): Promise<void> {
   }
   if (ranks) {
     await trainer.joinRanks(ranks);
-    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, gradients summed before each step`);
+    const summed = ranks.collective === 'nccl' ? 'one per GPU, gradients summed on the GPUs (NCCL)' : 'gradients summed';
+    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, ${summed} before each step`);
   }
   const remaining = steps - trainer.stepCount;
   if (remaining <= 0) {

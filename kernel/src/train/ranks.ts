@@ -1,9 +1,18 @@
 // Data parallel on one machine: rank r of `world` processes trains a whole replica of the model
 // on rows [r·B/world, (r+1)·B/world) of every global batch of B rows (every rank draws the same
 // batches in the same order), and the engine sums the ranks' gradients before each step
-// (native dist/), so every replica takes the step one process would take on the whole batch.
+// (native dist/: through shared memory, or NCCL on GPUs), so every replica takes the step one
+// process would take on the whole batch.
 import type { Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
+
+/**
+ * How the ranks sum their gradients: 'shared-memory' (default) through the host, for ranks on
+ * one machine whatever their device; 'nccl' in place on the GPUs, one rank per GPU (the model on
+ * device 'cuda', each process on its own GPU: `mambalab train --gpus N`).
+ */
+export type RankCollective = 'shared-memory' | 'nccl';
+const COLLECTIVES: readonly RankCollective[] = ['shared-memory', 'nccl'];
 
 export interface Ranks {
   rank: number;
@@ -14,6 +23,8 @@ export interface Ranks {
   session: number;
   /** Seconds a rank waits for the others, to join or at a step, before it fails saying so (default 300). */
   timeoutS?: number;
+  /** Default 'shared-memory'. */
+  collective?: RankCollective;
 }
 
 export const DEFAULT_RANK_TIMEOUT_S = 300;
@@ -23,12 +34,13 @@ export const RANKS_ENV = 'MAMBALAB_RANKS';
 
 /** Checks ranks against a trainer's batch: each rank's slice must split into its micro-batches. */
 export function checkRanks(ranks: Ranks, batchSize: number, microBatches: number): void {
-  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S } = ranks;
+  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory' } = ranks;
   if (!Number.isInteger(world) || world < 1) throw new MambalabError(`ranks.world: expected a positive integer, got ${world}`);
   if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new MambalabError(`ranks.rank: expected an integer in [0, ${world}), got ${rank}`);
   if (typeof rendezvous !== 'string' || rendezvous === '') throw new MambalabError(`ranks.rendezvous: expected a file path, got ${JSON.stringify(rendezvous)}`);
   if (!Number.isSafeInteger(session) || session < 0) throw new MambalabError(`ranks.session: expected a non-negative integer, got ${session}`);
   if (!(timeoutS > 0)) throw new MambalabError(`ranks.timeoutS: expected a positive number of seconds, got ${timeoutS}`);
+  if (!COLLECTIVES.includes(collective)) throw new MambalabError(`ranks.collective: expected 'shared-memory' or 'nccl', got ${JSON.stringify(collective)}`);
   if (batchSize % (world * microBatches) !== 0) {
     throw new MambalabError(`ranks: a batch of ${batchSize} rows does not split into ${world} ranks × ${microBatches} micro-batches of equal rows`);
   }

@@ -193,8 +193,11 @@ export class Trainer {
   async joinRanks(ranks: Ranks): Promise<void> {
     if (this.ranks_) throw new MambalabError(`joinRanks: this trainer is already rank ${this.ranks_.rank} of ${this.ranks_.world}`);
     checkRanks(ranks, this.options.batchSize, this.options.gradAccumulation);
-    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S } = ranks;
-    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS });
+    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory' } = ranks;
+    if (collective === 'nccl' && this.model.device !== 'cuda') {
+      throw new MambalabError(`joinRanks: collective 'nccl' sums on GPUs, and this model is on the ${this.model.device} (create it with device 'cuda')`);
+    }
+    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS, collective });
     this.ranks_ = { ...ranks, timeoutS };
   }
 

@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/gpu.h"
 #include "core/parallel.h"
+#include "dist/nccl.h"
+#include "dist/nccl_api.h"
 #include "dist/shared_memory.h"
 #include "train/memory.h"
 #include "train/runtime.h"
@@ -380,29 +382,36 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
-  // joinRanks({rendezvous, session, rank, world, timeoutS}): resolves once every rank has joined
-  // (dist/shared_memory.h); later train steps sum with them.
+  // joinRanks({rendezvous, session, rank, world, timeoutS, collective?}): resolves once every rank
+  // has joined; later train steps sum with them. collective: 'shared-memory' (the default,
+  // dist/shared_memory.h) or 'nccl' (dist/nccl.h, on this process's GPU: core/gpu.h's cuda_device).
   Napi::Value JoinRanks(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject())
-      throw Napi::TypeError::New(env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS }");
+      throw Napi::TypeError::New(env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS, collective? }");
     const Napi::Object o = info[0].As<Napi::Object>();
     struct Join {
       std::string rendezvous;
       uint64_t session;
       int rank, world;
       double timeout_s;
+      bool nccl;
     };
     const Join j = guard(env, [&] {
+      const std::string collective = o.Get("collective").IsUndefined() ? "shared-memory" : get_string(o, "collective");
+      if (collective != "shared-memory" && collective != "nccl")
+        throw ml::Error("joinRanks: 'collective' must be 'shared-memory' or 'nccl', got '" + collective + "'");
       return Join{get_string(o, "rendezvous"), uint64_t(get_double(o, "session")), int(get_int(o, "rank")),
-                  int(get_int(o, "world")), get_double(o, "timeoutS")};
+                  int(get_int(o, "world")), get_double(o, "timeoutS"), collective == "nccl"};
     });
     auto rt = runtime_;
     return launch(
         env,
         [=] {
-          rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(j.rendezvous, j.session, j.rank, j.world,
-                                                                      j.timeout_s));
+          rt->join_ranks(j.nccl ? ml::make_nccl_collective(j.rendezvous, j.session, j.rank, j.world, ml::cuda_device(),
+                                                           j.timeout_s)
+                                : std::make_shared<ml::SharedMemoryCollective>(j.rendezvous, j.session, j.rank,
+                                                                               j.world, j.timeout_s));
         },
         [](Napi::Env env) { return env.Undefined(); });
   }
@@ -551,6 +560,21 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// loadNccl(): loads NCCL (dist/nccl_api.h) and says which library and version; throws naming
+// every place searched when there is none.
+Napi::Value LoadNccl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    const ml::nccl::Api& nccl = ml::nccl::api();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("library", nccl.library);
+    out.Set("version", ml::nccl::version_name(nccl.version));
+    return out;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Value GpuMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const ml::GpuMemory m = ml::gpu_memory();
@@ -597,6 +621,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("gpuMemory", Napi::Function::New(env, GpuMemory));
+  exports.Set("loadNccl", Napi::Function::New(env, LoadNccl));
   exports.Set("resetPeakGpuMemory", Napi::Function::New(env, ResetPeakGpuMemory));
   exports.Set("estimateTrainingMemory", Napi::Function::New(env, EstimateTrainingMemory));
   return exports;

@@ -1,21 +1,14 @@
 #include "cublaslt.h"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <mutex>
 #include <vector>
 
 #include "error.h"
+#include "shared_library.h"
 
 namespace ml::cuda::lt {
 namespace {
-
-template <typename Fn>
-void bind(void* lib, const char* symbol, Fn& fn, const std::string& path) {
-  fn = reinterpret_cast<Fn>(dlsym(lib, symbol));
-  ML_CHECK(fn != nullptr, "cuBLASLt: ", path, " has no symbol ", symbol);
-}
 
 Api load() {
   std::vector<std::string> candidates;
@@ -24,32 +17,26 @@ Api load() {
     candidates.push_back(name);
     candidates.push_back(std::string("/usr/local/cuda/lib64/") + name);
   }
-  std::string tried;
-  for (const auto& path : candidates) {
-    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      const char* why = dlerror();
-      tried += "\n  " + path + ": " + (why ? why : "not found");
-      continue;
-    }
-    Api a{};
-    a.library = path;
-    bind(lib, "cublasLtCreate", a.create, path);
-    bind(lib, "cublasLtDestroy", a.destroy, path);
-    bind(lib, "cublasLtMatmulDescCreate", a.matmul_desc_create, path);
-    bind(lib, "cublasLtMatmulDescDestroy", a.matmul_desc_destroy, path);
-    bind(lib, "cublasLtMatmulDescSetAttribute", a.matmul_desc_set_attribute, path);
-    bind(lib, "cublasLtMatrixLayoutCreate", a.layout_create, path);
-    bind(lib, "cublasLtMatrixLayoutDestroy", a.layout_destroy, path);
-    bind(lib, "cublasLtMatrixLayoutSetAttribute", a.layout_set_attribute, path);
-    bind(lib, "cublasLtMatmulPreferenceCreate", a.preference_create, path);
-    bind(lib, "cublasLtMatmulPreferenceDestroy", a.preference_destroy, path);
-    bind(lib, "cublasLtMatmulPreferenceSetAttribute", a.preference_set_attribute, path);
-    bind(lib, "cublasLtMatmulAlgoGetHeuristic", a.algo_get_heuristic, path);
-    bind(lib, "cublasLtMatmul", a.matmul, path);
-    return a;  // the library stays loaded for the life of the process
-  }
-  throw Error("cuBLASLt: no library could be loaded (set MAMBALAB_CUBLASLT to its path); tried:" + tried);
+  const OpenedLibrary lib = open_first(candidates);
+  if (!lib.handle)
+    throw Error("cuBLASLt: no library could be loaded (set MAMBALAB_CUBLASLT to its path); tried:" + lib.tried);
+  const auto bind = [&](const char* symbol, auto& fn) { bind_symbol(lib, "cuBLASLt", symbol, fn); };
+  Api a{};
+  a.library = lib.path;
+  bind("cublasLtCreate", a.create);
+  bind("cublasLtDestroy", a.destroy);
+  bind("cublasLtMatmulDescCreate", a.matmul_desc_create);
+  bind("cublasLtMatmulDescDestroy", a.matmul_desc_destroy);
+  bind("cublasLtMatmulDescSetAttribute", a.matmul_desc_set_attribute);
+  bind("cublasLtMatrixLayoutCreate", a.layout_create);
+  bind("cublasLtMatrixLayoutDestroy", a.layout_destroy);
+  bind("cublasLtMatrixLayoutSetAttribute", a.layout_set_attribute);
+  bind("cublasLtMatmulPreferenceCreate", a.preference_create);
+  bind("cublasLtMatmulPreferenceDestroy", a.preference_destroy);
+  bind("cublasLtMatmulPreferenceSetAttribute", a.preference_set_attribute);
+  bind("cublasLtMatmulAlgoGetHeuristic", a.algo_get_heuristic);
+  bind("cublasLtMatmul", a.matmul);
+  return a;
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // all come back as a status line, never as an exception.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "device_allocator.h"
+#include "error.h"
 #include "gpu.h"
 
 namespace ml {
@@ -35,6 +38,18 @@ GpuInfo query_gpu() {
   return info;
 }
 
+int cuda_device() {
+  const char* env = std::getenv("MAMBALAB_CUDA_DEVICE");
+  if (!env || !*env) return 0;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) cudaGetLastError();
+  char* end = nullptr;
+  const long device = std::strtol(env, &end, 10);
+  ML_CHECK(*end == '\0' && device >= 0 && device < count, "MAMBALAB_CUDA_DEVICE: expected a CUDA device index in [0, ",
+           count, "), got '", env, "'");
+  return int(device);
+}
+
 GpuMemory gpu_memory() {
   GpuMemory m;
   int count = 0;
@@ -45,7 +60,14 @@ GpuMemory gpu_memory() {
   const cuda::AllocatorStats stats = cuda::allocator_stats();
   m.in_use = stats.in_use, m.peak_in_use = stats.peak_in_use, m.cached = stats.cached;
   m.cuda_mallocs = stats.cuda_mallocs;
-  if (cudaMemGetInfo(&m.device_free, &m.device_total) != cudaSuccess) cudaGetLastError();
+  // On the models' device (a bad MAMBALAB_CUDA_DEVICE fails the model itself, not this report).
+  int device = 0;
+  try {
+    device = cuda_device();
+  } catch (const Error&) {
+  }
+  if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&m.device_free, &m.device_total) != cudaSuccess)
+    cudaGetLastError();
   return m;
 }
 

@@ -18,8 +18,14 @@ struct GpuInfo {
 
 GpuInfo query_gpu();
 
+// The GPU this process's models use: $MAMBALAB_CUDA_DEVICE, an index among the devices CUDA sees
+// (`mambalab train --gpus N` gives rank r device r), else 0. Throws when the variable holds no
+// such index. The CPU-only build has no device to choose: 0.
+int cuda_device();
+
 // Device memory, in bytes: what the engine's caching allocator holds (in use by tensors,
-// its high-water mark, kept free for reuse) and what device 0 has in all. Zeros without a GPU.
+// its high-water mark, kept free for reuse) and what the models' device (cuda_device()) has in all.
+// Zeros without a GPU.
 struct GpuMemory {
   size_t in_use = 0, peak_in_use = 0, cached = 0;
   int64_t cuda_mallocs = 0;

@@ -9,6 +9,8 @@ GpuInfo query_gpu() {
   return info;
 }
 
+int cuda_device() { return 0; }
+
 GpuMemory gpu_memory() { return {}; }
 
 void reset_peak_gpu_memory() {}

@@ -8,12 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <new>
-#include <thread>
 
 #include "../core/error.h"
+#include "wait.h"
 
 namespace ml {
 
@@ -27,30 +26,14 @@ struct SharedMemoryCollective::Header {
 // Other processes map the same atomics: they must be plain memory operations.
 static_assert(std::atomic<int64_t>::is_always_lock_free, "the barrier needs lock-free 64-bit atomics");
 
+using dist::after;
+using dist::wait_until;
+
 namespace {
 
 constexpr uint64_t kMagic = 0x62616c61626d616dULL;  // "mambalab", little-endian
 constexpr size_t kHeaderBytes = 256;
 static_assert(kHeaderBytes % 64 == 0, "slots stay 64-byte aligned");
-using Clock = std::chrono::steady_clock;
-
-// Polls ready() until it holds (true) or the deadline passes (false): yields first, then sleeps
-// briefly, so a long wait does not hold a core.
-template <typename Ready>
-bool wait_until(Ready ready, Clock::time_point deadline) {
-  for (int polls = 0; !ready(); ++polls) {
-    if (Clock::now() > deadline) return false;
-    if (polls < 2000)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  return true;
-}
-
-Clock::time_point after(double seconds) {
-  return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
 
 void* map_file(int fd, size_t bytes, const std::string& path) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -141,21 +124,36 @@ void SharedMemoryCollective::barrier(const char* what) {
            " for the other ranks: one of them has stopped or hangs");
 }
 
-template <typename T>
-void SharedMemoryCollective::sum(T* data, int64_t n) {
+void SharedMemoryCollective::check_same_sum(int64_t n, int64_t element_bytes) {
   if (world_ == 1) return;
-  // The ranks must be at the same sum: each shows what it sums before any value moves.
-  const int64_t shape[2] = {n, int64_t(sizeof(T))};
+  const int64_t shape[2] = {n, element_bytes};
   std::memcpy(slot(rank_), shape, sizeof shape);
   barrier("a sum");
   for (int r = 0; r < world_; ++r) {
     int64_t other[2];
     std::memcpy(other, slot(r), sizeof other);
-    ML_CHECK(other[0] == n && other[1] == shape[1], "data parallel: rank ", rank_, " sums ", n, " values of ", shape[1],
-             " bytes while rank ", r, " sums ", other[0], " of ", other[1], ": the ranks' steps differ (same model, "
-             "options and batch on every rank?)");
+    ML_CHECK(other[0] == n && other[1] == element_bytes, "data parallel: rank ", rank_, " sums ", n, " values of ",
+             element_bytes, " bytes while rank ", r, " sums ", other[0], " of ", other[1], ": the ranks' steps differ "
+             "(same model, options and batch on every rank?)");
   }
   barrier("a sum");
+}
+
+void SharedMemoryCollective::broadcast(void* data, int64_t bytes, int root) {
+  ML_CHECK(bytes >= 0 && bytes <= slot_bytes_ && root >= 0 && root < world_, "data parallel: a broadcast of ", bytes,
+           " bytes from rank ", root, " does not fit ", world_, " ranks' slots of ", slot_bytes_, " bytes");
+  if (world_ == 1) return;
+  if (rank_ == root) std::memcpy(slot(root), data, size_t(bytes));
+  barrier("a broadcast");
+  if (rank_ != root) std::memcpy(data, slot(root), size_t(bytes));
+  barrier("a broadcast");  // every rank has read the slot before it is written again
+}
+
+template <typename T>
+void SharedMemoryCollective::sum(T* data, int64_t n) {
+  if (world_ == 1) return;
+  // The ranks must be at the same sum: each shows what it sums before any value moves.
+  check_same_sum(n, int64_t(sizeof(T)));
   const int64_t chunk = slot_bytes_ / int64_t(sizeof(T));
   for (int64_t offset = 0; offset < n; offset += chunk) {
     const int64_t m = std::min(chunk, n - offset);

@@ -2,7 +2,8 @@
 // never reaches a disk): a barrier in the file's header, then one slot per rank. A sum copies a
 // chunk of each rank's data into its slot, waits for every rank, adds the slots in rank order
 // into its own data and waits again before the slots are reused. It serves CPU runs and the
-// tests of data parallelism; GPUs exchange through NCCL.
+// tests of data parallelism; GPUs sum through NCCL (nccl.h), which meets and sums host values
+// through this one.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,6 +27,12 @@ class SharedMemoryCollective final : public Collective {
   int world() const override { return world_; }
   void all_reduce_sum(float* data, int64_t n) override { sum(data, n); }
   void all_reduce_sum(double* data, int64_t n) override { sum(data, n); }
+
+  // Every rank states the sum it is about to make (n values of element_bytes each); throws,
+  // naming this rank's and another's, when they differ. Each sum here checks so first.
+  void check_same_sum(int64_t n, int64_t element_bytes);
+  // data[0, bytes) ← rank root's data (bytes at most a slot). NcclCollective hands out its id so.
+  void broadcast(void* data, int64_t bytes, int root);
 
  private:
   struct Header;

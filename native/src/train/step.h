@@ -9,10 +9,14 @@
 // sum gradients, loss and routing counts (dist/collective.h) and every replica takes the same
 // step on their mean: the update of one process on the whole batch when the slices are equal
 // (MoE load-balancing losses are each rank's own, as they are each micro-batch's). Those steps
-// run eagerly: the sums pass through the host.
+// run eagerly. Gradients are summed in place on the GPU where the collective can (NCCL: the
+// whole gradient buffer as one bucket after the backward, then the loss; the host waits for each
+// sum before it enqueues the optimizer), else through the host; metrics always pass the host.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../dist/collective.h"
@@ -40,6 +44,12 @@ struct StepMetrics {
   bool skipped = false;               // loss or gradient norm not finite: nothing was changed
 };
 
+// Backends whose buffers live on a GPU have the stream they enqueue on (the CUDA backend).
+template <class B, class = void>
+constexpr bool kOnDevice = false;
+template <class B>
+constexpr bool kOnDevice<B, std::void_t<decltype(std::declval<const B&>().stream())>> = true;
+
 template <class B>
 class TrainStep {
  public:
@@ -50,6 +60,9 @@ class TrainStep {
 
   // The ranks this step sums with (null or a world of 1: none). The collective outlives the step.
   void set_collective(Collective* collective) {
+    ML_CHECK(!collective || !collective->device_sums() || kOnDevice<B>,
+             "data parallel: NCCL sums GPU memory, and this model runs on the CPU (use device 'cuda', or ranks "
+             "that meet through shared memory)");
     collective_ = collective && collective->world() > 1 ? collective : nullptr;
     forget_graph();
   }
@@ -138,11 +151,14 @@ class TrainStep {
     clip(grad_clip, 1.0 / double(collective_->world()), ranks_loss_.get());
   }
 
-  // data[0, n) in the backend's memory ← the sum over the ranks of each one's data · scale,
-  // through the host.
+  // data[0, n) in the backend's memory ← the sum over the ranks of each one's data · scale: in
+  // place on the GPU when the collective can, else through the host.
   template <typename U>
   void sum_over_ranks(U* data, int64_t n, double scale = 1.0) {
     const B& b = model_.backend();
+    if constexpr (kOnDevice<B>) {
+      if (collective_->device_sums()) return collective_->all_reduce_sum_device(data, n, b.stream(), scale);
+    }
     std::vector<U> host(static_cast<size_t>(n));
     b.copy_to_host(host.data(), data, size_t(n) * sizeof(U));
     b.sync();

@@ -29,6 +29,7 @@ test('checkRanks names what is wrong with a rank', () => {
     [{ ...ok, rendezvous: '' }, /ranks.rendezvous: expected a file path/],
     [{ ...ok, session: -1 }, /ranks.session/],
     [{ ...ok, timeoutS: 0 }, /ranks.timeoutS/],
+    [{ ...ok, collective: 'mpi' as 'nccl' }, /ranks.collective: expected 'shared-memory' or 'nccl', got "mpi"/],
   ] as const) {
     assert.throws(() => checkRanks(bad, 8, 2), (e: unknown) => e instanceof MambalabError && message.test(e.message));
   }
@@ -73,5 +74,17 @@ test('a rank whose partner never comes fails within its timeout, saying what it 
     assert.match(e.message, /data parallel: rank 0 of 2 waited 0\.5 s at the start for the other ranks/);
     return true;
   });
+  model.dispose();
+});
+
+test('NCCL ranks sum on GPUs: a CPU model refuses them before anything is joined', async () => {
+  const { model, trainer } = tinyTrainer({}, { batchSize: 4 });
+  await assert.rejects(trainer.joinRanks({ rank: 0, world: 2, rendezvous: rendezvous('nccl'), session: 1, collective: 'nccl' }), (e: unknown) => {
+    assert.ok(e instanceof MambalabError, String(e));
+    assert.match(e.message, /joinRanks: collective 'nccl' sums on GPUs, and this model is on the cpu \(create it with device 'cuda'\)/);
+    return true;
+  });
+  assert.equal(trainer.ranks, undefined);
+  assert.ok(!existsSync(rendezvous('nccl')), 'no rendezvous was made');
   model.dispose();
 });

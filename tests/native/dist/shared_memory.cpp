@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -127,4 +128,28 @@ NATIVE_TEST(shared_memory_collective_refuses_mismatched_sums) {
   EXPECT(errors[1].find("rank 1 sums 4 values of 8 bytes while rank 0 sums 3 of 8") != std::string::npos, "rank 1: ",
          errors[1]);
   return errors[0];
+}
+
+// A broadcast hands rank 0's bytes (NCCL's unique id, in dist/nccl.cu) to every rank, and more
+// than a slot holds is refused.
+NATIVE_TEST(shared_memory_collective_broadcasts_from_rank_0) {
+  std::vector<std::string> got(3);
+  std::string too_large;
+  on_ranks(rendezvous("broadcast"), 3, 128, [&](ml::SharedMemoryCollective& c) {
+    char id[128];
+    std::snprintf(id, sizeof id, "rank %d's id", c.rank());
+    c.broadcast(id, sizeof id, 0);
+    got[size_t(c.rank())] = id;
+    if (c.rank() != 0) return;
+    try {
+      c.broadcast(id, 129, 0);
+    } catch (const ml::Error& e) {
+      too_large = e.what();
+    }
+  });
+  for (const auto& g : got) EXPECT(g == "rank 0's id", "got '", g, "'");
+  EXPECT(too_large.find("a broadcast of 129 bytes from rank 0 does not fit 3 ranks' slots of 128 bytes") !=
+             std::string::npos,
+         too_large);
+  return "3 ranks got rank 0's 128 bytes; 129 refused";
 }

@@ -174,3 +174,26 @@ NATIVE_TEST(train_step_data_parallel_matches_one_process) {
   return str("2 and 4 ranks x 1, 2 and mixed micro-batches, ", steps, " steps: replicas identical, weights within ",
              worst, " of one process");
 }
+
+// NCCL sums GPU memory: a CPU model refuses a collective that can only sum so.
+NATIVE_TEST(train_step_refuses_device_sums_on_the_cpu) {
+  struct DeviceOnly final : ml::Collective {
+    int rank() const override { return 0; }
+    int world() const override { return 2; }
+    void all_reduce_sum(float*, int64_t) override {}
+    void all_reduce_sum(double*, int64_t) override {}
+    bool device_sums() const override { return true; }
+  } nccl_like;
+  Cpu64 cpu;
+  ml::LanguageModel<Cpu64> model(small_config(), cpu);
+  ml::TrainStep<Cpu64> step(model, false);
+  std::string error;
+  try {
+    step.set_collective(&nccl_like);
+  } catch (const ml::Error& e) {
+    error = e.what();
+  }
+  EXPECT(error.find("data parallel: NCCL sums GPU memory, and this model runs on the CPU") != std::string::npos,
+         "got: ", error);
+  return error;
+}

@@ -1,0 +1,160 @@
+// NcclCollective: see nccl.h. Every NCCL call is nonblocking (nccl_api.h's ConfigPrefix): it
+// returns ncclInProgress while NCCL works in the background, and settle() polls the
+// communicator's state until it is done, fails, or the deadline passes. A sum then waits for its
+// stream the same way (an event and the communicator's state), never in a blocking CUDA call.
+#include <cuda_runtime.h>
+
+#include <set>
+#include <type_traits>
+#include <utility>
+
+#include "../core/cuda_check.h"
+#include "nccl.h"
+#include "nccl_api.h"
+#include "shared_memory.h"
+#include "wait.h"
+
+namespace ml {
+namespace {
+
+class NcclCollective final : public Collective {
+ public:
+  NcclCollective(const std::string& rendezvous, uint64_t session, int rank, int world, int device, double timeout_s)
+      : api_(nccl::api()), host_(rendezvous, session, rank, world, timeout_s), device_(device), timeout_s_(timeout_s) {
+    ML_CUDA_CHECK("data parallel", cudaSetDevice(device));
+    ML_CUDA_CHECK("data parallel", cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    try {
+      nccl::UniqueId id{};
+      if (rank == 0) settle(api_.get_unique_id(&id), "taking NCCL's unique id (ncclGetUniqueId)");
+      host_.broadcast(&id, sizeof id, 0);
+      nccl::ConfigPrefix config;
+      settle(api_.comm_init_rank_config(&comm_, world, id, rank, &config),
+             "starting NCCL (ncclCommInitRankConfig) with the other ranks");
+    } catch (...) {
+      cudaEventDestroy(done_);
+      throw;
+    }
+  }
+
+  // Abort rather than destroy: it frees the same resources without waiting on the other ranks
+  // (each sum has finished before it returned), so a rank that died after the last sum cannot
+  // hold up this one's exit.
+  ~NcclCollective() override {
+    cudaSetDevice(device_);
+    if (comm_) api_.comm_abort(comm_);
+    cudaEventDestroy(done_);
+  }
+
+  int rank() const override { return host_.rank(); }
+  int world() const override { return host_.world(); }
+  void all_reduce_sum(float* data, int64_t n) override {
+    usable();
+    host_.all_reduce_sum(data, n);
+  }
+  void all_reduce_sum(double* data, int64_t n) override {
+    usable();
+    host_.all_reduce_sum(data, n);
+  }
+
+  bool device_sums() const override { return true; }
+  void all_reduce_sum_device(float* data, int64_t n, cudaStream_t stream, double scale) override {
+    sum(data, n, stream, scale);
+  }
+  void all_reduce_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) override {
+    sum(data, n, stream, scale);
+  }
+
+ private:
+  template <typename T>
+  void sum(T* data, int64_t n, cudaStream_t stream, double scale) {
+    usable();
+    const std::string what = detail::concat("an all-reduce of ", n, std::is_same_v<T, float> ? " floats" : " doubles");
+    // Once per size: later steps sum the same sizes, and NCCL itself cannot tell a mismatch.
+    const std::pair<int64_t, int64_t> shape{n, int64_t(sizeof(T))};
+    if (!agreed_.count(shape)) {
+      host_.check_same_sum(n, int64_t(sizeof(T)));
+      agreed_.insert(shape);
+    }
+    ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
+    // Each rank's own factor, applied before the values meet. Every rank takes this kind of
+    // reduction whatever its factor (1 changes no bit): the ranks' collectives must match.
+    nccl::RedOp op{};
+    T factor = T(scale);
+    settle(api_.red_op_create_pre_mul_sum(&op, &factor, type, nccl::kScalarHostImmediate, comm_), what);
+    settle(api_.all_reduce(data, data, size_t(n), type, op, comm_, stream), what);
+    settle(api_.red_op_destroy(op, comm_), what);
+    finish(stream, what);
+  }
+
+  // Waits until the call that returned `result` has taken effect; fails on an error or timeout.
+  void settle(nccl::Result result, const std::string& what) {
+    nccl::Result state = result;
+    const bool settled = state != nccl::kInProgress || dist::wait_until(
+        [&] {
+          api_.comm_get_async_error(comm_, &state);
+          return state != nccl::kInProgress;
+        },
+        dist::after(timeout_s_));
+    if (!settled) fail(timed_out(what));
+    if (state != nccl::kSuccess) fail(nccl_failed(what, state));
+  }
+
+  // Waits for the work enqueued on `stream` so far (the sum last), polling the communicator too:
+  // NCCL reports a failed peer there while the sum's kernel waits for it.
+  void finish(cudaStream_t stream, const std::string& what) {
+    ML_CUDA_CHECK("data parallel", cudaEventRecord(done_, stream));
+    nccl::Result state = nccl::kSuccess;
+    cudaError_t event = cudaErrorNotReady;
+    const bool ended = dist::wait_until(
+        [&] {
+          event = cudaEventQuery(done_);
+          if (event != cudaErrorNotReady) return true;
+          api_.comm_get_async_error(comm_, &state);
+          return state != nccl::kSuccess && state != nccl::kInProgress;
+        },
+        dist::after(timeout_s_));
+    if (!ended) fail(timed_out(what));
+    if (event != cudaSuccess && event != cudaErrorNotReady)
+      fail(detail::concat("CUDA failed at ", what, ": ", cudaGetErrorString(event)));
+    if (state != nccl::kSuccess && state != nccl::kInProgress) fail(nccl_failed(what, state));
+  }
+
+  std::string timed_out(const std::string& what) const {
+    return detail::concat("waited ", timeout_s_, " s for the other ranks at ", what,
+                          ": one of them has stopped or hangs");
+  }
+  std::string nccl_failed(const std::string& what, nccl::Result state) const {
+    return detail::concat("NCCL failed at ", what, ": ", api_.get_error_string(state),
+                          " (NCCL reports so when another rank has stopped)");
+  }
+
+  // Stops NCCL on this rank (its kernels waiting for a peer return) and throws, now and at every
+  // later call.
+  [[noreturn]] void fail(const std::string& why) {
+    if (comm_) api_.comm_abort(comm_);
+    comm_ = nullptr;
+    failure_ = detail::concat("data parallel: rank ", rank(), " of ", world(), " (GPU ", device_, "): ", why);
+    throw Error(failure_);
+  }
+
+  void usable() const { ML_CHECK(failure_.empty(), failure_, " earlier"); }
+
+  const nccl::Api& api_;
+  SharedMemoryCollective host_;
+  const int device_;
+  const double timeout_s_;
+  cudaEvent_t done_ = nullptr;
+  nccl::Comm comm_ = nullptr;
+  std::set<std::pair<int64_t, int64_t>> agreed_;  // (n, element bytes) of sums every rank has confirmed
+  std::string failure_;
+};
+
+}  // namespace
+
+std::shared_ptr<Collective> make_nccl_collective(const std::string& rendezvous, uint64_t session, int rank, int world,
+                                                 int device, double timeout_s) {
+  return std::make_shared<NcclCollective>(rendezvous, session, rank, world, device, timeout_s);
+}
+
+}  // namespace ml
