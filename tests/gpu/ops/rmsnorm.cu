@@ -43,10 +43,13 @@ std::string check_rmsnorm(int64_t rows, int64_t dim, bool with_residual, uint64_
 NATIVE_TEST(cuda_rmsnorm_fp32_matches_cpu) {
   return check_rmsnorm<float>(67, 100, true, 401) + "; " + check_rmsnorm<float>(1, 33, false, 402) + "; " +
          check_rmsnorm<float>(2049, 768, true, 403) + "; " + check_rmsnorm<float>(40, 2304, true, 404) + "; " +
-         check_rmsnorm<float>(5003, 64, true, 405);  // more rows than the backward grid's warps: each strides
+         check_rmsnorm<float>(5003, 64, true, 405) +  // more rows than the backward grid's warps: each strides
+         // a decode step's few rows: registers up to 8192 columns, the strided kernel past that
+         "; " + check_rmsnorm<float>(3, 8192, true, 406) + "; " + check_rmsnorm<float>(2, 8200, true, 407);
 }
 NATIVE_TEST(cuda_rmsnorm_bf16_matches_cpu) {
-  return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412);
+  return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412) + "; " +
+         check_rmsnorm<bf16>(1, 2048, true, 413);
 }
 
 // The backward's dweight goes through per-warp and per-block partials added in a fixed order.

@@ -40,7 +40,9 @@ std::string check_steps(ml::cpu::ScanStepDims d, uint64_t seed) {
 }  // namespace
 
 NATIVE_TEST(cuda_selective_scan_step_fp32_matches_cpu) {
-  return check_steps<float>({2, 96, 16}, 1201) + "; " + check_steps<float>({1, 33, 4}, 1202);
+  // More states than a channel's 16 lanes, and fewer.
+  return check_steps<float>({2, 96, 16}, 1201) + "; " + check_steps<float>({1, 33, 4}, 1202) + "; " +
+         check_steps<float>({2, 17, 20}, 1206);
 }
 NATIVE_TEST(cuda_selective_scan_step_bf16_matches_cpu) { return check_steps<bf16>({3, 4096, 16}, 1203); }
 
@@ -80,5 +82,9 @@ std::string check_projected(ml::cpu::ScanStepDims d, int64_t rank, uint64_t seed
 
 }  // namespace
 
-NATIVE_TEST(cuda_selective_scan_step_projected_fp32_matches_cpu) { return check_projected<float>({2, 96, 16}, 6, 1204); }
+NATIVE_TEST(cuda_selective_scan_step_projected_fp32_matches_cpu) {
+  // A rank that the 16 lanes split unevenly, and mamba-1.4b's step (rank 128, 4096 channels).
+  return check_projected<float>({2, 96, 16}, 6, 1204) + "; " + check_projected<float>({1, 33, 2}, 37, 1207) + "; " +
+         check_projected<float>({1, 4096, 16}, 128, 1208);
+}
 NATIVE_TEST(cuda_selective_scan_step_projected_bf16_matches_cpu) { return check_projected<bf16>({1, 1536, 16}, 48, 1205); }
