@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "cuda_check.h"
 #include "cuda_math.cuh"
 #include "partials.h"
@@ -36,6 +38,15 @@ void sum_partials(const float* partial, int64_t parts, int64_t n, float* out, bo
   ML_CHECK(blocks <= 0x7fffffff, op, ": ", n, " partial sums exceed one launch");
   sum_partials_kernel<<<unsigned(blocks), kColumns * kGroups, 0, stream>>>(partial, parts, n, out, accumulate);
   ML_CUDA_CHECK_LAUNCH(op);
+}
+
+int shared_row_warps(int64_t dim, int rows_per_warp, int most, const char* op) {
+  constexpr int64_t kMaxSmem = 227 * 1024;  // an H100's or H200's opt-in shared memory per block
+  const int64_t row_bytes = int64_t(rows_per_warp) * dim * int64_t(sizeof(float));
+  const int64_t fits = kMaxSmem / row_bytes;
+  ML_CHECK(fits >= 1, op, ": dim ", dim, " exceeds the ", kMaxSmem / (int64_t(rows_per_warp) * sizeof(float)),
+           " columns one block can sum");
+  return int(std::min<int64_t>(fits, most));
 }
 
 }  // namespace ml::cuda

@@ -12,4 +12,9 @@ namespace ml::cuda {
 void sum_partials(const float* partial, int64_t parts, int64_t n, float* out, bool accumulate, cudaStream_t stream,
                   const char* op);
 
+// Warps per block for a backward kernel whose warps each keep `rows_per_warp` rows of `dim`
+// floats in shared memory: `most`, or as many as fit a block's opt-in shared memory when the
+// rows are wide (a 4096-wide LayerNorm fits 7 of its 8). Fails, naming `op`, when not even one fits.
+int shared_row_warps(int64_t dim, int rows_per_warp, int most, const char* op);
+
 }  // namespace ml::cuda

@@ -49,7 +49,9 @@ std::string check_layernorm(int64_t rows, int64_t dim, bool with_residual, uint6
 
 NATIVE_TEST(cuda_layernorm_fp32_matches_cpu) {
   return check_layernorm<float>(67, 100, true, 441) + "; " + check_layernorm<float>(1, 33, false, 442) + "; " +
-         check_layernorm<float>(2049, 1472, true, 443) + "; " + check_layernorm<float>(5003, 64, true, 444);
+         check_layernorm<float>(2049, 1472, true, 443) + "; " + check_layernorm<float>(5003, 64, true, 444) +
+         // rows too wide for 8 warps' shared-memory sums: 7 warps for 4096 columns, 1 for 16384
+         "; " + check_layernorm<float>(97, 4096, true, 445) + "; " + check_layernorm<float>(9, 16384, false, 446);
 }
 NATIVE_TEST(cuda_layernorm_bf16_matches_cpu) {
   return check_layernorm<bf16>(67, 100, true, 451) + "; " + check_layernorm<bf16>(300, 1152, false, 452);

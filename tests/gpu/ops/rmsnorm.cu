@@ -45,7 +45,9 @@ NATIVE_TEST(cuda_rmsnorm_fp32_matches_cpu) {
          check_rmsnorm<float>(2049, 768, true, 403) + "; " + check_rmsnorm<float>(40, 2304, true, 404) + "; " +
          check_rmsnorm<float>(5003, 64, true, 405) +  // more rows than the backward grid's warps: each strides
          // a decode step's few rows: registers up to 8192 columns, the strided kernel past that
-         "; " + check_rmsnorm<float>(3, 8192, true, 406) + "; " + check_rmsnorm<float>(2, 8200, true, 407);
+         "; " + check_rmsnorm<float>(3, 8192, true, 406) + "; " + check_rmsnorm<float>(2, 8200, true, 407) +
+         // backward rows too wide for 8 warps' shared-memory sums: 7 warps, then 2
+         "; " + check_rmsnorm<float>(131, 8200, true, 408) + "; " + check_rmsnorm<float>(5, 20000, false, 409);
 }
 NATIVE_TEST(cuda_rmsnorm_bf16_matches_cpu) {
   return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412) + "; " +

@@ -13,7 +13,7 @@ namespace ml::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWarps = 8;                    // rows in flight per backward block
+constexpr int kWarps = 8;                    // rows in flight per backward block (fewer if wide)
 constexpr int64_t kMaxBackwardBlocks = 528;  // fixed, so the sum order is too
 
 template <typename T>
@@ -47,12 +47,12 @@ __global__ void layernorm_backward_kernel(const float* __restrict__ residual_out
                                           const T* __restrict__ dy, const float* __restrict__ dresidual_out,
                                           float* __restrict__ dx, float* __restrict__ dweight_partial,
                                           float* __restrict__ dbias_partial, int64_t rows, int64_t dim) {
-  extern __shared__ float shared[];  // (2, kWarps, dim): each warp's share of dweight, then of dbias
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  extern __shared__ float shared[];  // (2, warps, dim): each warp's share of dweight, then of dbias
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   float* my_dw = shared + int64_t(warp) * dim;
-  float* my_db = shared + int64_t(kWarps + warp) * dim;
+  float* my_db = shared + int64_t(warps + warp) * dim;
   for (int64_t j = lane; j < dim; j += 32) my_dw[j] = 0.f, my_db[j] = 0.f;
-  for (int64_t r = int64_t(blockIdx.x) * kWarps + warp; r < rows; r += int64_t(gridDim.x) * kWarps) {
+  for (int64_t r = int64_t(blockIdx.x) * warps + warp; r < rows; r += int64_t(gridDim.x) * warps) {
     const int64_t base = r * dim;
     const float s = rstd[r], mu = mean[r];
     float sum_dn = 0.f, sum_dn_n = 0.f;
@@ -78,9 +78,9 @@ __global__ void layernorm_backward_kernel(const float* __restrict__ residual_out
   __syncthreads();
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     float total_w = 0.f, total_b = 0.f;
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < warps; ++w) {
       total_w += shared[int64_t(w) * dim + j];
-      total_b += shared[int64_t(kWarps + w) * dim + j];
+      total_b += shared[int64_t(warps + w) * dim + j];
     }
     dweight_partial[int64_t(blockIdx.x) * dim + j] = total_w;
     dbias_partial[int64_t(blockIdx.x) * dim + j] = total_b;
@@ -104,16 +104,14 @@ void layernorm_backward(const float* residual_out, const float* mean, const floa
                         const T* dy, const float* dresidual_out, float* dx, float* dweight, float* dbias, int64_t rows,
                         int64_t dim, cudaStream_t stream) {
   if (rows <= 0 || dim <= 0) return;
-  constexpr size_t kMaxSmem = 227 * 1024;  // an H100 block's opt-in shared memory
-  const size_t smem = 2 * size_t(kWarps) * size_t(dim) * sizeof(float);
-  ML_CHECK(smem <= kMaxSmem, "layernorm_backward: dim ", dim, " exceeds the ",
-           kMaxSmem / (2 * kWarps * sizeof(float)), " columns one block can sum");
+  const int warps = shared_row_warps(dim, 2, kWarps, "layernorm_backward");
+  const size_t smem = 2 * size_t(warps) * size_t(dim) * sizeof(float);
   if (smem > 48 * 1024)
     ML_CUDA_CHECK("layernorm_backward", cudaFuncSetAttribute(layernorm_backward_kernel<T>,
                                                               cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int64_t blocks = std::min((rows + kWarps - 1) / kWarps, kMaxBackwardBlocks);
+  const int64_t blocks = std::min((rows + warps - 1) / warps, kMaxBackwardBlocks);
   DeviceBuffer<float> partial_w(blocks * dim, "layernorm_backward"), partial_b(blocks * dim, "layernorm_backward");
-  layernorm_backward_kernel<T><<<unsigned(blocks), kWarps * 32, smem, stream>>>(
+  layernorm_backward_kernel<T><<<unsigned(blocks), warps * 32, smem, stream>>>(
       residual_out, mean, rstd, weight, dy, dresidual_out, dx, partial_w.get(), partial_b.get(), rows, dim);
   ML_CUDA_CHECK_LAUNCH("layernorm_backward");
   sum_partials(partial_w.get(), blocks, dim, dweight, true, stream, "layernorm_backward");

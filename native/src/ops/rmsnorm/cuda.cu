@@ -15,7 +15,7 @@ namespace ml::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWarps = 8;                    // rows in flight per backward block
+constexpr int kWarps = 8;                    // rows in flight per backward block (fewer if wide)
 constexpr int64_t kMaxBackwardBlocks = 528;  // ~4 per SM on an H100; fixed, so the sum order is too
 
 constexpr int kRowThreads = 1024, kRowColumns = 8;  // a few rows: columns per thread, rows up to 8192 wide
@@ -67,11 +67,11 @@ __global__ void rmsnorm_backward_kernel(const float* __restrict__ residual_out, 
                                        const float* __restrict__ weight, const T* __restrict__ dy,
                                        const float* __restrict__ dresidual_out, float* __restrict__ dx,
                                        float* __restrict__ dweight_partial, int64_t rows, int64_t dim) {
-  extern __shared__ float dw[];  // (kWarps, dim): each warp's share of dweight
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  extern __shared__ float dw[];  // (warps, dim): each warp's share of dweight
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   float* my_dw = dw + int64_t(warp) * dim;
   for (int64_t j = lane; j < dim; j += 32) my_dw[j] = 0.f;
-  for (int64_t r = int64_t(blockIdx.x) * kWarps + warp; r < rows; r += int64_t(gridDim.x) * kWarps) {
+  for (int64_t r = int64_t(blockIdx.x) * warps + warp; r < rows; r += int64_t(gridDim.x) * warps) {
     const int64_t base = r * dim;
     const float s = rstd[r];
     float dot = 0.f;
@@ -92,7 +92,7 @@ __global__ void rmsnorm_backward_kernel(const float* __restrict__ residual_out, 
   __syncthreads();
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     float total = 0.f;
-    for (int w = 0; w < kWarps; ++w) total += dw[int64_t(w) * dim + j];
+    for (int w = 0; w < warps; ++w) total += dw[int64_t(w) * dim + j];
     dweight_partial[int64_t(blockIdx.x) * dim + j] = total;
   }
 }
@@ -118,16 +118,14 @@ void rmsnorm_backward(const float* residual_out, const float* rstd, const float*
                       const float* dresidual_out, float* dx, float* dweight, int64_t rows, int64_t dim,
                       cudaStream_t stream) {
   if (rows <= 0 || dim <= 0) return;
-  constexpr size_t kMaxSmem = 227 * 1024;  // an H100 block's opt-in shared memory
-  const size_t smem = size_t(kWarps) * size_t(dim) * sizeof(float);
-  ML_CHECK(smem <= kMaxSmem, "rmsnorm_backward: dim ", dim, " exceeds the ", kMaxSmem / (kWarps * sizeof(float)),
-           " columns one block can sum");
+  const int warps = shared_row_warps(dim, 1, kWarps, "rmsnorm_backward");
+  const size_t smem = size_t(warps) * size_t(dim) * sizeof(float);
   if (smem > 48 * 1024)
     ML_CUDA_CHECK("rmsnorm_backward", cudaFuncSetAttribute(rmsnorm_backward_kernel<T>,
                                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int64_t blocks = std::min((rows + kWarps - 1) / kWarps, kMaxBackwardBlocks);
+  const int64_t blocks = std::min((rows + warps - 1) / warps, kMaxBackwardBlocks);
   DeviceBuffer<float> partial(blocks * dim, "rmsnorm_backward");
-  rmsnorm_backward_kernel<T><<<unsigned(blocks), kWarps * 32, smem, stream>>>(residual_out, rstd, weight, dy,
+  rmsnorm_backward_kernel<T><<<unsigned(blocks), warps * 32, smem, stream>>>(residual_out, rstd, weight, dy,
                                                                                dresidual_out, dx, partial.get(), rows,
                                                                                dim);
   ML_CUDA_CHECK_LAUNCH("rmsnorm_backward");
