@@ -49,8 +49,6 @@ Api load() {
   bind("ncclCommAbort", a.comm_abort);
   bind("ncclCommGetAsyncError", a.comm_get_async_error);
   bind("ncclGetErrorString", a.get_error_string);
-  bind("ncclRedOpCreatePreMulSum", a.red_op_create_pre_mul_sum);
-  bind("ncclRedOpDestroy", a.red_op_destroy);
   bind("ncclAllReduce", a.all_reduce);
   ML_CHECK(a.get_version(&a.version) == kSuccess, "NCCL: ", a.library, ": ncclGetVersion failed");
   ML_CHECK(a.version >= kMinVersion, "NCCL: ", a.library, " is NCCL ", version_name(a.version),

@@ -15,9 +15,9 @@ using Result = int;  // ncclResult_t
 constexpr Result kSuccess = 0, kInProgress = 7;
 struct CommOpaque;
 using Comm = CommOpaque*;  // ncclComm_t
-using RedOp = int;         // ncclRedOp_t, as ncclRedOpCreatePreMulSum makes them
+using RedOp = int;         // ncclRedOp_t
+constexpr RedOp kSum = 0;  // ncclSum
 constexpr int kFloat32 = 7, kFloat64 = 8;  // ncclDataType_t
-constexpr int kScalarHostImmediate = 1;    // ncclScalarResidence_t: read when the op is created
 
 struct UniqueId {
   char internal[128];  // NCCL_UNIQUE_ID_BYTES
@@ -34,7 +34,7 @@ struct ConfigPrefix {
   int blocking = 0;
 };
 static_assert(offsetof(ConfigPrefix, blocking) + sizeof(int) == 20, "ncclConfig_t's leading fields");
-constexpr int kMinVersion = 21400;  // nonblocking communicators (pre-multiplied sums came in 2.11)
+constexpr int kMinVersion = 21400;  // nonblocking communicators
 
 struct Api {
   Result (*get_version)(int* version);
@@ -43,8 +43,6 @@ struct Api {
   Result (*comm_abort)(Comm comm);
   Result (*comm_get_async_error)(Comm comm, Result* state);
   const char* (*get_error_string)(Result result);
-  Result (*red_op_create_pre_mul_sum)(RedOp* op, void* scalar, int datatype, int residence, Comm comm);
-  Result (*red_op_destroy)(RedOp op, Comm comm);
   Result (*all_reduce)(const void* send, void* recv, size_t count, int datatype, RedOp op, Comm comm,
                        cudaStream_t stream);
   std::string library;  // the file that was loaded

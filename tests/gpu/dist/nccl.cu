@@ -77,8 +77,9 @@ std::string not_run(int gpus) {
 
 }  // namespace
 
-// One rank: a sum on the device is the rank's own values, times its scale (NCCL's pre-multiplied
-// sum), floats and doubles; host sums pass as they are.
+// One rank: a sum on the device is the rank's own values, times its scale, floats and doubles,
+// to the last element (an odd count: NCCL's own pre-multiplied sum once missed the tail here);
+// host sums pass as they are.
 NATIVE_TEST(nccl_world_of_one_sums_on_the_device) {
   const std::string library = nccl_library();
   const int64_t n = 100003;
