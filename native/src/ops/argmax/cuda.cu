@@ -1,5 +1,6 @@
 // One block per row: each thread keeps the best (value, index) of its strided elements, then
 // warps and the block reduce pairs, a larger value or an equal one at a lower index winning.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/error.h"
 #include "argmax.h"
@@ -35,6 +36,7 @@ constexpr int kUnroll = 4;
 template <typename T>
 __global__ void argmax_kernel(const T* __restrict__ x, int64_t n, int64_t ld, int32_t* __restrict__ out) {
   __shared__ Best warps[kThreads / 32];
+  chain_wait();
   const T* row = x + int64_t(blockIdx.x) * ld;
   Best best{-INFINITY, n};
   int64_t scalar_from = 0;
@@ -80,8 +82,7 @@ void argmax(const T* x, int64_t rows, int64_t n, int64_t ld, int32_t* out, cudaS
   if (rows <= 0) return;
   ML_CHECK(rows <= 0x7fffffff && n > 0 && n <= 0x7fffffff, "argmax (cuda): ", rows, " rows of ", n,
            " values are outside one launch");
-  argmax_kernel<T><<<unsigned(rows), kThreads, 0, stream>>>(x, n, ld, out);
-  ML_CUDA_CHECK_LAUNCH("argmax");
+  launch_chained("argmax", argmax_kernel<T>, dim3(unsigned(rows)), dim3(kThreads), 0, stream, x, n, ld, out);
 }
 
 template void argmax<float>(const float*, int64_t, int64_t, int64_t, int32_t*, cudaStream_t);

@@ -1,5 +1,6 @@
 // One thread per (sequence, channel): it reads its window, sums in conv1d's order (bias, then
 // the oldest input first) and shifts the window by one.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/error.h"
@@ -12,6 +13,7 @@ template <int W, typename T>
 __global__ void conv1d_step_kernel(Conv1dStepDims d, T* __restrict__ window, const T* __restrict__ x,
                                    const float* __restrict__ weight, const float* __restrict__ bias,
                                    T* __restrict__ y, bool apply_silu) {
+  chain_wait();
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= d.batch * d.dim) return;
   const int64_t b = i / d.dim, c = i % d.dim;
@@ -32,8 +34,8 @@ template <int W, typename T>
 void launch(const Conv1dStepDims& d, T* window, const T* x, const float* weight, const float* bias, T* y,
             bool apply_silu, cudaStream_t stream) {
   const int64_t n = d.batch * d.dim;
-  conv1d_step_kernel<W, T><<<unsigned((n + 127) / 128), 128, 0, stream>>>(d, window, x, weight, bias, y, apply_silu);
-  ML_CUDA_CHECK_LAUNCH("conv1d_step");
+  launch_chained("conv1d_step", conv1d_step_kernel<W, T>, dim3(unsigned((n + 127) / 128)), dim3(128), 0, stream, d,
+                 window, x, weight, bias, y, apply_silu);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // slices × 128-column strips, one block each; every warp reads the ids 32 at a time, keeps
 // those in its slice (a ballot) and adds their rows in token order. Each dweight element
 // thus has one writer and a fixed summation order.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "embedding.h"
@@ -14,6 +15,7 @@ constexpr int kColumns = 128;  // columns per backward block: 4 warps of 32
 template <typename T>
 __global__ void embedding_forward_kernel(const int32_t* __restrict__ ids, const T* __restrict__ weight,
                                          T* __restrict__ out, int64_t dim) {
+  chain_wait();
   const int64_t t = blockIdx.x;
   const T* row = weight + int64_t(ids[t]) * dim;
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[t * dim + j] = row[j];
@@ -46,8 +48,8 @@ template <typename T>
 void embedding_forward(const int32_t* ids, const T* weight, T* out, int64_t tokens, int64_t dim, cudaStream_t stream) {
   if (tokens <= 0 || dim <= 0) return;
   ML_CHECK(tokens <= 0x7fffffff, "embedding_forward: ", tokens, " tokens exceed one launch");
-  embedding_forward_kernel<T><<<unsigned(tokens), 128, 0, stream>>>(ids, weight, out, dim);
-  ML_CUDA_CHECK_LAUNCH("embedding_forward");
+  launch_chained("embedding_forward", embedding_forward_kernel<T>, dim3(unsigned(tokens)), dim3(128), 0, stream, ids,
+                 weight, out, dim);
 }
 
 template <typename T>

@@ -1,6 +1,7 @@
 // Two launches of one warp per output value: fc1's rows for every assignment (both halves of a
 // gated row in the same warp, so the activation needs no second pass), then fc2's rows for
 // every token, summing its assignments in choice order (core/vector_io.cuh's warp_dots).
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/error.h"
@@ -29,6 +30,7 @@ __device__ __forceinline__ float stored(float v) {
 template <typename T>
 __global__ void expert_hidden_kernel(ExpertDecodeDims d, const T* __restrict__ x, const int32_t* __restrict__ expert,
                                      const T* __restrict__ fc1, T* __restrict__ hidden) {
+  chain_wait();
   const int64_t a = blockIdx.y, i = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (i >= d.hidden) return;  // uniform over the warp
   const T* w = fc1 + int64_t(expert[a]) * d.fc1_rows() * d.d;
@@ -47,6 +49,7 @@ __global__ void expert_hidden_kernel(ExpertDecodeDims d, const T* __restrict__ x
 template <typename T>
 __global__ void expert_output_kernel(ExpertDecodeDims d, const int32_t* __restrict__ expert, const T* __restrict__ gate,
                                      const T* __restrict__ fc2, const T* __restrict__ hidden, T* __restrict__ y) {
+  chain_wait();
   const int64_t t = blockIdx.y, j = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (j >= d.d) return;
   float sum = 0.f;
@@ -68,13 +71,13 @@ void expert_decode(const ExpertDecodeDims& d, const T* x, const int32_t* expert,
   ML_CHECK(assignments <= 65535, "expert_decode (cuda): ", assignments,
            " assignments exceed one launch (it is meant for decode steps)");
   if (d.hidden > 0) {
-    expert_hidden_kernel<T><<<dim3(unsigned((d.hidden + kWarps - 1) / kWarps), unsigned(assignments)), 32 * kWarps, 0,
-                              stream>>>(d, x, expert, fc1, hidden);
-    ML_CUDA_CHECK_LAUNCH("expert_decode (fc1)");
+    launch_chained("expert_decode (fc1)", expert_hidden_kernel<T>,
+                   dim3(unsigned((d.hidden + kWarps - 1) / kWarps), unsigned(assignments)), dim3(32 * kWarps), 0, stream,
+                   d, x, expert, fc1, hidden);
   }
-  expert_output_kernel<T><<<dim3(unsigned((d.d + kWarps - 1) / kWarps), unsigned(d.tokens)), 32 * kWarps, 0, stream>>>(
-      d, expert, gate, fc2, hidden, y);
-  ML_CUDA_CHECK_LAUNCH("expert_decode (fc2)");
+  launch_chained("expert_decode (fc2)", expert_output_kernel<T>,
+                 dim3(unsigned((d.d + kWarps - 1) / kWarps), unsigned(d.tokens)), dim3(32 * kWarps), 0, stream, d, expert,
+                 gate, fc2, hidden, y);
 }
 
 #define ML_INSTANTIATE(T)                                                                                          \

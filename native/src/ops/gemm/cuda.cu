@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "../../core/cublaslt.h"
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -132,6 +133,7 @@ __global__ void gemv_kernel(int64_t M, int64_t N, int64_t K, float alpha, const 
                             int64_t stride_a, const TIn* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
                             TOut* __restrict__ C, int64_t ldc, int64_t stride_c) {
   __shared__ float partial[kGemvWarps][kGemvRows];
+  chain_wait();
   const int warp = threadIdx.x >> 5, part = warp % kParts;
   const int64_t n = int64_t(blockIdx.x) * (kGemvWarps / kParts) + warp / kParts, g = blockIdx.y;
   const int64_t chunk = (K + 8 * kParts - 1) / (8 * kParts) * 8;  // whole runs: the slices stay aligned
@@ -165,9 +167,8 @@ void launch_gemv(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int
                  int64_t batch, cudaStream_t stream) {
   constexpr int kColumns = kGemvWarps / kParts;
   const dim3 grid(unsigned((N + kColumns - 1) / kColumns), unsigned(batch));
-  gemv_kernel<kParts, TIn, TOut><<<grid, 32 * kGemvWarps, 0, stream>>>(M, N, K, alpha, A, lda, stride_a, B, ldb,
-                                                                       stride_b, beta, C, ldc, stride_c);
-  ML_CUDA_CHECK_LAUNCH("gemm (gemv)");
+  launch_chained("gemm (gemv)", gemv_kernel<kParts, TIn, TOut>, grid, dim3(32 * kGemvWarps), 0, stream, M, N, K, alpha,
+                 A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Two or three cuBLASLt products per direction, as the CPU reference. The bias is written
 // into y first and the product added on top (beta = 1), so y is written once per GEMM.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -15,6 +16,7 @@ constexpr int64_t kRowsPerPartial = 256;
 
 template <typename T>
 __global__ void broadcast_bias_kernel(const float* __restrict__ bias, T* __restrict__ y, int64_t rows, int64_t out) {
+  chain_wait();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * out; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = from_float<T>(bias[i % out]);
 }
@@ -37,8 +39,8 @@ void linear_forward(const T* x, const T* weight, const float* bias, T* y, int64_
                     cudaStream_t stream) {
   if (rows <= 0 || out <= 0) return;
   if (bias) {
-    broadcast_bias_kernel<T><<<blocks_for(rows * out, kThreads), kThreads, 0, stream>>>(bias, y, rows, out);
-    ML_CUDA_CHECK_LAUNCH("linear_forward");
+    launch_chained("linear_forward", broadcast_bias_kernel<T>, dim3(blocks_for(rows * out, kThreads)), dim3(kThreads),
+                   0, stream, bias, y, rows, out);
   }
   gemm<T, T>(false, true, rows, out, in, 1.f, x, in, weight, in, bias ? 1.f : 0.f, y, out, stream);
 }

@@ -5,6 +5,7 @@
 // block barrier per row), a fixed grid striding over rows; each warp adds its rows' dweight
 // terms into its own shared-memory row, the block adds its warps' rows in order, and the
 // blocks' partials are added in order: deterministic.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -28,6 +29,7 @@ __global__ void rmsnorm_forward_kernel(const T* __restrict__ x, const float* __r
                                       const float* __restrict__ weight, float* __restrict__ residual_out,
                                       T* __restrict__ y, float* __restrict__ rstd, int64_t dim, float eps) {
   __shared__ float scratch[32];
+  chain_wait();
   const int64_t base = int64_t(blockIdx.x) * dim;
   const auto sum_at = [&](int64_t j) { return to_float(x[base + j]) + (residual ? residual[base + j] : 0.f); };
   float held[kHeld > 0 ? kHeld : 1];
@@ -105,12 +107,11 @@ void rmsnorm_forward(const T* x, const float* residual, const float* weight, flo
   if (rows <= 0 || dim <= 0) return;
   ML_CHECK(rows <= 0x7fffffff, "rmsnorm_forward: ", rows, " rows exceed one launch");
   if (rows <= kFewRows && dim <= int64_t(kRowThreads) * kRowColumns)
-    rmsnorm_forward_kernel<T, kRowColumns><<<unsigned(rows), kRowThreads, 0, stream>>>(x, residual, weight,
-                                                                                      residual_out, y, rstd, dim, eps);
+    launch_chained("rmsnorm_forward", rmsnorm_forward_kernel<T, kRowColumns>, dim3(unsigned(rows)), dim3(kRowThreads),
+                   0, stream, x, residual, weight, residual_out, y, rstd, dim, eps);
   else
-    rmsnorm_forward_kernel<T, 0><<<unsigned(rows), kThreads, 0, stream>>>(x, residual, weight, residual_out, y, rstd,
-                                                                           dim, eps);
-  ML_CUDA_CHECK_LAUNCH("rmsnorm_forward");
+    launch_chained("rmsnorm_forward", rmsnorm_forward_kernel<T, 0>, dim3(unsigned(rows)), dim3(kThreads), 0, stream, x,
+                   residual, weight, residual_out, y, rstd, dim, eps);
 }
 
 template <typename T>

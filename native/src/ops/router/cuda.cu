@@ -14,6 +14,7 @@
 #include <climits>
 #include <cmath>
 
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -66,6 +67,7 @@ __device__ void warp_top_k(Score score, int experts, int top_k, int64_t tokens, 
 template <typename T, bool kSoftmax>
 __global__ void probs_topk_kernel(const T* __restrict__ logits, int64_t tokens, int experts, int top_k,
                                   T* __restrict__ probs, int32_t* __restrict__ expert, T* __restrict__ gates) {
+  chain_wait();
   const int lane = threadIdx.x & 31;
   const int64_t t = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (t >= tokens) return;  // whole warps only
@@ -341,14 +343,9 @@ void route_choices(const RouterOptions& o, const T* logits, int64_t tokens, int6
            " assignments exceed int32");
   if (tokens == 0) return;
   const unsigned grid = unsigned((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock), threads = 32 * kWarpsPerBlock;
-  if (o.kind == RouterKind::Switch) {
-    probs_topk_kernel<T, true><<<grid, threads, 0, stream>>>(logits, tokens, int(experts), int(o.top_k), probs, expert,
-                                                             gates);
-  } else {
-    probs_topk_kernel<T, false><<<grid, threads, 0, stream>>>(logits, tokens, int(experts), int(o.top_k), probs,
-                                                              expert, gates);
-  }
-  ML_CUDA_CHECK_LAUNCH("route_choices");
+  const auto kernel = o.kind == RouterKind::Switch ? probs_topk_kernel<T, true> : probs_topk_kernel<T, false>;
+  launch_chained("route_choices", kernel, dim3(grid), dim3(threads), 0, stream, logits, tokens, int(experts),
+                 int(o.top_k), probs, expert, gates);
 }
 
 #define ML_INSTANTIATE(T)                                                                                  \

@@ -4,6 +4,7 @@
 // of blocks: 17 µs on an H200 for what is 2 MB of traffic). The group's sums (delta, ⟨C, h⟩)
 // are shuffles in a fixed order. fp32 math with the CPU reference's functions (expf, log1pf),
 // as a step is too small for the fast forms to pay.
+#include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "selective_scan_step.h"
@@ -25,6 +26,7 @@ __device__ __forceinline__ float group_sum(float v) {
 template <typename T>
 __global__ void scan_step_kernel(ScanStepDims d, ScanInputs<T, float> in, StepProjection<T> p, float* __restrict__ h,
                                  T* __restrict__ out) {
+  chain_wait();
   const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / kLanes;
   const int lane = int(threadIdx.x % kLanes);
   // Idle groups stay to the end: every lane of the warp takes part in the shuffles.
@@ -64,8 +66,8 @@ void selective_scan_step(const ScanStepDims& d, const ScanInputs<T, float>& in, 
                          T* out, cudaStream_t stream) {
   const int64_t threads = d.batch * d.dim * kLanes;
   if (threads <= 0) return;
-  scan_step_kernel<T><<<unsigned((threads + kThreads - 1) / kThreads), kThreads, 0, stream>>>(d, in, p, h, out);
-  ML_CUDA_CHECK_LAUNCH("selective_scan_step");
+  launch_chained("selective_scan_step", scan_step_kernel<T>, dim3(unsigned((threads + kThreads - 1) / kThreads)),
+                 dim3(kThreads), 0, stream, d, in, p, h, out);
 }
 
 template <typename T>
