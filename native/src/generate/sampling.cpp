@@ -1,6 +1,7 @@
 #include "sampling.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -8,8 +9,59 @@
 
 namespace ml {
 
+// How the candidates are put in order without sorting the whole vocabulary.
+//
+// The order is the header's: larger score first, ties to the lower id. Each token's band is
+// floor((largest - score) × kBandsPerUnit / temperature), the last band taking everything below:
+// a larger score never has a later band and equal scores share one, so the bands cut the order
+// into consecutive runs. The tokens are placed band by band (a counting sort) and only the
+// leading bands that the choice needs are sorted: they are exactly the first tokens of a full
+// sort. The probabilities are a full sort's, computed by the same expression.
+//
+// Every sum is taken over that prefix in order, as a full sort takes it, with one exception:
+// with top_k off, top_p's threshold (and, with nothing cut, the draw's) needs the sum over the
+// whole vocabulary in order. Recursive summation of n non-negative terms in any order is within
+// γ(n-1) = (n-1)u/(1-(n-1)u) of the exact sum (u = 2^-53; Higham, Accuracy and Stability of
+// Numerical Algorithms, §4.2), so the in-order sum is within 2γ/(1-γ) < 4nu of the sum in id
+// order, which needs no sort. A comparison of a running sum with the threshold
+// t = fl(top_p × sum) (or fl(u × sum)) is decided when the running sum is outside the bounds
+// this puts on t (rounding is monotone); when one falls inside, the whole vocabulary is sorted
+// and summed in order. Running sums of non-negative terms never decrease, so the first decided
+// crossing is the crossing. NaN scores, or an infinite largest score, take a full sort.
+namespace {
+
+constexpr int kBands = 64;
+constexpr double kBandsPerUnit = 2;  // bands per unit of (largest - score) / temperature
+
+// Integers that order as the doubles do (-0 below +0, NaN outside ±infinity).
+int64_t ordered_bits(double x) {
+  const int64_t b = __builtin_bit_cast(int64_t, x);
+  return b ^ ((b >> 63) & INT64_MAX);
+}
+
+// The largest score, and whether any is NaN (a loop the compiler vectorises: integer max).
+double largest(const std::vector<double>& scores, bool* nan) {
+  int64_t best = INT64_MIN, nans = 0;
+  for (const double x : scores) {
+    best = std::max(best, ordered_bits(x));
+    nans += x != x;
+  }
+  *nan = nans > 0;
+  return __builtin_bit_cast(double, best ^ ((best >> 63) & INT64_MAX));
+}
+
+}  // namespace
+
 Sampler::Sampler(const SamplingOptions& o, int64_t batch, int64_t vocab)
-    : o_(o), vocab_(vocab), seen_(size_t(batch)), scores_(size_t(vocab)), order_(size_t(vocab)) {
+    : o_(o),
+      vocab_(vocab),
+      seen_(size_t(batch)),
+      scores_(size_t(vocab)),
+      probs_(size_t(vocab)),
+      bands_(size_t(vocab)),
+      keys_(size_t(vocab)),
+      ordered_(size_t(vocab)),
+      order_(size_t(vocab)) {
   ML_CHECK(o.temperature >= 0 && std::isfinite(o.temperature), "sampling: temperature must be ≥ 0, got ", o.temperature);
   ML_CHECK(o.top_k >= 0, "sampling: top_k must be ≥ 0, got ", o.top_k);
   ML_CHECK(o.top_p > 0 && o.top_p <= 1, "sampling: top_p must be in (0, 1], got ", o.top_p);
@@ -37,7 +89,142 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
   }
   if (o_.temperature == 0) return int32_t(std::max_element(scores_.begin(), scores_.end()) - scores_.begin());
 
-  // Candidates by logit, largest first (ties to the lower id); top_k keeps a prefix.
+  bool nan = false;
+  const double top = largest(scores_, &nan);
+  if (nan || !std::isfinite(top)) return by_full_sort(u);
+
+  // Probabilities, their sum in id order, and bands (with their sizes and masses).
+  std::array<int64_t, kBands + 1> start{};
+  std::array<double, kBands> mass{};
+  const double per_score = std::min(kBandsPerUnit / o_.temperature, 1e300);  // finite: 0 × it is 0
+  double sum = 0;
+  for (int64_t v = 0; v < vocab_; ++v) {
+    const double s = scores_[size_t(v)], p = std::exp((s - top) / o_.temperature), q = (top - s) * per_score;
+    const int band = q < kBands - 1 ? int(q) : kBands - 1;
+    probs_[size_t(v)] = p;
+    bands_[size_t(v)] = uint8_t(band);
+    sum += p;
+    ++start[size_t(band) + 1];
+    mass[size_t(band)] += p;
+  }
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  // Keys: the score's ordered bits complemented (larger first; -0 as +0, which it equals), then the id.
+  std::array<int64_t, kBands> fill;
+  std::copy(start.begin(), start.end() - 1, fill.begin());
+  for (int64_t v = 0; v < vocab_; ++v) {
+    const double s = scores_[size_t(v)] == 0 ? 0.0 : scores_[size_t(v)];
+    const uint64_t first = ~(uint64_t(ordered_bits(s)) ^ (uint64_t(1) << 63));
+    keys_[size_t(fill[bands_[size_t(v)]]++)] = Key(first) << 64 | Key(uint32_t(v));
+  }
+  const auto probabilities = [&](int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; ++i) ordered_[size_t(i)] = probs_[size_t(uint32_t(keys_[size_t(i)]))];
+  };
+  const auto sort_bands = [&](int from, int to) {  // bands [from, to]
+    for (int b = from; b <= to; ++b) {
+      std::sort(keys_.begin() + start[size_t(b)], keys_.begin() + start[size_t(b) + 1]);
+      probabilities(start[size_t(b)], start[size_t(b) + 1]);
+    }
+  };
+
+  int32_t token = 0;
+  if (o_.top_k > 0 && o_.top_k < vocab_) {
+    // The k largest, in order: whole bands, then the band holding the k-th, in part.
+    const int64_t k = o_.top_k;
+    int last = 0;
+    while (start[size_t(last) + 1] < k) ++last;
+    sort_bands(0, last - 1);
+    std::partial_sort(keys_.begin() + start[size_t(last)], keys_.begin() + k, keys_.begin() + start[size_t(last) + 1]);
+    probabilities(start[size_t(last)], k);
+    const Outcome outcome = choose(u, k, sum, &token);
+    ML_CHECK(outcome == Outcome::kChosen, "sampling: top_k's candidates did not decide the token");
+    return token;
+  }
+
+  // The bands that the mass (top_p's, else the draw's) and min_p's floor are expected to need.
+  const double wanted = (o_.top_p < 1 ? o_.top_p : u) * sum * (1 + 1e-9);
+  int last = 0;
+  for (double reached = mass[0]; last < kBands - 1 && reached <= wanted;) reached += mass[size_t(++last)];
+  if (o_.min_p > 0) {
+    const double q = -std::log(o_.min_p) * kBandsPerUnit + 1;
+    const int floor_band = q < kBands - 1 ? int(q) : kBands - 1;
+    last = o_.top_p < 1 ? std::min(last, floor_band) : floor_band;
+  }
+  for (int sorted = -1;;) {
+    sort_bands(sorted + 1, last);
+    sorted = last;
+    const Outcome outcome = choose(u, start[size_t(sorted) + 1], sum, &token);
+    if (outcome == Outcome::kChosen) return token;
+    ML_CHECK(sorted < kBands - 1, "sampling: the whole vocabulary in order did not decide the token");
+    // More of the order: at least twice as many candidates; all of it where a sum was too close.
+    last = sorted + 1;
+    while (outcome == Outcome::kNeedMore && last < kBands - 1 && start[size_t(last) + 1] < 2 * start[size_t(sorted) + 1])
+      ++last;
+    if (outcome == Outcome::kAmbiguous) last = kBands - 1;
+  }
+}
+
+// The header's steps over the first `sorted` candidates in order (all of top_k's when it is
+// on). kNeedMore: the token depends on candidates further down; kAmbiguous: on how the sum
+// over the whole vocabulary rounds in order. `sum`: the probabilities' sum in id order.
+Sampler::Outcome Sampler::choose(double u, int64_t sorted, double sum, int32_t* token) const {
+  const double* p = ordered_.data();
+  int64_t n = o_.top_k > 0 ? std::min(o_.top_k, vocab_) : vocab_;
+  // Bounds on the sum of the first n in order; that sum itself when they are all in order.
+  double low = sum * (1 - 4 * double(vocab_) * 0x1p-53), high = sum * (1 + 4 * double(vocab_) * 0x1p-53);
+  if (sorted >= n) {
+    low = 0;
+    for (int64_t i = 0; i < n; ++i) low += p[i];
+    high = low;
+  }
+  // min_p before top_p: min_p's prefix of top_p's prefix is the shorter of the two either way.
+  bool known = true;  // whether n is
+  if (o_.min_p > 0) {
+    const double floor = o_.min_p * p[0];
+    const int64_t end = std::min(n, sorted);
+    int64_t keep = 1;
+    while (keep < end && p[keep] >= floor) ++keep;
+    if (keep < end || end == n)
+      n = keep;
+    else
+      known = false;  // past the sorted candidates, unless top_p cuts before them
+  }
+  if (o_.top_p < 1) {
+    // The shortest prefix reaching the mass: `mass < top_p × total` decided by total's bounds.
+    const double lowest = o_.top_p * low, highest = o_.top_p * high;
+    double mass = 0;
+    int64_t keep = 0;
+    while (keep < n) {
+      if (mass >= highest) break;
+      if (mass >= lowest) return Outcome::kAmbiguous;
+      if (keep >= sorted) return Outcome::kNeedMore;
+      mass += p[keep++];
+    }
+    n = std::max<int64_t>(keep, 1), known = true;
+  }
+  if (!known) return Outcome::kNeedMore;
+
+  // The draw: the first candidate whose cumulative sum passes u × the kept mass. Where n is past
+  // the sorted candidates, nothing was cut: n is the whole vocabulary and the kept mass is total.
+  if (n <= sorted) {
+    low = 0;
+    for (int64_t i = 0; i < n; ++i) low += p[i];
+    high = low;
+  }
+  const double lowest = u * low, highest = u * high;
+  double cumulative = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i >= sorted) return Outcome::kNeedMore;
+    cumulative += p[i];
+    if (highest < cumulative) return *token = int32_t(uint32_t(keys_[size_t(i)])), Outcome::kChosen;
+    if (lowest < cumulative) return Outcome::kAmbiguous;
+  }
+  *token = int32_t(uint32_t(keys_[size_t(n - 1)]));  // u·kept rounded up to the whole sum
+  return Outcome::kChosen;
+}
+
+// Every candidate in order, the header's steps as written (where scores are NaN, in the order
+// std::partial_sort leaves them).
+int32_t Sampler::by_full_sort(double u) {
   const auto before = [&](int32_t a, int32_t b) {
     return scores_[size_t(a)] > scores_[size_t(b)] || (scores_[size_t(a)] == scores_[size_t(b)] && a < b);
   };
