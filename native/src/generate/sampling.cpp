@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "../core/error.h"
+#include "exp_nonpositive.h"
 
 namespace ml {
 
@@ -20,18 +21,21 @@ namespace ml {
 //
 // Every sum is taken over that prefix in order, as a full sort takes it, with one exception:
 // with top_k off, top_p's threshold (and, with nothing cut, the draw's) needs the sum over the
-// whole vocabulary in order. Recursive summation of n non-negative terms in any order is within
-// γ(n-1) = (n-1)u/(1-(n-1)u) of the exact sum (u = 2^-53; Higham, Accuracy and Stability of
-// Numerical Algorithms, §4.2), so the in-order sum is within 2γ/(1-γ) < 4nu of the sum in id
-// order, which needs no sort. A comparison of a running sum with the threshold
-// t = fl(top_p × sum) (or fl(u × sum)) is decided when the running sum is outside the bounds
-// this puts on t (rounding is monotone); when one falls inside, the whole vocabulary is sorted
-// and summed in order. Running sums of non-negative terms never decrease, so the first decided
-// crossing is the crossing. NaN scores, or an infinite largest score, take a full sort.
+// whole vocabulary in order. That sum is bounded instead: recursive summation of n non-negative
+// terms, in any order, is within γ(n-1) = (n-1)u/(1-(n-1)u) of the exact sum (u = 2^-53;
+// Higham, Accuracy and Stability of Numerical Algorithms, §4.2), and a sum of e^x within
+// kExpNonpositiveError of each std::exp (exp_nonpositive.h, which vectorises) taken in id order
+// (in four lanes) therefore lies within 4nu + 4·kExpNonpositiveError of the in-order sum of
+// std::exp's values (the largest term is 1, so the clamp's 1e-300 is lost in it). A comparison
+// of a running sum with the threshold t = fl(top_p × sum) (or fl(u × sum)) is decided when the
+// running sum is outside the bounds this puts on t (rounding is monotone); when one falls
+// inside, the whole vocabulary is sorted and summed in order. Running sums of non-negative
+// terms never decrease, so the first decided crossing is the crossing. NaN scores, or an
+// infinite largest score, take a full sort.
 namespace {
 
-constexpr int kBands = 64;
-constexpr double kBandsPerUnit = 2;  // bands per unit of (largest - score) / temperature
+constexpr int kBands = 256;
+constexpr double kBandsPerUnit = 8;  // bands per unit of (largest - score) / temperature
 
 // Integers that order as the doubles do (-0 below +0, NaN outside ±infinity).
 int64_t ordered_bits(double x) {
@@ -50,6 +54,29 @@ double largest(const std::vector<double>& scores, bool* nan) {
   return __builtin_bit_cast(double, best ^ ((best >> 63) & INT64_MAX));
 }
 
+// Sorts keys[0, n) by their upper 64 bits, stably (ties keep their order), through `scratch`:
+// least significant byte first, skipping the bytes that all keys share (a float logit's low
+// 29 bits, a band's sign and exponent).
+template <typename Key>
+void radix_sort_upper(Key* keys, Key* scratch, int64_t n) {
+  std::array<std::array<uint32_t, 256>, 8> counts{};
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t upper = uint64_t(keys[i] >> 64);
+    for (int d = 0; d < 8; ++d) ++counts[size_t(d)][(upper >> (8 * d)) & 255];
+  }
+  Key *from = keys, *to = scratch;
+  for (int d = 0; d < 8; ++d) {
+    auto& count = counts[size_t(d)];
+    if (count[(uint64_t(keys[0] >> 64) >> (8 * d)) & 255] == uint32_t(n)) continue;
+    std::array<uint32_t, 256> place;
+    uint32_t at = 0;
+    for (size_t digit = 0; digit < 256; ++digit) place[digit] = at, at += count[digit];
+    for (int64_t i = 0; i < n; ++i) to[place[(uint64_t(from[i] >> 64) >> (8 * d)) & 255]++] = from[i];
+    std::swap(from, to);
+  }
+  if (from != keys) std::copy(from, from + n, keys);
+}
+
 }  // namespace
 
 Sampler::Sampler(const SamplingOptions& o, int64_t batch, int64_t vocab)
@@ -60,6 +87,7 @@ Sampler::Sampler(const SamplingOptions& o, int64_t batch, int64_t vocab)
       probs_(size_t(vocab)),
       bands_(size_t(vocab)),
       keys_(size_t(vocab)),
+      scratch_(size_t(vocab)),
       ordered_(size_t(vocab)),
       order_(size_t(vocab)) {
   ML_CHECK(o.temperature >= 0 && std::isfinite(o.temperature), "sampling: temperature must be ≥ 0, got ", o.temperature);
@@ -93,47 +121,88 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
   const double top = largest(scores_, &nan);
   if (nan || !std::isfinite(top)) return by_full_sort(u);
 
-  // Probabilities, their sum in id order, and bands (with their sizes and masses).
+  // Bands, and (where the sum over the whole vocabulary may be needed) that sum in id order, of
+  // e^x within kExpNonpositiveError: loops the compiler vectorises.
+  const int64_t vocab = vocab_;  // a local: stores to bands_ (uint8_t) could alias a member
+  const bool top_k = o_.top_k > 0 && o_.top_k < vocab;
+  const double* scores = scores_.data();
+  uint8_t* bands = bands_.data();
+  double* probs = probs_.data();
+  const double per_score = std::min(kBandsPerUnit / o_.temperature, 1e300);  // finite: 0 × it is 0
+  for (int64_t v = 0; v < vocab; ++v) {
+    const double q = (top - scores[v]) * per_score;
+    bands[v] = uint8_t(int(q < kBands - 1 ? q : kBands - 1));
+  }
+  double sum = 0;
+  if (!top_k) {
+    for (int64_t v = 0; v < vocab; ++v) probs[v] = exp_nonpositive((scores[v] - top) / o_.temperature);
+    double lanes[4] = {0, 0, 0, 0};
+    int64_t v = 0;
+    for (; v + 4 <= vocab; v += 4)
+      for (int j = 0; j < 4; ++j) lanes[j] += probs[v + j];
+    for (; v < vocab; ++v) lanes[0] += probs[v];
+    sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  }
+  // Band sizes and masses, eight of each a band so that a run of one band does not wait on one.
   std::array<int64_t, kBands + 1> start{};
   std::array<double, kBands> mass{};
-  const double per_score = std::min(kBandsPerUnit / o_.temperature, 1e300);  // finite: 0 × it is 0
-  double sum = 0;
-  for (int64_t v = 0; v < vocab_; ++v) {
-    const double s = scores_[size_t(v)], p = std::exp((s - top) / o_.temperature), q = (top - s) * per_score;
-    const int band = q < kBands - 1 ? int(q) : kBands - 1;
-    probs_[size_t(v)] = p;
-    bands_[size_t(v)] = uint8_t(band);
-    sum += p;
-    ++start[size_t(band) + 1];
-    mass[size_t(band)] += p;
+  {
+    constexpr int kLanes = 8;
+    std::array<std::array<int32_t, kBands>, kLanes> sizes{};
+    std::array<std::array<double, kBands>, kLanes> masses{};
+    for (int64_t v = 0; v < vocab; ++v) ++sizes[size_t(v % kLanes)][bands[v]];
+    if (!top_k)
+      for (int64_t v = 0; v < vocab; ++v) masses[size_t(v % kLanes)][bands[v]] += probs[v];
+    for (size_t b = 0; b < kBands; ++b) {
+      start[b + 1] = start[b];
+      for (size_t lane = 0; lane < kLanes; ++lane) start[b + 1] += sizes[lane][b], mass[b] += masses[lane][b];
+    }
   }
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  // Keys: the score's ordered bits complemented (larger first; -0 as +0, which it equals), then the id.
+
+  // Candidates to their bands' places (in id order within a band), bands sorted, and the sorted
+  // candidates' probabilities by std::exp, as a full sort computes them. Keys: the score's
+  // ordered bits complemented (larger first; -0 as +0, which it equals), then the id.
   std::array<int64_t, kBands> fill;
   std::copy(start.begin(), start.end() - 1, fill.begin());
-  for (int64_t v = 0; v < vocab_; ++v) {
-    const double s = scores_[size_t(v)] == 0 ? 0.0 : scores_[size_t(v)];
-    const uint64_t first = ~(uint64_t(ordered_bits(s)) ^ (uint64_t(1) << 63));
-    keys_[size_t(fill[bands_[size_t(v)]]++)] = Key(first) << 64 | Key(uint32_t(v));
-  }
-  const auto probabilities = [&](int64_t from, int64_t to) {
-    for (int64_t i = from; i < to; ++i) ordered_[size_t(i)] = probs_[size_t(uint32_t(keys_[size_t(i)]))];
+  Key* keys = keys_.data();
+  int placed = -1;  // bands [0, placed] are in place
+  const auto place_through = [&](int to) {
+    // Bands (placed, to]; all that is left where that is most of it (a loop that skips none is faster).
+    if (2 * (start[size_t(to) + 1] - start[size_t(placed) + 1]) > vocab - start[size_t(placed) + 1]) to = kBands - 1;
+    const int from = placed + 1;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const int b = bands[v];
+      if (b < from || b > to) continue;
+      const double s = scores[v] == 0 ? 0.0 : scores[v];
+      keys[fill[size_t(b)]++] = Key(~(uint64_t(ordered_bits(s)) ^ (uint64_t(1) << 63))) << 64 | Key(uint32_t(v));
+    }
+    placed = to;
   };
-  const auto sort_bands = [&](int from, int to) {  // bands [from, to]
+  const auto probabilities = [&](int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; ++i)
+      ordered_[size_t(i)] = std::exp((scores[uint32_t(keys[i])] - top) / o_.temperature);
+  };
+  // A band's keys are in id order, so a stable sort on the scores alone breaks ties by id.
+  const auto sort_bands = [&](int from, int to) {  // bands [from, to], placed
     for (int b = from; b <= to; ++b) {
-      std::sort(keys_.begin() + start[size_t(b)], keys_.begin() + start[size_t(b) + 1]);
-      probabilities(start[size_t(b)], start[size_t(b) + 1]);
+      const int64_t begin = start[size_t(b)], end = start[size_t(b) + 1];
+      if (end - begin > 256)
+        radix_sort_upper(keys + begin, scratch_.data(), end - begin);
+      else
+        std::sort(keys + begin, keys + end);
+      probabilities(begin, end);
     }
   };
 
   int32_t token = 0;
-  if (o_.top_k > 0 && o_.top_k < vocab_) {
+  if (top_k) {
     // The k largest, in order: whole bands, then the band holding the k-th, in part.
     const int64_t k = o_.top_k;
     int last = 0;
     while (start[size_t(last) + 1] < k) ++last;
+    place_through(last);
     sort_bands(0, last - 1);
-    std::partial_sort(keys_.begin() + start[size_t(last)], keys_.begin() + k, keys_.begin() + start[size_t(last) + 1]);
+    std::partial_sort(keys + start[size_t(last)], keys + k, keys + start[size_t(last) + 1]);
     probabilities(start[size_t(last)], k);
     const Outcome outcome = choose(u, k, sum, &token);
     ML_CHECK(outcome == Outcome::kChosen, "sampling: top_k's candidates did not decide the token");
@@ -150,15 +219,16 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
     last = o_.top_p < 1 ? std::min(last, floor_band) : floor_band;
   }
   for (int sorted = -1;;) {
+    if (last > placed) place_through(last);
     sort_bands(sorted + 1, last);
     sorted = last;
     const Outcome outcome = choose(u, start[size_t(sorted) + 1], sum, &token);
     if (outcome == Outcome::kChosen) return token;
     ML_CHECK(sorted < kBands - 1, "sampling: the whole vocabulary in order did not decide the token");
     // More of the order: at least twice as many candidates; all of it where a sum was too close.
+    const int64_t twice = 2 * start[size_t(sorted) + 1];
     last = sorted + 1;
-    while (outcome == Outcome::kNeedMore && last < kBands - 1 && start[size_t(last) + 1] < 2 * start[size_t(sorted) + 1])
-      ++last;
+    while (outcome == Outcome::kNeedMore && last < kBands - 1 && start[size_t(last) + 1] < twice) ++last;
     if (outcome == Outcome::kAmbiguous) last = kBands - 1;
   }
 }
@@ -170,7 +240,8 @@ Sampler::Outcome Sampler::choose(double u, int64_t sorted, double sum, int32_t* 
   const double* p = ordered_.data();
   int64_t n = o_.top_k > 0 ? std::min(o_.top_k, vocab_) : vocab_;
   // Bounds on the sum of the first n in order; that sum itself when they are all in order.
-  double low = sum * (1 - 4 * double(vocab_) * 0x1p-53), high = sum * (1 + 4 * double(vocab_) * 0x1p-53);
+  const double slack = 4 * double(vocab_) * 0x1p-53 + 4 * kExpNonpositiveError;
+  double low = sum * (1 - slack), high = sum * (1 + slack);
   if (sorted >= n) {
     low = 0;
     for (int64_t i = 0; i < n; ++i) low += p[i];

@@ -52,9 +52,10 @@ class Sampler {
   std::vector<Rng> rngs_;
   // Scratch for one row, sized once:
   std::vector<double> scores_;  // adjusted logits
-  std::vector<double> probs_;   // exp((score - largest) / temperature), by id
+  std::vector<double> probs_;   // exp((score - largest) / temperature) within kExpNonpositiveError, by id
   std::vector<uint8_t> bands_;  // each id's band of (largest - score) / temperature
   std::vector<Key> keys_;       // candidates by band; the bands needed are sorted, most probable first
+  std::vector<Key> scratch_;    // the radix sort's
   std::vector<double> ordered_;  // the sorted candidates' probabilities, in their order
   std::vector<int32_t> order_;  // by_full_sort's candidate ids
 };

@@ -1,3 +1,4 @@
+#include "generate/exp_nonpositive.h"
 #include "generate/sampling.h"
 
 #include <algorithm>
@@ -132,7 +133,8 @@ int32_t reference_choice(const ml::SamplingOptions& o, const std::vector<Real>& 
   std::vector<double> p(static_cast<size_t>(n));
   const double top = scores[size_t(order[0])];
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += p[size_t(i)] = std::exp((scores[size_t(order[size_t(i)])] - top) / o.temperature);
+  for (int64_t i = 0; i < n; ++i)
+    total += p[size_t(i)] = std::exp((scores[size_t(order[size_t(i)])] - top) / o.temperature);
   if (o.top_p < 1) {
     double mass = 0;
     int64_t keep = 0;
@@ -307,4 +309,26 @@ NATIVE_TEST(sampling_thresholds_on_a_running_sum_choose_as_a_full_sort_does) {
     }
   }
   return str(cases, " thresholds on a running sum, every draw as the full sort's");
+}
+
+// The vectorised e^x that bounds the sum over the whole vocabulary must hold its stated error
+// against std::exp, whose values the sampler's sums are made of.
+NATIVE_TEST(sampling_exp_nonpositive_is_within_its_bound_of_std_exp) {
+  ml::Rng rng(5, 0);
+  double worst = 0;
+  const auto check = [&](double x) {
+    const double got = ml::exp_nonpositive(x), want = std::exp(x);
+    if (x >= -708) {
+      const double error = std::abs(got - want) / want;
+      EXPECT(error <= ml::kExpNonpositiveError, "e^", x, ": ", got, " vs std::exp's ", want);
+      worst = std::max(worst, error);
+    } else {
+      EXPECT(std::abs(got - want) <= 1e-300, "e^", x, ": ", got, " vs std::exp's ", want);
+    }
+  };
+  for (const double x : {0.0, -0.0, -1e-300, -1e-17, -0.5 * std::log(2.0), -std::log(2.0), -707.9, -708.0, -708.1,
+                         -745.2, -1e10, -HUGE_VAL})
+    check(x);
+  for (int i = 0; i < 2000000; ++i) check(-std::ldexp(rng.uniform(), int(rng.next_u64() % 16) - 6));  // |x| < 1024
+  return str("worst relative error ", worst, " (bound ", ml::kExpNonpositiveError, ")");
 }
