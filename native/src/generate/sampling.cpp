@@ -120,6 +120,8 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
   bool nan = false;
   const double top = largest(scores_, &nan);
   if (nan || !std::isfinite(top)) return by_full_sort(u);
+  if (o_.top_k == 1)  // one candidate: the largest, ties to the lower id (-0 equals +0)
+    return int32_t(std::find(scores_.begin(), scores_.end(), top) - scores_.begin());
 
   // Bands, and (where the sum over the whole vocabulary may be needed) that sum in id order, of
   // e^x within kExpNonpositiveError: loops the compiler vectorises.

@@ -183,7 +183,7 @@ ml::SamplingOptions random_options(ml::Rng& rng, int64_t vocab) {
   const auto pick = [&](auto values) { return values[size_t(rng.next_u64() % values.size())]; };
   ml::SamplingOptions o;
   o.seed = rng.next_u64();
-  o.temperature = pick(std::vector<double>{1e-6, 0.01, 0.3, 0.8, 1, 2, 100, 1e8});
+  o.temperature = pick(std::vector<double>{1e-300, 1e-6, 0.01, 0.3, 0.8, 1, 2, 100, 1e8, 1e300});
   switch (rng.next_u64() % 6) {
     case 0:  // top_p only
       o.top_p = pick(std::vector<double>{1e-9, 0.1, 0.5, 0.9, 0.95, 0.999, 1 - 1e-12});
