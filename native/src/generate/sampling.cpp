@@ -55,23 +55,27 @@ double largest(const std::vector<double>& scores, bool* nan) {
 }
 
 // Sorts keys[0, n) by their upper 64 bits, stably (ties keep their order), through `scratch`:
-// least significant byte first, skipping the bytes that all keys share (a float logit's low
-// 29 bits, a band's sign and exponent).
+// least significant digit first, 8 bits a digit from the lowest bit that differs between keys
+// to the highest (a float logit's low 29 bits, a band's sign and exponent are all alike).
 template <typename Key>
 void radix_sort_upper(Key* keys, Key* scratch, int64_t n) {
+  const uint64_t first = uint64_t(keys[0] >> 64);
+  uint64_t differ = 0;
+  for (int64_t i = 0; i < n; ++i) differ |= uint64_t(keys[i] >> 64) ^ first;
+  if (differ == 0) return;
+  const int low = __builtin_ctzll(differ), digits = (64 - __builtin_clzll(differ) - low + 7) / 8;
   std::array<std::array<uint32_t, 256>, 8> counts{};
   for (int64_t i = 0; i < n; ++i) {
-    const uint64_t upper = uint64_t(keys[i] >> 64);
-    for (int d = 0; d < 8; ++d) ++counts[size_t(d)][(upper >> (8 * d)) & 255];
+    const uint64_t upper = uint64_t(keys[i] >> 64) >> low;
+    for (int d = 0; d < digits; ++d) ++counts[size_t(d)][(upper >> (8 * d)) & 255];
   }
   Key *from = keys, *to = scratch;
-  for (int d = 0; d < 8; ++d) {
-    auto& count = counts[size_t(d)];
-    if (count[(uint64_t(keys[0] >> 64) >> (8 * d)) & 255] == uint32_t(n)) continue;
+  for (int d = 0; d < digits; ++d) {
     std::array<uint32_t, 256> place;
     uint32_t at = 0;
-    for (size_t digit = 0; digit < 256; ++digit) place[digit] = at, at += count[digit];
-    for (int64_t i = 0; i < n; ++i) to[place[(uint64_t(from[i] >> 64) >> (8 * d)) & 255]++] = from[i];
+    for (size_t digit = 0; digit < 256; ++digit) place[digit] = at, at += counts[size_t(d)][digit];
+    const int shift = low + 8 * d;
+    for (int64_t i = 0; i < n; ++i) to[place[(uint64_t(from[i] >> 64) >> shift) & 255]++] = from[i];
     std::swap(from, to);
   }
   if (from != keys) std::copy(from, from + n, keys);
