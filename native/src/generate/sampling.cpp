@@ -36,11 +36,28 @@ namespace {
 
 constexpr int kBands = 256;
 constexpr double kBandsPerUnit = 8;  // bands per unit of (largest - score) / temperature
+constexpr int64_t kHeapTopK = 256;   // a top_k up to this picks its candidates with a heap
 
 // Integers that order as the doubles do (-0 below +0, NaN outside ±infinity).
 int64_t ordered_bits(double x) {
   const int64_t b = __builtin_bit_cast(int64_t, x);
   return b ^ ((b >> 63) & INT64_MAX);
+}
+
+// A candidate's key: the score's ordered bits complemented (larger first; -0 as +0, which it
+// equals), then the id; keys in increasing order are the candidates in order.
+unsigned __int128 key(double score, int64_t id) {
+  const uint64_t first = ~(uint64_t(ordered_bits(score == 0 ? 0.0 : score)) ^ (uint64_t(1) << 63));
+  return (unsigned __int128)first << 64 | uint32_t(id);
+}
+
+// Whether any of kBlock scores is above `last`: a test the compiler vectorises (out of line:
+// inlined into the heap's loop, it does not).
+constexpr int kBlock = 16;
+[[gnu::noinline]] bool any_above(const double* scores, double last) {
+  int64_t above = 0;
+  for (int j = 0; j < kBlock; ++j) above |= int64_t(scores[j] > last);
+  return above != 0;
 }
 
 // The largest score, and whether any is NaN (a loop the compiler vectorises: integer max).
@@ -126,6 +143,7 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
   if (nan || !std::isfinite(top)) return by_full_sort(u);
   if (o_.top_k == 1)  // one candidate: the largest, ties to the lower id (-0 equals +0)
     return int32_t(std::find(scores_.begin(), scores_.end(), top) - scores_.begin());
+  if (o_.top_k > 1 && o_.top_k <= kHeapTopK && o_.top_k < vocab_) return by_heap(u, top);
 
   // Bands, and (where the sum over the whole vocabulary may be needed) that sum in id order, of
   // e^x within kExpNonpositiveError: loops the compiler vectorises.
@@ -166,8 +184,7 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
   }
 
   // Candidates to their bands' places (in id order within a band), bands sorted, and the sorted
-  // candidates' probabilities by std::exp, as a full sort computes them. Keys: the score's
-  // ordered bits complemented (larger first; -0 as +0, which it equals), then the id.
+  // candidates' probabilities by std::exp, as a full sort computes them.
   std::array<int64_t, kBands> fill;
   std::copy(start.begin(), start.end() - 1, fill.begin());
   Key* keys = keys_.data();
@@ -179,8 +196,7 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
     for (int64_t v = 0; v < vocab; ++v) {
       const int b = bands[v];
       if (b < from || b > to) continue;
-      const double s = scores[v] == 0 ? 0.0 : scores[v];
-      keys[fill[size_t(b)]++] = Key(~(uint64_t(ordered_bits(s)) ^ (uint64_t(1) << 63))) << 64 | Key(uint32_t(v));
+      keys[fill[size_t(b)]++] = key(scores[v], v);
     }
     placed = to;
   };
@@ -237,6 +253,39 @@ int32_t Sampler::next(int64_t row, const Real* logits) {
     while (outcome == Outcome::kNeedMore && last < kBands - 1 && start[size_t(last) + 1] < twice) ++last;
     if (outcome == Outcome::kAmbiguous) last = kBands - 1;
   }
+}
+
+// A small top_k: one pass keeps the k best so far in a heap, the last in order on top. A token
+// whose score is not above that one's comes after it (an equal score has a larger id), so
+// most tokens cost one comparison; then the heap is sorted, and the k are all in order.
+int32_t Sampler::by_heap(double u, double top) {
+  const int64_t k = o_.top_k;
+  const double* scores = scores_.data();
+  Key* heap = keys_.data();
+  int64_t size = 0;
+  double last = 0;  // the score on top of the full heap
+  for (int64_t v = 0; v < vocab_;) {
+    if (size == k && v + kBlock <= vocab_) {
+      if (!any_above(scores + v, last)) {
+        v += kBlock;
+        continue;
+      }
+    }
+    for (const int64_t end = std::min(v + kBlock, vocab_); v < end; ++v) {
+      const double s = scores[v];
+      if (size == k && !(s > last)) continue;
+      if (size == k) std::pop_heap(heap, heap + size--);
+      heap[size++] = key(s, v);
+      std::push_heap(heap, heap + size);
+      last = scores[uint32_t(heap[0])];
+    }
+  }
+  std::sort_heap(heap, heap + k);
+  for (int64_t i = 0; i < k; ++i) ordered_[size_t(i)] = std::exp((scores[uint32_t(heap[i])] - top) / o_.temperature);
+  int32_t token = 0;
+  const Outcome outcome = choose(u, k, 0, &token);
+  ML_CHECK(outcome == Outcome::kChosen, "sampling: top_k's candidates did not decide the token");
+  return token;
 }
 
 // The header's steps over the first `sorted` candidates in order (all of top_k's when it is

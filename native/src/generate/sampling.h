@@ -44,6 +44,7 @@ class Sampler {
   enum class Outcome { kChosen, kNeedMore, kAmbiguous };
 
   int32_t by_full_sort(double u);
+  int32_t by_heap(double u, double top);
   Outcome choose(double u, int64_t sorted, double sum, int32_t* token) const;
 
   SamplingOptions o_;
