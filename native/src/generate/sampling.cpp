@@ -265,16 +265,17 @@ int32_t Sampler::by_heap(double u, double top) {
   int64_t size = 0;
   double last = 0;  // the score on top of the full heap
   for (int64_t v = 0; v < vocab_;) {
-    if (size == k && v + kBlock <= vocab_) {
-      if (!any_above(scores + v, last)) {
-        v += kBlock;
-        continue;
-      }
+    if (size == k && v + kBlock <= vocab_ && !any_above(scores + v, last)) {
+      v += kBlock;
+      continue;
     }
     for (const int64_t end = std::min(v + kBlock, vocab_); v < end; ++v) {
       const double s = scores[v];
-      if (size == k && !(s > last)) continue;
-      if (size == k) std::pop_heap(heap, heap + size--);
+      if (size == k) {
+        if (!(s > last)) continue;
+        std::pop_heap(heap, heap + k);  // the last in order leaves
+        --size;
+      }
       heap[size++] = key(s, v);
       std::push_heap(heap, heap + size);
       last = scores[uint32_t(heap[0])];
