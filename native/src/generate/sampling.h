@@ -9,6 +9,8 @@
 //   6. a draw u in [0, 1) from (seed, sequence row, step) picks from what is left by the
 //      cumulative sum, most probable first (ties to the lower id).
 // The same seed, prompt and options give the same tokens; each row of a batch draws its own stream.
+// Sums are taken most probable first, as listed; only the candidates that decide the token are
+// put in order (sampling.cpp says why that gives the same tokens as ordering all of them).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -37,12 +39,26 @@ class Sampler {
   int32_t next(int64_t row, const Real* logits);
 
  private:
+  // A candidate's place in the order: (score, larger first) above, id below; see sampling.cpp.
+  using Key = unsigned __int128;
+  enum class Outcome { kChosen, kNeedMore, kAmbiguous };
+
+  int32_t by_full_sort(double u);
+  int32_t by_heap(double u, double top);
+  Outcome choose(double u, int64_t sorted, double sum, int32_t* token) const;
+
   SamplingOptions o_;
   int64_t vocab_;
   std::vector<std::vector<uint8_t>> seen_;  // (batch, vocab)
   std::vector<Rng> rngs_;
-  std::vector<double> scores_;  // scratch: one row's adjusted logits, then probabilities
-  std::vector<int32_t> order_;  // scratch: candidate ids, most probable first
+  // Scratch for one row, sized once:
+  std::vector<double> scores_;  // adjusted logits
+  std::vector<double> probs_;   // exp((score - largest) / temperature) within kExpNonpositiveError, by id
+  std::vector<uint8_t> bands_;  // each id's band of (largest - score) / temperature
+  std::vector<Key> keys_;       // candidates by band; the bands needed are sorted, most probable first
+  std::vector<Key> scratch_;    // the radix sort's
+  std::vector<double> ordered_;  // the sorted candidates' probabilities, in their order
+  std::vector<int32_t> order_;  // by_full_sort's candidate ids
 };
 
 }  // namespace ml
