@@ -17,9 +17,26 @@ test('bench generate on the CPU: one JSON line per prompt length with ms_per_tok
   const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(lines.map((r) => r.prompt_tokens), [16, 64]);
   for (const r of lines) {
-    assert.deepEqual([r.name, r.model, r.device, r.batch, r.new_tokens, r.gpu], ['generate', 'tiny', 'cpu', 1, 4, null]);
+    assert.deepEqual([r.name, r.model, r.device, r.batch, r.new_tokens, r.gpu, r.sampling], ['generate', 'tiny', 'cpu', 1, 4, null, null]);
     assert.ok(r.ms_per_token > 0 && Math.abs(r.tokens_per_s * r.ms_per_token - 1000) < 1e-6, JSON.stringify(r));
   }
+});
+
+test('bench generate --temperature samples on the host and says with what', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'generate', '--lengths', '16', '--tokens', '4', '--warmup', '1',
+    '--temperature', '0.8', '--top-p', '0.95', '--top-k', '40', '--json'], { encoding: 'utf8', cwd: repoRoot, timeout: 5 * 60_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const [r] = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(r.sampling, { temperature: 0.8, top_k: 40, top_p: 0.95 });
+  assert.equal(r.new_tokens, 4);
+  assert.ok(r.ms_per_token > 0, JSON.stringify(r));
+});
+
+test('bench generate refuses a sampling option out of range, naming it', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cli, 'bench', 'generate', '--lengths', '16', '--tokens', '2',
+    '--temperature', '0.8', '--top-p', '1.5', '--json'], { encoding: 'utf8', cwd: repoRoot, timeout: 5 * 60_000 });
+  assert.notEqual(run.status, 0);
+  assert.match(run.stderr, /top_?p/i);
 });
 
 test("the GPU shapes are mamba_ssm's checkpoints' (vocab 50280) and BlackMamba 1.5B", () => {
