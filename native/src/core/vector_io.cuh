@@ -119,12 +119,19 @@ __device__ __forceinline__ void store_run(T* __restrict__ p, const float (&v)[kC
 // the warp (every lane gets them): the row is read once, each lane loading 4 runs of 8
 // elements before it multiplies, so that enough loads are in flight to stream a matrix at
 // bandwidth when a warp (or a few) per weight row makes a matrix–vector product.
-template <int kRows, typename T>
+// before_inputs() runs once per lane before its first read of v, after its first loads of w
+// were issued (a chained kernel's wait: the weights stream in while the kernel before ends).
+struct NothingToWaitFor {
+  __device__ void operator()() const {}
+};
+
+template <int kRows, typename T, typename BeforeInputs = NothingToWaitFor>
 __device__ __forceinline__ void warp_dots(const T* __restrict__ w, const T* __restrict__ v, int64_t ld, int rows,
-                                          int64_t n, float (&out)[kRows]) {
+                                          int64_t n, float (&out)[kRows], BeforeInputs before_inputs = {}) {
   constexpr int kRun = 8, kUnroll = 4, kStride = 32 * kRun;
 #pragma unroll
   for (int m = 0; m < kRows; ++m) out[m] = 0.f;
+  bool waited = false;
   for (int64_t i = int64_t(threadIdx.x & 31) * kRun; i < n; i += kUnroll * kStride) {
     Run<T, kRun> wr[kUnroll];
     int valid[kUnroll];  // elements of run u inside the row (≤ 0: none)
@@ -134,6 +141,7 @@ __device__ __forceinline__ void warp_dots(const T* __restrict__ w, const T* __re
       valid[u] = left < kRun ? int(left < 0 ? 0 : left) : kRun;
       load_run(wr[u], w + i + u * kStride, valid[u]);
     }
+    if (!waited) before_inputs(), waited = true;
 #pragma unroll
     for (int m = 0; m < kRows; ++m) {
       if (m >= rows) break;
@@ -146,6 +154,7 @@ __device__ __forceinline__ void warp_dots(const T* __restrict__ w, const T* __re
       }
     }
   }
+  if (!waited) before_inputs();
 #pragma unroll
   for (int m = 0; m < kRows; ++m) out[m] = warp_sum(out[m]);
 }

@@ -75,10 +75,11 @@ class CpuBackend {
                        int64_t out, bool accumulate_dx) const {
     cpu::linear_backward<T>(x, w, dy, dx, dw, db, rows, in, out, accumulate_dx);
   }
-  // `batch` products of one shape, operand i at X + i·stride_x (the experts of a MoE).
+  // `batch` products of one shape, operand i at X + i·stride_x (the experts of a MoE). Whether B
+  // is weights matters only to the CUDA backend's scheduling.
   void gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A, int64_t lda,
                     int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, float beta, T* C, int64_t ldc,
-                    int64_t stride_c, int64_t batch) const {
+                    int64_t stride_c, int64_t batch, bool /*b_is_weight*/ = false) const {
     for (int64_t i = 0; i < batch; ++i)
       cpu::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), A + i * stride_a, lda, B + i * stride_b, ldb, T(beta),
                    C + i * stride_c, ldc);

@@ -103,9 +103,9 @@ class CudaBackend {
   template <typename Out>
   void gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A, int64_t lda,
                     int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, float beta, Out* C, int64_t ldc,
-                    int64_t stride_c, int64_t batch) const {
+                    int64_t stride_c, int64_t batch, bool b_is_weight = false) const {
     cuda::gemm_strided_batched<T, Out>(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
-                                       ldc, stride_c, batch, stream_);
+                                       ldc, stride_c, batch, stream_, b_is_weight);
   }
   void gelu_forward(const T* x, T* y, int64_t n) const { cuda::gelu_forward<T>(x, y, n, stream_); }
   void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) const { cuda::gelu_backward<T>(x, dy, dx, n, stream_); }

@@ -70,9 +70,9 @@ void ffn_forward(const B& b, const FfnConfig& cfg, int64_t d, const FfnWeights<B
   const int64_t H = cfg.hidden, R = cfg.fc1_rows(), n = batch.rows, G = batch.groups;
   if (batch.total() <= 0) return;
   // fc1, per half: (n, H) = x (n, d) · W (H, d)ᵀ
-  b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1, d, R * d, 0.f, keep.up, H, n * H, G);
+  b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1, d, R * d, 0.f, keep.up, H, n * H, G, true);
   if (cfg.gated()) {
-    b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1 + H * d, d, R * d, 0.f, keep.gate, H, n * H, G);
+    b.gemm_batched(false, true, n, H, d, 1.f, x, d, n * d, w.fc1 + H * d, d, R * d, 0.f, keep.gate, H, n * H, G, true);
     if (cfg.kind == FfnKind::SwiGLU) {
       b.swiglu_forward(keep.gate, keep.up, keep.act, G * n * H);
     } else {
@@ -82,7 +82,7 @@ void ffn_forward(const B& b, const FfnConfig& cfg, int64_t d, const FfnWeights<B
     b.gelu_forward(keep.up, keep.act, G * n * H);
   }
   // fc2: (n, d) = act (n, H) · W2 (d, H)ᵀ
-  b.gemm_batched(false, true, n, d, H, 1.f, keep.act, H, n * H, w.fc2, H, d * H, 0.f, y, d, n * d, G);
+  b.gemm_batched(false, true, n, d, H, 1.f, keep.act, H, n * H, w.fc2, H, d * H, 0.f, y, d, n * d, G, true);
 }
 
 // x is the forward's input; dx is overwritten; the weight gradients accumulate.

@@ -354,7 +354,7 @@ class LanguageModel {
     const int64_t d = cfg_.d_model, V = cfg_.padded_vocab();
     if (pass.logits.size() < rows * V) pass.logits = Buffer<Real>(rows * V, "logits");
     b_.gemm_batched(false, true, rows, V, d, 1.f, h, d, rows * d, params_.compute(embedding_), d, V * d, 0.f,
-                    pass.logits.get(), V, rows * V, 1);
+                    pass.logits.get(), V, rows * V, 1, /*b_is_weight=*/true);
     return pass.logits.get();
   }
   bool has_positions() const { return cfg_.max_positions > 0; }

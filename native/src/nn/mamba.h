@@ -85,7 +85,8 @@ class MambaMixer final : public Layer<B> {
     const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
     Act* x = step_xz_.get();
     Act* z = x + rows * Di;
-    b_.gemm_batched(false, true, rows, Di, d, 1.f, u, d, 0, p_.compute(in_proj_), d, Di * d, 0.f, x, Di, rows * Di, 2);
+    b_.gemm_batched(false, true, rows, Di, d, 1.f, u, d, 0, p_.compute(in_proj_), d, Di * d, 0.f, x, Di, rows * Di, 2,
+                    /*b_is_weight=*/true);
     b_.conv1d_step({rows, Di, cfg_.d_conv}, window_.get(), x, p_.master(conv_w_), p_.master(conv_b_), step_xc_.get(),
                    true);
     b_.linear_forward(step_xc_.get(), p_.compute(x_proj_), nullptr, step_xproj_.get(), rows, Di, R + 2 * N);

@@ -1,3 +1,4 @@
+#include "core/chained_launch.cuh"
 #include "gpu/gpu_test.h"
 #include "ops/gemm/gemm.h"
 
@@ -86,3 +87,45 @@ NATIVE_TEST(cuda_gemm_batched_bf16_in_fp32_out_matches_cpu) { return check_all_b
 NATIVE_TEST(cuda_gemm_fp32_matches_cpu) { return check_all<float, float>(101); }
 NATIVE_TEST(cuda_gemm_bf16_matches_cpu) { return check_all<bf16, bf16>(111); }
 NATIVE_TEST(cuda_gemm_bf16_in_fp32_out_matches_cpu) { return check_all<bf16, float>(121); }
+
+namespace {
+
+// Copies src to dst after a delay that grows with the block: the kernel just before a product,
+// still writing its input when a chained product could begin.
+__global__ void copy_late(const float* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  ml::cuda::chain_wait();
+  const long long until = clock64() + 20000LL * (blockIdx.x % 4);
+  while (clock64() < until) {
+  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+// The matrix–vector product told B is weights (it reads B before the kernel before it ends):
+// right after a kernel that writes A late, its C must be that of the final A, bit for bit the
+// product not told so.
+std::string check_weights_first(int64_t M, int64_t N, int64_t K, uint64_t seed) {
+  ml::Rng rng(seed);
+  const auto A = uniform(rng, M * K), B = uniform(rng, N * K);
+  Dev<float> a_final(A), a(M * K), b(B), c_plain(M * N), c_first(M * N);
+  a.poison();
+  ml::cuda::gemm<float, float>(false, true, M, N, K, 1.f, a_final.get(), K, b.get(), K, 0.f, c_plain.get(), N, nullptr);
+  ml::cuda::launch_chained("copy_late", copy_late, dim3(64), dim3(256), 0, nullptr, a_final.get(), a.get(), M * K);
+  ml::cuda::gemm<float, float>(false, true, M, N, K, 1.f, a.get(), K, b.get(), K, 0.f, c_first.get(), N, nullptr,
+                               /*b_is_weight=*/true);
+  sync("gemm (weights first)");
+  const auto plain = c_plain.download(), first = c_first.download();
+  for (size_t i = 0; i < plain.size(); ++i)
+    EXPECT(plain[i] == first[i], "M=", M, " N=", N, " K=", K, ": C[", i, "] ", first[i], " vs ", plain[i],
+           " (read A before the kernel writing it had finished?)");
+  return mltest::str(M, "x", N, "x", K);
+}
+
+}  // namespace
+
+NATIVE_TEST(cuda_gemv_reading_weights_first_waits_for_its_input) {
+  // Warps per column 8, 4, 2 and 1; K shorter than, equal to and longer than one tile of loads.
+  return check_weights_first(1, 700, 768, 161) + ", " + check_weights_first(2, 1500, 4099, 162) + ", " +
+         check_weights_first(4, 3000, 1024, 163) + ", " + check_weights_first(1, 8192, 2048, 164) +
+         ": bit-identical to the product not told B is weights";
+}

@@ -125,22 +125,27 @@ __global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float b
 // A product with at most kGemvRows rows of A against Bᵀ (a linear layer's forward at a decode
 // step's batch): each column n is a row of B, read once for all rows of A, by kParts warps that
 // split K and add their sums in a fixed order (few columns: more warps each, so the GPU has
-// enough loads in flight), where a GEMM's tiles would mostly multiply padding.
+// enough loads in flight), where a GEMM's tiles would mostly multiply padding. kWeightsFirst:
+// B is weights no running kernel writes, so each lane issues its first loads of B before the
+// chained launch's wait, and the matrix streams in while the kernel before ends.
 constexpr int kGemvRows = 4, kGemvWarps = 8;
 
-template <int kParts, typename TIn, typename TOut>
+template <int kParts, typename TIn, typename TOut, bool kWeightsFirst>
 __global__ void gemv_kernel(int64_t M, int64_t N, int64_t K, float alpha, const TIn* __restrict__ A, int64_t lda,
                             int64_t stride_a, const TIn* __restrict__ B, int64_t ldb, int64_t stride_b, float beta,
                             TOut* __restrict__ C, int64_t ldc, int64_t stride_c) {
   __shared__ float partial[kGemvWarps][kGemvRows];
-  chain_wait();
+  if constexpr (!kWeightsFirst) chain_wait();
   const int warp = threadIdx.x >> 5, part = warp % kParts;
   const int64_t n = int64_t(blockIdx.x) * (kGemvWarps / kParts) + warp / kParts, g = blockIdx.y;
   const int64_t chunk = (K + 8 * kParts - 1) / (8 * kParts) * 8;  // whole runs: the slices stay aligned
   const int64_t k0 = min(K, part * chunk), k1 = min(K, k0 + chunk);
   float dots[kGemvRows];
+  const auto before_inputs = [] {
+    if constexpr (kWeightsFirst) chain_wait();
+  };
   warp_dots<kGemvRows>(B + g * stride_b + (n < N ? n : 0) * ldb + k0, A + g * stride_a + k0, lda, int(M),
-                       n < N ? k1 - k0 : 0, dots);
+                       n < N ? k1 - k0 : 0, dots, before_inputs);
   if constexpr (kParts > 1) {
     if ((threadIdx.x & 31) == 0)
       for (int m = 0; m < kGemvRows; ++m) partial[warp][m] = dots[m];
@@ -164,10 +169,11 @@ __global__ void gemv_kernel(int64_t M, int64_t N, int64_t K, float alpha, const 
 template <int kParts, typename TIn, typename TOut>
 void launch_gemv(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda, int64_t stride_a,
                  const TIn* B, int64_t ldb, int64_t stride_b, float beta, TOut* C, int64_t ldc, int64_t stride_c,
-                 int64_t batch, cudaStream_t stream) {
+                 int64_t batch, bool b_is_weight, cudaStream_t stream) {
   constexpr int kColumns = kGemvWarps / kParts;
   const dim3 grid(unsigned((N + kColumns - 1) / kColumns), unsigned(batch));
-  launch_chained("gemm (gemv)", gemv_kernel<kParts, TIn, TOut>, grid, dim3(32 * kGemvWarps), 0, stream, M, N, K, alpha,
+  const auto kernel = b_is_weight ? gemv_kernel<kParts, TIn, TOut, true> : gemv_kernel<kParts, TIn, TOut, false>;
+  launch_chained("gemm (gemv)", kernel, grid, dim3(32 * kGemvWarps), 0, stream, M, N, K, alpha,
                  A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
 }
 
@@ -176,7 +182,8 @@ void launch_gemv(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int
 template <typename TIn, typename TOut>
 void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A,
                           int64_t lda, int64_t stride_a, const TIn* B, int64_t ldb, int64_t stride_b, float beta,
-                          TOut* C, int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
+                          TOut* C, int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream,
+                          bool b_is_weight) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   ML_CHECK(batch <= INT32_MAX, "gemm: batch ", batch, " exceeds int32");
   if (K <= 0) {  // no products: C = beta·C, as the CPU reference
@@ -193,7 +200,7 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
                      : columns >= 2048 ? launch_gemv<2, TIn, TOut>
                      : columns >= 1024 ? launch_gemv<4, TIn, TOut>
                                        : launch_gemv<8, TIn, TOut>;
-    run(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch, stream);
+    run(M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch, b_is_weight, stream);
     return;
   }
   if (batch == 1) stride_a = stride_b = stride_c = 0;  // one plan per shape, whatever the caller's strides
@@ -221,16 +228,17 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
 
 template <typename TIn, typename TOut>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
-          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream) {
-  gemm_strided_batched<TIn, TOut>(trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, stream);
+          const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc, cudaStream_t stream, bool b_is_weight) {
+  gemm_strided_batched<TIn, TOut>(trans_a, trans_b, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1, stream,
+                                  b_is_weight);
 }
 
 #define ML_INSTANTIATE(TIn, TOut)                                                                                  \
   template void gemm<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, const TIn*,    \
-                                int64_t, float, TOut*, int64_t, cudaStream_t);                                    \
+                                int64_t, float, TOut*, int64_t, cudaStream_t, bool);                              \
   template void gemm_strided_batched<TIn, TOut>(bool, bool, int64_t, int64_t, int64_t, float, const TIn*, int64_t, \
                                                 int64_t, const TIn*, int64_t, int64_t, float, TOut*, int64_t,     \
-                                                int64_t, int64_t, cudaStream_t);
+                                                int64_t, int64_t, cudaStream_t, bool);
 ML_INSTANTIATE(float, float)
 ML_INSTANTIATE(bf16, bf16)
 ML_INSTANTIATE(bf16, float)

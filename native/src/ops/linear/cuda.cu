@@ -42,7 +42,7 @@ void linear_forward(const T* x, const T* weight, const float* bias, T* y, int64_
     launch_chained("linear_forward", broadcast_bias_kernel<T>, dim3(blocks_for(rows * out, kThreads)), dim3(kThreads),
                    0, stream, bias, y, rows, out);
   }
-  gemm<T, T>(false, true, rows, out, in, 1.f, x, in, weight, in, bias ? 1.f : 0.f, y, out, stream);
+  gemm<T, T>(false, true, rows, out, in, 1.f, x, in, weight, in, bias ? 1.f : 0.f, y, out, stream, /*b_is_weight=*/true);
 }
 
 template <typename T>
