@@ -182,6 +182,9 @@ NATIVE_TEST(train_step_refuses_device_sums_on_the_cpu) {
     int world() const override { return 2; }
     void all_reduce_sum(float*, int64_t) override {}
     void all_reduce_sum(double*, int64_t) override {}
+    void all_gather(float*, const std::vector<int64_t>&) override {}
+    void all_gather(double*, const std::vector<int64_t>&) override {}
+    void broadcast(void*, int64_t, int) override {}
     bool device_sums() const override { return true; }
   } nccl_like;
   Cpu64 cpu;
