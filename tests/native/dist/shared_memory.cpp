@@ -89,7 +89,8 @@ NATIVE_TEST(shared_memory_collective_gathers_each_ranks_range) {
   for (int r = 0; r < world; ++r)
     for (int64_t i = 0; i < 100; ++i) {
       EXPECT(doubles[size_t(r)][size_t(i)] == value(i), "rank ", r, " double ", i, ": ", doubles[size_t(r)][size_t(i)]);
-      EXPECT(floats[size_t(r)][size_t(i)] == float(value(i)), "rank ", r, " float ", i, ": ", floats[size_t(r)][size_t(i)]);
+      EXPECT(floats[size_t(r)][size_t(i)] == float(value(i)), "rank ", r, " float ", i, ": ",
+             floats[size_t(r)][size_t(i)]);
     }
   return str(world, " ranks, ranges of 37, 0 and 63 values in 64-byte chunks: every rank holds all 100");
 }
