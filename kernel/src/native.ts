@@ -102,7 +102,10 @@ export interface NativeGenerateChunk {
 export interface NativeModel {
   readonly dtype: DType;
   stepsDone: number;
+  /** Bytes of AdamW moments the model holds now: 0 before its first step; a sharded rank's share alone. */
+  readonly optimizerStateBytes: number;
   parameters(): NativeParameter[];
+  /** A whole tensor; with the optimizer sharded a moment read is collective: every rank reads the same tensors in the same order. */
   read(name: string, slot: Slot, out: Float32Array | Float64Array): void;
   write(name: string, slot: Slot, values: Float32Array | Float64Array): void;
   evaluate(tokens: Int32Array, batch: number, lenPlusOne: number): Promise<NativeMetrics>;
@@ -119,6 +122,8 @@ export interface NativeModel {
   generateFeed(tokens: Int32Array): Promise<Float32Array | Float64Array>;
   /** Data parallel: resolves once every rank has joined at the rendezvous; later trainSteps sum with them. */
   joinRanks(ranks: NativeRanks): Promise<void>;
+  /** Rank 0's values, on every rank of a joined model (the values themselves before joining); every rank calls it alike. */
+  fromRankZero(values: Float64Array): Promise<Float64Array>;
   /** Frees the model's memory now; later calls throw. Idempotent; refused while a call runs. */
   dispose(): void;
 }
@@ -133,6 +138,8 @@ export interface NativeRanks {
   timeoutS: number;
   /** How the ranks sum (default 'shared-memory': through the host; 'nccl': on this process's GPU). */
   collective?: 'shared-memory' | 'nccl';
+  /** Each rank keeps and updates only its share of the optimizer state (ZeRO-1); default false. */
+  shardOptimizer?: boolean;
 }
 
 export interface NativeAddon {
@@ -198,9 +205,19 @@ export function newNativeModel(config: NativeModelConfig, dtype: DType, options:
   return withUserErrors(model);
 }
 
-/** @internal Makes the model's work reject with asUserError's errors (exported for tests). */
+/** @internal Makes the model's work reject (and its collective reads throw) with asUserError's errors (exported for tests). */
 export function withUserErrors(model: NativeModel): NativeModel {
-  for (const work of ['evaluate', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks'] as const) {
+  const read = model.read.bind(model);
+  Object.defineProperty(model, 'read', {
+    value: (...args: Parameters<NativeModel['read']>) => {
+      try {
+        read(...args);
+      } catch (error) {
+        throw asUserError(error);
+      }
+    },
+  });
+  for (const work of ['evaluate', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks', 'fromRankZero'] as const) {
     const run = model[work].bind(model) as (...args: unknown[]) => Promise<unknown>;
     // Called at once (the engine's busy check sees it), whether the engine throws or rejects.
     const value = async (...args: unknown[]) => {

@@ -4,7 +4,8 @@
 # plain-PyTorch reference; then, with what tests/gpu/pack.sh carried in .gpu-carry, the model
 # stages: build the addon, LM parity against the PyTorch reference, 300 C4 steps against the
 # CPU, the kill test (SIGKILL and --resume, deterministic CUDA: tests/gpu/kill-test.sh),
-# `train --gpus 2` beside one GPU (tests/gpu/train-gpus.sh; with one GPU it says NOT RUN),
+# `train --gpus 2` beside one GPU, rerun and with --shard-optimizer (tests/gpu/train-gpus.sh;
+# with one GPU it says NOT RUN),
 # `mambalab bench train` beside the reference's training throughput, and `mambalab bench
 # checkpoint` (BlackMamba 340M/1.5B checkpoint write and load times, the non-finite guard's cost
 # per step). A short table comes last. Logs and JSON lines go to $OUT (default ./gpu-out): model

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `mambalab train --gpus N` on the GPU host (issue 18): N ranks, one per GPU, summing gradients
 # through NCCL, beside one GPU training the same global batch with the same seed and batch order,
-# all with --deterministic, the N-GPU run twice. Writes one JSON verdict line to RESULT: the
-# N-GPU curve must track the one-GPU curve (window means within TOLERANCE, as
-# tests/gpu/compare_curves.py measures) and the two N-GPU runs must be bit-identical (NCCL's
-# order of the sum is fixed for one machine). With fewer than N GPUs it writes a verdict saying
+# all with --deterministic, the N-GPU run twice, then once more with --shard-optimizer. Writes
+# one JSON verdict line to RESULT: the N-GPU curve must track the one-GPU curve (window means
+# within TOLERANCE, as tests/gpu/compare_curves.py measures), the two N-GPU runs must be
+# bit-identical (NCCL's order of the sum is fixed for one machine), and so must the sharded run
+# be to them (losses, final weights and optimizer state). With fewer than N GPUs it writes a verdict saying
 # it was not run, says so on stderr, and exits 0.
 #
 #   bash tests/gpu/train-gpus.sh RESULT.json LOG_DIR
@@ -44,7 +45,8 @@ started=$(date +%s)
 train one --device cuda || exit 1
 train gpus-1 --gpus "$GPUS" || exit 1
 train gpus-2 --gpus "$GPUS" || exit 1
-echo "train-gpus: 3 runs of $STEPS steps ($MODEL/$SIZE, $PRECISION) in $(($(date +%s) - started)) s" >&2
+train gpus-sharded --gpus "$GPUS" --shard-optimizer || exit 1
+echo "train-gpus: 4 runs of $STEPS steps ($MODEL/$SIZE, $PRECISION) in $(($(date +%s) - started)) s" >&2
 
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 python3 - "$work" "$result" "$MODEL/$SIZE" "$STEPS" "$GPUS" "$TOLERANCE" "$PRECISION" "$logs/train-gpus-gpus-1.log" "$gpu_name" <<'PY'
@@ -59,6 +61,9 @@ tokens_per_s = {name: statistics.median(r["tokens_per_s"] for r in rs[len(rs) //
 nccl = next((line.strip() for line in open(log) if line.startswith("gpus: ")), None)
 tracks = compare_tracks(one, first, 25, float(tolerance))
 same = compare_identical(first, second)
+def checkpoint(run):  # the final weights and optimizer state, as bytes
+    return [open(f"{work}/run-{run}/checkpoint/{f}", "rb").read() for f in ("model.safetensors", "optimizer.safetensors")]
+sharded_identical = len(first) > 0 and losses(f"{work}/gpus-sharded.jsonl") == first and checkpoint("gpus-sharded") == checkpoint("gpus-1")
 verdict = {
     "name": "train_gpus", "run": True, "model": model, "steps": int(steps), "gpus": int(gpus), "precision": precision,
     "gpu": gpu, "date": datetime.date.today().isoformat(), "nccl": nccl,
@@ -66,12 +71,13 @@ verdict = {
     "median_tokens_per_s_one_gpu": tokens_per_s["one"], "median_tokens_per_s_gpus": tokens_per_s["gpus-1"],
     **{k: v for k, v in tracks.items() if not k.endswith("_cpu") and not k.endswith("_cuda") and k != "cpu_step_noise_std"},
     "final_window_loss_one_gpu": tracks["final_window_loss_cpu"], "final_window_loss_gpus": tracks["final_window_loss_cuda"],
-    **same,
+    **same, "sharded_identical": sharded_identical,
 }
-verdict["ok"] = tracks["tracks"] and same["deterministic_identical"]
+verdict["ok"] = tracks["tracks"] and same["deterministic_identical"] and sharded_identical
 verdict["verdict"] = "; ".join([
     f"--gpus {gpus} tracks one GPU" if tracks["tracks"] else f"--gpus {gpus} does NOT track one GPU",
     "deterministic reruns identical" if same["deterministic_identical"] else "deterministic reruns DIFFER",
+    "--shard-optimizer identical" if sharded_identical else "--shard-optimizer DIFFERS",
 ])
 json.dump(verdict, open(result, "w"))
 print(json.dumps(verdict))

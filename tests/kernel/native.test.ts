@@ -14,6 +14,9 @@ const OOM = 'out of GPU memory: pattern ME*8, d_model 512, batch 64 × 1024 need
 function failingModel(error: Error): NativeModel {
   const fail = () => Promise.reject(error);
   return {
+    read: () => {
+      throw error;
+    },
     evaluate: fail,
     lossAndGradients: fail,
     trainStep: fail,
@@ -22,6 +25,7 @@ function failingModel(error: Error): NativeModel {
     generateNext: fail,
     generateFeed: fail,
     joinRanks: fail,
+    fromRankZero: fail,
   } as unknown as NativeModel;
 }
 
@@ -49,10 +53,20 @@ test('running out of GPU memory reaches the user as a MambalabError with the eng
 
 test('an out-of-memory error thrown before the work starts is converted too', async () => {
   const throwing = { evaluate: () => { throw new Error(OOM); } } as unknown as NativeModel;
-  for (const work of ['lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks']) {
+  for (const work of ['read', 'lossAndGradients', 'trainStep', 'parallelLogits', 'generateStart', 'generateNext', 'generateFeed', 'joinRanks', 'fromRankZero']) {
     Object.assign(throwing, { [work]: throwing.evaluate });
   }
   await assert.rejects(withUserErrors(throwing).evaluate(new Int32Array(4), 2, 2), { name: 'MambalabError', message: OOM });
+});
+
+test('a rank that waits in vain, at a step, at rank 0\'s decision or at a sharded moment read, fails with a MambalabError', async () => {
+  const engineError = new Error('data parallel: rank 1 of 2 waited 1 s at a gather for the other ranks: one of them has stopped or hangs');
+  const model = withUserErrors(failingModel(engineError));
+  assert.throws(() => model.read('w', 'adam_m', new Float32Array(1)), { name: 'MambalabError', message: engineError.message });
+  await assert.rejects(model.fromRankZero(Float64Array.of(1)), { name: 'MambalabError', message: engineError.message });
+  await assert.rejects(model.trainStep(new Int32Array(4), 2, 2, 1e-3, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 }), {
+    name: 'MambalabError',
+  });
 });
 
 test('other engine errors pass through unchanged', async () => {

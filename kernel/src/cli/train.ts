@@ -51,6 +51,9 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
                       through the host (shared memory), on the CPU or one GPU
   --gpus N            data parallel over N GPUs: as --ranks N with --device cuda, rank r on GPU r, gradients summed on
                       the GPUs through NCCL (found as MAMBALAB_NCCL_LIB, libnccl.so.2 or PyTorch's nvidia-nccl wheel)
+  --shard-optimizer   with --ranks N or --gpus N (N ≥ 2): each rank keeps AdamW's moments for its N-th of the weights only
+                      (ZeRO-1) and updates that share, then the ranks gather the weights: the same bits as without it,
+                      in 1/N of the optimizer state per rank. Checkpoints still hold the whole optimizer state
   --rank-timeout S    seconds a rank waits for the others before it fails saying so (default ${DEFAULT_RANK_TIMEOUT_S})
   --log-every N       log every N steps (default 1)
   --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
@@ -82,6 +85,7 @@ export async function train(argv: string[]): Promise<void> {
     'max-bad-steps': { type: 'string' },
     ranks: { type: 'string' },
     gpus: { type: 'string' },
+    'shard-optimizer': { type: 'boolean', default: false },
     'rank-timeout': { type: 'string' },
     'log-every': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -91,6 +95,10 @@ export async function train(argv: string[]): Promise<void> {
   const gpus = f.gpus !== undefined;
   const ranksFlag = gpus ? 'gpus' : 'ranks';
   const world = intFlag(ranksFlag, gpus ? f.gpus : f.ranks, 1, 1);
+  const shardOptimizer = f['shard-optimizer']!;
+  if (shardOptimizer && world < 2) {
+    throw new MambalabError(`train: --shard-optimizer shares the optimizer state among data-parallel ranks: give --ranks N or --gpus N with N ≥ 2${f.ranks ?? f.gpus ? ` (got ${world})` : ''}`);
+  }
   const rankTimeoutS = numberFlag('rank-timeout', f['rank-timeout'], DEFAULT_RANK_TIMEOUT_S);
   if (!(rankTimeoutS > 0)) throw new MambalabError(`train: --rank-timeout must be a positive number of seconds, got ${rankTimeoutS}`);
   // Started by --ranks or --gpus: this process is one rank; rank 0 leads (writes the run, speaks).
@@ -99,7 +107,7 @@ export async function train(argv: string[]): Promise<void> {
     const batchSize = intFlag('batch-size', f['batch-size'], presetFlags(f.model!, f.size!).training.batchSize, 1);
     if (batchSize % world !== 0) throw new MambalabError(`train: --${ranksFlag} ${world} must divide the batch of ${batchSize} rows (--batch-size)`);
     if (gpus) process.stderr.write(checkGpus(world) + '\n');
-    return launchRanks(world, rankTimeoutS, gpus ? 'nccl' : 'shared-memory');
+    return launchRanks(world, rankTimeoutS, gpus ? 'nccl' : 'shared-memory', shardOptimizer);
   }
   const lead = !ranks || ranks.rank === 0;
   const json = f.json;
@@ -155,6 +163,12 @@ export async function train(argv: string[]): Promise<void> {
   const trainStats = data.stats('train');
   say(`data ${data.description}: ${trainStats.tokens.toLocaleString()} train tokens in ${trainStats.documents} documents`);
 
+  // Joined before a checkpoint is loaded, so that a sharded rank takes only its share of the moments.
+  if (ranks) {
+    await trainer.joinRanks(ranks);
+    const summed = ranks.collective === 'nccl' ? 'one per GPU, gradients summed on the GPUs (NCCL)' : 'gradients summed';
+    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, ${summed} before each step${ranks.shardOptimizer ? ', optimizer state sharded' : ''}`);
+  }
   if (f.resume) {
     checkResumable(out, runConfig(data.description));
     if (listCheckpoints(out).length === 0) {
@@ -172,11 +186,6 @@ export async function train(argv: string[]): Promise<void> {
   } else if (lead) {
     startRun(out, runConfig(data.description));
   }
-  if (ranks) {
-    await trainer.joinRanks(ranks);
-    const summed = ranks.collective === 'nccl' ? 'one per GPU, gradients summed on the GPUs (NCCL)' : 'gradients summed';
-    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, ${summed} before each step`);
-  }
   const remaining = steps - trainer.stepCount;
   if (remaining <= 0) {
     say(`done: ${out} is trained to step ${trainer.stepCount} of ${steps} already`);
@@ -184,8 +193,12 @@ export async function train(argv: string[]): Promise<void> {
   }
 
   // The other ranks take the same steps on their rows; rank 0 records, prints and checkpoints.
+  // Sharded, they hand their share of each checkpoint over when rank 0 writes it (the same fit
+  // options, the final checkpoint too), and stop when it stops.
+  const checkpointing = { checkpointDir: out, checkpointEvery: plan.checkpointEvery, checkpointMinutes: plan.checkpointMinutes, keepCheckpoints: plan.keep };
   if (!lead) {
-    await trainer.fit(data, { steps: remaining, initialEval: false, maxBadSteps: plan.maxBadSteps });
+    await trainer.fit(data, { steps: remaining, initialEval: false, maxBadSteps: plan.maxBadSteps, ...(ranks?.shardOptimizer ? checkpointing : {}) });
+    if (ranks?.shardOptimizer) trainer.writeCheckpoint(out, { keep: plan.keep });
     return;
   }
 
@@ -200,8 +213,15 @@ export async function train(argv: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigterm);
   let warning: string | undefined;
+  let toldOptimizer = !ranks;
   const record = (m: StepMetrics) => {
     const line = stepJsonLine(m, model.device);
+    if (!toldOptimizer) {
+      // Made at the first step: what it holds then is what it keeps.
+      const share = ranks?.shardOptimizer ? `its share, sharded over ${ranks.world} ranks` : `as each of the ${ranks?.world} ranks`;
+      say(`optimizer state: ${trainer.optimizerStateBytes.toLocaleString('en-US')} bytes of AdamW moments on rank 0 (${share})`);
+      toldOptimizer = true;
+    }
     metrics.append(line);
     if (m.lossSpike !== undefined) warning = lossSpikeWarning(m.step, m.lossSpike);
     if (m.evalLoss !== undefined && !json) say(`${process.stderr.isTTY ? '\n' : ''}step ${m.step}: eval loss ${m.evalLoss.toFixed(4)}, perplexity ${line.eval_ppl!.toFixed(2)}`);
@@ -218,10 +238,7 @@ export async function train(argv: string[]): Promise<void> {
       evalTokens: plan.evalTokens,
       initialEval: !f.resume,
       signal: abort.signal,
-      checkpointDir: out,
-      checkpointEvery: plan.checkpointEvery,
-      checkpointMinutes: plan.checkpointMinutes,
-      keepCheckpoints: plan.keep,
+      ...checkpointing,
       maxBadSteps: plan.maxBadSteps,
       beforeCheckpoint: () => metrics.sync(),
     });

@@ -103,6 +103,9 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     set stepsDone(steps) {
       engine.stepsDone = steps;
     },
+    get optimizerStateBytes() {
+      return engine.optimizerStateBytes;
+    },
     parameters: () => engine.parameters(),
     read: (name, slot, out) => engine.read(name, slot, out),
     write: (name, slot, values) => engine.write(name, slot, values),
@@ -114,6 +117,7 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     generateNext: (...args) => generation(() => engine.generateNext(...args)),
     generateFeed: (...args) => generation(() => engine.generateFeed(...args)),
     joinRanks: (ranks) => engine.joinRanks(ranks),
+    fromRankZero: (values) => engine.fromRankZero(values),
     dispose: () => engine.dispose(),
   };
 }

@@ -2,7 +2,9 @@
 // on rows [r·B/world, (r+1)·B/world) of every global batch of B rows (every rank draws the same
 // batches in the same order), and the engine sums the ranks' gradients before each step
 // (native dist/: through shared memory, or NCCL on GPUs), so every replica takes the step one
-// process would take on the whole batch.
+// process would take on the whole batch. With shardOptimizer (ZeRO-1) each rank keeps AdamW
+// moments for its share of the weights alone and updates only that share, and the ranks gather
+// the weights after each step: the same bits as unsharded, in about 1/world of the optimizer state.
 import type { Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
 
@@ -25,6 +27,13 @@ export interface Ranks {
   timeoutS?: number;
   /** Default 'shared-memory'. */
   collective?: RankCollective;
+  /**
+   * Each rank keeps AdamW's moments for its share of the weights only (ZeRO-1; default false).
+   * Checkpoints then are collective: every rank calls saveCheckpoint / writeCheckpoint, rank 0
+   * writes (the whole optimizer state, gathered from the ranks), and fit() follows rank 0's
+   * decisions about checkpoints and stopping.
+   */
+  shardOptimizer?: boolean;
 }
 
 export const DEFAULT_RANK_TIMEOUT_S = 300;
@@ -34,13 +43,15 @@ export const RANKS_ENV = 'MAMBALAB_RANKS';
 
 /** Checks ranks against a trainer's batch: each rank's slice must split into its micro-batches. */
 export function checkRanks(ranks: Ranks, batchSize: number, microBatches: number): void {
-  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory' } = ranks;
+  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false } = ranks;
   if (!Number.isInteger(world) || world < 1) throw new MambalabError(`ranks.world: expected a positive integer, got ${world}`);
   if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new MambalabError(`ranks.rank: expected an integer in [0, ${world}), got ${rank}`);
   if (typeof rendezvous !== 'string' || rendezvous === '') throw new MambalabError(`ranks.rendezvous: expected a file path, got ${JSON.stringify(rendezvous)}`);
   if (!Number.isSafeInteger(session) || session < 0) throw new MambalabError(`ranks.session: expected a non-negative integer, got ${session}`);
   if (!(timeoutS > 0)) throw new MambalabError(`ranks.timeoutS: expected a positive number of seconds, got ${timeoutS}`);
   if (!COLLECTIVES.includes(collective)) throw new MambalabError(`ranks.collective: expected 'shared-memory' or 'nccl', got ${JSON.stringify(collective)}`);
+  if (typeof shardOptimizer !== 'boolean') throw new MambalabError(`ranks.shardOptimizer: expected true or false, got ${JSON.stringify(shardOptimizer)}`);
+  if (shardOptimizer && world < 2) throw new MambalabError(`ranks.shardOptimizer: sharding the optimizer state needs 2 or more ranks to share it, got world ${world}`);
   if (batchSize % (world * microBatches) !== 0) {
     throw new MambalabError(`ranks: a batch of ${batchSize} rows does not split into ${world} ranks × ${microBatches} micro-batches of equal rows`);
   }

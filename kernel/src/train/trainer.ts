@@ -10,7 +10,7 @@ import { MambalabError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
 import { fittingAccumulation } from './accumulation.js';
-import { CheckpointSchedule, DEFAULT_KEEP, listCheckpoints, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
+import { CheckpointSchedule, CHECKPOINTS_DIR, DEFAULT_KEEP, listCheckpoints, stepDirName, TRAINER_FILE, writeCheckpoint, type CheckpointEntry } from './checkpoints.js';
 import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
 import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
 import type { StepMetrics } from './metrics.js';
@@ -184,21 +184,44 @@ export class Trainer {
     return this.ranks_;
   }
 
+  /** Bytes of AdamW moments this process holds: 0 before the first step; with shardOptimizer, its share alone. */
+  get optimizerStateBytes(): number {
+    return this.model.engine.optimizerStateBytes;
+  }
+
+  /** Whether this rank keeps only its share of the optimizer (joinRanks with shardOptimizer). */
+  private get sharded(): boolean {
+    return this.ranks_?.shardOptimizer === true;
+  }
+
+  /** A rank of a sharded run other than rank 0: it hands its share of checkpoints over and writes none. */
+  private get handsOver(): boolean {
+    return this.sharded && this.ranks_?.rank !== 0;
+  }
+
+  /** Rank 0's flag on every rank of a sharded run, whose checkpoints and stops all ranks take together; else this rank's own. */
+  private async rankZeros(flag: boolean): Promise<boolean> {
+    if (!this.sharded) return flag;
+    const [value] = await this.model.engine.fromRankZero(Float64Array.of(flag ? 1 : 0));
+    return value === 1;
+  }
+
   /**
    * Data parallel (train/ranks.ts): waits until every rank has joined; from then on each step
    * trains this rank's rows of the global batch and takes the step of the whole batch, summed
    * with the other ranks. Every rank must join with the same trainer options and draw the same
-   * batches; it cannot be undone.
+   * batches; it cannot be undone. With shardOptimizer every rank also calls fit with the same
+   * options, and saveCheckpoint / writeCheckpoint alike: they are collective (rank 0 writes).
    */
   async joinRanks(ranks: Ranks): Promise<void> {
     if (this.ranks_) throw new MambalabError(`joinRanks: this trainer is already rank ${this.ranks_.rank} of ${this.ranks_.world}`);
     checkRanks(ranks, this.options.batchSize, this.options.gradAccumulation);
-    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory' } = ranks;
+    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false } = ranks;
     if (collective === 'nccl' && this.model.device !== 'cuda') {
       throw new MambalabError(`joinRanks: collective 'nccl' sums on GPUs, and this model is on the ${this.model.device} (create it with device 'cuda')`);
     }
-    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS, collective });
-    this.ranks_ = { ...ranks, timeoutS };
+    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS, collective, shardOptimizer });
+    this.ranks_ = { ...ranks, timeoutS, shardOptimizer };
   }
 
   /** Steps skipped so far because their loss or gradient norm was not finite. */
@@ -260,7 +283,8 @@ export class Trainer {
   /**
    * Trains for `steps` steps on batches drawn from `data` in a seeded order; with checkpointDir,
    * checkpoints as checkpointEvery / checkpointMinutes say (never after a skipped step); rejects
-   * with TrainingDiverged after maxBadSteps skipped steps in a row.
+   * with TrainingDiverged after maxBadSteps skipped steps in a row. Ranks with a sharded
+   * optimizer checkpoint and stop when rank 0 does (its schedule, its signal).
    */
   async fit(data: TokenSource, options: FitOptions): Promise<FitResult> {
     const { steps, onStep, signal } = options;
@@ -289,7 +313,7 @@ export class Trainer {
       let finalEvalLoss = initialEvalLoss;
       let stopped = false;
       for (let i = 0; i < steps; i++) {
-        if (stop?.aborted) {
+        if (await this.rankZeros(stop?.aborted === true)) {
           stopped = true;
           break;
         }
@@ -301,7 +325,8 @@ export class Trainer {
         onStep?.(metrics);
         watch?.step(metrics);
         if (this.guard.consecutiveSkipped >= maxBadSteps) throw new TrainingDiverged(metrics.step, this.guard.consecutiveSkipped, this.lastCheckpoint);
-        if (checkpoints && !metrics.skipped && checkpoints.schedule.due(metrics.step)) {
+        if (await this.rankZeros(checkpoints !== undefined && !metrics.skipped && checkpoints.schedule.due(metrics.step))) {
+          if (!checkpoints) throw new MambalabError(`fit: rank 0 checkpoints and this rank (${this.ranks_?.rank}) has no checkpointDir: a sharded optimizer's ranks checkpoint together (give every rank the same fit options)`);
           options.beforeCheckpoint?.(metrics.step);
           this.writeCheckpoint(checkpoints.dir, { keep: checkpoints.keep });
           checkpoints.schedule.written();
@@ -324,15 +349,22 @@ export class Trainer {
 
   /**
    * Writes the model, the AdamW moments and the trainer's position into `dir`, to resume exactly
-   * (trainer.json last). Refuses weights that are not finite, naming the parameter.
+   * (trainer.json last). Refuses weights that are not finite, naming the parameter. With a
+   * sharded optimizer every rank calls it: rank 0 writes the whole optimizer state, gathered
+   * from the ranks' shares, and the others only hand theirs over.
    */
   saveCheckpoint(dir: string): void {
-    mkdirSync(dir, { recursive: true });
-    this.model.saveChecked(dir, refuseNonFinite);
     const tensors = this.model.parameters().flatMap((p) => [
       this.model.slotTensor(p.name, 'adam_m', `${p.name}.exp_avg`, p.shape),
       this.model.slotTensor(p.name, 'adam_v', `${p.name}.exp_avg_sq`, p.shape),
     ]);
+    // Sharded moment reads are collective: the same reads in the same order as rank 0's writer makes.
+    if (this.handsOver) {
+      for (const t of tensors) t.read();
+      return;
+    }
+    mkdirSync(dir, { recursive: true });
+    this.model.saveChecked(dir, refuseNonFinite);
     writeSafetensors(join(dir, OPTIMIZER_FILE), tensors, { step: String(this.step_) });
     const state: TrainerState = {
       step: this.step_,
@@ -349,11 +381,19 @@ export class Trainer {
   /**
    * A checkpoint under `root` that appears whole or not at all (root/checkpoints/step-N, with
    * root/checkpoint naming the newest; see checkpoints.ts), keeping the newest `keep` (default 2).
-   * Writes nothing when there is one of this step already. Returns its directory.
+   * Writes nothing when there is one of this step already. Returns its directory. With a sharded
+   * optimizer every rank calls it with the same root, and rank 0 writes (see saveCheckpoint).
    */
   writeCheckpoint(root: string, options: { keep?: number } = {}): string {
-    const existing = listCheckpoints(root).find((c) => c.step === this.step_);
-    const dir = existing?.dir ?? writeCheckpoint(root, this.step_, (into) => this.saveCheckpoint(into), options.keep);
+    // Sharded, the ranks must agree without asking the disk (rank 0 may be renaming into it): every
+    // rank has written or loaded the same checkpoints, so the newest of them tells.
+    const existing = this.sharded ? (this.lastCheckpoint?.step === this.step_ ? this.lastCheckpoint : undefined) : listCheckpoints(root).find((c) => c.step === this.step_);
+    const write = () => {
+      if (!this.handsOver) return writeCheckpoint(root, this.step_, (into) => this.saveCheckpoint(into), options.keep);
+      this.saveCheckpoint(root);
+      return join(root, CHECKPOINTS_DIR, stepDirName(this.step_));  // where rank 0 puts it
+    };
+    const dir = existing?.dir ?? write();
     this.lastCheckpoint = { dir, step: this.step_ };
     return dir;
   }

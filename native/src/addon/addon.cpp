@@ -226,9 +226,11 @@ class Model final : public Napi::ObjectWrap<Model> {
                         InstanceMethod("generateNext", &Model::GenerateNext),
                         InstanceMethod("generateFeed", &Model::GenerateFeed),
                         InstanceMethod("joinRanks", &Model::JoinRanks),
+                        InstanceMethod("fromRankZero", &Model::FromRankZero),
                         InstanceMethod("dispose", &Model::Dispose),
                         InstanceAccessor("dtype", &Model::DType, nullptr),
-                        InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone)});
+                        InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone),
+                        InstanceAccessor("optimizerStateBytes", &Model::OptimizerStateBytes, nullptr)});
   }
 
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
@@ -382,27 +384,32 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
-  // joinRanks({rendezvous, session, rank, world, timeoutS, collective?}): resolves once every rank
-  // has joined; later train steps sum with them. collective: 'shared-memory' (the default,
-  // dist/shared_memory.h) or 'nccl' (dist/nccl.h, on this process's GPU: core/gpu.h's cuda_device).
+  // joinRanks({rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer?}): resolves
+  // once every rank has joined; later train steps sum with them. collective: 'shared-memory' (the
+  // default, dist/shared_memory.h) or 'nccl' (dist/nccl.h, on this process's GPU: core/gpu.h's
+  // cuda_device). shardOptimizer (default false): each rank keeps its share of the optimizer.
   Napi::Value JoinRanks(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject())
-      throw Napi::TypeError::New(env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS, collective? }");
+      throw Napi::TypeError::New(
+          env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer? }");
     const Napi::Object o = info[0].As<Napi::Object>();
     struct Join {
       std::string rendezvous;
       uint64_t session;
       int rank, world;
       double timeout_s;
-      bool nccl;
+      bool nccl, shard_optimizer;
     };
     const Join j = guard(env, [&] {
       const std::string collective = o.Get("collective").IsUndefined() ? "shared-memory" : get_string(o, "collective");
       if (collective != "shared-memory" && collective != "nccl")
         throw ml::Error("joinRanks: 'collective' must be 'shared-memory' or 'nccl', got '" + collective + "'");
+      const Napi::Value shard = o.Get("shardOptimizer");
+      if (!shard.IsUndefined() && !shard.IsBoolean()) throw ml::Error("joinRanks: 'shardOptimizer' must be a boolean");
+      const bool shard_optimizer = shard.IsBoolean() && shard.As<Napi::Boolean>().Value();
       return Join{get_string(o, "rendezvous"), uint64_t(get_double(o, "session")), int(get_int(o, "rank")),
-                  int(get_int(o, "world")), get_double(o, "timeoutS"), collective == "nccl"};
+                  int(get_int(o, "world")), get_double(o, "timeoutS"), collective == "nccl", shard_optimizer};
     });
     auto rt = runtime_;
     return launch(
@@ -411,9 +418,33 @@ class Model final : public Napi::ObjectWrap<Model> {
           rt->join_ranks(j.nccl ? ml::make_nccl_collective(j.rendezvous, j.session, j.rank, j.world, ml::cuda_device(),
                                                            j.timeout_s)
                                 : std::make_shared<ml::SharedMemoryCollective>(j.rendezvous, j.session, j.rank,
-                                                                               j.world, j.timeout_s));
+                                                                               j.world, j.timeout_s),
+                         j.shard_optimizer);
         },
         [](Napi::Env env) { return env.Undefined(); });
+  }
+
+  // fromRankZero(values: Float64Array): resolves to rank 0's values, on every rank of a joined
+  // model (the values themselves before joining). Every rank calls it alike.
+  Napi::Value FromRankZero(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw Napi::TypeError::New(env, "fromRankZero(values: Float64Array)");
+    const Napi::Float64Array given = info[0].As<Napi::Float64Array>();
+    auto values = std::make_shared<std::vector<double>>(given.Data(), given.Data() + given.ElementLength());
+    auto rt = runtime_;
+    return launch(
+        env, [=] { rt->from_rank_zero(values->data(), int64_t(values->size())); },
+        [=](Napi::Env env) {
+          Napi::Float64Array out = Napi::Float64Array::New(env, values->size());
+          std::copy(values->begin(), values->end(), out.Data());
+          return out;
+        });
+  }
+
+  Napi::Value OptimizerStateBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(live(info.Env()).optimizer_state_bytes()));
   }
 
   // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip}, microBatches = 1)

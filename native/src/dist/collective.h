@@ -3,8 +3,11 @@
 // (train/step.h), so every replica takes the same step. Every rank gets the same bits from a sum,
 // and a sum's order is fixed, so a run does not depend on timing: the shared-memory collective
 // adds in rank order; NCCL's order is its own (see nccl.h), fixed for a given world and machine.
+// With the optimizer sharded (ZeRO-1, train/step.h) each rank updates only its range of the
+// weights and the ranks then gather them (all_gather): copies, so every rank holds the same bits.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "../core/cuda_fwd.h"
 #include "../core/error.h"
@@ -20,9 +23,15 @@ class Collective {
   // calls it with the same n; a rank that does not arrive makes the others throw (no silent hang).
   virtual void all_reduce_sum(float* data, int64_t n) = 0;
   virtual void all_reduce_sum(double* data, int64_t n) = 0;
+  // data[bounds[r], bounds[r+1]) ← rank r's, for every rank r; host memory. bounds has world() + 1
+  // nondecreasing offsets, the same on every rank; each rank's own range is left as it is.
+  virtual void all_gather(float* data, const std::vector<int64_t>& bounds) = 0;
+  virtual void all_gather(double* data, const std::vector<int64_t>& bounds) = 0;
+  // data[0, bytes) ← rank root's; host memory, a few bytes (decisions that rank 0 makes for all).
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
 
-  // Whether this collective sums GPU memory in place (all_reduce_sum_device), so that gradients
-  // need not pass through the host.
+  // Whether this collective sums and gathers GPU memory in place (all_reduce_sum_device,
+  // all_gather_device), so that gradients and weights need not pass through the host.
   virtual bool device_sums() const { return false; }
   // data[0, n) in GPU memory ← Σ over the ranks of scale · data[0, n), each rank with its own
   // scale, after the work already enqueued on `stream`. Returns once the sum is in data; throws as
@@ -32,6 +41,14 @@ class Collective {
   }
   virtual void all_reduce_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) {
     throw Error("data parallel: this collective sums host memory only");
+  }
+  // all_gather in GPU memory, after the work already enqueued on `stream`; returns once every
+  // range is in data. Only where device_sums().
+  virtual void all_gather_device(float* data, const std::vector<int64_t>& bounds, cudaStream_t stream) {
+    throw Error("data parallel: this collective gathers host memory only");
+  }
+  virtual void all_gather_device(double* data, const std::vector<int64_t>& bounds, cudaStream_t stream) {
+    throw Error("data parallel: this collective gathers host memory only");
   }
 };
 

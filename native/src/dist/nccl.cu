@@ -6,8 +6,9 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 #include <type_traits>
-#include <utility>
+#include <vector>
 
 #include "../core/cuda_check.h"
 #include "nccl.h"
@@ -70,6 +71,18 @@ class NcclCollective final : public Collective {
     usable();
     host_.all_reduce_sum(data, n);
   }
+  void all_gather(float* data, const std::vector<int64_t>& bounds) override {
+    usable();
+    host_.all_gather(data, bounds);
+  }
+  void all_gather(double* data, const std::vector<int64_t>& bounds) override {
+    usable();
+    host_.all_gather(data, bounds);
+  }
+  void broadcast(void* data, int64_t bytes, int root) override {
+    usable();
+    host_.broadcast(data, bytes, root);
+  }
 
   bool device_sums() const override { return true; }
   void all_reduce_sum_device(float* data, int64_t n, cudaStream_t stream, double scale) override {
@@ -78,18 +91,19 @@ class NcclCollective final : public Collective {
   void all_reduce_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) override {
     sum(data, n, stream, scale);
   }
+  void all_gather_device(float* data, const std::vector<int64_t>& bounds, cudaStream_t stream) override {
+    gather(data, bounds, stream);
+  }
+  void all_gather_device(double* data, const std::vector<int64_t>& bounds, cudaStream_t stream) override {
+    gather(data, bounds, stream);
+  }
 
  private:
   template <typename T>
   void sum(T* data, int64_t n, cudaStream_t stream, double scale) {
     usable();
     const std::string what = detail::concat("an all-reduce of ", n, std::is_same_v<T, float> ? " floats" : " doubles");
-    // Once per size: later steps sum the same sizes, and NCCL itself cannot tell a mismatch.
-    const std::pair<int64_t, int64_t> shape{n, int64_t(sizeof(T))};
-    if (!agreed_.count(shape)) {
-      host_.check_same_sum(n, int64_t(sizeof(T)));
-      agreed_.insert(shape);
-    }
+    agree(SharedMemoryCollective::Kind::Sum, n, int64_t(sizeof(T)));
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
     const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
     // Each rank's own factor, applied before the values meet, by us rather than by NCCL's
@@ -98,6 +112,36 @@ class NcclCollective final : public Collective {
     if (scale != 1.0) scale_in_place(data, n, T(scale), stream);
     settle(api_.all_reduce(data, data, size_t(n), type, nccl::kSum, comm_, stream), what);
     finish(stream, what);
+  }
+
+  // Rank r's range, broadcast in place from r, for each rank in turn on the one stream: the
+  // ranges may differ in length, which ncclAllGather's equal pieces would need padding for (the
+  // weights' buffer has none). A broadcast copies, so every rank ends with the owners' bits.
+  template <typename T>
+  void gather(T* data, const std::vector<int64_t>& bounds, cudaStream_t stream) {
+    usable();
+    ML_CHECK(bounds.size() == size_t(world()) + 1, "data parallel: a gather over ", world(), " ranks needs ",
+             world() + 1, " bounds, got ", bounds.size());
+    const std::string what =
+        detail::concat("an all-gather of ", bounds.back(), std::is_same_v<T, float> ? " floats" : " doubles");
+    agree(SharedMemoryCollective::Kind::Gather, bounds.back(), int64_t(sizeof(T)));
+    ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
+    for (int r = 0; r < world(); ++r) {
+      T* range = data + bounds[size_t(r)];
+      const int64_t n = bounds[size_t(r) + 1] - bounds[size_t(r)];
+      if (n > 0) settle(api_.broadcast(range, range, size_t(n), type, r, comm_, stream), what);
+    }
+    finish(stream, what);
+  }
+
+  // Once per kind and size: later steps sum and gather the same sizes, and NCCL itself cannot
+  // tell a mismatch.
+  void agree(SharedMemoryCollective::Kind kind, int64_t n, int64_t element_bytes) {
+    const std::tuple<SharedMemoryCollective::Kind, int64_t, int64_t> shape{kind, n, element_bytes};
+    if (agreed_.count(shape)) return;
+    host_.check_same(kind, n, element_bytes);
+    agreed_.insert(shape);
   }
 
   // Waits until the call that returned `result` has taken effect; fails on an error or timeout.
@@ -159,7 +203,8 @@ class NcclCollective final : public Collective {
   const double timeout_s_;
   cudaEvent_t done_ = nullptr;
   nccl::Comm comm_ = nullptr;
-  std::set<std::pair<int64_t, int64_t>> agreed_;  // (n, element bytes) of sums every rank has confirmed
+  // (kind, n, element bytes) of the sums and gathers every rank has confirmed
+  std::set<std::tuple<SharedMemoryCollective::Kind, int64_t, int64_t>> agreed_;
   std::string failure_;
 };
 

@@ -1,8 +1,10 @@
-// Data parallel over GPUs: a Collective that sums GPU memory through NCCL, one rank per GPU
-// (dist/nccl_api.h loads NCCL at run time). The ranks meet through the shared-memory
+// Data parallel over GPUs: a Collective that sums and gathers GPU memory through NCCL, one rank
+// per GPU (dist/nccl_api.h loads NCCL at run time). The ranks meet through the shared-memory
 // collective's file (shared_memory.h): rank 0 takes NCCL's unique id and hands it to the others
-// there, each rank checks there once that the others sum the same sizes, and the host sums (a
-// step's loss and metrics) stay there, in rank order.
+// there, each rank checks there once that the others sum (or gather) the same sizes, and the
+// host collectives (a step's loss and metrics, a sharded optimizer's moments read for a
+// checkpoint, rank 0's decisions) stay there, the sums in rank order. A gather is a broadcast
+// from each rank of its range in turn (nccl.cu), so it has no order to worry about: copies.
 //
 // Order of the sums: NCCL adds the ranks' values in an order of its own (rings or trees over
 // the GPUs, chosen from the size of the sum and the machine's topology), not in rank order, and

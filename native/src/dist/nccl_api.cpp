@@ -50,6 +50,7 @@ Api load() {
   bind("ncclCommGetAsyncError", a.comm_get_async_error);
   bind("ncclGetErrorString", a.get_error_string);
   bind("ncclAllReduce", a.all_reduce);
+  bind("ncclBroadcast", a.broadcast);
   ML_CHECK(a.get_version(&a.version) == kSuccess, "NCCL: ", a.library, ": ncclGetVersion failed");
   ML_CHECK(a.version >= kMinVersion, "NCCL: ", a.library, " is NCCL ", version_name(a.version),
            "; data parallel needs 2.14 or newer (nonblocking communicators)");

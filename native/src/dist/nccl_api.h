@@ -45,6 +45,8 @@ struct Api {
   const char* (*get_error_string)(Result result);
   Result (*all_reduce)(const void* send, void* recv, size_t count, int datatype, RedOp op, Comm comm,
                        cudaStream_t stream);
+  Result (*broadcast)(const void* send, void* recv, size_t count, int datatype, int root, Comm comm,
+                      cudaStream_t stream);
   std::string library;  // the file that was loaded
   int version = 0;      // NCCL_VERSION_CODE: major·10000 + minor·100 + patch
 };

@@ -124,19 +124,21 @@ void SharedMemoryCollective::barrier(const char* what) {
            " for the other ranks: one of them has stopped or hangs");
 }
 
-void SharedMemoryCollective::check_same_sum(int64_t n, int64_t element_bytes) {
+void SharedMemoryCollective::check_same(Kind kind, int64_t n, int64_t element_bytes) {
   if (world_ == 1) return;
-  const int64_t shape[2] = {n, element_bytes};
+  const auto verb = [](int64_t k) { return k == int64_t(Kind::Sum) ? "sums" : "gathers"; };
+  const char* at = kind == Kind::Sum ? "a sum" : "a gather";
+  const int64_t shape[3] = {int64_t(kind), n, element_bytes};
   std::memcpy(slot(rank_), shape, sizeof shape);
-  barrier("a sum");
+  barrier(at);
   for (int r = 0; r < world_; ++r) {
-    int64_t other[2];
+    int64_t other[3];
     std::memcpy(other, slot(r), sizeof other);
-    ML_CHECK(other[0] == n && other[1] == element_bytes, "data parallel: rank ", rank_, " sums ", n, " values of ",
-             element_bytes, " bytes while rank ", r, " sums ", other[0], " of ", other[1], ": the ranks' steps differ "
-             "(same model, options and batch on every rank?)");
+    ML_CHECK(other[0] == shape[0] && other[1] == n && other[2] == element_bytes, "data parallel: rank ", rank_, " ",
+             verb(shape[0]), " ", n, " values of ", element_bytes, " bytes while rank ", r, " ", verb(other[0]), " ",
+             other[1], " of ", other[2], ": the ranks' steps differ (same model, options and batch on every rank?)");
   }
-  barrier("a sum");
+  barrier(at);
 }
 
 void SharedMemoryCollective::broadcast(void* data, int64_t bytes, int root) {
@@ -153,7 +155,7 @@ template <typename T>
 void SharedMemoryCollective::sum(T* data, int64_t n) {
   if (world_ == 1) return;
   // The ranks must be at the same sum: each shows what it sums before any value moves.
-  check_same_sum(n, int64_t(sizeof(T)));
+  check_same(Kind::Sum, n, int64_t(sizeof(T)));
   const int64_t chunk = slot_bytes_ / int64_t(sizeof(T));
   for (int64_t offset = 0; offset < n; offset += chunk) {
     const int64_t m = std::min(chunk, n - offset);
@@ -168,7 +170,34 @@ void SharedMemoryCollective::sum(T* data, int64_t n) {
   }
 }
 
+template <typename T>
+void SharedMemoryCollective::gather(T* data, const std::vector<int64_t>& bounds) {
+  ML_CHECK(bounds.size() == size_t(world_) + 1, "data parallel: a gather over ", world_, " ranks needs ", world_ + 1,
+           " bounds, got ", bounds.size());
+  if (world_ == 1) return;
+  check_same(Kind::Gather, bounds.back(), int64_t(sizeof(T)));
+  int64_t longest = 0;
+  for (int r = 0; r < world_; ++r) longest = std::max(longest, bounds[size_t(r) + 1] - bounds[size_t(r)]);
+  // Chunk by chunk: each rank puts the next piece of its range in its slot, then every rank
+  // copies the others' pieces out; ranges shorter than the longest run out early.
+  const int64_t chunk = slot_bytes_ / int64_t(sizeof(T));
+  const auto piece = [&](int r, int64_t offset) {
+    return std::clamp<int64_t>(bounds[size_t(r) + 1] - bounds[size_t(r)] - offset, 0, chunk);
+  };
+  for (int64_t offset = 0; offset < longest; offset += chunk) {
+    if (const int64_t m = piece(rank_, offset); m > 0)
+      std::memcpy(slot(rank_), data + bounds[size_t(rank_)] + offset, size_t(m) * sizeof(T));
+    barrier("a gather");
+    for (int r = 0; r < world_; ++r)
+      if (const int64_t m = piece(r, offset); r != rank_ && m > 0)
+        std::memcpy(data + bounds[size_t(r)] + offset, slot(r), size_t(m) * sizeof(T));
+    barrier("a gather");  // every rank has read the slots before they are written again
+  }
+}
+
 template void SharedMemoryCollective::sum<float>(float*, int64_t);
 template void SharedMemoryCollective::sum<double>(double*, int64_t);
+template void SharedMemoryCollective::gather<float>(float*, const std::vector<int64_t>&);
+template void SharedMemoryCollective::gather<double>(double*, const std::vector<int64_t>&);
 
 }  // namespace ml

@@ -1,7 +1,8 @@
 // A collective for the ranks of one machine through a shared file (mmap; under /dev/shm it
 // never reaches a disk): a barrier in the file's header, then one slot per rank. A sum copies a
 // chunk of each rank's data into its slot, waits for every rank, adds the slots in rank order
-// into its own data and waits again before the slots are reused. It serves CPU runs and the
+// into its own data and waits again before the slots are reused; a gather copies the other
+// ranks' slots instead of adding them. It serves CPU runs and the
 // tests of data parallelism; GPUs sum through NCCL (nccl.h), which meets and sums host values
 // through this one.
 #pragma once
@@ -27,17 +28,23 @@ class SharedMemoryCollective final : public Collective {
   int world() const override { return world_; }
   void all_reduce_sum(float* data, int64_t n) override { sum(data, n); }
   void all_reduce_sum(double* data, int64_t n) override { sum(data, n); }
+  void all_gather(float* data, const std::vector<int64_t>& bounds) override { gather(data, bounds); }
+  void all_gather(double* data, const std::vector<int64_t>& bounds) override { gather(data, bounds); }
+  // bytes at most a slot. NcclCollective hands out its id so.
+  void broadcast(void* data, int64_t bytes, int root) override;
 
-  // Every rank states the sum it is about to make (n values of element_bytes each); throws,
-  // naming this rank's and another's, when they differ. Each sum here checks so first.
-  void check_same_sum(int64_t n, int64_t element_bytes);
-  // data[0, bytes) ← rank root's data (bytes at most a slot). NcclCollective hands out its id so.
-  void broadcast(void* data, int64_t bytes, int root);
+  enum class Kind : int64_t { Sum = 1, Gather = 2 };
+  // Every rank states the sum or gather it is about to make: n values of element_bytes each;
+  // throws, naming this rank's and another's, when they differ. Each sum and gather here checks
+  // so first.
+  void check_same(Kind kind, int64_t n, int64_t element_bytes);
 
  private:
   struct Header;
   template <typename T>
   void sum(T* data, int64_t n);
+  template <typename T>
+  void gather(T* data, const std::vector<int64_t>& bounds);
   void barrier(const char* what);
   unsigned char* slot(int r) const;
 

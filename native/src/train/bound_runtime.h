@@ -59,11 +59,15 @@ class BoundRuntime final : public Runtime {
   }
   int64_t steps_done() const override { return inner_->steps_done(); }
   void set_steps_done(int64_t steps) override { inner_->set_steps_done(steps); }
-  void join_ranks(std::shared_ptr<Collective> ranks) override { on()->join_ranks(std::move(ranks)); }
+  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer) override {
+    on()->join_ranks(std::move(ranks), shard_optimizer);
+  }
+  void from_rank_zero(double* values, int64_t n) override { inner_->from_rank_zero(values, n); }
+  int64_t optimizer_state_bytes() const override { return inner_->optimizer_state_bytes(); }
 
  private:
-  // The wrapped runtime, once this thread is set up for it. dtype, vocab_size and the step count
-  // are host values: they need no device.
+  // The wrapped runtime, once this thread is set up for it. dtype, vocab_size, the step count,
+  // the optimizer's size and rank 0's decisions are host values: they need no device.
   Runtime* on() {
     enter_();
     return inner_.get();

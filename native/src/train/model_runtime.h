@@ -42,14 +42,37 @@ class ModelRuntime final : public Runtime {
 
   void read(const std::string& name, Slot slot, void* dst, size_t bytes) override {
     const size_t i = checked(name, bytes);
-    backend_.copy_to_host(dst, buffer(i, slot), bytes);
-    backend_.sync();
+    const auto& ps = model_.params();
+    if (slot == Slot::Value || slot == Slot::Grad) {
+      backend_.copy_to_host(dst, slot == Slot::Value ? ps.master(i) : ps.grad(i), bytes);
+      backend_.sync();
+      return;
+    }
+    // The part held here (zeros before the moments are made), then, sharded, the others' parts.
+    const auto held = ps.moments_of(i);
+    Real* out = static_cast<Real*>(dst);
+    std::fill(out, out + bytes / sizeof(Real), Real(0));
+    if (held.m) {
+      backend_.copy_to_host(out + held.from, slot == Slot::FirstMoment ? held.m : held.v,
+                            size_t(held.count) * sizeof(Real));
+      backend_.sync();
+    }
+    if (step_.sharded()) step_.collective()->all_gather(out, tensor_shards(i));
   }
 
   void write(const std::string& name, Slot slot, const void* src, size_t bytes) override {
     const size_t i = checked(name, bytes);
-    backend_.from_host(buffer(i, slot), src, bytes);
-    if (slot == Slot::Value) model_.params().refresh_compute(i);
+    auto& ps = model_.params();
+    if (slot == Slot::Value || slot == Slot::Grad) {
+      backend_.from_host(slot == Slot::Value ? ps.master(i) : ps.grad(i), src, bytes);
+      if (slot == Slot::Value) ps.refresh_compute(i);
+    } else {
+      ps.make_moments();
+      const auto held = ps.moments_of(i);
+      if (held.count > 0)
+        backend_.from_host(slot == Slot::FirstMoment ? held.m : held.v, static_cast<const Real*>(src) + held.from,
+                           size_t(held.count) * sizeof(Real));
+    }
     backend_.sync();
   }
 
@@ -104,10 +127,14 @@ class ModelRuntime final : public Runtime {
 
   int64_t steps_done() const override { return step_.steps_done(); }
   void set_steps_done(int64_t steps) override { step_.set_steps_done(steps); }
-  void join_ranks(std::shared_ptr<Collective> ranks) override {
+  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer) override {
     ranks_ = std::move(ranks);
-    step_.set_collective(ranks_.get());
+    step_.set_collective(ranks_.get(), shard_optimizer);
   }
+  void from_rank_zero(double* values, int64_t n) override {
+    if (ranks_) ranks_->broadcast(values, n * int64_t(sizeof(double)), 0);
+  }
+  int64_t optimizer_state_bytes() const override { return model_.params().moment_bytes(); }
 
  private:
   size_t checked(const std::string& name, size_t bytes) const {
@@ -119,15 +146,12 @@ class ModelRuntime final : public Runtime {
     return i;
   }
 
-  Real* buffer(size_t i, Slot slot) {
-    auto& ps = model_.params();
-    switch (slot) {
-      case Slot::Value: return ps.master(i);
-      case Slot::Grad: return ps.grad(i);
-      case Slot::FirstMoment: return ps.first_moment(i);
-      case Slot::SecondMoment: return ps.second_moment(i);
-    }
-    throw Error("unknown parameter slot");
+  // Tensor i's elements held by each rank: the step's shares, cut to the tensor.
+  std::vector<int64_t> tensor_shards(size_t i) const {
+    const ParamSpec& p = model_.params().spec(i);
+    std::vector<int64_t> bounds;
+    for (const int64_t b : step_.shards()) bounds.push_back(std::clamp(b - p.offset, int64_t{0}, p.numel));
+    return bounds;
   }
 
   // Out of GPU memory: the weights were not updated (AdamW runs last and allocates nothing).

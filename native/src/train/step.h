@@ -12,6 +12,11 @@
 // run eagerly. Gradients are summed in place on the GPU where the collective can (NCCL: the
 // whole gradient buffer as one bucket after the backward, then the loss; the host waits for each
 // sum before it enqueues the optimizer), else through the host; metrics always pass the host.
+// With the optimizer sharded (ZeRO-1) each rank keeps AdamW moments for its share of the
+// weights only (dist/shards.h) and updates only that share, clipped by the norm of the whole
+// summed gradient as without sharding; then the ranks gather the updated weights. AdamW is
+// elementwise and a gather copies, so every replica ends each step with the bits it would have
+// had unsharded.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "../dist/collective.h"
+#include "../dist/shards.h"
 #include "../nn/lm.h"
 
 namespace ml {
@@ -59,13 +65,29 @@ class TrainStep {
       : model_(model), use_graphs_(use_graphs && B::kGraphs), norm_coef_(2, "gradient norm"), ranks_loss_(1, "loss") {}
 
   // The ranks this step sums with (null or a world of 1: none). The collective outlives the step.
-  void set_collective(Collective* collective) {
+  // shard_optimizer: this rank keeps and updates only its share of the optimizer (ZeRO-1); the
+  // moments of the other shares, if already made, are freed.
+  void set_collective(Collective* collective, bool shard_optimizer = false) {
     ML_CHECK(!collective || !collective->device_sums() || kOnDevice<B>,
              "data parallel: NCCL sums GPU memory, and this model runs on the CPU (use device 'cuda', or ranks "
              "that meet through shared memory)");
     collective_ = collective && collective->world() > 1 ? collective : nullptr;
+    ParamStore<B>& params = model_.params();
+    shards_ = collective_ && shard_optimizer ? shard_bounds(params.total(), collective_->world())
+                                             : std::vector<int64_t>{};
+    const size_t rank = collective_ ? size_t(collective_->rank()) : 0;
+    if (sharded())
+      params.share_moments(shards_[rank], shards_[rank + 1]);
+    else
+      params.share_moments(0, params.total());
     forget_graph();
   }
+  // Whether this rank updates only its share of the weights (ZeRO-1).
+  bool sharded() const { return !shards_.empty(); }
+  // Each rank's share of the flat parameter buffers (dist/shards.h); empty unless sharded.
+  const std::vector<int64_t>& shards() const { return shards_; }
+  // The ranks (null when none).
+  Collective* collective() const { return collective_; }
 
   // One optimizer step on `batch` rows of tokens (batch, len + 1), as `micro_batches` equal
   // micro-batches whose gradients accumulate and are averaged: the same update as one pass over
@@ -75,22 +97,29 @@ class TrainStep {
                   int64_t micro_batches = 1) {
     ML_CHECK(micro_batches >= 1 && batch % micro_batches == 0, "train step: ", micro_batches,
              " micro-batches must divide the batch of ", batch, " rows");
+    // Before anything counts: out of memory here leaves the model as it was.
+    model_.params().make_moments();
     StepMetrics m = micro_batches == 1 ? gradients_of_batch(tokens, batch, len_plus_one, opt.grad_clip)
                                        : gradients_of_micro_batches(tokens, batch, len_plus_one, opt.grad_clip,
                                                                     micro_batches);
     ++steps_done_;
     ParamStore<B>& params = model_.params();
+    // The part of each tensor whose moments this rank holds: all of it unless sharded.
     std::vector<OptimizerTensor<typename B::Real, typename B::Act>> tensors;
     tensors.reserve(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       const ParamSpec& p = params.spec(i);
-      tensors.push_back({params.master(i), params.grad(i), params.first_moment(i), params.second_moment(i), p.numel,
+      const auto held = params.moments_of(i);
+      if (held.count == 0) continue;
+      tensors.push_back({params.master(i) + held.from, params.grad(i) + held.from, held.m, held.v, held.count,
                          p.weight_decay ? opt.weight_decay : 0.0,
-                         ParamStore<B>::kComputeCopy ? params.compute(i) : nullptr});
+                         ParamStore<B>::kComputeCopy ? params.compute(i) + held.from : nullptr});
     }
     if (!m.skipped)
       model_.backend().adamw({lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, steps_done_}, tensors,
                              norm_coef_.get());
+    // A skipped step changed no share: gathering then copies what every rank has already.
+    if (sharded()) gather_weights();
     if (micro_batches == 1) {
       m = read_metrics(true);  // waits for the step
     } else {
@@ -166,6 +195,30 @@ class TrainStep {
       for (U& x : host) x = U(double(x) * scale);
     collective_->all_reduce_sum(host.data(), n);
     b.from_host(data, host.data(), size_t(n) * sizeof(U));
+  }
+
+  // Every rank's share of the master weights, from its owner, then the compute copy from them
+  // (the rounding AdamW applies to its own share, so the same bits). In place on the GPU when the
+  // collective can, else through the host.
+  void gather_weights() {
+    ParamStore<B>& params = model_.params();
+    using Real = typename B::Real;
+    Real* weights = params.masters();
+    if constexpr (!kOnDevice<B>) {
+      collective_->all_gather(weights, shards_);
+    } else if (collective_->device_sums()) {
+      collective_->all_gather_device(weights, shards_, model_.backend().stream());
+    } else {
+      const B& b = model_.backend();
+      const size_t rank = size_t(collective_->rank());
+      const int64_t begin = shards_[rank], end = shards_[rank + 1];
+      std::vector<Real> host(static_cast<size_t>(params.total()));
+      b.copy_to_host(host.data() + begin, weights + begin, size_t(end - begin) * sizeof(Real));
+      b.sync();
+      collective_->all_gather(host.data(), shards_);
+      b.from_host(weights, host.data(), host.size() * sizeof(Real));
+    }
+    params.refresh_compute();
   }
 
   // The ranks' mean loss and auxiliary loss, and their summed routing counts (one sum).
@@ -259,6 +312,7 @@ class TrainStep {
   const bool use_graphs_;
   typename B::template Buffer<Stat> norm_coef_;  // [0] gradient norm before clipping, [1] clipping coefficient
   Collective* collective_ = nullptr;
+  std::vector<int64_t> shards_;                   // ZeRO-1: each rank's share (dist/shards.h)
   typename B::template Buffer<Stat> ranks_loss_;  // data parallel: the ranks' summed loss
   int64_t steps_done_ = 0;
   typename B::Graph graph_;

@@ -105,6 +105,26 @@ NATIVE_TEST(nccl_world_of_one_sums_on_the_device) {
   return mltest::str(library, ": ", n, " floats × 0.5 and doubles summed in place, exact");
 }
 
+// One rank: a gather on the device leaves the rank's values as they are; so do a host gather and
+// a broadcast (what a sharded optimizer's step and rank 0's decisions use).
+NATIVE_TEST(nccl_world_of_one_gathers_on_the_device) {
+  const std::string library = nccl_library();
+  const int64_t n = 100003;
+  const auto errors = on_gpus("gather-one", 1, 60, [&](int, ml::Collective& c, cudaStream_t stream) {
+    const auto v = rounded<float>(values(0, n));
+    Dev<float> f(v);
+    c.all_gather_device(f.get(), {0, n}, stream);
+    const auto got = f.download();
+    for (int64_t i = 0; i < n; ++i) EXPECT(got[size_t(i)] == v[size_t(i)], "float ", i, ": ", got[size_t(i)]);
+    double host[2] = {1.5, 2.5};
+    c.all_gather(host, {0, 2});
+    c.broadcast(host, sizeof host, 0);
+    EXPECT(host[0] == 1.5 && host[1] == 2.5, "host values ", host[0], ", ", host[1]);
+  });
+  expect_none(errors);
+  return mltest::str(library, ": ", n, " floats gathered in place, unchanged");
+}
+
 // Two ranks on two GPUs: each gets the same bits, those of adding its values to the other's
 // (for two, the order cannot matter); each rank scales its own first (rank 1 by 0.5, as a rank
 // that averaged two micro-batches); a repeated sum gives the same bits again.
@@ -138,6 +158,39 @@ NATIVE_TEST(nccl_two_ranks_sum_on_their_gpus) {
   }
   return mltest::str(library, ": 2 GPUs, ", n, " floats (rank 1 scaled by 0.5) and doubles: exact, the same bits on "
                      "both ranks and when repeated");
+}
+
+// Two ranks gather ranges of different lengths (rank 0 the shorter, odd-sized, as the last of a
+// model's shares can be): every rank ends with each owner's bits, floats and doubles; a rank's
+// values outside its range do not matter.
+NATIVE_TEST(nccl_two_ranks_gather_their_ranges) {
+  const int gpus = visible_gpus();
+  if (gpus < 2) return not_run(gpus);
+  const std::string library = nccl_library();
+  const int64_t n = (int64_t{1} << 22) + 5;
+  const std::vector<int64_t> bounds{0, n / 2 - 3, n};
+  std::vector<std::vector<double>> got(2), got_d(2);
+  const auto errors = on_gpus("gather-two", 2, 60, [&](int r, ml::Collective& c, cudaStream_t stream) {
+    // Each rank's own values everywhere: only its range is right for the others.
+    const auto v = rounded<float>(values(r, n));
+    Dev<float> f(v);
+    Dev<double> d(values(r, n));
+    c.all_gather_device(f.get(), bounds, stream);
+    c.all_gather_device(d.get(), bounds, stream);
+    got[size_t(r)] = f.download(), got_d[size_t(r)] = d.download();
+  });
+  expect_none(errors);
+  const std::vector<std::vector<double>> owner_d{values(0, n), values(1, n)};
+  const std::vector<std::vector<double>> owner{rounded<float>(owner_d[0]), rounded<float>(owner_d[1])};
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t o = i < bounds[1] ? 0 : 1;
+    for (int r = 0; r < 2; ++r) {
+      EXPECT(got[size_t(r)][size_t(i)] == owner[o][size_t(i)], "rank ", r, " float ", i, " is not rank ", o, "'s");
+      EXPECT(got_d[size_t(r)][size_t(i)] == owner_d[o][size_t(i)], "rank ", r, " double ", i, " is not rank ", o, "'s");
+    }
+  }
+  return mltest::str(library, ": 2 GPUs, ranges of ", bounds[1], " and ", n - bounds[1],
+                     " floats and doubles: every rank holds each owner's bits");
 }
 
 // Ranks that sum different sizes stop, naming both sizes, before NCCL could add unrelated values.

@@ -1,7 +1,12 @@
 // The GPU runtime against the CPU model: same weights, same batch, loss and every gradient;
 // training steps; bit-identical deterministic runs; out-of-memory errors.
-#include <cstring>
+#include <unistd.h>
 
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "dist/shared_memory.h"
 #include "gpu/gpu_test.h"
 #include "train/runtime.h"
 
@@ -138,6 +143,62 @@ NATIVE_TEST(cuda_deterministic_training_is_bit_identical) {
   EXPECT(std::memcmp(weights[0].data(), weights[1].data(), weights[0].size() * sizeof(float)) == 0,
          "weights differ after 4 steps");
   return mltest::str("4 steps, ", weights[0].size(), " weights bit-identical; last loss ", losses[0].back());
+}
+
+namespace {
+
+// Each step's loss, then every weight and (gathered) moment, of rank `rank` of `world` CUDA
+// models on this GPU meeting through shared memory (threads, as processes of `train --ranks` on
+// one GPU), optimizer sharded or not; and the bytes of moments the rank held.
+std::pair<std::vector<float>, int64_t> cuda_rank(const ml::ModelConfig& config, int rank, int world, bool shard) {
+  auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
+  const std::string path = "/dev/shm/mambalab-gpu-test-zero1-" + std::to_string(getpid()) + (shard ? "-s" : "-u");
+  rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 3, rank, world, 60), shard);
+  ml::OptimizerConfig opt;
+  opt.grad_clip = 0.05;
+  std::vector<float> out;
+  for (int step = 0; step < 3; ++step) {
+    const auto tokens = random_tokens(90 + step, 4 * 65, config.vocab_size);
+    out.push_back(float(rt->train_step(tokens.data() + rank * (4 / world) * 65, 4 / world, 65, 1e-3, opt, 1).loss));
+  }
+  for (const auto& p : rt->params())
+    for (const ml::Slot slot : {ml::Slot::Value, ml::Slot::FirstMoment, ml::Slot::SecondMoment}) {
+      const auto v = read(*rt, p, slot);
+      out.insert(out.end(), v.begin(), v.end());
+    }
+  return {out, rt->optimizer_state_bytes()};
+}
+
+}  // namespace
+
+// The sharded optimizer on the GPU (bf16, deterministic): 2 ranks on this GPU updating their own
+// share each (AdamW on parts of tensors, the bf16 copy refreshed after the gather) end with the
+// losses, weights and moments of the same 2 ranks unsharded, bit for bit, holding half the moments.
+NATIVE_TEST(cuda_sharded_optimizer_is_bit_identical) {
+  const auto config = lm_config({{'M'}, {'E'}, {'M'}});
+  std::vector<std::pair<std::vector<float>, int64_t>> got(4);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        got[size_t(i)] = cuda_rank(config, i % 2, 2, i >= 2);
+      } catch (const std::exception& e) {
+        errors[size_t(i)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) EXPECT(e.empty(), e);
+  for (int r = 0; r < 2; ++r) {
+    const auto &plain = got[size_t(r)], &sharded = got[size_t(r) + 2];
+    EXPECT(plain.first.size() == sharded.first.size() &&
+               std::memcmp(plain.first.data(), sharded.first.data(), plain.first.size() * sizeof(float)) == 0,
+           "rank ", r, ": losses, weights or moments differ from unsharded");
+    EXPECT(sharded.second * 2 <= plain.second + 64 * 8 && sharded.second * 2 >= plain.second - 64 * 8, "rank ", r,
+           " holds ", sharded.second, " bytes of moments sharded, ", plain.second, " unsharded");
+  }
+  return mltest::str("2 ranks on one GPU, 3 steps: sharded bit-identical to unsharded; moments ", got[2].second, " + ",
+                     got[3].second, " bytes instead of ", got[0].second, " each");
 }
 
 // K micro-batches make one batch's update on the GPU too (fp32, deterministic: to rounding).

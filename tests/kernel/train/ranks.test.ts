@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { MambalabError } from '../../../kernel/src/errors.js';
+import type { ModelConfig } from '../../../kernel/src/models/config.js';
 import { checkRanks, ranksFromEnv, rowsOf, RANKS_ENV } from '../../../kernel/src/train/ranks.js';
-import { tinyData, tinyTrainer } from '../../support/tiny.js';
+import type { FitOptions } from '../../../kernel/src/train/trainer.js';
+import { TINY_MOE, tinyData, tinyTrainer } from '../../support/tiny.js';
 
 const rendezvous = (name: string) => join(tmpdir(), `mambalab-ranks-test-${process.pid}-${name}`);
 
@@ -30,6 +32,8 @@ test('checkRanks names what is wrong with a rank', () => {
     [{ ...ok, session: -1 }, /ranks.session/],
     [{ ...ok, timeoutS: 0 }, /ranks.timeoutS/],
     [{ ...ok, collective: 'mpi' as 'nccl' }, /ranks.collective: expected 'shared-memory' or 'nccl', got "mpi"/],
+    [{ ...ok, shardOptimizer: 'yes' as unknown as boolean }, /ranks.shardOptimizer: expected true or false, got "yes"/],
+    [{ ...ok, rank: 0, world: 1, shardOptimizer: true }, /ranks.shardOptimizer: sharding the optimizer state needs 2 or more ranks to share it, got world 1/],
   ] as const) {
     assert.throws(() => checkRanks(bad, 8, 2), (e: unknown) => e instanceof MambalabError && message.test(e.message));
   }
@@ -87,4 +91,40 @@ test('NCCL ranks sum on GPUs: a CPU model refuses them before anything is joined
   assert.equal(trainer.ranks, undefined);
   assert.ok(!existsSync(rendezvous('nccl')), 'no rendezvous was made');
   model.dispose();
+});
+
+/** `world` ranks in this process (one engine each), optimizer sharded or not, fitting alike; rank 0's fit gets `first`. */
+async function fitRanks(model: Partial<ModelConfig>, world: number, shardOptimizer: boolean, options: FitOptions, first: Partial<FitOptions> = {}) {
+  const ranks = Array.from({ length: world }, (_, rank) => ({ rank, ...tinyTrainer(model, { batchSize: 6, gradClip: 0.05 }) }));
+  const path = rendezvous(`zero1-${world}-${shardOptimizer}`);
+  await Promise.all(ranks.map(({ rank, trainer }) => trainer.joinRanks({ rank, world, rendezvous: path, session: 21, timeoutS: 30, shardOptimizer })));
+  const fits = await Promise.all(ranks.map(({ rank, trainer }) => trainer.fit(tinyData(), { ...options, ...(rank === 0 ? first : {}) })));
+  return ranks.map(({ model, trainer }, rank) => ({ model, trainer, fit: fits[rank]! }));
+}
+
+test('ranks with a sharded optimizer take bit for bit the steps of the same ranks unsharded (Mamba and MoE, float32 and float64, 2 and 3 ranks, clipping on), each holding its share of the moments', async () => {
+  for (const [name, model] of [['mamba', {}], ['moe', TINY_MOE]] as const)
+    for (const dtype of ['float32', 'float64'] as const)
+      for (const world of [2, 3]) {
+        const what = `${name} ${dtype} ${world} ranks`;
+        const plain = await fitRanks({ ...model, dtype }, world, false, { steps: 3, evalBatches: 1 });
+        const sharded = await fitRanks({ ...model, dtype }, world, true, { steps: 3, evalBatches: 1 });
+        for (let r = 0; r < world; r++) {
+          const [a, b] = [plain[r]!, sharded[r]!];
+          assert.deepEqual(b.fit.history.map((m) => [m.loss, m.gradNorm, m.auxLoss]), a.fit.history.map((m) => [m.loss, m.gradNorm, m.auxLoss]), `${what}: rank ${r}'s steps`);
+          assert.ok(a.fit.history.every((m) => m.gradNorm > 0.05), `${what}: clipping was off`);
+          for (const p of a.model.parameters()) assert.deepEqual(b.model.getParameter(p.name), a.model.getParameter(p.name), `${what}: rank ${r}'s ${p.name}`);
+          const ratio = b.trainer.optimizerStateBytes / a.trainer.optimizerStateBytes;
+          assert.ok(Math.abs(ratio - 1 / world) < 0.01, `${what}: rank ${r} holds ${b.trainer.optimizerStateBytes} bytes of moments sharded, ${a.trainer.optimizerStateBytes} unsharded`);
+        }
+        for (const { model } of [...plain, ...sharded]) model.dispose();
+      }
+});
+
+test('ranks with a sharded optimizer stop when rank 0 stops, though only rank 0 was told', async () => {
+  const abort = new AbortController();
+  const ranks = await fitRanks({}, 2, true, { steps: 5, evalBatches: 1 }, { signal: abort.signal, onStep: (m) => m.step === 2 && abort.abort() });
+  assert.deepEqual(ranks.map(({ fit }) => [fit.steps, fit.stopped]), [[2, true], [2, true]]);
+  assert.deepEqual(ranks[1]!.trainer.stepCount, 2);
+  for (const { model } of ranks) model.dispose();
 });

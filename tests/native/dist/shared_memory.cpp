@@ -70,6 +70,48 @@ NATIVE_TEST(shared_memory_collective_sums_in_rank_order) {
   return str(world, " ranks, ", n, " doubles and floats in 64-byte chunks: the same bits on every rank");
 }
 
+// A gather gives every rank each rank's range of the data, through the slots in chunks where a
+// range is longer than one; ranges may differ in length or be empty, and a rank's own range is
+// left as it is.
+NATIVE_TEST(shared_memory_collective_gathers_each_ranks_range) {
+  const int world = 3;
+  const std::vector<int64_t> bounds{0, 37, 37, 100};  // rank 1 holds nothing; 64-byte slots: 8 doubles, 16 floats
+  const auto value = [](int64_t i) { return 1.0 / 3.0 + 0.25 * double(i); };
+  std::vector<std::vector<double>> doubles(static_cast<size_t>(world), std::vector<double>(100, -1.0));
+  std::vector<std::vector<float>> floats(static_cast<size_t>(world), std::vector<float>(100, -1.0f));
+  for (int r = 0; r < world; ++r)
+    for (int64_t i = bounds[size_t(r)]; i < bounds[size_t(r) + 1]; ++i)
+      doubles[size_t(r)][size_t(i)] = value(i), floats[size_t(r)][size_t(i)] = float(value(i));
+  on_ranks(rendezvous("gather"), world, 64, [&](ml::Collective& c) {
+    c.all_gather(doubles[size_t(c.rank())].data(), bounds);
+    c.all_gather(floats[size_t(c.rank())].data(), bounds);
+  });
+  for (int r = 0; r < world; ++r)
+    for (int64_t i = 0; i < 100; ++i) {
+      EXPECT(doubles[size_t(r)][size_t(i)] == value(i), "rank ", r, " double ", i, ": ", doubles[size_t(r)][size_t(i)]);
+      EXPECT(floats[size_t(r)][size_t(i)] == float(value(i)), "rank ", r, " float ", i, ": ",
+             floats[size_t(r)][size_t(i)]);
+    }
+  return str(world, " ranks, ranges of 37, 0 and 63 values in 64-byte chunks: every rank holds all 100");
+}
+
+// A rank at a gather and one at a sum of as many values stop, each naming what the other does.
+NATIVE_TEST(shared_memory_collective_refuses_a_gather_against_a_sum) {
+  std::vector<std::string> errors(2);
+  on_ranks(rendezvous("gather-sum"), 2, 64, [&](ml::Collective& c) {
+    std::vector<double> v(4, 1.0);
+    try {
+      if (c.rank() == 0) c.all_gather(v.data(), {0, 2, 4});
+      else c.all_reduce_sum(v.data(), 4);
+    } catch (const ml::Error& e) {
+      errors[size_t(c.rank())] = e.what();
+    }
+  });
+  EXPECT(errors[0].find("rank 0 gathers 4 values of 8 bytes while rank 1 sums 4 of 8") != std::string::npos, errors[0]);
+  EXPECT(errors[1].find("rank 1 sums 4 values of 8 bytes while rank 0 gathers 4 of 8") != std::string::npos, errors[1]);
+  return errors[0];
+}
+
 // A rank that never comes makes the others stop with an error naming the wait, within the
 // timeout: rank 0 alone at the start barrier, and a rank 1 with no rank 0 at all.
 NATIVE_TEST(shared_memory_collective_reports_a_missing_rank) {

@@ -50,6 +50,11 @@ NATIVE_TEST(bound_runtime_enters_before_every_call_and_answers_as_the_model) {
   EXPECT(bound->steps_done() == 1 && entered == expected, "steps_done ", bound->steps_done());
   bound->set_steps_done(7);
   EXPECT(bound->steps_done() == 7 && entered == expected, "set_steps_done");
+  EXPECT(bound->optimizer_state_bytes() == plain->optimizer_state_bytes() && entered == expected,
+         "optimizer_state_bytes: ", bound->optimizer_state_bytes());
+  double decision = 3;
+  bound->from_rank_zero(&decision, 1);
+  EXPECT(decision == 3 && entered == expected, "from_rank_zero before joining: ", decision);
 
   std::vector<double> logits(size_t(2 * 8 * bound->vocab_size())), want(logits.size());
   bound->parallel_logits(tokens.data(), 2, 8, logits.data());
@@ -66,7 +71,7 @@ NATIVE_TEST(bound_runtime_enters_before_every_call_and_answers_as_the_model) {
   called("generate_feed");
   bound->generate_next(1, 1e3);
   called("generate_next");
-  bound->join_ranks(nullptr);
+  bound->join_ranks(nullptr, false);
   called("join_ranks");
   bound.reset();
   called("the destructor");

@@ -54,10 +54,11 @@ std::vector<int32_t> random_tokens(uint64_t seed, int64_t n) {
   return tokens;
 }
 
-// Everything a step may change: weights and both moments, as bytes.
+// Everything a step may change: weights and both moments (all of them, from tensor 0 on), as bytes.
 std::vector<unsigned char> state_bytes(const ml::ParamStore<Cpu64>& p) {
   std::vector<unsigned char> out;
-  for (const double* base : {p.master(0), p.first_moment(0), p.second_moment(0)}) {
+  const auto moments = p.moments_of(0);
+  for (const double* base : {p.master(0), moments.m, moments.v}) {
     const auto* raw = reinterpret_cast<const unsigned char*>(base);
     out.insert(out.end(), raw, raw + size_t(p.total()) * sizeof(double));
   }
@@ -182,6 +183,9 @@ NATIVE_TEST(train_step_refuses_device_sums_on_the_cpu) {
     int world() const override { return 2; }
     void all_reduce_sum(float*, int64_t) override {}
     void all_reduce_sum(double*, int64_t) override {}
+    void all_gather(float*, const std::vector<int64_t>&) override {}
+    void all_gather(double*, const std::vector<int64_t>&) override {}
+    void broadcast(void*, int64_t, int) override {}
     bool device_sums() const override { return true; }
   } nccl_like;
   Cpu64 cpu;
