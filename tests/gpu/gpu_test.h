@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/chained_launch.cuh"
 #include "core/rng.h"
 #include "native/harness.h"
 
@@ -167,6 +168,18 @@ std::string check_activation(const char* name, int64_t n, uint64_t seed,
   errors.add("y", gy.download(), y);
   errors.add("dx", gdx.download(), dx);
   return errors.report();
+}
+
+// Copies src to dst after a delay that grows with the block: the kernel just before a chained
+// kernel, still writing that kernel's input when it could begin (tests of chain_wait's place).
+template <typename T>
+__global__ void copy_late(const T* __restrict__ src, T* __restrict__ dst, int64_t n) {
+  ml::cuda::chain_wait();
+  const long long until = clock64() + 20000LL * (blockIdx.x % 4);
+  while (clock64() < until) {
+  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
 }
 
 }  // namespace gputest

@@ -23,6 +23,7 @@
 #include "../ops/gemm/gemm.h"
 #include "../ops/grad_clip/grad_clip.h"
 #include "../ops/linear/linear.h"
+#include "../ops/mamba_input_step/mamba_input_step.h"
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
 #include "../ops/layernorm/layernorm.h"
@@ -120,6 +121,13 @@ class CpuBackend {
   void conv1d_step(const cpu::Conv1dStepDims& d, T* window, const T* x, const T* w, const T* b, T* y,
                    bool silu) const {
     cpu::conv1d_step<T>(d, window, x, w, b, y, silu);
+  }
+  // The pre-norm, in_proj and conv step in one op (ops/mamba_input_step): the CPU takes any shape.
+  bool fuses_mamba_input_step(const cpu::MambaInputStepDims&) const { return true; }
+  void mamba_input_step(const cpu::MambaInputStepDims& d, const T* x, const T* residual, const T* norm_weight,
+                        T* residual_out, const T* in_proj, T* window, const T* conv_w, const T* conv_b, T* xc,
+                        T* z) const {
+    cpu::mamba_input_step<T>(d, x, residual, norm_weight, residual_out, in_proj, window, conv_w, conv_b, xc, z);
   }
   void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T>& in, T* h, T* out) const {
     cpu::selective_scan_step<T>(d, in, h, out);

@@ -28,6 +28,7 @@
 #include "../ops/gemm/gemm.h"
 #include "../ops/grad_clip/grad_clip.h"
 #include "../ops/linear/linear.h"
+#include "../ops/mamba_input_step/mamba_input_step.h"
 #include "../ops/moe_dispatch/moe_dispatch.h"
 #include "../ops/param_init/param_init.h"
 #include "../ops/layernorm/layernorm.h"
@@ -150,6 +151,16 @@ class CudaBackend {
   void conv1d_step(const cpu::Conv1dStepDims& d, T* window, const T* x, const float* w, const float* b, T* y,
                    bool silu) const {
     cuda::conv1d_step<T>(d, window, x, w, b, y, silu, stream_);
+  }
+  // The pre-norm, in_proj and conv step in one kernel (ops/mamba_input_step), for a few rows.
+  bool fuses_mamba_input_step(const cpu::MambaInputStepDims& d) const {
+    return cuda::mamba_input_step_fits(d, int64_t(sizeof(T)));
+  }
+  void mamba_input_step(const cpu::MambaInputStepDims& d, const T* x, const float* residual, const float* norm_weight,
+                        float* residual_out, const T* in_proj, T* window, const float* conv_w, const float* conv_b,
+                        T* xc, T* z) const {
+    cuda::mamba_input_step<T>(d, x, residual, norm_weight, residual_out, in_proj, window, conv_w, conv_b, xc, z,
+                              stream_);
   }
   void scan_step(const cpu::ScanStepDims& d, const ScanInputs<T, float>& in, float* h, T* out) const {
     cuda::selective_scan_step<T>(d, in, h, out, stream_);

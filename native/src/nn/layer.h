@@ -18,6 +18,17 @@ struct DecodeStep {
   const int32_t* positions;  // (batch) in the backend's memory: tokens already in each sequence's state
 };
 
+// A decode step's input before the layer's pre-norm: the layer's input is
+// rmsnorm(x + residual) · weight, and residual_out gets x + residual (the residual stream).
+template <class B>
+struct PreNormInput {
+  const typename B::Act* x;
+  const typename B::Real* residual;  // null before the first layer
+  const typename B::Real* weight;
+  typename B::Real* residual_out;
+  double eps;
+};
+
 template <class B>
 class Layer {
  public:
@@ -43,6 +54,9 @@ class Layer {
   virtual void start_generation(int64_t batch, int64_t capacity) {}
   virtual void prefill(const Act* x, Act* y, int64_t len, int64_t row) { forward(x, y, 1, len); }
   virtual void decode(const Act* x, Act* y, const DecodeStep& step) { forward(x, y, step.batch, 1); }
+  // decode from before the pre-norm, for a layer that folds the norm into its first kernel;
+  // false: it does not (for this step's shape), and the caller norms and calls decode.
+  virtual bool decode_from_residual(const PreNormInput<B>& in, Act* y, const DecodeStep& step) { return false; }
 };
 
 }  // namespace ml

@@ -218,8 +218,9 @@ class LanguageModel {
     for (int64_t t = 0; t < len; ++t) positions[size_t(t)] = int32_t(t);
     reserve(prefill_pass_, len);
     upload(prefill_pass_, tokens, positions.data());
-    const Act* h = run_generation(prefill_pass_,
-                                  [&](Layer<B>& layer, const Act* x, Act* y) { layer.prefill(x, y, len, row); });
+    const Act* h = run_generation(
+        prefill_pass_, [&](Layer<B>& layer, const Act* x, Act* y) { layer.prefill(x, y, len, row); },
+        [](Layer<B>&, const PreNormInput<B>&, Act*) { return false; });
     gen_positions_[size_t(row)] = int32_t(len);
     const int64_t rows = every_position ? len : 1;
     return logits(prefill_pass_, h + (len - rows) * cfg_.d_model, rows);
@@ -246,8 +247,9 @@ class LanguageModel {
   }
   const Real* decode_uploaded() {
     const DecodeStep step{gen_batch_, decode_pass_.positions()};
-    const Act* h =
-        run_generation(decode_pass_, [&](Layer<B>& layer, const Act* x, Act* y) { layer.decode(x, y, step); });
+    const Act* h = run_generation(
+        decode_pass_, [&](Layer<B>& layer, const Act* x, Act* y) { layer.decode(x, y, step); },
+        [&](Layer<B>& layer, const PreNormInput<B>& in, Act* y) { return layer.decode_from_residual(in, y, step); });
     return logits(decode_pass_, h, gen_batch_);
   }
 
@@ -324,9 +326,10 @@ class LanguageModel {
   }
 
   // Embeds the pass's uploaded tokens at their positions, runs every layer as `step(layer, x,
-  // y)` says with the residual stream between them, and returns norm_f's output.
-  template <typename Step>
-  const Act* run_generation(GenerationPass& pass, Step&& step) {
+  // y)` says with the residual stream between them, and returns norm_f's output. A layer for
+  // which `from_residual(layer, pre-norm input, y)` returns true has run from before its norm.
+  template <typename Step, typename FromResidual>
+  const Act* run_generation(GenerationPass& pass, Step&& step, FromResidual&& from_residual) {
     const int64_t d = cfg_.d_model, n = int64_t(layers_.size()), rows = pass.rows;
     b_.embedding_forward(pass.ids.get(), params_.compute(embedding_), pass.mixed.get(), rows, d);
     if (has_positions()) {
@@ -341,6 +344,10 @@ class LanguageModel {
                              pass.normed.get(), pass.mean.get(), pass.rstd.get(), rows, d, cfg_.norm_eps);
         break;
       }
+      if (i < n && from_residual(*layers_[size_t(i)],
+                                 PreNormInput<B>{pass.mixed.get(), prev, weight, pass.residual[i % 2].get(), cfg_.norm_eps},
+                                 pass.mixed.get()))
+        continue;
       b_.rmsnorm_forward(pass.mixed.get(), prev, weight, pass.residual[i % 2].get(), pass.normed.get(),
                          pass.rstd.get(), rows, d, cfg_.norm_eps);
       if (i < n) step(*layers_[size_t(i)], pass.normed.get(), pass.mixed.get());

@@ -19,6 +19,7 @@
 
 #include "../ops/conv1d/conv1d.h"
 #include "../ops/conv1d_step/conv1d_step.h"
+#include "../ops/mamba_input_step/mamba_input_step.h"
 #include "../ops/selective_scan/selective_scan.h"
 #include "../ops/selective_scan_step/selective_scan_step.h"
 #include "config.h"
@@ -80,15 +81,32 @@ class MambaMixer final : public Layer<B> {
 
   // The forward's products merged where a step allows: in_proj's halves as one batched product
   // of two (x then z, (rows, Di) each), x_proj as one product whose rows [dt_low | B | C] the
-  // scan step reads directly, dt_proj inside the step. Five launches, each weight read once.
+  // scan step reads directly, dt_proj inside the step. Five launches, each weight read once
+  // (three, and the layer's pre-norm with them, through decode_from_residual).
   void decode(const Act* u, Act* out, const DecodeStep& step) override {
-    const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
+    const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner();
     Act* x = step_xz_.get();
     Act* z = x + rows * Di;
     b_.gemm_batched(false, true, rows, Di, d, 1.f, u, d, 0, p_.compute(in_proj_), d, Di * d, 0.f, x, Di, rows * Di, 2,
                     /*b_is_weight=*/true);
     b_.conv1d_step({rows, Di, cfg_.d_conv}, window_.get(), x, p_.master(conv_w_), p_.master(conv_b_), step_xc_.get(),
                    true);
+    decode_from_conv(z, out, step);
+  }
+  // The same step with the pre-norm, in_proj and conv step as one op: three launches fewer.
+  bool decode_from_residual(const PreNormInput<B>& in, Act* out, const DecodeStep& step) override {
+    const int64_t rows = step.batch, Di = cfg_.d_inner();
+    const cpu::MambaInputStepDims front{rows, cfg_.d_model, Di, cfg_.d_conv, in.eps};
+    if (!b_.fuses_mamba_input_step(front)) return false;
+    Act* z = step_xz_.get() + rows * Di;
+    b_.mamba_input_step(front, in.x, in.residual, in.weight, in.residual_out, p_.compute(in_proj_), window_.get(),
+                        p_.master(conv_w_), p_.master(conv_b_), step_xc_.get(), z);
+    decode_from_conv(z, out, step);
+    return true;
+  }
+  // x_proj, the scan step (dt_proj inside) and out_proj, from the conv step's output.
+  void decode_from_conv(const Act* z, Act* out, const DecodeStep& step) {
+    const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner(), N = cfg_.d_state, R = cfg_.rank();
     b_.linear_forward(step_xc_.get(), p_.compute(x_proj_), nullptr, step_xproj_.get(), rows, Di, R + 2 * N);
     const ScanInputs<Act, Real> in{step_xc_.get(), nullptr, nullptr, nullptr, z, step_A_.get(), p_.master(D_),
                                    p_.master(dt_proj_b_)};

@@ -90,17 +90,6 @@ NATIVE_TEST(cuda_gemm_bf16_in_fp32_out_matches_cpu) { return check_all<bf16, flo
 
 namespace {
 
-// Copies src to dst after a delay that grows with the block: the kernel just before a product,
-// still writing its input when a chained product could begin.
-__global__ void copy_late(const float* __restrict__ src, float* __restrict__ dst, int64_t n) {
-  ml::cuda::chain_wait();
-  const long long until = clock64() + 20000LL * (blockIdx.x % 4);
-  while (clock64() < until) {
-  }
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = src[i];
-}
-
 // The matrix–vector product told B is weights (it reads B before the kernel before it ends):
 // right after a kernel that writes A late, its C must be that of the final A, bit for bit the
 // product not told so.
@@ -110,7 +99,7 @@ std::string check_weights_first(int64_t M, int64_t N, int64_t K, uint64_t seed) 
   Dev<float> a_final(A), a(M * K), b(B), c_plain(M * N), c_first(M * N);
   a.poison();
   ml::cuda::gemm<float, float>(false, true, M, N, K, 1.f, a_final.get(), K, b.get(), K, 0.f, c_plain.get(), N, nullptr);
-  ml::cuda::launch_chained("copy_late", copy_late, dim3(64), dim3(256), 0, nullptr, a_final.get(), a.get(), M * K);
+  ml::cuda::launch_chained("copy_late", copy_late<float>, dim3(64), dim3(256), 0, nullptr, a_final.get(), a.get(), M * K);
   ml::cuda::gemm<float, float>(false, true, M, N, K, 1.f, a.get(), K, b.get(), K, 0.f, c_first.get(), N, nullptr,
                                /*b_is_weight=*/true);
   sync("gemm (weights first)");
