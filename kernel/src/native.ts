@@ -140,6 +140,8 @@ export interface NativeRanks {
   collective?: 'shared-memory' | 'nccl';
   /** Each rank keeps and updates only its share of the optimizer state (ZeRO-1); default false. */
   shardOptimizer?: boolean;
+  /** Each rank runs and updates only its block of each MoE layer's experts; default false. */
+  expertParallel?: boolean;
 }
 
 export interface NativeAddon {

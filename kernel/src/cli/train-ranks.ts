@@ -82,9 +82,10 @@ function pythonNccl(python: string): { library?: string; why: string } {
 /**
  * Runs this process's command (`argv` after `train`) as `world` ranks; resolves when all ended
  * well. collective 'nccl' (--gpus): one rank per GPU, summing through NCCL. shardOptimizer
- * (--shard-optimizer): each rank keeps its share of the optimizer state.
+ * (--shard-optimizer): each rank keeps its share of the optimizer state. expertParallel
+ * (--expert-parallel): each rank runs its block of each MoE layer's experts.
  */
-export async function launchRanks(world: number, timeoutS: number, collective: Ranks['collective'] = 'shared-memory', shardOptimizer = false): Promise<void> {
+export async function launchRanks(world: number, timeoutS: number, collective: Ranks['collective'] = 'shared-memory', shardOptimizer = false, expertParallel = false): Promise<void> {
   const name = launcherName(world, collective === 'nccl');
   const session = randomInt(2 ** 47);
   const rendezvous = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `mambalab-ranks-${process.pid}-${session}`);
@@ -101,7 +102,7 @@ export async function launchRanks(world: number, timeoutS: number, collective: R
   };
   for (let rank = 0; rank < world; rank++) {
     const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      env: rankEnv(process.env, { rank, world, rendezvous, session, timeoutS, collective, shardOptimizer }),
+      env: rankEnv(process.env, { rank, world, rendezvous, session, timeoutS, collective, shardOptimizer, expertParallel }),
       stdio: rank === 0 ? 'inherit' : ['ignore', 'ignore', 'pipe'],
       // Its own process group: a terminal's Ctrl-C reaches this launcher alone, which passes it to rank 0 once.
       detached: true,

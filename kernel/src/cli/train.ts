@@ -8,12 +8,12 @@ import { loadTextCorpus } from '../corpus/text.js';
 import { openDataset } from '../data/dataset.js';
 import { isPrepared } from '../data/manifest.js';
 import { MambalabError } from '../errors.js';
-import { DEVICES, DTYPES, PRECISIONS } from '../models/config.js';
+import { DEVICES, DTYPES, PRECISIONS, resolveConfig } from '../models/config.js';
 import { createModel } from '../models/model.js';
 import { DEFAULT_KEEP, listCheckpoints, removeCheckpointsAfter } from '../train/checkpoints.js';
 import { DEFAULT_MAX_BAD_STEPS } from '../train/guard.js';
 import { stepJsonLine, type StepMetrics } from '../train/metrics.js';
-import { DEFAULT_RANK_TIMEOUT_S, ranksFromEnv } from '../train/ranks.js';
+import { checkExpertParallel, DEFAULT_RANK_TIMEOUT_S, ranksFromEnv } from '../train/ranks.js';
 import { DEFAULT_CHECKPOINT_MINUTES } from '../train/train-run.js';
 import { Trainer } from '../train/trainer.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, presetFlags } from './args.js';
@@ -54,6 +54,10 @@ export const usage = `mambalab train --model mamba --size tiny --steps N --data 
   --shard-optimizer   with --ranks N or --gpus N (N ≥ 2): each rank keeps AdamW's moments for its N-th of the weights only
                       (ZeRO-1) and updates that share, then the ranks gather the weights: the same bits as without it,
                       in 1/N of the optimizer state per rank. Checkpoints still hold the whole optimizer state
+  --expert-parallel   with --ranks N or --gpus N (N ≥ 2), a model with MoE layers whose experts N divides: each rank
+                      runs and updates only its N-th of every MoE layer's experts, the ranks exchanging tokens
+                      all-to-all; the same steps as without it (bit for bit unless clipping scales a step). Expert
+                      counts are the ranks' total. Checkpoints hold the whole model. Not with --shard-optimizer
   --rank-timeout S    seconds a rank waits for the others before it fails saying so (default ${DEFAULT_RANK_TIMEOUT_S})
   --log-every N       log every N steps (default 1)
   --json              one JSON line per logged step on stdout, nothing else there (with "device": cpu or cuda)
@@ -86,6 +90,7 @@ export async function train(argv: string[]): Promise<void> {
     ranks: { type: 'string' },
     gpus: { type: 'string' },
     'shard-optimizer': { type: 'boolean', default: false },
+    'expert-parallel': { type: 'boolean', default: false },
     'rank-timeout': { type: 'string' },
     'log-every': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -99,6 +104,13 @@ export async function train(argv: string[]): Promise<void> {
   if (shardOptimizer && world < 2) {
     throw new MambalabError(`train: --shard-optimizer shares the optimizer state among data-parallel ranks: give --ranks N or --gpus N with N ≥ 2${f.ranks ?? f.gpus ? ` (got ${world})` : ''}`);
   }
+  const expertParallel = f['expert-parallel']!;
+  if (expertParallel && world < 2) {
+    throw new MambalabError(`train: --expert-parallel shares each MoE layer's experts among data-parallel ranks: give --ranks N or --gpus N with N ≥ 2${f.ranks ?? f.gpus ? ` (got ${world})` : ''}`);
+  }
+  if (expertParallel && shardOptimizer) throw new MambalabError('train: --expert-parallel and --shard-optimizer do not combine (ZeRO-1\'s shares would cut across the expert blocks): give one');
+  // Before any rank starts (and allocates): experts the ranks cannot share are refused here.
+  if (expertParallel) checkExpertParallel(resolveConfig(presetFlags(f.model!, f.size!).config), world);
   const rankTimeoutS = numberFlag('rank-timeout', f['rank-timeout'], DEFAULT_RANK_TIMEOUT_S);
   if (!(rankTimeoutS > 0)) throw new MambalabError(`train: --rank-timeout must be a positive number of seconds, got ${rankTimeoutS}`);
   // Started by --ranks or --gpus: this process is one rank; rank 0 leads (writes the run, speaks).
@@ -107,7 +119,7 @@ export async function train(argv: string[]): Promise<void> {
     const batchSize = intFlag('batch-size', f['batch-size'], presetFlags(f.model!, f.size!).training.batchSize, 1);
     if (batchSize % world !== 0) throw new MambalabError(`train: --${ranksFlag} ${world} must divide the batch of ${batchSize} rows (--batch-size)`);
     if (gpus) process.stderr.write(checkGpus(world) + '\n');
-    return launchRanks(world, rankTimeoutS, gpus ? 'nccl' : 'shared-memory', shardOptimizer);
+    return launchRanks(world, rankTimeoutS, gpus ? 'nccl' : 'shared-memory', shardOptimizer, expertParallel);
   }
   const lead = !ranks || ranks.rank === 0;
   const json = f.json;
@@ -167,7 +179,7 @@ export async function train(argv: string[]): Promise<void> {
   if (ranks) {
     await trainer.joinRanks(ranks);
     const summed = ranks.collective === 'nccl' ? 'one per GPU, gradients summed on the GPUs (NCCL)' : 'gradients summed';
-    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, ${summed} before each step${ranks.shardOptimizer ? ', optimizer state sharded' : ''}`);
+    say(`ranks: ${ranks.world} processes, ${training.batchSize / ranks.world} rows of each batch apiece, ${summed} before each step${ranks.shardOptimizer ? ', optimizer state sharded' : ''}${ranks.expertParallel ? `, experts shared (${model.config.numExperts / ranks.world} per MoE layer apiece, tokens exchanged all-to-all)` : ''}`);
   }
   if (f.resume) {
     checkResumable(out, runConfig(data.description));
@@ -193,12 +205,15 @@ export async function train(argv: string[]): Promise<void> {
   }
 
   // The other ranks take the same steps on their rows; rank 0 records, prints and checkpoints.
-  // Sharded, they hand their share of each checkpoint over when rank 0 writes it (the same fit
-  // options, the final checkpoint too), and stop when it stops.
+  // Sharded (optimizer or experts), they hand their share of each checkpoint over when rank 0
+  // writes it (the same fit options, the final checkpoint too), and stop when it stops.
   const checkpointing = { checkpointDir: out, checkpointEvery: plan.checkpointEvery, checkpointMinutes: plan.checkpointMinutes, keepCheckpoints: plan.keep };
+  const handsOver = ranks?.shardOptimizer === true || ranks?.expertParallel === true;
+  // Expert parallel, every forward is collective: the others evaluate when rank 0 does.
+  const evaluating = { evalEvery: plan.evalEvery, evalTokens: plan.evalTokens, initialEval: !f.resume };
   if (!lead) {
-    await trainer.fit(data, { steps: remaining, initialEval: false, maxBadSteps: plan.maxBadSteps, ...(ranks?.shardOptimizer ? checkpointing : {}) });
-    if (ranks?.shardOptimizer) trainer.writeCheckpoint(out, { keep: plan.keep });
+    await trainer.fit(data, { steps: remaining, initialEval: false, maxBadSteps: plan.maxBadSteps, ...(handsOver ? checkpointing : {}), ...(ranks?.expertParallel ? evaluating : {}) });
+    if (handsOver) trainer.writeCheckpoint(out, { keep: plan.keep });
     return;
   }
 
@@ -234,9 +249,7 @@ export async function train(argv: string[]): Promise<void> {
     const result = await trainer.fit(data, {
       steps: remaining,
       onStep: record,
-      evalEvery: plan.evalEvery,
-      evalTokens: plan.evalTokens,
-      initialEval: !f.resume,
+      ...evaluating,
       signal: abort.signal,
       ...checkpointing,
       maxBadSteps: plan.maxBadSteps,

@@ -5,8 +5,13 @@
 // process would take on the whole batch. With shardOptimizer (ZeRO-1) each rank keeps AdamW
 // moments for its share of the weights alone and updates only that share, and the ranks gather
 // the weights after each step: the same bits as unsharded, in about 1/world of the optimizer state.
+// With expertParallel each rank runs and updates only its block of each MoE layer's experts and
+// the ranks exchange tokens all-to-all: the same steps as plain data parallel on the same ranks
+// (bit for bit unless clipping scales a step; then to rounding).
 import type { Batch } from '../data/batch.js';
 import { MambalabError } from '../errors.js';
+import type { ModelConfig } from '../models/config.js';
+import { engineLayers } from '../models/pattern.js';
 
 /**
  * How the ranks sum their gradients: 'shared-memory' (default) through the host, for ranks on
@@ -34,6 +39,13 @@ export interface Ranks {
    * decisions about checkpoints and stopping.
    */
   shardOptimizer?: boolean;
+  /**
+   * Each rank runs and updates only its contiguous block of every MoE layer's experts (expert
+   * parallel; default false; num_experts must be a multiple of world, and not with shardOptimizer).
+   * Checkpoints are collective as with shardOptimizer (rank 0 writes the whole model, gathered),
+   * every rank must evaluate alike, and generation is refused in the joined process.
+   */
+  expertParallel?: boolean;
 }
 
 export const DEFAULT_RANK_TIMEOUT_S = 300;
@@ -43,7 +55,7 @@ export const RANKS_ENV = 'MAMBALAB_RANKS';
 
 /** Checks ranks against a trainer's batch: each rank's slice must split into its micro-batches. */
 export function checkRanks(ranks: Ranks, batchSize: number, microBatches: number): void {
-  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false } = ranks;
+  const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false, expertParallel = false } = ranks;
   if (!Number.isInteger(world) || world < 1) throw new MambalabError(`ranks.world: expected a positive integer, got ${world}`);
   if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new MambalabError(`ranks.rank: expected an integer in [0, ${world}), got ${rank}`);
   if (typeof rendezvous !== 'string' || rendezvous === '') throw new MambalabError(`ranks.rendezvous: expected a file path, got ${JSON.stringify(rendezvous)}`);
@@ -52,9 +64,22 @@ export function checkRanks(ranks: Ranks, batchSize: number, microBatches: number
   if (!COLLECTIVES.includes(collective)) throw new MambalabError(`ranks.collective: expected 'shared-memory' or 'nccl', got ${JSON.stringify(collective)}`);
   if (typeof shardOptimizer !== 'boolean') throw new MambalabError(`ranks.shardOptimizer: expected true or false, got ${JSON.stringify(shardOptimizer)}`);
   if (shardOptimizer && world < 2) throw new MambalabError(`ranks.shardOptimizer: sharding the optimizer state needs 2 or more ranks to share it, got world ${world}`);
+  if (typeof expertParallel !== 'boolean') throw new MambalabError(`ranks.expertParallel: expected true or false, got ${JSON.stringify(expertParallel)}`);
+  if (expertParallel && world < 2) throw new MambalabError(`ranks.expertParallel: sharing the experts needs 2 or more ranks, got world ${world}`);
+  if (expertParallel && shardOptimizer) throw new MambalabError('ranks.expertParallel: not with shardOptimizer (ZeRO-1\'s shares would cut across the expert blocks): choose one');
   if (batchSize % (world * microBatches) !== 0) {
     throw new MambalabError(`ranks: a batch of ${batchSize} rows does not split into ${world} ranks × ${microBatches} micro-batches of equal rows`);
   }
+}
+
+/**
+ * Checks expert parallel against a model's layers before anything is allocated: it needs MoE
+ * layers ('E'), and their experts must split into `world` equal blocks.
+ */
+export function checkExpertParallel(config: Pick<ModelConfig, 'pattern' | 'numExperts'>, world: number): void {
+  const { pattern, numExperts } = config;
+  if (!engineLayers(pattern).flat().includes('E')) throw new MambalabError(`ranks.expertParallel: the model has no mixture-of-experts layer ('E' in pattern '${pattern}') to share`);
+  if (numExperts % world !== 0) throw new MambalabError(`ranks.expertParallel: numExperts ${numExperts} does not split into ${world} ranks' equal blocks (numExperts % ranks must be 0)`);
 }
 
 /** Rank `rank`'s rows of a global batch. */

@@ -15,7 +15,7 @@ import { evaluateModel, type EvalSize, type Evaluation } from './evaluate.js';
 import { DEFAULT_MAX_BAD_STEPS, StepGuard, TrainingDiverged } from './guard.js';
 import type { StepMetrics } from './metrics.js';
 import { checkTrainerOptions, DEFAULT_TRAINER_OPTIONS, type TrainerOptions } from './options.js';
-import { checkRanks, DEFAULT_RANK_TIMEOUT_S, rowsOf, type Ranks } from './ranks.js';
+import { checkExpertParallel, checkRanks, DEFAULT_RANK_TIMEOUT_S, rowsOf, type Ranks } from './ranks.js';
 import { lrAt } from './schedule.js';
 import { readTrainerState, refuseNonFinite, type TrainerState } from './trainer-state.js';
 
@@ -189,9 +189,12 @@ export class Trainer {
     return this.model.engine.optimizerStateBytes;
   }
 
-  /** Whether this rank keeps only its share of the optimizer (joinRanks with shardOptimizer). */
+  /**
+   * Whether this rank holds only part of the state a checkpoint writes, so that checkpoints and
+   * stops are collective: its share of the optimizer (shardOptimizer) or its experts (expertParallel).
+   */
   private get sharded(): boolean {
-    return this.ranks_?.shardOptimizer === true;
+    return this.ranks_?.shardOptimizer === true || this.ranks_?.expertParallel === true;
   }
 
   /** A rank of a sharded run other than rank 0: it hands its share of checkpoints over and writes none. */
@@ -216,12 +219,13 @@ export class Trainer {
   async joinRanks(ranks: Ranks): Promise<void> {
     if (this.ranks_) throw new MambalabError(`joinRanks: this trainer is already rank ${this.ranks_.rank} of ${this.ranks_.world}`);
     checkRanks(ranks, this.options.batchSize, this.options.gradAccumulation);
-    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false } = ranks;
+    const { rank, world, rendezvous, session, timeoutS = DEFAULT_RANK_TIMEOUT_S, collective = 'shared-memory', shardOptimizer = false, expertParallel = false } = ranks;
     if (collective === 'nccl' && this.model.device !== 'cuda') {
       throw new MambalabError(`joinRanks: collective 'nccl' sums on GPUs, and this model is on the ${this.model.device} (create it with device 'cuda')`);
     }
-    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS, collective, shardOptimizer });
-    this.ranks_ = { ...ranks, timeoutS, shardOptimizer };
+    if (expertParallel) checkExpertParallel(this.model.config, world);
+    await this.model.engine.joinRanks({ rank, world, rendezvous, session, timeoutS, collective, shardOptimizer, expertParallel });
+    this.ranks_ = { ...ranks, timeoutS, shardOptimizer, expertParallel };
   }
 
   /** Steps skipped so far because their loss or gradient norm was not finite. */
@@ -358,8 +362,10 @@ export class Trainer {
       this.model.slotTensor(p.name, 'adam_m', `${p.name}.exp_avg`, p.shape),
       this.model.slotTensor(p.name, 'adam_v', `${p.name}.exp_avg_sq`, p.shape),
     ]);
-    // Sharded moment reads are collective: the same reads in the same order as rank 0's writer makes.
+    // Sharded moment reads are collective (expert parallel: any read of an expert tensor): the
+    // same reads in the same order as rank 0's writer makes.
     if (this.handsOver) {
+      if (this.ranks_?.expertParallel) for (const p of this.model.parameters()) this.model.slotTensor(p.name, 'value', p.name, p.shape).read();
       for (const t of tensors) t.read();
       return;
     }

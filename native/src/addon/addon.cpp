@@ -384,22 +384,26 @@ class Model final : public Napi::ObjectWrap<Model> {
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::evaluate); }
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info) { return batch_job(info, &Runtime::loss_and_gradients); }
 
-  // joinRanks({rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer?}): resolves
-  // once every rank has joined; later train steps sum with them. collective: 'shared-memory' (the
-  // default, dist/shared_memory.h) or 'nccl' (dist/nccl.h, on this process's GPU: core/gpu.h's
-  // cuda_device). shardOptimizer (default false): each rank keeps its share of the optimizer.
+  // joinRanks({rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer?,
+  // expertParallel?}): resolves once every rank has joined; later train steps sum with them.
+  // collective: 'shared-memory' (the default, dist/shared_memory.h) or 'nccl' (dist/nccl.h, on
+  // this process's GPU: core/gpu.h's cuda_device). shardOptimizer (default false): each rank
+  // keeps its share of the optimizer. expertParallel (default false): each rank runs its block of
+  // each MoE layer's experts.
   Napi::Value JoinRanks(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject())
       throw Napi::TypeError::New(
-          env, "joinRanks: expected { rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer? }");
+          env,
+          "joinRanks: expected { rendezvous, session, rank, world, timeoutS, collective?, shardOptimizer?, "
+          "expertParallel? }");
     const Napi::Object o = info[0].As<Napi::Object>();
     struct Join {
       std::string rendezvous;
       uint64_t session;
       int rank, world;
       double timeout_s;
-      bool nccl, shard_optimizer;
+      bool nccl, shard_optimizer, expert_parallel;
     };
     const Join j = guard(env, [&] {
       const std::string collective = o.Get("collective").IsUndefined() ? "shared-memory" : get_string(o, "collective");
@@ -408,8 +412,12 @@ class Model final : public Napi::ObjectWrap<Model> {
       const Napi::Value shard = o.Get("shardOptimizer");
       if (!shard.IsUndefined() && !shard.IsBoolean()) throw ml::Error("joinRanks: 'shardOptimizer' must be a boolean");
       const bool shard_optimizer = shard.IsBoolean() && shard.As<Napi::Boolean>().Value();
+      const Napi::Value experts = o.Get("expertParallel");
+      if (!experts.IsUndefined() && !experts.IsBoolean()) throw ml::Error("joinRanks: 'expertParallel' must be a boolean");
+      const bool expert_parallel = experts.IsBoolean() && experts.As<Napi::Boolean>().Value();
       return Join{get_string(o, "rendezvous"), uint64_t(get_double(o, "session")), int(get_int(o, "rank")),
-                  int(get_int(o, "world")), get_double(o, "timeoutS"), collective == "nccl", shard_optimizer};
+                  int(get_int(o, "world")), get_double(o, "timeoutS"), collective == "nccl", shard_optimizer,
+                  expert_parallel};
     });
     auto rt = runtime_;
     return launch(
@@ -419,7 +427,7 @@ class Model final : public Napi::ObjectWrap<Model> {
                                                            j.timeout_s)
                                 : std::make_shared<ml::SharedMemoryCollective>(j.rendezvous, j.session, j.rank,
                                                                                j.world, j.timeout_s),
-                         j.shard_optimizer);
+                         j.shard_optimizer, j.expert_parallel);
         },
         [](Napi::Env env) { return env.Undefined(); });
   }

@@ -5,6 +5,8 @@
 // adds in rank order; NCCL's order is its own (see nccl.h), fixed for a given world and machine.
 // With the optimizer sharded (ZeRO-1, train/step.h) each rank updates only its range of the
 // weights and the ranks then gather them (all_gather): copies, so every rank holds the same bits.
+// Expert parallel (nn/moe.h) moves tokens to the ranks that own their experts and back
+// (all_to_all): copies again, in a fixed layout (blocks in rank order), so nothing depends on timing.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -29,6 +31,22 @@ class Collective {
   virtual void all_gather(double* data, const std::vector<int64_t>& bounds) = 0;
   // data[0, bytes) ← rank root's; host memory, a few bytes (decisions that rank 0 makes for all).
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  // Every rank sends send_bytes[q] bytes to each rank q, the blocks back to back in `send` in
+  // rank order, and receives recv_bytes[q] from each rank q into `recv` likewise; host memory.
+  // recv_bytes must be what the senders send (exchange the counts first, all_to_all_counts):
+  // a mismatch throws on every rank, naming both. A rank's block to itself is copied too.
+  virtual void all_to_all(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                          const std::vector<int64_t>& recv_bytes) = 0;
+  // The counts before a variable-size all_to_all: to_each[q] for rank q in, from_each[q] (what
+  // rank q has for this one) out; every rank calls it with world() counts.
+  std::vector<int64_t> all_to_all_counts(const std::vector<int64_t>& to_each) {
+    ML_CHECK(to_each.size() == size_t(world()), "data parallel: an all-to-all over ", world(), " ranks needs ",
+             world(), " counts, got ", to_each.size());
+    std::vector<int64_t> from_each(to_each.size());
+    const std::vector<int64_t> each(to_each.size(), int64_t(sizeof(int64_t)));
+    all_to_all(to_each.data(), each, from_each.data(), each);
+    return from_each;
+  }
 
   // Whether this collective sums and gathers GPU memory in place (all_reduce_sum_device,
   // all_gather_device), so that gradients and weights need not pass through the host.
@@ -49,6 +67,12 @@ class Collective {
   }
   virtual void all_gather_device(double* data, const std::vector<int64_t>& bounds, cudaStream_t stream) {
     throw Error("data parallel: this collective gathers host memory only");
+  }
+  // all_to_all in GPU memory, after the work already enqueued on `stream`; returns once every
+  // block has arrived. Only where device_sums().
+  virtual void all_to_all_device(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                                 const std::vector<int64_t>& recv_bytes, cudaStream_t stream) {
+    throw Error("data parallel: this collective exchanges host memory only");
   }
 };
 

@@ -83,6 +83,11 @@ class NcclCollective final : public Collective {
     usable();
     host_.broadcast(data, bytes, root);
   }
+  void all_to_all(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                  const std::vector<int64_t>& recv_bytes) override {
+    usable();
+    host_.all_to_all(send, send_bytes, recv, recv_bytes);
+  }
 
   bool device_sums() const override { return true; }
   void all_reduce_sum_device(float* data, int64_t n, cudaStream_t stream, double scale) override {
@@ -96,6 +101,32 @@ class NcclCollective final : public Collective {
   }
   void all_gather_device(double* data, const std::vector<int64_t>& bounds, cudaStream_t stream) override {
     gather(data, bounds, stream);
+  }
+
+  // One ncclSend and one ncclRecv per peer with bytes to move (itself included), in one group:
+  // NCCL matches each rank's send to the peer's receive. The sizes change every step, so every
+  // call shows them to the other ranks through the host first (a mismatch throws on all ranks
+  // before any byte moves, where NCCL would hang or overrun).
+  void all_to_all_device(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                         const std::vector<int64_t>& recv_bytes, cudaStream_t stream) override {
+    usable();
+    host_.check_exchange(send_bytes, recv_bytes);
+    int64_t total = 0;
+    for (const int64_t b : send_bytes) total += b;
+    const std::string what = detail::concat("an all-to-all of ", total, " bytes from this rank");
+    ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    const auto* out = static_cast<const unsigned char*>(send);
+    auto* in = static_cast<unsigned char*>(recv);
+    settle(api_.group_start(), what);
+    int64_t sent = 0, received = 0;
+    for (int q = 0; q < world(); ++q) {
+      const int64_t n_out = send_bytes[size_t(q)], n_in = recv_bytes[size_t(q)];
+      if (n_out > 0) settle(api_.send(out + sent, size_t(n_out), nccl::kInt8, q, comm_, stream), what);
+      if (n_in > 0) settle(api_.recv(in + received, size_t(n_in), nccl::kInt8, q, comm_, stream), what);
+      sent += n_out, received += n_in;
+    }
+    settle(api_.group_end(), what);
+    finish(stream, what);
   }
 
  private:

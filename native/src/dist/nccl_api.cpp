@@ -51,6 +51,10 @@ Api load() {
   bind("ncclGetErrorString", a.get_error_string);
   bind("ncclAllReduce", a.all_reduce);
   bind("ncclBroadcast", a.broadcast);
+  bind("ncclGroupStart", a.group_start);
+  bind("ncclGroupEnd", a.group_end);
+  bind("ncclSend", a.send);
+  bind("ncclRecv", a.recv);
   ML_CHECK(a.get_version(&a.version) == kSuccess, "NCCL: ", a.library, ": ncclGetVersion failed");
   ML_CHECK(a.version >= kMinVersion, "NCCL: ", a.library, " is NCCL ", version_name(a.version),
            "; data parallel needs 2.14 or newer (nonblocking communicators)");

@@ -17,7 +17,7 @@ struct CommOpaque;
 using Comm = CommOpaque*;  // ncclComm_t
 using RedOp = int;         // ncclRedOp_t
 constexpr RedOp kSum = 0;  // ncclSum
-constexpr int kFloat32 = 7, kFloat64 = 8;  // ncclDataType_t
+constexpr int kInt8 = 0, kFloat32 = 7, kFloat64 = 8;  // ncclDataType_t
 
 struct UniqueId {
   char internal[128];  // NCCL_UNIQUE_ID_BYTES
@@ -47,6 +47,12 @@ struct Api {
                        cudaStream_t stream);
   Result (*broadcast)(const void* send, void* recv, size_t count, int datatype, int root, Comm comm,
                       cudaStream_t stream);
+  // Point to point, for the all-to-all of expert parallelism: sends and receives between
+  // group_start and group_end go out together (NCCL pairs them, so no ordering deadlocks).
+  Result (*group_start)();
+  Result (*group_end)();
+  Result (*send)(const void* send, size_t count, int datatype, int peer, Comm comm, cudaStream_t stream);
+  Result (*recv)(void* recv, size_t count, int datatype, int peer, Comm comm, cudaStream_t stream);
   std::string library;  // the file that was loaded
   int version = 0;      // NCCL_VERSION_CODE: major·10000 + minor·100 + patch
 };

@@ -126,8 +126,10 @@ void SharedMemoryCollective::barrier(const char* what) {
 
 void SharedMemoryCollective::check_same(Kind kind, int64_t n, int64_t element_bytes) {
   if (world_ == 1) return;
-  const auto verb = [](int64_t k) { return k == int64_t(Kind::Sum) ? "sums" : "gathers"; };
-  const char* at = kind == Kind::Sum ? "a sum" : "a gather";
+  const auto verb = [](int64_t k) {
+    return k == int64_t(Kind::Sum) ? "sums" : k == int64_t(Kind::Gather) ? "gathers" : "exchanges";
+  };
+  const char* at = kind == Kind::Sum ? "a sum" : kind == Kind::Gather ? "a gather" : "an all-to-all";
   const int64_t shape[3] = {int64_t(kind), n, element_bytes};
   std::memcpy(slot(rank_), shape, sizeof shape);
   barrier(at);
@@ -149,6 +151,73 @@ void SharedMemoryCollective::broadcast(void* data, int64_t bytes, int root) {
   barrier("a broadcast");
   if (rank_ != root) std::memcpy(data, slot(root), size_t(bytes));
   barrier("a broadcast");  // every rank has read the slot before it is written again
+}
+
+std::vector<std::vector<int64_t>> SharedMemoryCollective::check_exchange(const std::vector<int64_t>& send_bytes,
+                                                                        const std::vector<int64_t>& recv_bytes) {
+  const size_t w = size_t(world_);
+  ML_CHECK(send_bytes.size() == w && recv_bytes.size() == w, "data parallel: an all-to-all over ", world_,
+           " ranks needs ", world_, " send and receive sizes, got ", send_bytes.size(), " and ", recv_bytes.size());
+  ML_CHECK(int64_t(2 * w * sizeof(int64_t)) <= slot_bytes_, "data parallel: ", world_,
+           " ranks' all-to-all sizes do not fit a slot of ", slot_bytes_, " bytes");
+  for (size_t q = 0; q < w; ++q)
+    ML_CHECK(send_bytes[q] >= 0 && recv_bytes[q] >= 0, "data parallel: rank ", rank_, " exchanges a negative size with rank ", q);
+  std::vector<std::vector<int64_t>> sends(w, std::vector<int64_t>(w)), recvs = sends;
+  if (world_ == 1) {
+    sends[0] = send_bytes, recvs[0] = recv_bytes;
+  } else {
+    check_same(Kind::AllToAll, world_, 1);
+    auto* mine = reinterpret_cast<int64_t*>(slot(rank_));
+    std::memcpy(mine, send_bytes.data(), w * sizeof(int64_t));
+    std::memcpy(mine + w, recv_bytes.data(), w * sizeof(int64_t));
+    barrier("an all-to-all");
+    for (size_t r = 0; r < w; ++r) {
+      const auto* theirs = reinterpret_cast<const int64_t*>(slot(int(r)));
+      std::memcpy(sends[r].data(), theirs, w * sizeof(int64_t));
+      std::memcpy(recvs[r].data(), theirs + w, w * sizeof(int64_t));
+    }
+    barrier("an all-to-all");
+  }
+  for (size_t r = 0; r < w; ++r)
+    for (size_t q = 0; q < w; ++q)
+      ML_CHECK(sends[r][q] == recvs[q][r], "data parallel: in an all-to-all rank ", r, " sends ", sends[r][q],
+               " bytes to rank ", q, ", which expects ", recvs[q][r], " (exchange the counts first)");
+  return sends;
+}
+
+void SharedMemoryCollective::all_to_all(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                                        const std::vector<int64_t>& recv_bytes) {
+  const std::vector<std::vector<int64_t>> matrix = check_exchange(send_bytes, recv_bytes);
+  const size_t w = size_t(world_);
+  // Where rank r's block for rank q starts in r's send buffer, and where r's block lands in ours.
+  std::vector<std::vector<int64_t>> starts(w, std::vector<int64_t>(w + 1, 0));
+  int64_t longest = 0;
+  for (size_t r = 0; r < w; ++r) {
+    for (size_t q = 0; q < w; ++q) starts[r][q + 1] = starts[r][q] + matrix[r][q];
+    longest = std::max(longest, starts[r][w]);
+  }
+  const auto* out = static_cast<const unsigned char*>(send);
+  auto* in = static_cast<unsigned char*>(recv);
+  const size_t me = size_t(rank_);
+  if (world_ == 1) {
+    if (longest > 0) std::memcpy(in, out, size_t(longest));
+    return;
+  }
+  // Round by round, each rank's whole send buffer passes through its slot one window at a time;
+  // every rank copies out the part of each window that is its block.
+  for (int64_t window = 0; window < longest; window += slot_bytes_) {
+    const int64_t mine = std::clamp<int64_t>(starts[me][w] - window, 0, slot_bytes_);
+    if (mine > 0) std::memcpy(slot(rank_), out + window, size_t(mine));
+    barrier("an all-to-all");
+    int64_t landed = 0;  // where rank r's block starts in recv
+    for (size_t r = 0; r < w; ++r) {
+      const int64_t begin = std::max(starts[r][me], window), end = std::min(starts[r][me + 1], window + slot_bytes_);
+      if (begin < end)
+        std::memcpy(in + landed + (begin - starts[r][me]), slot(int(r)) + (begin - window), size_t(end - begin));
+      landed += matrix[r][me];
+    }
+    barrier("an all-to-all");  // every rank has read the slots before they are written again
+  }
 }
 
 template <typename T>

@@ -2,7 +2,8 @@
 // never reaches a disk): a barrier in the file's header, then one slot per rank. A sum copies a
 // chunk of each rank's data into its slot, waits for every rank, adds the slots in rank order
 // into its own data and waits again before the slots are reused; a gather copies the other
-// ranks' slots instead of adding them. It serves CPU runs and the
+// ranks' slots instead of adding them, and an all-to-all copies each rank's block for this one
+// out of the others' slots (every rank's sizes shown first). It serves CPU runs and the
 // tests of data parallelism; GPUs sum through NCCL (nccl.h), which meets and sums host values
 // through this one.
 #pragma once
@@ -32,8 +33,14 @@ class SharedMemoryCollective final : public Collective {
   void all_gather(double* data, const std::vector<int64_t>& bounds) override { gather(data, bounds); }
   // bytes at most a slot. NcclCollective hands out its id so.
   void broadcast(void* data, int64_t bytes, int root) override;
+  void all_to_all(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
+                  const std::vector<int64_t>& recv_bytes) override;
+  // Every rank's send_bytes and recv_bytes, shown to all: the bytes matrix[r][q] rank r sends to
+  // rank q. Throws on every rank where a receiver expects other than its sender sends.
+  std::vector<std::vector<int64_t>> check_exchange(const std::vector<int64_t>& send_bytes,
+                                                   const std::vector<int64_t>& recv_bytes);
 
-  enum class Kind : int64_t { Sum = 1, Gather = 2 };
+  enum class Kind : int64_t { Sum = 1, Gather = 2, AllToAll = 3 };
   // Every rank states the sum or gather it is about to make: n values of element_bytes each;
   // throws, naming this rank's and another's, when they differ. Each sum and gather here checks
   // so first.

@@ -12,8 +12,16 @@
 // Backends: nn/cpu_backend.h, nn/cuda_backend.h.
 #pragma once
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace ml {
+
+// Backends whose buffers live on a GPU have the stream they enqueue on (the CUDA backend).
+template <class B, class = void>
+constexpr bool kOnDevice = false;
+template <class B>
+constexpr bool kOnDevice<B, std::void_t<decltype(std::declval<const B&>().stream())>> = true;
 
 // One parameter tensor for the optimizer: master weights, gradient, moments, decay, and the
 // compute copy to refresh (null when the layers read the master weights themselves).

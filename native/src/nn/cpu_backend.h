@@ -232,10 +232,12 @@ class CpuBackend {
 
   // The optimizer (ops/grad_clip's clip_coefficient): norm_coef[0] = the gradient norm, [1] =
   // the coefficient adamw applies, NaN when the step must be skipped.
-  void clip_coefficient(T* grads, int64_t n, double max_norm, double scale, const double* loss,
-                        double* norm_coef) const {
-    cpu::clip_coefficient<T>({{grads, n}}, max_norm, scale, loss, norm_coef, norm_coef + 1);
+  void clip_coefficient(const std::vector<cpu::GradSpan<T>>& grads, double max_norm, double scale,
+                        const double* loss, double* norm_coef, double elsewhere = 0) const {
+    cpu::clip_coefficient<T>(grads, max_norm, scale, loss, norm_coef, norm_coef + 1, elsewhere);
   }
+  // out[0] = Σ g² over the spans (ops/grad_clip).
+  void sum_squares(const std::vector<cpu::GradSpan<T>>& grads, double* out) const { *out = cpu::sum_squares<T>(grads); }
   void adamw(const cpu::AdamWParams& hp, const std::vector<OptimizerTensor<T, T>>& tensors,
              const double* norm_coef) const {
     if (!std::isfinite(norm_coef[1])) return;  // a skipped step changes nothing

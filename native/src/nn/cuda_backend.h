@@ -268,9 +268,13 @@ class CudaBackend {
 
   // The optimizer, with no host synchronisation (ops/grad_clip's clip_coefficient): norm_coef[0]
   // = the gradient norm, [1] = the coefficient adamw applies, NaN when the step must be skipped.
-  void clip_coefficient(float* grads, int64_t n, double max_norm, double scale, const float* loss,
-                        float* norm_coef) const {
-    cuda::clip_coefficient({{grads, n}}, max_norm, scale, loss, norm_coef, norm_coef + 1, stream_);
+  void clip_coefficient(const std::vector<cpu::GradSpan<float>>& grads, double max_norm, double scale,
+                        const float* loss, float* norm_coef, double elsewhere = 0) const {
+    cuda::clip_coefficient(grads, max_norm, scale, loss, norm_coef, norm_coef + 1, stream_, elsewhere);
+  }
+  // out[0] (device memory) = Σ g² over the spans (ops/grad_clip).
+  void sum_squares(const std::vector<cpu::GradSpan<float>>& grads, double* out) const {
+    cuda::sum_squares(grads, out, stream_);
   }
   void adamw(const cpu::AdamWParams& hp, const std::vector<OptimizerTensor<float, T>>& tensors,
              const float* norm_coef) const;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "../dist/collective.h"
 #include "backend.h"
 
 namespace ml {
@@ -45,6 +46,9 @@ class Layer {
   virtual bool capturable() const { return true; }
   // One entry per mixture of experts inside this layer, in order: the last forward's routing.
   virtual void expert_stats(std::vector<ExpertStats>&) const {}
+  // Expert parallel: each mixture of experts inside runs only this rank's block of its experts
+  // and exchanges tokens with the other ranks through `ranks` (null: every expert here).
+  virtual void share_experts(Collective*) {}
 
   // Generation, at inference (nn/lm.h). A layer with a recurrent state (Mamba: conv window and
   // SSM state; attention: KV cache) keeps one per sequence: start_generation makes room for

@@ -261,6 +261,10 @@ class LanguageModel {
   }
   // Changes whenever activation buffers are reallocated (a captured step is then stale).
   int64_t buffers_generation() const { return generation_; }
+  // Expert parallel over `ranks` for every mixture of experts (null: off); see nn/moe.h.
+  void share_experts(Collective* ranks) {
+    for (auto& layer : layers_) layer->share_experts(ranks);
+  }
   // The last forward's routing statistics, one entry per mixture of experts, in layer order.
   std::vector<ExpertStats> expert_stats() const {
     std::vector<ExpertStats> out;

@@ -15,6 +15,15 @@
 //   dropless: expert e's slots are its count rounded up to B::kSegmentRows, each expert one
 //   GEMM chain whose row count the host must know: the forward reads the counts back (the
 //   layer's one synchronisation, which also keeps a dropless MoE out of CUDA graphs).
+// Expert parallel (share_experts): rank q of W runs only experts [q·E/W, (q+1)·E/W). Each rank
+// routes and places its own tokens as above; since the slots are expert-contiguous, the rows for
+// each owner are one block, sent with the other ranks' all-to-all (dist/collective.h: the rows
+// per expert first, then the rows). The owner runs its experts over each source's block in
+// turn, exactly the batches that source would have run itself, and sends the outputs back, so
+// the combine sees the bits it would see with every expert local. The backward mirrors it: dy's
+// slots out, dx's back. Source s's weight gradients go to block s of each expert tensor's
+// gradient (rank s's experts' place, unused on this rank); the training step adds the blocks in
+// rank order into this rank's own (train/step.h), the order a data-parallel sum adds them in.
 // Generation drops nothing: a prompt's prefill routes dropless, and a decode step takes each
 // token's top_k experts alone (ops/router's route_choices: no capacity, no synchronisation) and
 // runs them from their weights (ops/expert_decode) instead of the slot layout.
@@ -51,6 +60,7 @@ class MoeLayer final : public Layer<B> {
     fc1_ = p_.add(prefix + "experts.fc1.weight", {E, c.expert.fc1_rows(), d_}, true, bound);
     fc2_ = p_.add(prefix + "experts.fc2.weight", {E, d_, c.expert.hidden}, true,
                   ParamInit::uniform(1.0 / std::sqrt(double(c.expert.hidden)) / std::sqrt(double(n_residual_layers))));
+    p_.stack_experts(fc1_, E), p_.stack_experts(fc2_, E);
     if (c.router_bias) router_b_ = p_.add(prefix + "router.bias", {E}, false, ParamInit::constant(0.0));
     resize(counts_, E), resize(first_counts_, E), resize(offsets_, E), resize(dropped_, 1), resize(aux_, 1);
   }
@@ -60,6 +70,12 @@ class MoeLayer final : public Layer<B> {
   bool capturable() const override { return !cfg_.router.dropless(); }
   void expert_stats(std::vector<ExpertStats>& out) const override {
     out.push_back({counts_.get(), dropped_.get(), aux_.get(), cfg_.num_experts});
+  }
+  void share_experts(Collective* ranks) override {
+    const int world = ranks ? ranks->world() : 1;
+    ML_CHECK(cfg_.num_experts % world == 0, "expert parallel: num_experts ", cfg_.num_experts,
+             " does not split into ", world, " ranks' equal blocks (num_experts % ranks must be 0)");
+    ranks_ = world > 1 ? ranks : nullptr;
   }
 
   void forward(const Act* x, Act* y, int64_t batch, int64_t len) override { route(x, y, batch * len, cfg_.router); }
@@ -90,7 +106,14 @@ class MoeLayer final : public Layer<B> {
     ActBuffer dslots(slots_ * d_, "moe backward"), dslots_in(slots_ * d_, "moe backward");
     b_.gate_grad(dy, expert_out_.get(), slot_.get(), tokens, assignments, d_, dgates.get());
     b_.gather(dy, gates_.get(), source_.get(), slots_, tokens, d_, dslots.get());
-    run_experts(dslots.get(), dslots_in.get());
+    if (ranks_) {
+      ActBuffer owned_dy(owned_rows_ * d_, "moe backward"), owned_dx(owned_rows_ * d_, "moe backward");
+      exchange(dslots.get(), local_rows_, owned_dy.get(), owned_rows_of_);
+      run_experts(owned_dy.get(), owned_dx.get());
+      exchange(owned_dx.get(), owned_rows_of_, dslots_in.get(), local_rows_);
+    } else {
+      run_experts(dslots.get(), dslots_in.get());
+    }
     b_.combine(dslots_in.get(), nullptr, slot_.get(), tokens, k, d_, dx);
     b_.route_backward(active_, probs_.get(), routing_, dgates.get(), dlogits.get());
     b_.linear_backward(x_, p_.compute(router_w_), dlogits.get(), dx, p_.grad(router_w_),
@@ -106,6 +129,8 @@ class MoeLayer final : public Layer<B> {
 
   // The forward over `tokens` rows, routed with `options` (kept for the backward as active_).
   void route(const Act* x, Act* y, int64_t tokens, const RouterOptions& options) {
+    // Every rank must come to the exchange: a rank without tokens would leave the others waiting.
+    ML_CHECK(tokens > 0 || !ranks_, "expert parallel: every rank needs tokens at every MoE layer, this one has none");
     if (!assign(x, tokens, options)) return;
     const int64_t E = cfg_.num_experts, k = options.top_k, assignments = k * tokens;
     const int64_t* offsets = nullptr;
@@ -120,13 +145,29 @@ class MoeLayer final : public Layer<B> {
     b_.place(expert_.get(), kept_.get(), rank_.get(), offsets, routing_.capacity, assignments, slots_, slot_.get(),
              source_.get());
     b_.gather(x, nullptr, source_.get(), slots_, tokens, d_, expert_in_.get());
-    kept_acts_ = ffn_buffers_.reserve(cfg_.expert, slots_);
+    local_rows_.assign(size_t(E), routing_.capacity);
     if (options.dropless()) {
-      host_counts_.resize(size_t(E));
-      b_.copy_to_host(host_counts_.data(), counts_.get(), size_t(E) * sizeof(int64_t));
+      b_.copy_to_host(local_rows_.data(), counts_.get(), size_t(E) * sizeof(int64_t));
       b_.sync();
+      for (int64_t& rows : local_rows_) rows = (rows + B::kSegmentRows - 1) / B::kSegmentRows * B::kSegmentRows;
     }
-    run_experts(nullptr, nullptr);
+    if (ranks_) {
+      // The rows per expert first, so that each owner knows its batches, then the rows.
+      const int64_t world = ranks_->world(), per = E / world;
+      owned_rows_of_.resize(size_t(E));
+      const std::vector<int64_t> each(size_t(world), per * int64_t(sizeof(int64_t)));
+      ranks_->all_to_all(local_rows_.data(), each, owned_rows_of_.data(), each);
+      owned_rows_ = 0;
+      for (const int64_t rows : owned_rows_of_) owned_rows_ += rows;
+      resize(owned_in_, owned_rows_ * d_), resize(owned_out_, owned_rows_ * d_);
+      exchange(expert_in_.get(), local_rows_, owned_in_.get(), owned_rows_of_);
+      kept_acts_ = ffn_buffers_.reserve(cfg_.expert, owned_rows_);
+      run_experts(nullptr, nullptr);
+      exchange(owned_out_.get(), owned_rows_of_, expert_out_.get(), local_rows_);
+    } else {
+      kept_acts_ = ffn_buffers_.reserve(cfg_.expert, slots_);
+      run_experts(nullptr, nullptr);
+    }
     b_.combine(expert_out_.get(), gates_.get(), slot_.get(), tokens, k, d_, y);
   }
 
@@ -172,26 +213,66 @@ class MoeLayer final : public Layer<B> {
   bool has_bias() const { return router_b_ != kNone; }
   FfnWeights<B> experts() const { return {p_.compute(fc1_), p_.compute(fc2_), p_.grad(fc1_), p_.grad(fc2_)}; }
 
-  // The experts' forward over the slots, or their backward when dy is given.
+  // The experts' forward over the slots, or their backward when dy is given: every expert over
+  // this rank's slots, or (expert parallel) this rank's experts over each source's rows in turn.
   void run_experts(const Act* dy, Act* dx) {
+    const Act* in = ranks_ ? owned_in_.get() : expert_in_.get();
+    Act* out = ranks_ ? owned_out_.get() : expert_out_.get();
     const auto run = [&](const FfnWeights<B>& w, FfnBatch batch, int64_t row) {
-      const Act* in = expert_in_.get() + row * d_;
       const FfnActivations<B> acts = kept_acts_.from_row(row, cfg_.expert.hidden);
       if (dy) {
-        ffn_backward(b_, cfg_.expert, d_, w, batch, in, acts, dy + row * d_, dx + row * d_);
+        ffn_backward(b_, cfg_.expert, d_, w, batch, in + row * d_, acts, dy + row * d_, dx + row * d_);
       } else {
-        ffn_forward(b_, cfg_.expert, d_, w, batch, in, expert_out_.get() + row * d_, acts);
+        ffn_forward(b_, cfg_.expert, d_, w, batch, in + row * d_, out + row * d_, acts);
       }
     };
-    if (!active_.dropless()) {
-      run(experts(), {cfg_.num_experts, routing_.capacity}, 0);
+    // `count` experts of w from `row` on, rows[j] rows each: one batch at a fixed capacity,
+    // else one GEMM chain per expert. Returns the row after them.
+    const auto run_block = [&](const FfnWeights<B>& w, const int64_t* rows, int64_t count, int64_t row) {
+      if (!active_.dropless()) {
+        run(w, {count, rows[0]}, row);
+        return row + count * rows[0];
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        if (rows[j] > 0) run(w.group(j, cfg_.expert, d_), {1, rows[j]}, row);
+        row += rows[j];
+      }
+      return row;
+    };
+    if (!ranks_) {
+      run_block(experts(), local_rows_.data(), cfg_.num_experts, 0);
       return;
     }
+    const int64_t world = ranks_->world(), per = cfg_.num_experts / world;
     int64_t row = 0;
-    for (int64_t e = 0; e < cfg_.num_experts; ++e) {
-      const int64_t rows = (host_counts_[e] + B::kSegmentRows - 1) / B::kSegmentRows * B::kSegmentRows;
-      if (rows > 0) run(experts().group(e, cfg_.expert, d_), {1, rows}, row);
-      row += rows;
+    for (int64_t s = 0; s < world; ++s) {
+      FfnWeights<B> w = experts().group(ranks_->rank() * per, cfg_.expert, d_);
+      const FfnWeights<B> block = experts().group(s * per, cfg_.expert, d_);
+      w.dfc1 = block.dfc1, w.dfc2 = block.dfc2;
+      row = run_block(w, owned_rows_of_.data() + s * per, per, row);
+    }
+  }
+
+  // Rows of d values to their experts' owners (or back): send holds send_rows[e] rows for each
+  // expert e in order, so each rank's experts' rows are one block; recv gets recv_rows' likewise.
+  void exchange(const Act* send, const std::vector<int64_t>& send_rows, Act* recv,
+                const std::vector<int64_t>& recv_rows) const {
+    const int64_t world = ranks_->world(), per = cfg_.num_experts / world, row_bytes = d_ * int64_t(sizeof(Act));
+    std::vector<int64_t> out(size_t(world), 0), in(size_t(world), 0);
+    for (int64_t e = 0; e < cfg_.num_experts; ++e)
+      out[size_t(e / per)] += send_rows[size_t(e)] * row_bytes, in[size_t(e / per)] += recv_rows[size_t(e)] * row_bytes;
+    if constexpr (kOnDevice<B>) {
+      if (ranks_->device_sums()) return ranks_->all_to_all_device(send, out, recv, in, b_.stream());
+      // Ranks that meet through shared memory exchange through the host.
+      int64_t out_bytes = 0, in_bytes = 0;
+      for (int64_t q = 0; q < world; ++q) out_bytes += out[size_t(q)], in_bytes += in[size_t(q)];
+      std::vector<unsigned char> host_out(static_cast<size_t>(out_bytes)), host_in(static_cast<size_t>(in_bytes));
+      b_.copy_to_host(host_out.data(), send, host_out.size());
+      b_.sync();
+      ranks_->all_to_all(host_out.data(), out, host_in.data(), in);
+      b_.from_host(recv, host_in.data(), host_in.size());
+    } else {
+      ranks_->all_to_all(send, out, recv, in);
     }
   }
 
@@ -215,7 +296,14 @@ class MoeLayer final : public Layer<B> {
   typename B::template Buffer<double> aux_;
   RouterOptions active_;  // the last forward's routing options
   Routing routing_;
-  std::vector<int64_t> host_counts_;
+  // Rows of each expert in this rank's slots (dropless: counts rounded up to B::kSegmentRows).
+  std::vector<int64_t> local_rows_;
+  // Expert parallel: the ranks (null: off); for source s and this rank's expert j, the rows it
+  // sent (owned_rows_of_[s·E/W + j]), their total, and their inputs and outputs, source by source.
+  Collective* ranks_ = nullptr;
+  std::vector<int64_t> owned_rows_of_;
+  int64_t owned_rows_ = 0;
+  ActBuffer owned_in_, owned_out_;
   FfnBuffers<B> ffn_buffers_;
   FfnActivations<B> kept_acts_;
 };

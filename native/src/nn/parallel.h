@@ -52,6 +52,9 @@ class ParallelLayer final : public Layer<B> {
   void expert_stats(std::vector<ExpertStats>& out) const override {
     for (const auto& branch : branches_) branch->expert_stats(out);
   }
+  void share_experts(Collective* ranks) override {
+    for (auto& branch : branches_) branch->share_experts(ranks);
+  }
 
  private:
   // Runs `run(branch, out)` for every branch, summing their `size` outputs into y in branch order.

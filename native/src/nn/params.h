@@ -30,6 +30,9 @@ struct ParamSpec {
   bool weight_decay;  // false for norms, biases, A_log and D
   ParamInit init;
   int64_t offset = 0, numel = 0;  // into the flat buffers, in elements
+  // > 0: the leading dimension stacks this many experts' weights, which expert parallel shards
+  // over the ranks in contiguous blocks (nn/moe.h); 0 for every other tensor.
+  int64_t experts = 0;
 };
 
 template <class B>
@@ -57,6 +60,14 @@ class ParamStore {
     total_ += (p.numel + 63) / 64 * 64;  // 256-byte aligned tensors: vector loads and cuBLASLt
     specs_.push_back(std::move(p));
     return specs_.size() - 1;
+  }
+
+  // Marks parameter i as `experts` experts' weights stacked on its leading dimension.
+  void stack_experts(size_t i, int64_t experts) {
+    ParamSpec& p = specs_.at(i);
+    ML_CHECK(!p.shape.empty() && p.shape[0] == experts, "parameters: '", p.name, "' does not stack ", experts,
+             " experts on its leading dimension");
+    p.experts = experts;
   }
 
   // Makes the weights (drawn from `seed`) and the gradients (zero). Out of device memory, the

@@ -59,8 +59,8 @@ class BoundRuntime final : public Runtime {
   }
   int64_t steps_done() const override { return inner_->steps_done(); }
   void set_steps_done(int64_t steps) override { inner_->set_steps_done(steps); }
-  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer) override {
-    on()->join_ranks(std::move(ranks), shard_optimizer);
+  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer, bool expert_parallel) override {
+    on()->join_ranks(std::move(ranks), shard_optimizer, expert_parallel);
   }
   void from_rank_zero(double* values, int64_t n) override { inner_->from_rank_zero(values, n); }
   int64_t optimizer_state_bytes() const override { return inner_->optimizer_state_bytes(); }

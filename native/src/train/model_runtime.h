@@ -43,9 +43,13 @@ class ModelRuntime final : public Runtime {
   void read(const std::string& name, Slot slot, void* dst, size_t bytes) override {
     const size_t i = checked(name, bytes);
     const auto& ps = model_.params();
+    // Expert parallel: only this rank's block of an expert tensor is current; the others' come
+    // from their owners.
+    const std::vector<int64_t> blocks = step_.expert_blocks(i);
     if (slot == Slot::Value || slot == Slot::Grad) {
       backend_.copy_to_host(dst, slot == Slot::Value ? ps.master(i) : ps.grad(i), bytes);
       backend_.sync();
+      if (!blocks.empty()) step_.collective()->all_gather(static_cast<Real*>(dst), blocks);
       return;
     }
     // The part held here (zeros before the moments are made), then, sharded, the others' parts.
@@ -58,6 +62,7 @@ class ModelRuntime final : public Runtime {
       backend_.sync();
     }
     if (step_.sharded()) step_.collective()->all_gather(out, tensor_shards(i));
+    if (!blocks.empty()) step_.collective()->all_gather(out, blocks);
   }
 
   void write(const std::string& name, Slot slot, const void* src, size_t bytes) override {
@@ -103,6 +108,7 @@ class ModelRuntime final : public Runtime {
   // Generation reallocates layer buffers that a captured training step would use: every
   // generation call forgets the graph first, as evaluate does.
   void generate_start(const GenerateRequest& request, void* last_logits) override {
+    whole_experts("generation");
     step_.forget_graph();
     guarded(int64_t(request.lengths.size()), 2, [&] {
       generation_.start(request, static_cast<Real*>(last_logits));
@@ -114,10 +120,12 @@ class ModelRuntime final : public Runtime {
     return generation_.next(max_steps, max_ms);
   }
   void generate_feed(const int32_t* tokens, int64_t count, void* logits) override {
+    whole_experts("generation");
     step_.forget_graph();
     generation_.feed(tokens, count, static_cast<Real*>(logits));
   }
   void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, void* logits) override {
+    whole_experts("parallel_logits");
     step_.forget_graph();
     guarded(batch, len + 1, [&] {
       generation_.parallel_logits(tokens, batch, len, static_cast<Real*>(logits));
@@ -127,9 +135,9 @@ class ModelRuntime final : public Runtime {
 
   int64_t steps_done() const override { return step_.steps_done(); }
   void set_steps_done(int64_t steps) override { step_.set_steps_done(steps); }
-  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer) override {
+  void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer, bool expert_parallel) override {
+    step_.set_collective(ranks.get(), shard_optimizer, expert_parallel);
     ranks_ = std::move(ranks);
-    step_.set_collective(ranks_.get(), shard_optimizer);
   }
   void from_rank_zero(double* values, int64_t n) override {
     if (ranks_) ranks_->broadcast(values, n * int64_t(sizeof(double)), 0);
@@ -137,6 +145,13 @@ class ModelRuntime final : public Runtime {
   int64_t optimizer_state_bytes() const override { return model_.params().moment_bytes(); }
 
  private:
+  // Generation decodes each token from its experts' weights, which an expert-parallel rank holds
+  // only for its own block.
+  void whole_experts(const char* what) const {
+    ML_CHECK(!step_.expert_parallel(), "expert parallel: ", what, " needs every expert's weights, and this rank ",
+             "keeps only its block current; generate from a checkpoint, or in a process that has not joined ranks");
+  }
+
   size_t checked(const std::string& name, size_t bytes) const {
     const auto& ps = model_.params();
     const size_t i = ps.index(name);

@@ -33,7 +33,8 @@ class Runtime {
   virtual DType dtype() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual std::vector<ParamInfo> params() = 0;
-  // A whole tensor. With the optimizer sharded (join_ranks) a moment read is collective: every
+  // A whole tensor. With the optimizer sharded (join_ranks) a moment read is collective (with
+  // expert parallel, any read of an expert tensor is): every
   // rank reads the same tensors in the same order, each getting the whole tensor from the ranks
   // that hold its parts; a moment write keeps the part this rank holds.
   virtual void read(const std::string& name, Slot slot, void* dst, size_t bytes) = 0;
@@ -58,8 +59,11 @@ class Runtime {
   virtual int64_t steps_done() const = 0;
   virtual void set_steps_done(int64_t steps) = 0;
   // Data parallel: later train steps sum with the other ranks through `ranks` (train/step.h);
-  // shard_optimizer: each rank keeps and updates only its share of the optimizer (ZeRO-1).
-  virtual void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer) = 0;
+  // shard_optimizer: each rank keeps and updates only its share of the optimizer (ZeRO-1);
+  // expert_parallel: each rank runs and updates only its block of each MoE layer's experts, so
+  // every forward (training or evaluation) is collective, reads of expert tensors (values,
+  // gradients, moments) gather the blocks collectively, and generation is refused.
+  virtual void join_ranks(std::shared_ptr<Collective> ranks, bool shard_optimizer, bool expert_parallel) = 0;
   // values[0, n) ← rank 0's, on every rank (the decisions rank 0 makes for a sharded run: when to
   // checkpoint, when to stop); unchanged before joining. Every rank calls it alike.
   virtual void from_rank_zero(double* values, int64_t n) = 0;

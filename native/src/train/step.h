@@ -17,7 +17,18 @@
 // summed gradient as without sharding; then the ranks gather the updated weights. AdamW is
 // elementwise and a gather copies, so every replica ends each step with the bits it would have
 // had unsharded.
+// Expert parallel: each rank runs and updates only its block of each MoE layer's experts (the
+// tensors the model marks ParamSpec::experts; nn/moe.h exchanges the tokens). The other
+// gradients are summed as above; an expert tensor's gradient is not: this rank adds the blocks
+// the sources' tokens left in it (nn/moe.h), each scaled as a rank scales its gradient before a
+// sum, in rank order, into its own block, giving the bits the sum would give. The clipping norm
+// adds the ranks' sums of their own blocks' squares to that of the summed gradients, which
+// rounds differently from one sum over the whole buffer: the norm agrees to rounding, and so do
+// the weights when clipping scales them; unclipped steps are bit-identical to data parallel.
+// Weights of other ranks' experts are kept but go stale; a read of an expert tensor gathers the
+// owners' blocks (train/model_runtime.h).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -27,6 +38,7 @@
 #include "../dist/collective.h"
 #include "../dist/shards.h"
 #include "../nn/lm.h"
+#include "../ops/grad_clip/grad_clip.h"
 
 namespace ml {
 
@@ -50,12 +62,6 @@ struct StepMetrics {
   bool skipped = false;               // loss or gradient norm not finite: nothing was changed
 };
 
-// Backends whose buffers live on a GPU have the stream they enqueue on (the CUDA backend).
-template <class B, class = void>
-constexpr bool kOnDevice = false;
-template <class B>
-constexpr bool kOnDevice<B, std::void_t<decltype(std::declval<const B&>().stream())>> = true;
-
 template <class B>
 class TrainStep {
  public:
@@ -67,12 +73,23 @@ class TrainStep {
   // The ranks this step sums with (null or a world of 1: none). The collective outlives the step.
   // shard_optimizer: this rank keeps and updates only its share of the optimizer (ZeRO-1); the
   // moments of the other shares, if already made, are freed.
-  void set_collective(Collective* collective, bool shard_optimizer = false) {
+  // expert_parallel: each rank runs and updates only its block of each MoE layer's experts.
+  void set_collective(Collective* collective, bool shard_optimizer = false, bool expert_parallel = false) {
     ML_CHECK(!collective || !collective->device_sums() || kOnDevice<B>,
              "data parallel: NCCL sums GPU memory, and this model runs on the CPU (use device 'cuda', or ranks "
              "that meet through shared memory)");
-    collective_ = collective && collective->world() > 1 ? collective : nullptr;
+    ML_CHECK(!(shard_optimizer && expert_parallel), "expert parallel: not with the optimizer sharded "
+             "(shard_optimizer): ZeRO-1's shares cut across the expert blocks; use one or the other");
     ParamStore<B>& params = model_.params();
+    std::vector<size_t> experts;
+    for (size_t i = 0; i < params.size(); ++i)
+      if (params.spec(i).experts > 0) experts.push_back(i);
+    ML_CHECK(!expert_parallel || !experts.empty(),
+             "expert parallel: the model has no mixture-of-experts layer ('E' in its layers) to share");
+    // Checked (num_experts % ranks) before anything changes.
+    model_.share_experts(expert_parallel ? collective : nullptr);
+    collective_ = collective && collective->world() > 1 ? collective : nullptr;
+    expert_tensors_ = expert_parallel && collective_ ? experts : std::vector<size_t>{};
     shards_ = collective_ && shard_optimizer ? shard_bounds(params.total(), collective_->world())
                                              : std::vector<int64_t>{};
     const size_t rank = collective_ ? size_t(collective_->rank()) : 0;
@@ -86,6 +103,18 @@ class TrainStep {
   bool sharded() const { return !shards_.empty(); }
   // Each rank's share of the flat parameter buffers (dist/shards.h); empty unless sharded.
   const std::vector<int64_t>& shards() const { return shards_; }
+  // Whether each rank runs and updates only its block of each MoE layer's experts.
+  bool expert_parallel() const { return !expert_tensors_.empty(); }
+  // Elements of parameter i each rank holds whole, world + 1 bounds: blocks of experts for an
+  // expert tensor under expert parallel; else empty (every rank holds it all).
+  std::vector<int64_t> expert_blocks(size_t i) const {
+    const ParamSpec& p = model_.params().spec(i);
+    if (!expert_parallel() || p.experts == 0) return {};
+    const int world = collective_->world();
+    std::vector<int64_t> bounds;
+    for (int r = 0; r <= world; ++r) bounds.push_back(p.numel / world * r);
+    return bounds;
+  }
   // The ranks (null when none).
   Collective* collective() const { return collective_; }
 
@@ -109,7 +138,13 @@ class TrainStep {
     tensors.reserve(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       const ParamSpec& p = params.spec(i);
-      const auto held = params.moments_of(i);
+      auto held = params.moments_of(i);
+      // Expert parallel: this rank's experts alone (the moments cover the whole tensor).
+      if (const std::vector<int64_t> blocks = expert_blocks(i); !blocks.empty()) {
+        const size_t rank = size_t(collective_->rank());
+        const int64_t skip = blocks[rank] - held.from;
+        held = {blocks[rank], blocks[rank + 1] - blocks[rank], held.m + skip, held.v + skip};
+      }
       if (held.count == 0) continue;
       tensors.push_back({params.master(i) + held.from, params.grad(i) + held.from, held.m, held.v, held.count,
                          p.weight_decay ? opt.weight_decay : 0.0,
@@ -174,7 +209,7 @@ class TrainStep {
     if (!collective_) return clip(grad_clip, 1.0, model_.loss());
     // The sum of the ranks' losses decides, on every rank alike, whether the step is skipped.
     const B& b = model_.backend();
-    sum_over_ranks(model_.params().grads(), model_.params().total());
+    sum_gradients(1.0);
     b.copy(ranks_loss_.get(), model_.loss(), sizeof(Stat));
     sum_over_ranks(ranks_loss_.get(), 1);
     clip(grad_clip, 1.0 / double(collective_->world()), ranks_loss_.get());
@@ -195,6 +230,42 @@ class TrainStep {
       for (U& x : host) x = U(double(x) * scale);
     collective_->all_reduce_sum(host.data(), n);
     b.from_host(data, host.data(), size_t(n) * sizeof(U));
+  }
+
+  // The gradients over the ranks, each rank's scaled by `scale` first: summed, but for expert
+  // tensors under expert parallel, whose sources' blocks this rank adds into its own (class
+  // comment). Each range between expert tensors is summed on its own: the same sums, elementwise.
+  void sum_gradients(double scale) {
+    ParamStore<B>& params = model_.params();
+    int64_t begin = 0;
+    for (const size_t i : expert_tensors_) {
+      const ParamSpec& p = params.spec(i);
+      if (p.offset > begin) sum_over_ranks(params.grads() + begin, p.offset - begin, scale);
+      add_expert_blocks(i, scale);
+      begin = p.offset + p.numel;
+    }
+    if (params.total() > begin) sum_over_ranks(params.grads() + begin, params.total() - begin, scale);
+  }
+
+  // Expert tensor i's gradient: own block ← Σ over the blocks s in order of scale · block s, as
+  // sum_over_ranks rounds (scaled in double, then added in the type); the other blocks ← 0.
+  void add_expert_blocks(size_t i, double scale) {
+    using Real = typename B::Real;
+    const B& b = model_.backend();
+    const std::vector<int64_t> blocks = expert_blocks(i);
+    const int64_t n = model_.params().spec(i).numel, block = blocks[1];
+    Real* grad = model_.params().grad(i);
+    std::vector<Real> host(static_cast<size_t>(n)), own(static_cast<size_t>(block), Real(0));
+    b.copy_to_host(host.data(), grad, size_t(n) * sizeof(Real));
+    b.sync();
+    if (scale != 1.0)
+      for (Real& x : host) x = Real(double(x) * scale);
+    std::copy(host.begin(), host.begin() + block, own.begin());
+    for (size_t s = 1; s + 1 < blocks.size(); ++s)
+      for (int64_t k = 0; k < block; ++k) own[size_t(k)] += host[size_t(blocks[s] + k)];
+    std::fill(host.begin(), host.end(), Real(0));
+    std::copy(own.begin(), own.end(), host.begin() + blocks[size_t(collective_->rank())]);
+    b.from_host(grad, host.data(), size_t(n) * sizeof(Real));
   }
 
   // Every rank's share of the master weights, from its owner, then the compute copy from them
@@ -238,10 +309,33 @@ class TrainStep {
     }
   }
 
-  // One span covers every gradient: the padding between tensors stays zero.
+  // One span covers every gradient: the padding between tensors stays zero. Expert parallel:
+  // the spans between expert tensors, and the ranks' summed squares of their own expert blocks.
   void clip(double grad_clip, double scale, const Stat* loss) {
     ParamStore<B>& params = model_.params();
-    model_.backend().clip_coefficient(params.grads(), params.total(), grad_clip, scale, loss, norm_coef_.get());
+    using Span = cpu::GradSpan<typename B::Real>;
+    if (!expert_parallel())
+      return model_.backend().clip_coefficient({Span{params.grads(), params.total()}}, grad_clip, scale, loss,
+                                               norm_coef_.get());
+    std::vector<Span> replicated, own;
+    int64_t begin = 0;
+    const size_t rank = size_t(collective_->rank());
+    for (const size_t i : expert_tensors_) {
+      const ParamSpec& p = params.spec(i);
+      const std::vector<int64_t> blocks = expert_blocks(i);
+      replicated.push_back({params.grads() + begin, p.offset - begin});
+      own.push_back({params.grad(i) + blocks[rank], blocks[rank + 1] - blocks[rank]});
+      begin = p.offset + p.numel;
+    }
+    replicated.push_back({params.grads() + begin, params.total() - begin});
+    const B& b = model_.backend();
+    typename B::template Buffer<double> squares(1, "expert gradient squares");
+    b.sum_squares(own, squares.get());
+    double elsewhere = 0;
+    b.copy_to_host(&elsewhere, squares.get(), sizeof(double));
+    b.sync();
+    collective_->all_reduce_sum(&elsewhere, 1);
+    b.clip_coefficient(replicated, grad_clip, scale, loss, norm_coef_.get(), elsewhere);
   }
 
   // The whole batch at once: replayed as a CUDA graph once the shape has run eagerly.
@@ -297,7 +391,7 @@ class TrainStep {
     // With ranks, each averages its own micro-batches first: they may split their rows differently.
     double scale = 1.0 / double(micro_batches), loss = total.loss;
     if (collective_) {
-      sum_over_ranks(model_.params().grads(), model_.params().total(), scale);
+      sum_gradients(scale);
       Stat ranks_loss = Stat(total.loss);
       collective_->all_reduce_sum(&ranks_loss, 1);  // as gradients() sums the loss
       loss = double(ranks_loss);
@@ -313,6 +407,7 @@ class TrainStep {
   typename B::template Buffer<Stat> norm_coef_;  // [0] gradient norm before clipping, [1] clipping coefficient
   Collective* collective_ = nullptr;
   std::vector<int64_t> shards_;                   // ZeRO-1: each rank's share (dist/shards.h)
+  std::vector<size_t> expert_tensors_;            // expert parallel: the stacked experts' tensors
   typename B::template Buffer<Stat> ranks_loss_;  // data parallel: the ranks' summed loss
   int64_t steps_done_ = 0;
   typename B::Graph graph_;

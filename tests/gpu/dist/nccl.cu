@@ -193,6 +193,42 @@ NATIVE_TEST(nccl_two_ranks_gather_their_ranges) {
                      " floats and doubles: every rank holds each owner's bits");
 }
 
+// Two ranks exchange blocks all-to-all on their GPUs (expert parallel's token exchange): counts
+// through the host first, then the payload by ncclSend/ncclRecv; blocks of unequal sizes, one
+// empty, each rank's own block included, land in sender order with the senders' bits.
+NATIVE_TEST(nccl_two_ranks_exchange_all_to_all) {
+  const int gpus = visible_gpus();
+  if (gpus < 2) return not_run(gpus);
+  const std::string library = nccl_library();
+  // Doubles rank r sends rank q.
+  const auto size = [](int r, int q) { return int64_t(r == 1 && q == 0 ? 0 : 1000 + 333 * r + 77 * q); };
+  const auto value = [](int r, int q, int64_t i) { return double(r * 1000000 + q * 100000) + double(i); };
+  std::vector<std::vector<double>> got(2);
+  const auto errors = on_gpus("all-to-all-two", 2, 60, [&](int r, ml::Collective& c, cudaStream_t stream) {
+    std::vector<double> send;
+    std::vector<int64_t> to_each;
+    for (int q = 0; q < 2; ++q) {
+      to_each.push_back(size(r, q) * int64_t(sizeof(double)));
+      for (int64_t i = 0; i < size(r, q); ++i) send.push_back(value(r, q, i));
+    }
+    const std::vector<int64_t> from_each = c.all_to_all_counts(to_each);
+    Dev<double> out(send);
+    Dev<double> in(std::vector<double>(size_t((from_each[0] + from_each[1]) / int64_t(sizeof(double))), -1.0));
+    c.all_to_all_device(out.get(), to_each, in.get(), from_each, stream);
+    got[size_t(r)] = in.download();
+  });
+  expect_none(errors);
+  for (int q = 0; q < 2; ++q) {
+    size_t at = 0;
+    for (int r = 0; r < 2; ++r)
+      for (int64_t i = 0; i < size(r, q); ++i, ++at)
+        EXPECT(at < got[size_t(q)].size() && got[size_t(q)][at] == value(r, q, i), "rank ", q, " value ", i,
+               " from rank ", r);
+    EXPECT(at == got[size_t(q)].size(), "rank ", q, " received ", got[size_t(q)].size(), " values, not ", at);
+  }
+  return mltest::str(library, ": 2 GPUs, blocks of 0 to 1410 doubles: each in place with the sender's bits");
+}
+
 // Ranks that sum different sizes stop, naming both sizes, before NCCL could add unrelated values.
 NATIVE_TEST(nccl_two_ranks_refuse_different_sizes) {
   const int gpus = visible_gpus();

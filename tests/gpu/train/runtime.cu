@@ -153,7 +153,7 @@ namespace {
 std::pair<std::vector<float>, int64_t> cuda_rank(const ml::ModelConfig& config, int rank, int world, bool shard) {
   auto rt = ml::make_runtime(config, ml::DType::F32, cuda_options(ml::Precision::BF16, true));
   const std::string path = "/dev/shm/mambalab-gpu-test-zero1-" + std::to_string(getpid()) + (shard ? "-s" : "-u");
-  rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 3, rank, world, 60), shard);
+  rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 3, rank, world, 60), shard, false);
   ml::OptimizerConfig opt;
   opt.grad_clip = 0.05;
   std::vector<float> out;

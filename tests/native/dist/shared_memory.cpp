@@ -95,6 +95,62 @@ NATIVE_TEST(shared_memory_collective_gathers_each_ranks_range) {
   return str(world, " ranks, ranges of 37, 0 and 63 values in 64-byte chunks: every rank holds all 100");
 }
 
+// An all-to-all: counts first, then blocks of any size (none, one byte, several slots) from every
+// rank to every rank, itself included; each lands in the receiver's buffer in sender order.
+NATIVE_TEST(shared_memory_collective_exchanges_blocks_all_to_all) {
+  const int world = 3;
+  // Bytes rank r sends rank q: 0, odd, and longer than a 64-byte slot.
+  const auto size = [](int r, int q) { return int64_t((r * 7 + q * 61) % 150); };
+  const auto byte = [](int r, int q, int64_t i) { return static_cast<unsigned char>(r * 100 + q * 10 + i * 3); };
+  std::vector<std::vector<unsigned char>> received(static_cast<size_t>(world));
+  std::vector<std::vector<int64_t>> counts(static_cast<size_t>(world));
+  on_ranks(rendezvous("all-to-all"), world, 64, [&](ml::Collective& c) {
+    const int r = c.rank();
+    std::vector<int64_t> to_each;
+    std::vector<unsigned char> send;
+    for (int q = 0; q < world; ++q) {
+      to_each.push_back(size(r, q));
+      for (int64_t i = 0; i < size(r, q); ++i) send.push_back(byte(r, q, i));
+    }
+    const std::vector<int64_t> from_each = c.all_to_all_counts(to_each);
+    int64_t total = 0;
+    for (const int64_t n : from_each) total += n;
+    std::vector<unsigned char> recv(size_t(total), 0xff);
+    c.all_to_all(send.data(), to_each, recv.data(), from_each);
+    received[size_t(r)] = recv, counts[size_t(r)] = from_each;
+  });
+  for (int q = 0; q < world; ++q) {
+    size_t at = 0;
+    for (int r = 0; r < world; ++r) {
+      EXPECT(counts[size_t(q)][size_t(r)] == size(r, q), "rank ", q, " was told ", counts[size_t(q)][size_t(r)],
+             " bytes from rank ", r, ", not ", size(r, q));
+      for (int64_t i = 0; i < size(r, q); ++i, ++at)
+        EXPECT(at < received[size_t(q)].size() && received[size_t(q)][at] == byte(r, q, i), "rank ", q,
+               " byte ", i, " from rank ", r);
+    }
+    EXPECT(at == received[size_t(q)].size(), "rank ", q, " received ", received[size_t(q)].size(), " bytes, not ", at);
+  }
+  return str(world, " ranks, blocks of 0 to 149 bytes through 64-byte slots: every block where it belongs");
+}
+
+// A receiver that expects other than its sender sends is refused on every rank, before any byte
+// moves, naming both.
+NATIVE_TEST(shared_memory_collective_refuses_an_all_to_all_of_other_sizes) {
+  std::vector<std::string> errors(2);
+  on_ranks(rendezvous("all-to-all-sizes"), 2, 64, [&](ml::Collective& c) {
+    std::vector<unsigned char> send(8), recv(8);
+    const std::vector<int64_t> sends{4, 4}, recvs = c.rank() == 0 ? std::vector<int64_t>{4, 4} : std::vector<int64_t>{3, 4};
+    try {
+      c.all_to_all(send.data(), sends, recv.data(), recvs);
+    } catch (const ml::Error& e) {
+      errors[size_t(c.rank())] = e.what();
+    }
+  });
+  for (const auto& e : errors)
+    EXPECT(e.find("rank 0 sends 4 bytes to rank 1, which expects 3") != std::string::npos, "got: ", e);
+  return errors[1];
+}
+
 // A rank at a gather and one at a sum of as many values stop, each naming what the other does.
 NATIVE_TEST(shared_memory_collective_refuses_a_gather_against_a_sum) {
   std::vector<std::string> errors(2);

@@ -71,7 +71,7 @@ NATIVE_TEST(bound_runtime_enters_before_every_call_and_answers_as_the_model) {
   called("generate_feed");
   bound->generate_next(1, 1e3);
   called("generate_next");
-  bound->join_ranks(nullptr, false);
+  bound->join_ranks(nullptr, false, false);
   called("join_ranks");
   bound.reset();
   called("the destructor");

@@ -49,7 +49,7 @@ template <typename T>
 Replica train(const ml::ModelConfig& config, ml::DType dtype, int rank, int world, bool shard, int64_t micro,
               const std::string& path) {
   auto rt = ml::make_runtime(config, dtype);
-  if (world > 1) rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 7, rank, world, 60), shard);
+  if (world > 1) rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 7, rank, world, 60), shard, false);
   const int64_t rows = 12 / world, len_plus_one = 11;
   ml::OptimizerConfig opt;
   opt.grad_clip = 0.05;  // clipping on: each share is scaled by the norm of the whole gradient
@@ -161,7 +161,7 @@ NATIVE_TEST(runtime_makes_moments_when_first_needed) {
   for (int r = 0; r < 2; ++r)
     threads.emplace_back([&, r] {
       try {
-        rts[size_t(r)]->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 9, r, 2, 60), true);
+        rts[size_t(r)]->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 9, r, 2, 60), true, false);
         bytes[size_t(r)] = rts[size_t(r)]->optimizer_state_bytes();
         rts[size_t(r)]->read(p.name, ml::Slot::FirstMoment, read[size_t(r)].data(), m.size() * sizeof(double));
       } catch (const std::exception& e) {

@@ -186,6 +186,7 @@ NATIVE_TEST(train_step_refuses_device_sums_on_the_cpu) {
     void all_gather(float*, const std::vector<int64_t>&) override {}
     void all_gather(double*, const std::vector<int64_t>&) override {}
     void broadcast(void*, int64_t, int) override {}
+    void all_to_all(const void*, const std::vector<int64_t>&, void*, const std::vector<int64_t>&) override {}
     bool device_sums() const override { return true; }
   } nccl_like;
   Cpu64 cpu;

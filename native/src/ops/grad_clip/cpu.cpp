@@ -6,7 +6,7 @@
 namespace ml::cpu {
 
 template <typename T>
-double global_norm(const std::vector<GradSpan<T>>& grads) {
+double sum_squares(const std::vector<GradSpan<T>>& grads) {
   double total = 0;
   for (const auto& g : grads) {
     // Per-chunk partial sums added in chunk order keep the norm deterministic.
@@ -18,7 +18,12 @@ double global_norm(const std::vector<GradSpan<T>>& grads) {
     });
     for (double s : partial) total += s;
   }
-  return std::sqrt(total);
+  return total;
+}
+
+template <typename T>
+double global_norm(const std::vector<GradSpan<T>>& grads) {
+  return std::sqrt(sum_squares(grads));
 }
 
 template <typename T>
@@ -35,8 +40,8 @@ double clip_grad_norm(const std::vector<GradSpan<T>>& grads, double max_norm) {
 
 template <typename T>
 void clip_coefficient(const std::vector<GradSpan<T>>& grads, double max_norm, double scale, const double* loss,
-                      double* norm_out, double* coef_out) {
-  const double norm = scale * global_norm(grads);
+                      double* norm_out, double* coef_out, double elsewhere) {
+  const double norm = scale * std::sqrt(sum_squares(grads) + elsewhere);
   *norm_out = norm;
   if (!std::isfinite(norm) || (loss && !std::isfinite(*loss))) {
     *coef_out = std::nan("");
@@ -45,13 +50,15 @@ void clip_coefficient(const std::vector<GradSpan<T>>& grads, double max_norm, do
   *coef_out = scale * (max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0);
 }
 
+template double sum_squares<float>(const std::vector<GradSpan<float>>&);
+template double sum_squares<double>(const std::vector<GradSpan<double>>&);
 template double global_norm<float>(const std::vector<GradSpan<float>>&);
 template double global_norm<double>(const std::vector<GradSpan<double>>&);
 template double clip_grad_norm<float>(const std::vector<GradSpan<float>>&, double);
 template double clip_grad_norm<double>(const std::vector<GradSpan<double>>&, double);
 template void clip_coefficient<float>(const std::vector<GradSpan<float>>&, double, double, const double*, double*,
-                                      double*);
+                                      double*, double);
 template void clip_coefficient<double>(const std::vector<GradSpan<double>>&, double, double, const double*, double*,
-                                       double*);
+                                       double*, double);
 
 }  // namespace ml::cpu

@@ -1,6 +1,8 @@
 // Multi-tensor sum of squares: one block per 64K-element chunk writes its fp64 partial;
 // one block adds the partials in order and derives the norm and the clip coefficient;
 // clipping scales every chunk by that coefficient read on the device.
+#include <utility>
+
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
@@ -35,15 +37,24 @@ __global__ void sum_squares_kernel(const __grid_constant__ TensorBatch<Entry> ba
   if (threadIdx.x == 0) partial[batch.blocks_before + blockIdx.x] = s;
 }
 
-__global__ void finish_norm_kernel(const double* __restrict__ partial, int64_t parts, double max_norm, double scale,
-                                   const float* __restrict__ loss, float* __restrict__ norm_out,
-                                   float* __restrict__ coef_out) {
+__device__ double sum_partials(const double* __restrict__ partial, int64_t parts) {
   __shared__ double scratch[32];
   double s = 0;
   for (int64_t p = threadIdx.x; p < parts; p += blockDim.x) s += partial[p];
-  s = block_sum(s, scratch);
+  return block_sum(s, scratch);
+}
+
+__global__ void finish_sum_kernel(const double* __restrict__ partial, int64_t parts, double* __restrict__ out) {
+  const double s = sum_partials(partial, parts);
+  if (threadIdx.x == 0) out[0] = s;
+}
+
+__global__ void finish_norm_kernel(const double* __restrict__ partial, int64_t parts, double max_norm, double scale,
+                                   const float* __restrict__ loss, float* __restrict__ norm_out,
+                                   float* __restrict__ coef_out, double elsewhere) {
+  const double s = sum_partials(partial, parts);
   if (threadIdx.x == 0) {
-    const double norm = scale * sqrt(s);
+    const double norm = scale * sqrt(s + elsewhere);
     norm_out[0] = float(norm);
     if (!coef_out) return;
     if (!isfinite(norm) || (loss && !isfinite(*loss))) {
@@ -69,10 +80,9 @@ std::vector<TensorBatch<Entry>> batches_of(const std::vector<GradSpan<float>>& g
   return make_batches(entries, kChunk, [](const Entry& e) { return e.size; });
 }
 
-}  // namespace
-
-void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm, double scale, const float* loss,
-                      float* norm_out, float* coef_out, cudaStream_t stream) {
+// Each block's Σ g² into partial (returned with its count), for a finishing kernel to add up.
+std::pair<DeviceBuffer<double>, int64_t> partial_squares(const std::vector<GradSpan<float>>& grads,
+                                                         cudaStream_t stream) {
   const auto batches = batches_of(grads);
   const int64_t parts = batches.empty() ? 0 : batches.back().blocks_before + batches.back().blocks();
   DeviceBuffer<double> partial(std::max<int64_t>(parts, 1), "global_norm");
@@ -80,7 +90,22 @@ void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm
     sum_squares_kernel<<<unsigned(batch.blocks()), kThreads, 0, stream>>>(batch, partial.get());
     ML_CUDA_CHECK_LAUNCH("global_norm");
   }
-  finish_norm_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, max_norm, scale, loss, norm_out, coef_out);
+  return {std::move(partial), parts};
+}
+
+}  // namespace
+
+void sum_squares(const std::vector<GradSpan<float>>& grads, double* out, cudaStream_t stream) {
+  const auto [partial, parts] = partial_squares(grads, stream);
+  finish_sum_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, out);
+  ML_CUDA_CHECK_LAUNCH("sum_squares");
+}
+
+void clip_coefficient(const std::vector<GradSpan<float>>& grads, double max_norm, double scale, const float* loss,
+                      float* norm_out, float* coef_out, cudaStream_t stream, double elsewhere) {
+  const auto [partial, parts] = partial_squares(grads, stream);
+  finish_norm_kernel<<<1, 1024, 0, stream>>>(partial.get(), parts, max_norm, scale, loss, norm_out, coef_out,
+                                             elsewhere);
   ML_CUDA_CHECK_LAUNCH("global_norm");
 }
 
