@@ -6,6 +6,9 @@
 // own), multiplies, and a column of xi goes straight through its channel's conv step.
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
@@ -142,18 +145,63 @@ __global__ void __launch_bounds__(32 * kWarps)
   }
 }
 
+template <int kParts>
+int64_t blocks_for(const MambaInputStepDims& d) {
+  constexpr int kColumns = kWarps / kParts;
+  return (2 * d.d_inner + kColumns - 1) / kColumns;
+}
+template <typename T>
+size_t shared_bytes(const MambaInputStepDims& d) {
+  return size_t(d.batch * row_stride(d.d_model)) * sizeof(T);
+}
+
 template <int kParts, typename T>
 void launch(const MambaInputStepDims& d, const T* x, const float* residual, const float* norm_weight,
             float* residual_out, const T* in_proj, T* window, const float* conv_weight, const float* conv_bias, T* xc,
             T* z, cudaStream_t stream) {
-  constexpr int kColumns = kWarps / kParts;
-  const dim3 grid(unsigned((2 * d.d_inner + kColumns - 1) / kColumns));
-  const size_t shared = size_t(d.batch * row_stride(d.d_model)) * sizeof(T);
-  launch_chained("mamba_input_step", mamba_input_step_kernel<kParts, T>, grid, dim3(32 * kWarps), shared, stream, d,
-                 x, residual, norm_weight, residual_out, in_proj, window, conv_weight, conv_bias, xc, z);
+  launch_chained("mamba_input_step", mamba_input_step_kernel<kParts, T>, dim3(unsigned(blocks_for<kParts>(d))),
+                 dim3(32 * kWarps), shared_bytes<T>(d), stream, d, x, residual, norm_weight, residual_out, in_proj,
+                 window, conv_weight, conv_bias, xc, z);
+}
+
+// Whether every block of the kernel is resident at once on `device`. A query that fails answers
+// no: the three separate kernels are then the (always correct) way.
+template <int kParts, typename T>
+bool one_wave(const MambaInputStepDims& d, int device) {
+  int sms = 0, per_sm = 0;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mamba_input_step_kernel<kParts, T>, 32 * kWarps,
+                                                    shared_bytes<T>(d)) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return blocks_for<kParts>(d) <= int64_t(sms) * per_sm;
+}
+template <typename T>
+bool one_wave(const MambaInputStepDims& d, int device) {
+  switch (parts_for(2 * d.d_inner, d.d_model)) {
+    case 1: return one_wave<1, T>(d, device);
+    case 2: return one_wave<2, T>(d, device);
+    case 4: return one_wave<4, T>(d, device);
+    default: return one_wave<8, T>(d, device);
+  }
 }
 
 }  // namespace
+
+bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes) {
+  if (!mamba_input_step_fits(d, element_bytes)) return false;
+  // Asked once per device and shape (a generation's eager first step), not while a graph is captured.
+  int device = 0;
+  ML_CUDA_CHECK("mamba_input_step", cudaGetDevice(&device));
+  const auto key = std::make_tuple(device, d.batch, d.d_model, d.d_inner, element_bytes);
+  static std::mutex mutex;
+  static std::map<decltype(key), bool> known;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = known.find(key);
+  if (it == known.end()) it = known.emplace(key, element_bytes == 2 ? one_wave<bf16>(d, device) : one_wave<float>(d, device)).first;
+  return it->second;
+}
 
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes) {
   static const bool switched_on = [] {

@@ -35,6 +35,11 @@ using cpu::MambaInputStepDims;
 // rows fitting in shared memory, width ≤ 4); otherwise run rmsnorm_forward, gemm and
 // conv1d_step. MAMBALAB_FUSED_DECODE=0 answers false, to measure one against the other.
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes);
+// Whether it fits and one kernel is also faster than three here: when all its blocks are resident
+// at once, each loading its weights before the wait. A block of a later wave pays the norm's
+// round trips after the wave before it: at 1.4b's shape (several waves) the one kernel made a
+// token 14% slower, at 370m's (one wave) 7% faster (bench/NOTES-decode.md).
+bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes);
 
 // The same on device pointers, enqueued on `stream`: x, in_proj, window, xc, z are T (float or
 // __nv_bfloat16); the residual stream, norm_weight and the conv's weights are fp32. The normed
