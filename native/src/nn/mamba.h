@@ -81,8 +81,8 @@ class MambaMixer final : public Layer<B> {
 
   // The forward's products merged where a step allows: in_proj's halves as one batched product
   // of two (x then z, (rows, Di) each), x_proj as one product whose rows [dt_low | B | C] the
-  // scan step reads directly, dt_proj inside the step. Five launches, each weight read once
-  // (three, and the layer's pre-norm with them, through decode_from_residual).
+  // scan step reads directly, dt_proj inside the step. Five launches, each weight read once;
+  // decode_from_residual makes it four, with the layer's pre-norm inside the first.
   void decode(const Act* u, Act* out, const DecodeStep& step) override {
     const int64_t rows = step.batch, d = cfg_.d_model, Di = cfg_.d_inner();
     Act* x = step_xz_.get();
@@ -93,7 +93,7 @@ class MambaMixer final : public Layer<B> {
                    true);
     decode_from_conv(z, out, step);
   }
-  // The same step with the pre-norm, in_proj and conv step as one op: three launches fewer.
+  // The same step from before the layer's pre-norm, with the norm, in_proj and conv step as one op.
   bool decode_from_residual(const PreNormInput<B>& in, Act* out, const DecodeStep& step) override {
     const int64_t rows = step.batch, Di = cfg_.d_inner();
     const cpu::MambaInputStepDims front{rows, cfg_.d_model, Di, cfg_.d_conv, in.eps};
