@@ -31,19 +31,23 @@ namespace ml::cuda {
 
 using cpu::MambaInputStepDims;
 
-// Whether the CUDA op takes this shape in one kernel (a few rows, d_model ≤ 8192, the normed
-// rows fitting in shared memory, width ≤ 4); otherwise run rmsnorm_forward, gemm and
-// conv1d_step. MAMBALAB_FUSED_DECODE=0 answers false, to measure one against the other.
+// Whether the CUDA op takes this shape in one kernel (a few rows, the normed rows fitting in
+// shared memory, width ≤ 4); otherwise run rmsnorm_forward, gemm and conv1d_step.
+// MAMBALAB_FUSED_DECODE=0 answers false, to measure one against the other.
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes);
-// Whether it fits and one kernel is also faster than three here: when all its blocks are resident
-// at once, each loading its weights before the wait. A block of a later wave pays the norm's
-// round trips after the wave before it: at 1.4b's shape (several waves) the one kernel made a
-// token 14% slower, at 370m's (one wave) 7% faster (bench/NOTES-decode.md).
+// Whether it fits and one kernel is also faster than three: when in_proj is at most 24 MiB. The
+// one kernel saves two launches but holds fewer loads in flight than the separate GEMV (its
+// norm and conv need registers), which costs more than the launches at larger in_proj: on an
+// H200, one kernel was 7% faster at 130m (4.7 MB), 5% at BlackMamba 1.5B (17 MB), even at 370m
+// (8.4 MB) and 10% slower at 1.4b (34 MB) (bench/NOTES-decode.md). MAMBALAB_FUSED_DECODE=1
+// answers as fits does, to measure.
 bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes);
 
 // The same on device pointers, enqueued on `stream`: x, in_proj, window, xc, z are T (float or
 // __nv_bfloat16); the residual stream, norm_weight and the conv's weights are fp32. The normed
-// rows and xi are rounded to T as the separate ops round them; sums in fp32.
+// rows and xi are rounded to T as the separate ops round them; sums in fp32. As a chained launch
+// it reads the window and the conv's weights before waiting for the kernel before it, which
+// therefore must not write them (a decode step's never does: the previous token's front did).
 template <typename T>
 void mamba_input_step(const MambaInputStepDims& d, const T* x, const float* residual, const float* norm_weight,
                       float* residual_out, const T* in_proj, T* window, const float* conv_weight,
