@@ -61,8 +61,10 @@ class CpuBackend {
   void sync() const {}
 
   // Parameters.
-  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n) const {
-    cpu::param_init<T>(init, seed, name, out, n);
+  // out[0, n) ← the parameter's values [first, first + n).
+  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n,
+                  int64_t first = 0) const {
+    cpu::param_init<T>(init, seed, name, out, n, first);
   }
   // Act and Real are one type: the layers read the master weights.
   const T* as_act(const T* x, Buffer<T>&, int64_t) const { return x; }

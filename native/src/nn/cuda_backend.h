@@ -77,8 +77,10 @@ class CudaBackend {
   void launch(const Graph& graph) const { graph.launch(stream_); }
 
   // Parameters: the master weights are drawn on the device.
-  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, float* out, int64_t n) const {
-    cuda::param_init(init, seed, name, out, n, stream_);
+  // out[0, n) ← the parameter's values [first, first + n).
+  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, float* out, int64_t n,
+                  int64_t first = 0) const {
+    cuda::param_init(init, seed, name, out, n, stream_, first);
   }
   // The compute type's copy of fp32 values: the values themselves when T is fp32.
   const T* as_act(const float* x, Buffer<T>& scratch, int64_t n) const {
