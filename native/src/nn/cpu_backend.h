@@ -98,6 +98,8 @@ class CpuBackend {
     cpu::geglu_backward<T>(gate, up, dy, dgate, dup, n);
   }
   void add_into(const T* x, T* y, int64_t n) const { cpu::add_into<T>(x, y, n); }
+  // The same on Real values (gradients), which are T here.
+  void add_real_into(const T* x, T* y, int64_t n) const { cpu::add_into<T>(x, y, n); }
 
   // The Mamba mixer.
   void conv1d_forward(const cpu::Conv1dDims& d, const T* x, const T* w, const T* b, T* y, bool silu) const {

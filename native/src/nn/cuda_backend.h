@@ -125,6 +125,8 @@ class CudaBackend {
     cuda::geglu_backward<T>(gate, up, dy, dgate, dup, n, stream_);
   }
   void add_into(const T* x, T* y, int64_t n) const { cuda::add_into<T>(x, y, n, stream_); }
+  // The same on fp32 values (gradients): one fp32 add each, as the host's.
+  void add_real_into(const float* x, float* y, int64_t n) const { cuda::add_into<float>(x, y, n, stream_); }
 
   // The Mamba mixer.
   void conv1d_forward(const cpu::Conv1dDims& d, const T* x, const float* w, const float* b, T* y, bool silu) const {
