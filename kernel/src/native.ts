@@ -99,11 +99,30 @@ export interface NativeGenerateChunk {
   cudaGraph: boolean;
 }
 
+/** Bytes of one kind of parameter buffer, and the part the experts' tensors take. */
+export interface NativeHeldBytes {
+  bytes: number;
+  experts: number;
+}
+
+/** Bytes of the parameters' buffers a model holds now, as allocated (0 before its first use). */
+export interface NativeParameterMemory {
+  weights: NativeHeldBytes;
+  /** The compute copy of the weights (bf16 on the GPU); 0 where the layers read the weights themselves. */
+  compute: NativeHeldBytes;
+  gradients: NativeHeldBytes;
+  moments: NativeHeldBytes;
+  /** Expert parallel with micro-batches: other ranks' gradients for this rank's experts, kept during a step only. */
+  expertSources: number;
+}
+
 export interface NativeModel {
   readonly dtype: DType;
   stepsDone: number;
   /** Bytes of AdamW moments the model holds now: 0 before its first step; a sharded rank's share alone. */
   readonly optimizerStateBytes: number;
+  /** The parameters' buffers, as allocated now; an expert-parallel rank holds its own experts alone. */
+  readonly parameterMemory: NativeParameterMemory;
   parameters(): NativeParameter[];
   /** A whole tensor; with the optimizer sharded a moment read is collective: every rank reads the same tensors in the same order. */
   read(name: string, slot: Slot, out: Float32Array | Float64Array): void;

@@ -232,8 +232,12 @@ export async function train(argv: string[]): Promise<void> {
   const record = (m: StepMetrics) => {
     const line = stepJsonLine(m, model.device);
     if (!toldOptimizer) {
-      // Made at the first step: what it holds then is what it keeps.
-      const share = ranks?.shardOptimizer ? `its share, sharded over ${ranks.world} ranks` : `as each of the ${ranks?.world} ranks`;
+      // Made by the first step: what it holds then is what it keeps.
+      const held = ranks?.expertParallel
+        ? `its ${model.config.numExperts / ranks.world} of ${model.config.numExperts} experts per MoE layer, the other tensors whole`
+        : `as each of the ${ranks?.world} ranks`;
+      const share = ranks?.shardOptimizer ? `its share, sharded over ${ranks.world} ranks` : held;
+      say(`parameters: ${trainer.parameterBytes.toLocaleString('en-US')} bytes of weights and gradients on rank 0 (${held})`);
       say(`optimizer state: ${trainer.optimizerStateBytes.toLocaleString('en-US')} bytes of AdamW moments on rank 0 (${share})`);
       toldOptimizer = true;
     }

@@ -106,6 +106,9 @@ export function watchPasses(engine: NativeModel, config: Pick<ModelConfig, 'maxP
     get optimizerStateBytes() {
       return engine.optimizerStateBytes;
     },
+    get parameterMemory() {
+      return engine.parameterMemory;
+    },
     parameters: () => engine.parameters(),
     read: (name, slot, out) => engine.read(name, slot, out),
     write: (name, slot, values) => engine.write(name, slot, values),

@@ -190,6 +190,15 @@ export class Trainer {
   }
 
   /**
+   * Bytes of weights (with the GPU's compute copy) and gradients this process holds: 0 before the
+   * model is first used; with expertParallel, of the experts its own alone.
+   */
+  get parameterBytes(): number {
+    const m = this.model.engine.parameterMemory;
+    return m.weights.bytes + m.compute.bytes + m.gradients.bytes;
+  }
+
+  /**
    * Whether this rank holds only part of the state a checkpoint writes, so that checkpoints and
    * stops are collective: its share of the optimizer (shardOptimizer) or its experts (expertParallel).
    */

@@ -230,7 +230,8 @@ class Model final : public Napi::ObjectWrap<Model> {
                         InstanceMethod("dispose", &Model::Dispose),
                         InstanceAccessor("dtype", &Model::DType, nullptr),
                         InstanceAccessor("stepsDone", &Model::StepsDone, &Model::SetStepsDone),
-                        InstanceAccessor("optimizerStateBytes", &Model::OptimizerStateBytes, nullptr)});
+                        InstanceAccessor("optimizerStateBytes", &Model::OptimizerStateBytes, nullptr),
+                        InstanceAccessor("parameterMemory", &Model::ParameterMemory, nullptr)});
   }
 
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
@@ -453,6 +454,23 @@ class Model final : public Napi::ObjectWrap<Model> {
 
   Napi::Value OptimizerStateBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(live(info.Env()).optimizer_state_bytes()));
+  }
+
+  // parameterMemory: { weights, compute, gradients, moments: { bytes, experts }, expertSources }
+  // (ml::ParamMemory).
+  Napi::Value ParameterMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const ml::ParamMemory m = live(env).parameter_memory();
+    Napi::Object out = Napi::Object::New(env);
+    for (const auto& [name, held] : {std::pair{"weights", m.weights}, std::pair{"compute", m.compute},
+                                     std::pair{"gradients", m.gradients}, std::pair{"moments", m.moments}}) {
+      Napi::Object kind = Napi::Object::New(env);
+      kind.Set("bytes", double(held.bytes));
+      kind.Set("experts", double(held.experts));
+      out.Set(name, kind);
+    }
+    out.Set("expertSources", double(m.expert_sources));
+    return out;
   }
 
   // trainStep(tokens, batch, lenPlusOne, lr, {beta1, beta2, eps, weightDecay, gradClip}, microBatches = 1)

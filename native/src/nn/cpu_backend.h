@@ -61,8 +61,10 @@ class CpuBackend {
   void sync() const {}
 
   // Parameters.
-  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n) const {
-    cpu::param_init<T>(init, seed, name, out, n);
+  // out[0, n) ← the parameter's values [first, first + n).
+  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n,
+                  int64_t first = 0) const {
+    cpu::param_init<T>(init, seed, name, out, n, first);
   }
   // Act and Real are one type: the layers read the master weights.
   const T* as_act(const T* x, Buffer<T>&, int64_t) const { return x; }
@@ -96,6 +98,8 @@ class CpuBackend {
     cpu::geglu_backward<T>(gate, up, dy, dgate, dup, n);
   }
   void add_into(const T* x, T* y, int64_t n) const { cpu::add_into<T>(x, y, n); }
+  // The same on Real values (gradients), which are T here.
+  void add_real_into(const T* x, T* y, int64_t n) const { cpu::add_into<T>(x, y, n); }
 
   // The Mamba mixer.
   void conv1d_forward(const cpu::Conv1dDims& d, const T* x, const T* w, const T* b, T* y, bool silu) const {

@@ -77,8 +77,10 @@ class CudaBackend {
   void launch(const Graph& graph) const { graph.launch(stream_); }
 
   // Parameters: the master weights are drawn on the device.
-  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, float* out, int64_t n) const {
-    cuda::param_init(init, seed, name, out, n, stream_);
+  // out[0, n) ← the parameter's values [first, first + n).
+  void param_init(const ParamInit& init, uint64_t seed, const std::string& name, float* out, int64_t n,
+                  int64_t first = 0) const {
+    cuda::param_init(init, seed, name, out, n, stream_, first);
   }
   // The compute type's copy of fp32 values: the values themselves when T is fp32.
   const T* as_act(const float* x, Buffer<T>& scratch, int64_t n) const {
@@ -123,6 +125,8 @@ class CudaBackend {
     cuda::geglu_backward<T>(gate, up, dy, dgate, dup, n, stream_);
   }
   void add_into(const T* x, T* y, int64_t n) const { cuda::add_into<T>(x, y, n, stream_); }
+  // The same on fp32 values (gradients): one fp32 add each, as the host's.
+  void add_real_into(const float* x, float* y, int64_t n) const { cuda::add_into<float>(x, y, n, stream_); }
 
   // The Mamba mixer.
   void conv1d_forward(const cpu::Conv1dDims& d, const T* x, const float* w, const float* b, T* y, bool silu) const {

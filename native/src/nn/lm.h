@@ -37,8 +37,11 @@ class LanguageModel {
   using Real = typename B::Real;
   using Stat = typename B::Stat;
 
-  // Checks the config, declares every layer's parameters and draws them from config.seed.
-  LanguageModel(const ModelConfig& config, const B& backend) : cfg_(config), b_(backend), params_(backend) {
+  // Checks the config, declares every layer's parameters and draws them from config.seed; with
+  // `allocate` false, the drawing waits for allocate_params (train/model_runtime.h: until then a
+  // rank can take its block of the experts without ever holding the others).
+  LanguageModel(const ModelConfig& config, const B& backend, bool allocate = true)
+      : cfg_(config), b_(backend), params_(backend) {
     const ModelConfig& c = cfg_;
     ML_CHECK(c.vocab_size > 0, "model config: vocab_size must be positive, got ", c.vocab_size);
     ML_CHECK(c.pad_vocab_multiple > 0, "model config: pad_vocab_multiple must be positive, got ",
@@ -70,7 +73,11 @@ class LanguageModel {
     norm_f_ = params_.add("backbone.norm_f.weight", {c.d_model}, false, ParamInit::constant(1.0));
     if (c.final_norm == NormKind::LayerNorm)
       norm_f_bias_ = params_.add("backbone.norm_f.bias", {c.d_model}, false, ParamInit::constant(0.0));
-    params_.allocate(c.seed);
+    if (allocate) allocate_params();
+  }
+  // Makes and draws the parameters, unless they are already.
+  void allocate_params() {
+    if (!params_.allocated()) params_.allocate(cfg_.seed);
   }
 
   const ModelConfig& config() const { return cfg_; }

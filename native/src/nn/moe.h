@@ -21,9 +21,12 @@
 // per expert first, then the rows). The owner runs its experts over each source's block in
 // turn, exactly the batches that source would have run itself, and sends the outputs back, so
 // the combine sees the bits it would see with every expert local. The backward mirrors it: dy's
-// slots out, dx's back. Source s's weight gradients go to block s of each expert tensor's
-// gradient (rank s's experts' place, unused on this rank); the training step adds the blocks in
-// rank order into this rank's own (train/step.h), the order a data-parallel sum adds them in.
+// slots out, dx's back. The rank holds its experts' weights alone (ParamStore::keep_expert_block).
+// Their gradient is the sum over the sources in rank order, the order a data-parallel sum adds
+// the ranks' gradients in, each source's computed apart as that source would have: source 0's
+// into the gradient itself, each later one's into a scratch block added to it at once, or, when
+// the step accumulates micro-batches, into a block per source that the step adds at its end
+// (ParamStore::keep_expert_sources, train/step.h).
 // Generation drops nothing: a prompt's prefill routes dropless, and a decode step takes each
 // token's top_k experts alone (ops/router's route_choices: no capacity, no synchronisation) and
 // runs them from their weights (ops/expert_decode) instead of the slot layout.
@@ -122,6 +125,7 @@ class MoeLayer final : public Layer<B> {
 
  private:
   using ActBuffer = typename B::template Buffer<Act>;
+  using RealBuffer = typename B::template Buffer<typename B::Real>;
   template <typename Buffer>
   static void resize(Buffer& buffer, int64_t n) {
     if (buffer.size() != n) buffer = Buffer(n, "moe");
@@ -214,7 +218,8 @@ class MoeLayer final : public Layer<B> {
   FfnWeights<B> experts() const { return {p_.compute(fc1_), p_.compute(fc2_), p_.grad(fc1_), p_.grad(fc2_)}; }
 
   // The experts' forward over the slots, or their backward when dy is given: every expert over
-  // this rank's slots, or (expert parallel) this rank's experts over each source's rows in turn.
+  // this rank's slots, or (expert parallel) this rank's experts over each source's rows in turn,
+  // each source's weight gradients apart (class comment).
   void run_experts(const Act* dy, Act* dx) {
     const Act* in = ranks_ ? owned_in_.get() : expert_in_.get();
     Act* out = ranks_ ? owned_out_.get() : expert_out_.get();
@@ -244,12 +249,25 @@ class MoeLayer final : public Layer<B> {
       return;
     }
     const int64_t world = ranks_->world(), per = cfg_.num_experts / world;
+    const bool apart = p_.expert_sources() > 0;
+    ML_CHECK(!apart || p_.expert_sources() == world - 1, "moe: ", p_.expert_sources(),
+             " blocks of expert gradients kept for ", world - 1, " other ranks");
+    const int64_t n1 = p_.spec(fc1_).held, n2 = p_.spec(fc2_).held;
+    RealBuffer scratch1(dy && !apart ? n1 : 0, "moe backward"), scratch2(dy && !apart ? n2 : 0, "moe backward");
     int64_t row = 0;
     for (int64_t s = 0; s < world; ++s) {
-      FfnWeights<B> w = experts().group(ranks_->rank() * per, cfg_.expert, d_);
-      const FfnWeights<B> block = experts().group(s * per, cfg_.expert, d_);
-      w.dfc1 = block.dfc1, w.dfc2 = block.dfc2;
+      FfnWeights<B> w = experts();
+      if (dy && s > 0 && apart) {
+        w.dfc1 = p_.expert_source(fc1_, s - 1), w.dfc2 = p_.expert_source(fc2_, s - 1);
+      } else if (dy && s > 0) {
+        b_.zero(scratch1.get(), scratch1.bytes()), b_.zero(scratch2.get(), scratch2.bytes());
+        w.dfc1 = scratch1.get(), w.dfc2 = scratch2.get();
+      }
       row = run_block(w, owned_rows_of_.data() + s * per, per, row);
+      if (dy && s > 0 && !apart) {
+        b_.add_real_into(scratch1.get(), p_.grad(fc1_), n1);
+        b_.add_real_into(scratch2.get(), p_.grad(fc2_), n2);
+      }
     }
   }
 

@@ -64,10 +64,12 @@ class BoundRuntime final : public Runtime {
   }
   void from_rank_zero(double* values, int64_t n) override { inner_->from_rank_zero(values, n); }
   int64_t optimizer_state_bytes() const override { return inner_->optimizer_state_bytes(); }
+  ParamMemory parameter_memory() const override { return inner_->parameter_memory(); }
 
  private:
   // The wrapped runtime, once this thread is set up for it. dtype, vocab_size, the step count,
-  // the optimizer's size and rank 0's decisions are host values: they need no device.
+  // the optimizer's and parameters' sizes and rank 0's decisions are host values: they need no
+  // device.
   Runtime* on() {
     enter_();
     return inner_.get();

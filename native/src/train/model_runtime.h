@@ -1,7 +1,8 @@
 // The Runtime of a model on backend B (runtime.h): the model, its training step, and the
 // backend they run on, which is made first and destroyed last (the CUDA backend's stream must
-// outlive every buffer whose work it carries). Out-of-memory errors name the config and an
-// estimate of what it needs.
+// outlive every buffer whose work it carries). The parameters are made at the first call that
+// needs them, so that a rank that joins an expert-parallel run first only ever holds its own
+// experts. Out-of-memory errors name the config and an estimate of what it needs.
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -25,7 +26,7 @@ class ModelRuntime final : public Runtime {
   template <typename... BackendArgs>
   ModelRuntime(const ModelConfig& config, bool cuda_graphs, BackendArgs&&... backend_args)
       : backend_(std::forward<BackendArgs>(backend_args)...),
-        model_(config, backend_),
+        model_(config, backend_, false),
         step_(model_, cuda_graphs),
         generation_(model_, cuda_graphs) {}
 
@@ -42,22 +43,25 @@ class ModelRuntime final : public Runtime {
 
   void read(const std::string& name, Slot slot, void* dst, size_t bytes) override {
     const size_t i = checked(name, bytes);
+    allocate_params();
     const auto& ps = model_.params();
-    // Expert parallel: only this rank's block of an expert tensor is current; the others' come
-    // from their owners.
+    const ParamSpec& p = ps.spec(i);
+    // Expert parallel: this rank holds its block of an expert tensor alone; the others' come from
+    // their owners.
     const std::vector<int64_t> blocks = step_.expert_blocks(i);
+    Real* out = static_cast<Real*>(dst);
     if (slot == Slot::Value || slot == Slot::Grad) {
-      backend_.copy_to_host(dst, slot == Slot::Value ? ps.master(i) : ps.grad(i), bytes);
+      backend_.copy_to_host(out + p.first, slot == Slot::Value ? ps.master(i) : ps.grad(i),
+                            size_t(p.held) * sizeof(Real));
       backend_.sync();
-      if (!blocks.empty()) step_.collective()->all_gather(static_cast<Real*>(dst), blocks);
+      if (!blocks.empty()) step_.collective()->all_gather(out, blocks);
       return;
     }
     // The part held here (zeros before the moments are made), then, sharded, the others' parts.
     const auto held = ps.moments_of(i);
-    Real* out = static_cast<Real*>(dst);
     std::fill(out, out + bytes / sizeof(Real), Real(0));
     if (held.m) {
-      backend_.copy_to_host(out + held.from, slot == Slot::FirstMoment ? held.m : held.v,
+      backend_.copy_to_host(out + p.first + held.from, slot == Slot::FirstMoment ? held.m : held.v,
                             size_t(held.count) * sizeof(Real));
       backend_.sync();
     }
@@ -65,23 +69,28 @@ class ModelRuntime final : public Runtime {
     if (!blocks.empty()) step_.collective()->all_gather(out, blocks);
   }
 
+  // Of a whole tensor, what this rank holds (expert parallel: its block of the experts).
   void write(const std::string& name, Slot slot, const void* src, size_t bytes) override {
     const size_t i = checked(name, bytes);
+    allocate_params();
     auto& ps = model_.params();
+    const ParamSpec& p = ps.spec(i);
+    const Real* in = static_cast<const Real*>(src) + p.first;
     if (slot == Slot::Value || slot == Slot::Grad) {
-      backend_.from_host(slot == Slot::Value ? ps.master(i) : ps.grad(i), src, bytes);
+      backend_.from_host(slot == Slot::Value ? ps.master(i) : ps.grad(i), in, size_t(p.held) * sizeof(Real));
       if (slot == Slot::Value) ps.refresh_compute(i);
     } else {
       ps.make_moments();
       const auto held = ps.moments_of(i);
       if (held.count > 0)
-        backend_.from_host(slot == Slot::FirstMoment ? held.m : held.v, static_cast<const Real*>(src) + held.from,
+        backend_.from_host(slot == Slot::FirstMoment ? held.m : held.v, in + held.from,
                            size_t(held.count) * sizeof(Real));
     }
     backend_.sync();
   }
 
   StepMetrics evaluate(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+    allocate_params();
     step_.forget_graph();
     return guarded(batch, len_plus_one, [&] {
       model_.forward(tokens, batch, len_plus_one, false);
@@ -90,6 +99,7 @@ class ModelRuntime final : public Runtime {
   }
 
   StepMetrics loss_and_gradients(const int32_t* tokens, int64_t batch, int64_t len_plus_one) override {
+    allocate_params();
     step_.forget_graph();
     return guarded(batch, len_plus_one, [&] {
       model_.zero_grad();
@@ -101,6 +111,7 @@ class ModelRuntime final : public Runtime {
 
   StepMetrics train_step(const int32_t* tokens, int64_t batch, int64_t len_plus_one, double lr,
                          const OptimizerConfig& opt, int64_t micro_batches) override {
+    allocate_params();
     return guarded(batch / std::max<int64_t>(micro_batches, 1), len_plus_one,
                    [&] { return step_.run(tokens, batch, len_plus_one, lr, opt, micro_batches); });
   }
@@ -109,6 +120,7 @@ class ModelRuntime final : public Runtime {
   // generation call forgets the graph first, as evaluate does.
   void generate_start(const GenerateRequest& request, void* last_logits) override {
     whole_experts("generation");
+    allocate_params();
     step_.forget_graph();
     guarded(int64_t(request.lengths.size()), 2, [&] {
       generation_.start(request, static_cast<Real*>(last_logits));
@@ -121,11 +133,13 @@ class ModelRuntime final : public Runtime {
   }
   void generate_feed(const int32_t* tokens, int64_t count, void* logits) override {
     whole_experts("generation");
+    allocate_params();
     step_.forget_graph();
     generation_.feed(tokens, count, static_cast<Real*>(logits));
   }
   void parallel_logits(const int32_t* tokens, int64_t batch, int64_t len, void* logits) override {
     whole_experts("parallel_logits");
+    allocate_params();
     step_.forget_graph();
     guarded(batch, len + 1, [&] {
       generation_.parallel_logits(tokens, batch, len, static_cast<Real*>(logits));
@@ -143,8 +157,21 @@ class ModelRuntime final : public Runtime {
     if (ranks_) ranks_->broadcast(values, n * int64_t(sizeof(double)), 0);
   }
   int64_t optimizer_state_bytes() const override { return model_.params().moment_bytes(); }
+  ParamMemory parameter_memory() const override { return model_.params().memory(); }
 
  private:
+  // The parameters, made and drawn at the first call that needs them. Out of GPU memory, the
+  // error names the config.
+  void allocate_params() {
+    try {
+      model_.allocate_params();
+    } catch (const cuda::OutOfDeviceMemory& e) {
+      const ModelConfig& c = model_.config();
+      throw Error(detail::concat("out of GPU memory: layers '", describe_layers(c.layers), "', d_model ", c.d_model,
+                                 ": ", e.what()));
+    }
+  }
+
   // Generation decodes each token from its experts' weights, which an expert-parallel rank holds
   // only for its own block.
   void whole_experts(const char* what) const {

@@ -34,9 +34,10 @@ class Runtime {
   virtual int64_t vocab_size() const = 0;
   virtual std::vector<ParamInfo> params() = 0;
   // A whole tensor. With the optimizer sharded (join_ranks) a moment read is collective (with
-  // expert parallel, any read of an expert tensor is): every
-  // rank reads the same tensors in the same order, each getting the whole tensor from the ranks
-  // that hold its parts; a moment write keeps the part this rank holds.
+  // expert parallel, any read of an expert tensor is): every rank reads the same tensors in the
+  // same order, each getting the whole tensor from the ranks that hold its parts (gathered in
+  // rank order). A write keeps the part this rank holds: its share of the moments, its block of
+  // an expert tensor.
   virtual void read(const std::string& name, Slot slot, void* dst, size_t bytes) = 0;
   virtual void write(const std::string& name, Slot slot, const void* src, size_t bytes) = 0;
 
@@ -69,6 +70,9 @@ class Runtime {
   virtual void from_rank_zero(double* values, int64_t n) = 0;
   // Bytes of AdamW moments this model holds now (0 before they are first needed).
   virtual int64_t optimizer_state_bytes() const = 0;
+  // Bytes of the parameters' buffers this model holds now (0 before they are first needed), and
+  // of each the part its experts take: under expert parallel this rank's block of them alone.
+  virtual ParamMemory parameter_memory() const = 0;
 
   bool try_acquire() { return !busy_.exchange(true); }
   void release() { busy_ = false; }

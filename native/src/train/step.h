@@ -17,16 +17,18 @@
 // summed gradient as without sharding; then the ranks gather the updated weights. AdamW is
 // elementwise and a gather copies, so every replica ends each step with the bits it would have
 // had unsharded.
-// Expert parallel: each rank runs and updates only its block of each MoE layer's experts (the
-// tensors the model marks ParamSpec::experts; nn/moe.h exchanges the tokens). The other
-// gradients are summed as above; an expert tensor's gradient is not: this rank adds the blocks
-// the sources' tokens left in it (nn/moe.h), each scaled as a rank scales its gradient before a
-// sum, in rank order, into its own block, giving the bits the sum would give. The clipping norm
-// adds the ranks' sums of their own blocks' squares to that of the summed gradients, which
-// rounds differently from one sum over the whole buffer: the norm agrees to rounding, and so do
-// the weights when clipping scales them; unclipped steps are bit-identical to data parallel.
-// Weights of other ranks' experts are kept but go stale; a read of an expert tensor gathers the
-// owners' blocks (train/model_runtime.h).
+// Expert parallel: each rank holds, runs and updates only its block of each MoE layer's experts
+// (the tensors the model marks ParamSpec::experts: weights, gradients and moments, laid out
+// without the others', nn/params.h; nn/moe.h exchanges the tokens). The other gradients are
+// summed as above; an expert tensor's gradient is not: it is the sum, in rank order, of what each
+// source rank's tokens give this rank's experts, which the layer computes apart and adds in the
+// backward; with micro-batches each source's accumulates apart over the micro-batches and this
+// step adds them at the end, each scaled as a rank scales its gradient before a sum: the bits
+// the data-parallel sum would give. The clipping norm adds the ranks' sums of their own blocks'
+// squares to that of the summed gradients, which rounds differently from one sum over the whole
+// buffer: the norm agrees to rounding, and so do the weights when clipping scales them; unclipped
+// steps are bit-identical to data parallel. A read of an expert tensor gathers the owners'
+// blocks (train/model_runtime.h).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -90,9 +92,13 @@ class TrainStep {
     model_.share_experts(expert_parallel ? collective : nullptr);
     collective_ = collective && collective->world() > 1 ? collective : nullptr;
     expert_tensors_ = expert_parallel && collective_ ? experts : std::vector<size_t>{};
+    const size_t rank = collective_ ? size_t(collective_->rank()) : 0;
+    if (expert_parallel && collective_)
+      params.keep_expert_block(int(rank), collective_->world());
+    else
+      params.keep_expert_block(0, 1);
     shards_ = collective_ && shard_optimizer ? shard_bounds(params.total(), collective_->world())
                                              : std::vector<int64_t>{};
-    const size_t rank = collective_ ? size_t(collective_->rank()) : 0;
     if (sharded())
       params.share_moments(shards_[rank], shards_[rank + 1]);
     else
@@ -133,18 +139,13 @@ class TrainStep {
                                                                     micro_batches);
     ++steps_done_;
     ParamStore<B>& params = model_.params();
-    // The part of each tensor whose moments this rank holds: all of it unless sharded.
+    // The part of each tensor whose moments this rank holds: all it holds unless sharded (expert
+    // parallel: its experts alone).
     std::vector<OptimizerTensor<typename B::Real, typename B::Act>> tensors;
     tensors.reserve(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       const ParamSpec& p = params.spec(i);
-      auto held = params.moments_of(i);
-      // Expert parallel: this rank's experts alone (the moments cover the whole tensor).
-      if (const std::vector<int64_t> blocks = expert_blocks(i); !blocks.empty()) {
-        const size_t rank = size_t(collective_->rank());
-        const int64_t skip = blocks[rank] - held.from;
-        held = {blocks[rank], blocks[rank + 1] - blocks[rank], held.m + skip, held.v + skip};
-      }
+      const auto held = params.moments_of(i);
       if (held.count == 0) continue;
       tensors.push_back({params.master(i) + held.from, params.grad(i) + held.from, held.m, held.v, held.count,
                          p.weight_decay ? opt.weight_decay : 0.0,
@@ -233,39 +234,43 @@ class TrainStep {
   }
 
   // The gradients over the ranks, each rank's scaled by `scale` first: summed, but for expert
-  // tensors under expert parallel, whose sources' blocks this rank adds into its own (class
-  // comment). Each range between expert tensors is summed on its own: the same sums, elementwise.
+  // tensors under expert parallel, whose sources' gradients the backward has added already, or,
+  // kept apart over micro-batches, this step adds now (class comment). Each range between expert
+  // tensors is summed on its own: the same sums, elementwise.
   void sum_gradients(double scale) {
     ParamStore<B>& params = model_.params();
+    ML_CHECK(expert_tensors_.empty() || params.expert_sources() > 0 || scale == 1.0,
+             "train step: expert gradients added in the backward cannot be scaled by ", scale);
     int64_t begin = 0;
     for (const size_t i : expert_tensors_) {
       const ParamSpec& p = params.spec(i);
       if (p.offset > begin) sum_over_ranks(params.grads() + begin, p.offset - begin, scale);
-      add_expert_blocks(i, scale);
-      begin = p.offset + p.numel;
+      if (params.expert_sources() > 0) add_expert_sources(i, scale);
+      begin = p.offset + p.held;
     }
     if (params.total() > begin) sum_over_ranks(params.grads() + begin, params.total() - begin, scale);
   }
 
-  // Expert tensor i's gradient: own block ← Σ over the blocks s in order of scale · block s, as
-  // sum_over_ranks rounds (scaled in double, then added in the type); the other blocks ← 0.
-  void add_expert_blocks(size_t i, double scale) {
+  // Expert tensor i's gradient (source 0's contribution) ← Σ over the sources s in order of
+  // scale · source s's, as sum_over_ranks rounds (scaled in double, then added in the type).
+  void add_expert_sources(size_t i, double scale) {
     using Real = typename B::Real;
     const B& b = model_.backend();
-    const std::vector<int64_t> blocks = expert_blocks(i);
-    const int64_t n = model_.params().spec(i).numel, block = blocks[1];
-    Real* grad = model_.params().grad(i);
-    std::vector<Real> host(static_cast<size_t>(n)), own(static_cast<size_t>(block), Real(0));
-    b.copy_to_host(host.data(), grad, size_t(n) * sizeof(Real));
-    b.sync();
-    if (scale != 1.0)
-      for (Real& x : host) x = Real(double(x) * scale);
-    std::copy(host.begin(), host.begin() + block, own.begin());
-    for (size_t s = 1; s + 1 < blocks.size(); ++s)
-      for (int64_t k = 0; k < block; ++k) own[size_t(k)] += host[size_t(blocks[s] + k)];
-    std::fill(host.begin(), host.end(), Real(0));
-    std::copy(own.begin(), own.end(), host.begin() + blocks[size_t(collective_->rank())]);
-    b.from_host(grad, host.data(), size_t(n) * sizeof(Real));
+    ParamStore<B>& params = model_.params();
+    const size_t n = size_t(params.spec(i).held);
+    std::vector<Real> own(n), source(n);
+    const auto scaled = [&](std::vector<Real>& host, const Real* from) {
+      b.copy_to_host(host.data(), from, n * sizeof(Real));
+      b.sync();
+      if (scale != 1.0)
+        for (Real& x : host) x = Real(double(x) * scale);
+    };
+    scaled(own, params.grad(i));
+    for (int64_t s = 0; s < params.expert_sources(); ++s) {
+      scaled(source, params.expert_source(i, s));
+      for (size_t k = 0; k < n; ++k) own[k] += source[k];
+    }
+    b.from_host(params.grad(i), own.data(), n * sizeof(Real));
   }
 
   // Every rank's share of the master weights, from its owner, then the compute copy from them
@@ -319,13 +324,11 @@ class TrainStep {
                                                norm_coef_.get());
     std::vector<Span> replicated, own;
     int64_t begin = 0;
-    const size_t rank = size_t(collective_->rank());
     for (const size_t i : expert_tensors_) {
       const ParamSpec& p = params.spec(i);
-      const std::vector<int64_t> blocks = expert_blocks(i);
       replicated.push_back({params.grads() + begin, p.offset - begin});
-      own.push_back({params.grad(i) + blocks[rank], blocks[rank + 1] - blocks[rank]});
-      begin = p.offset + p.numel;
+      own.push_back({params.grad(i), p.held});
+      begin = p.offset + p.held;
     }
     replicated.push_back({params.grads() + begin, params.total() - begin});
     const B& b = model_.backend();
@@ -369,6 +372,14 @@ class TrainStep {
     replayed_ = false;
     const int64_t rows = batch / micro_batches;
     StepMetrics total{0, 0, 0, {}};
+    // Expert parallel: each other source's gradients for this rank's experts accumulate apart
+    // until sum_gradients adds them; the blocks go with the step, however it ends.
+    ParamStore<B>& params = model_.params();
+    struct Sources {
+      ParamStore<B>& params;
+      ~Sources() { params.keep_expert_sources(0); }
+    } sources{params};
+    if (expert_parallel()) params.keep_expert_sources(collective_->world() - 1);
     for (int64_t i = 0; i < micro_batches; ++i) {
       model_.upload(tokens + i * rows * len_plus_one, rows, len_plus_one);
       if (i == 0) model_.zero_grad();
@@ -397,6 +408,7 @@ class TrainStep {
       loss = double(ranks_loss);
       scale = 1.0 / double(collective_->world());
     }
+    params.keep_expert_sources(0);
     total.skipped = !std::isfinite(loss);
     clip(grad_clip, scale, nullptr);
     return total;  // run() averages its metrics over the ranks

@@ -1,5 +1,5 @@
 // Every initialisation recipe drawn on the device is the CPU's, bit for bit (the GPU model
-// starts from the CPU model's weights without building one).
+// starts from the CPU model's weights without building one), and so is a part drawn alone.
 #include <cstring>
 
 #include "gpu/gpu_test.h"
@@ -17,9 +17,17 @@ std::string check_recipe(const char* what, const ml::ParamInit& init, int64_t n)
   ml::cuda::param_init(init, 17, std::string("backbone.") + what, g, n, nullptr);
   sync(what);
   check(cudaMemcpy(got.data(), g, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost), "download");
-  cudaFree(g);
   for (int64_t i = 0; i < n; ++i)
     EXPECT(std::memcmp(&got[i], &want[i], sizeof(float)) == 0, what, "[", i, "]: ", got[i], " vs ", want[i]);
+  // The second half drawn alone (an expert-parallel rank's block) is the whole tensor's.
+  const int64_t first = n / 2;
+  ml::cuda::param_init(init, 17, std::string("backbone.") + what, g, n - first, nullptr, first);
+  sync(what);
+  check(cudaMemcpy(got.data(), g, size_t(n - first) * sizeof(float), cudaMemcpyDeviceToHost), "download");
+  for (int64_t i = 0; i < n - first; ++i)
+    EXPECT(std::memcmp(&got[i], &want[first + i], sizeof(float)) == 0, what, "[", first + i, "] drawn from ", first,
+           " on: ", got[i], " vs ", want[first + i]);
+  cudaFree(g);
   return mltest::str(what, " ", n);
 }
 

@@ -1,8 +1,9 @@
-// `mambalab train --ranks N --expert-parallel`: each rank runs its N-th of every MoE layer's
-// experts and the ranks exchange tokens, taking the steps the same ranks take without it (the
-// tiny presets clip at 1, and a step clipping scales agrees to rounding: losses within 1e-12,
-// expert counts and drops exactly); checkpoints hold the whole model and resume on other ranks, with or without it;
-// what cannot be shared is refused by name before any rank starts.
+// `mambalab train --ranks N --expert-parallel`: each rank holds and runs its N-th of every MoE
+// layer's experts and the ranks exchange tokens, taking the steps the same ranks take without it
+// (the tiny presets clip at 1, and a step clipping scales agrees to rounding: losses within 1e-12,
+// expert counts and drops exactly); rank 0 says what it holds; checkpoints hold the whole model
+// and resume on other ranks, with or without it; what cannot be shared is refused by name before
+// any rank starts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, rmSync } from 'node:fs';
@@ -23,6 +24,12 @@ function mambalab(args: string[]) {
 type Line = { loss: number; grad_norm: number; experts: number[][]; dropped: number[] };
 const lines = (stdout: string): Line[] => stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
 
+/** The bytes of weights and gradients, and of moments, that rank 0 says it holds. */
+function held(stderr: string): { parameters: number; moments: number } {
+  const bytes = (what: RegExp) => Number(what.exec(stderr)?.[1]?.replaceAll(',', '') ?? NaN);
+  return { parameters: bytes(/parameters: ([\d,]+) bytes of weights and gradients on rank 0/), moments: bytes(/optimizer state: ([\d,]+) bytes of AdamW moments on rank 0/) };
+}
+
 /** Largest relative difference between two checkpoints' weights. */
 function weightDifference(a: string, b: string): number {
   const [x, y] = [loadModel(a), loadModel(b)];
@@ -38,7 +45,7 @@ function weightDifference(a: string, b: string): number {
 // MoE-Mamba on 2 ranks, BlackMamba on 4: each router and rank count once here (every process
 // costs seconds in CI); the native tests (tests/native/train/expert_parallel.cpp) take both
 // routers on 2 and 4 ranks bit for bit.
-test('train --expert-parallel takes the steps of the same ranks without it (MoE-Mamba on 2 ranks, BlackMamba on 4, float64): expert counts and drops equal, losses within 1e-12, weights 1e-10', () => {
+test('train --expert-parallel takes the steps of the same ranks without it (MoE-Mamba on 2 ranks, BlackMamba on 4, float64): expert counts and drops equal, losses within 1e-12, weights 1e-10; rank 0 holds its experts alone', () => {
   const dir = scratchDir();
   for (const [model, world] of [['moe-mamba', 2], ['blackmamba', 4]] as const) {
     const args = [...train(model), '--ranks', String(world)];
@@ -56,6 +63,16 @@ test('train --expert-parallel takes the steps of the same ranks without it (MoE-
     }
     const worst = weightDifference(join(dir, `${model}-${world}-plain`, 'checkpoint'), join(dir, `${model}-${world}-ep`, 'checkpoint'));
     assert.ok(worst <= 1e-10, `${model} ${world}: weights differ by ${worst}`);
+    // What rank 0 says it holds (the engine's own account): the other ranks' experts' weights and
+    // gradients (8 bytes each in float64), and their two moments, are missing from the EP rank's.
+    const saved = loadModel(join(dir, `${model}-${world}-ep`, 'checkpoint'));
+    const experts = saved.parameters().filter((p) => p.name.includes('.moe.experts.')).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    saved.dispose();
+    const [whole, own] = [held(plain.stderr), held(shared.stderr)];
+    assert.match(shared.stderr, new RegExp(`on rank 0 \\(its ${4 / world} of 4 experts per MoE layer, the other tensors whole\\)`));
+    for (const kind of ['parameters', 'moments'] as const) {
+      assert.equal(whole[kind] - own[kind], (16 * experts * (world - 1)) / world, `${model} ${world}: rank 0 holds ${own[kind]} bytes of ${kind} with --expert-parallel, ${whole[kind]} without`);
+    }
   }
 });
 

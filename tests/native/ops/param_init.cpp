@@ -60,3 +60,16 @@ NATIVE_TEST(param_init_values_depend_on_seed_name_and_index_only) {
   for (int64_t i = 0; i < 1000; ++i) EXPECT(f[i] == float(long_draw[i]), "float element ", i);
   return "prefix-stable, seeded per name, float = rounded double";
 }
+
+// A part drawn alone (an expert-parallel rank's block of the experts: from element `first` on)
+// is that part of the whole tensor, for every recipe (S4D-real's index modulo N included).
+NATIVE_TEST(param_init_draws_a_part_as_the_whole_tensor_has_it) {
+  for (const auto& init : {ml::ParamInit::normal(1.0), ml::ParamInit::uniform(0.5), ml::ParamInit::s4d_real(16),
+                           ml::ParamInit::dt_bias(0.001, 0.1, 1e-4)}) {
+    const auto whole = draw(init, "w", 1000);
+    std::vector<double> part(300);
+    ml::cpu::param_init<double>(init, 5, "w", part.data(), 300, 613);
+    for (int64_t i = 0; i < 300; ++i) EXPECT(part[i] == whole[613 + i], "element ", 613 + i, " drawn from 613 on");
+  }
+  return "normal, uniform, S4D-real, dt_bias: elements [613, 913) alone equal the whole tensor's";
+}

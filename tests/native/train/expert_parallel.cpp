@@ -1,9 +1,10 @@
-// Expert parallel (nn/moe.h, train/step.h): ranks that each run and update only their block of
-// every MoE layer's experts, exchanging tokens all-to-all, take the steps plain data parallel
-// takes on the same ranks and global batch: bit for bit while clipping does not scale the step
-// (the owner adds its sources' gradients in rank order, as the sum would), to rounding when it
-// does (the norm's squares are added in another order). Reads of expert tensors gather the
-// owners' blocks, so a checkpoint holds the whole model and resumes anywhere.
+// Expert parallel (nn/moe.h, train/step.h): ranks that each hold, run and update only their
+// block of every MoE layer's experts, exchanging tokens all-to-all, take the steps plain data
+// parallel takes on the same ranks and global batch: bit for bit while clipping does not scale
+// the step (the owner adds its sources' gradients in rank order, as the sum would), to rounding
+// when it does (the norm's squares are added in another order). A rank's buffers hold its own
+// experts alone; reads of expert tensors gather the owners' blocks, so a checkpoint holds the
+// whole model and resumes anywhere.
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +55,7 @@ struct Run {
   std::vector<double> losses, norms;
   std::vector<int64_t> counts;
   std::vector<std::vector<double>> state;  // tensor by tensor: value, m, v
+  ml::ParamMemory joined, trained;         // the parameters' buffers after joining, after the steps
 };
 
 std::vector<std::vector<double>> read_state(ml::Runtime& rt) {
@@ -90,11 +92,12 @@ Run train(const Plan& plan, int rank, const std::string& path) {
   if (plan.world > 1)
     rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 11, rank, plan.world, 60), false,
                    plan.expert_parallel);
+  Run out;
+  out.joined = rt->parameter_memory();
   if (plan.resume) write_state(*rt, *plan.resume), rt->set_steps_done(plan.first_step);
   const int64_t rows = kRows / plan.world;
   ml::OptimizerConfig opt;
   opt.grad_clip = plan.grad_clip;
-  Run out;
   for (int64_t s = plan.first_step; s < plan.first_step + plan.steps; ++s) {
     const auto batch = batch_of_step(uint64_t(s));
     const auto m = rt->train_step(batch.data() + rank * rows * kLenPlusOne, rows, kLenPlusOne, 1e-2, opt, plan.micro);
@@ -104,6 +107,7 @@ Run train(const Plan& plan, int rank, const std::string& path) {
       out.counts.push_back(layer.dropped);
     }
   }
+  out.trained = rt->parameter_memory();
   out.state = read_state(*rt);
   return out;
 }
@@ -225,6 +229,133 @@ NATIVE_TEST(expert_parallel_checkpoint_resumes_elsewhere) {
   }
   return "EP checkpoint at step 2: on 1 rank the same bits; 2 more steps on 2 plain ranks bit-identical to EP; "
          "on 4 ranks EP bit-identical to plain";
+}
+
+namespace {
+
+// Each kind of parameter buffer of an EP rank against one whole model's: the same bytes for the
+// tensors that are not experts, the experts' 1/world. Returns "weights 1/2, ..." as measured.
+std::string holds_its_experts(const ml::ParamMemory& rank, const ml::ParamMemory& whole, int world,
+                              const std::string& at) {
+  std::string out;
+  const std::pair<const char*, ml::ParamMemory::Held ml::ParamMemory::*> kinds[] = {
+      {"weights", &ml::ParamMemory::weights},
+      {"gradients", &ml::ParamMemory::gradients},
+      {"moments", &ml::ParamMemory::moments}};
+  for (const auto& [name, kind] : kinds) {
+    const ml::ParamMemory::Held &r = rank.*kind, &w = whole.*kind;
+    EXPECT(w.experts > 0 && w.experts < w.bytes, at, ": the whole model's ", name, " are ", w.bytes,
+           " bytes, its experts' ", w.experts);
+    EXPECT(r.bytes - r.experts == w.bytes - w.experts, at, ": ", name, " of the other tensors ", r.bytes - r.experts,
+           " bytes, whole ", w.bytes - w.experts);
+    EXPECT(r.experts * world == w.experts, at, ": ", name, " of experts ", r.experts, " bytes on the rank, ",
+           w.experts, " whole");
+    out += str(out.empty() ? "" : ", ", name, " ", r.bytes, " of ", w.bytes, " (experts ", r.experts, ")");
+  }
+  EXPECT(rank.expert_sources == 0, at, ": ", rank.expert_sources, " bytes of other ranks' expert gradients kept");
+  return out;
+}
+
+}  // namespace
+
+// Memory, from the runtime's account of its buffers: a rank that joins before its first step
+// holds nothing until then (its parameters are made at that step, its block of the experts
+// alone); after a step (2 micro-batches, whose other ranks' expert gradients are kept apart for
+// the step only) its weights, gradients and moments of experts are 1/N of a whole model's and
+// the rest equal; a rank whose parameters were made whole before joining drops the others'
+// experts when it joins, keeping its block's bits.
+NATIVE_TEST(expert_parallel_rank_holds_its_experts_alone) {
+  std::string detail;
+  for (const auto& config : {switch_moe(), sinkhorn_moe()}) {
+    const ml::ParamMemory whole = on_ranks({config, 1, false, 0, 1, 2})[0].trained;
+    for (const int world : {2, 4}) {
+      const auto ranks = on_ranks({config, world, true, 0, 1, 2});
+      for (int r = 0; r < world; ++r) {
+        const std::string at = str(config.moe.router.kind == ml::RouterKind::Switch ? "switch" : "sinkhorn", " world ",
+                                   world, " rank ", r);
+        const ml::ParamMemory& joined = ranks[size_t(r)].joined;
+        EXPECT(joined.weights.bytes == 0 && joined.gradients.bytes == 0, at, ": ", joined.weights.bytes,
+               " bytes of weights made before the first step");
+        const std::string held = holds_its_experts(ranks[size_t(r)].trained, whole, world, at);
+        if (r == 0 && config.moe.router.kind == ml::RouterKind::Switch) detail += str(world, " ranks: ", held, "; ");
+      }
+    }
+  }
+  // Made whole first (a read), then joined: the rank keeps its block, with the bits it had.
+  const std::string path = "/tmp/mambalab-test-ep-memory-" + std::to_string(getpid());
+  std::vector<std::string> failures(2);
+  std::vector<ml::ParamMemory> before(2), after(2);
+  std::vector<std::vector<std::vector<double>>> states(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        auto rt = ml::make_runtime(switch_moe(), ml::DType::F64);
+        const auto initial = read_state(*rt);
+        before[size_t(r)] = rt->parameter_memory();
+        rt->join_ranks(std::make_shared<ml::SharedMemoryCollective>(path, 13, r, 2, 60), false, true);
+        after[size_t(r)] = rt->parameter_memory();
+        states[size_t(r)] = read_state(*rt);
+        if (!same_bits(states[size_t(r)], initial)) failures[size_t(r)] = "the gathered weights differ from before";
+      } catch (const std::exception& e) {
+        failures[size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT(failures[size_t(r)].empty(), "joined after its weights were made, rank ", r, ": ", failures[size_t(r)]);
+    EXPECT(after[size_t(r)].weights.experts * 2 == before[size_t(r)].weights.experts &&
+               after[size_t(r)].weights.bytes - after[size_t(r)].weights.experts ==
+                   before[size_t(r)].weights.bytes - before[size_t(r)].weights.experts,
+           "joined after its weights were made, rank ", r, ": ", after[size_t(r)].weights.bytes, " bytes of weights, ",
+           before[size_t(r)].weights.bytes, " before");
+  }
+  return detail + "made whole, then joined on 2 ranks: weights " + std::to_string(before[0].weights.bytes) + " -> " +
+         std::to_string(after[0].weights.bytes) + " bytes, the same bits";
+}
+
+// A checkpoint written by 4 EP ranks (every rank reading the whole model, gathered in rank order)
+// resumes on 4 EP ranks bit for bit as the uninterrupted run continues, and on 2 ranks (EP, and
+// plain alike bit for bit) and on 1 rank with the uninterrupted run's next losses to rounding:
+// a router that keeps every token (switch top-1, dropless) and no load-balancing loss make each
+// token's loss and gradient the same however the batch is split, and only the order of the sums
+// over the ranks differs. The resumed EP ranks load their own experts alone.
+NATIVE_TEST(expert_parallel_checkpoint_from_4_ranks_resumes_on_2_and_1) {
+  ml::ModelConfig config = switch_moe();
+  config.moe.router.capacity_factor = 0, config.moe.router.aux_weight = 0;
+  const double tolerance = 1e-12;
+  const auto straight = on_ranks({config, 4, true, 0, 4})[0];
+  const auto writers = on_ranks({config, 4, true, 0, 2});
+  for (int r = 1; r < 4; ++r)
+    EXPECT(same_bits(writers[size_t(r)].state, writers[0].state), "writing: rank ", r, " read another model");
+  const auto& saved = writers[0].state;
+  Plan next{config, 4, true, 2, 2};
+  next.resume = &saved;
+  const auto four = on_ranks(next)[0];
+  EXPECT(four.losses == std::vector<double>(straight.losses.begin() + 2, straight.losses.end()) &&
+             same_bits(four.state, straight.state),
+         "resumed on 4 EP ranks: not the uninterrupted run");
+  double worst = 0;
+  std::vector<Run> resumed;
+  for (const auto& [world, ep] : {std::pair{2, true}, std::pair{2, false}, std::pair{1, false}}) {
+    next.world = world, next.expert_parallel = ep;
+    const auto runs = on_ranks(next);
+    resumed.push_back(runs[0]);
+    for (size_t s = 0; s < 2; ++s)
+      worst = std::max(worst, std::abs(runs[0].losses[s] - straight.losses[s + 2]) / straight.losses[s + 2]);
+    if (ep)
+      for (int r = 0; r < world; ++r)
+        EXPECT(runs[size_t(r)].joined.weights.bytes == 0 &&
+                   runs[size_t(r)].trained.weights.experts * 2 == four.trained.weights.experts * 4,
+               "resumed on ", world, " EP ranks, rank ", r, ": ", runs[size_t(r)].trained.weights.experts,
+               " bytes of expert weights");
+  }
+  EXPECT(worst < tolerance, "next losses after resuming on 2 and 1 ranks differ by ", worst);
+  EXPECT(resumed[0].losses == resumed[1].losses && same_bits(resumed[0].state, resumed[1].state),
+         "resumed on 2 ranks: EP differs from plain");
+  return str("saved at step 2 on 4 EP ranks: resumed on 4 EP bit-identical; on 2 (EP = plain, bit for bit) and on 1 "
+             "the next 2 losses within ",
+             worst, " (relative; weights after them within ", state_difference(resumed[2].state, straight.state), ")");
 }
 
 // Refused by name before anything changes: experts that do not split over the ranks, a model

@@ -59,9 +59,10 @@ ML_HD inline double param_init_value(const ParamInit& init, uint64_t start, int6
 
 namespace cpu {
 
-// out[0, n) = the parameter's initial values.
+// out[0, n) = the parameter's initial values [first, first + n) (a part of it: an expert-parallel
+// rank's block of the experts).
 template <typename T>
-void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n);
+void param_init(const ParamInit& init, uint64_t seed, const std::string& name, T* out, int64_t n, int64_t first = 0);
 
 }  // namespace cpu
 }  // namespace ml
@@ -72,6 +73,6 @@ namespace ml::cuda {
 
 // The same on a device fp32 array (master weights), enqueued on `stream`.
 void param_init(const ParamInit& init, uint64_t seed, const std::string& name, float* out, int64_t n,
-                cudaStream_t stream);
+                cudaStream_t stream, int64_t first = 0);
 
 }  // namespace ml::cuda
