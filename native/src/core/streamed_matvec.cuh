@@ -33,6 +33,13 @@ constexpr int64_t kSlice = 32 * kRun * kRuns;  // elements a warp loads in one r
 // A staged row's stride: whole runs, so every run read from shared memory is whole.
 __host__ __device__ inline int64_t row_stride(int64_t length) { return (length + kRun - 1) / kRun * kRun; }
 
+// The shared memory a block stages `rows` input rows of `length` elements in, and the most a
+// product takes that way (a block's default limit, asking for no more).
+inline size_t staged_bytes(int64_t rows, int64_t length, int64_t element_bytes) {
+  return size_t(rows * row_stride(length) * element_bytes);
+}
+constexpr size_t kMaxStagedBytes = 48 * 1024;
+
 // Warps per column: split K over more warps when there are few columns, so that about 4096
 // warps stream the matrix (an H100/H200 holds 132 × 64).
 inline int warps_per_column(int64_t columns) {

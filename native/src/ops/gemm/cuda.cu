@@ -129,7 +129,6 @@ __global__ void scale_kernel(TOut* C, int64_t M, int64_t N, int64_t ldc, float b
 // B is weights no running kernel writes, so its loads start before the chained launch's wait and
 // the matrix streams in while the kernel before ends.
 constexpr int kGemvRows = 4, kGemvWarps = 8;
-constexpr size_t kGemvMaxStagedBytes = 48 * 1024;
 
 template <typename TIn, typename TOut>
 struct GemvJob {
@@ -168,18 +167,13 @@ __global__ void __launch_bounds__(32 * kGemvWarps, sizeof(TIn) == 2 ? 4 : 2)
                                                               reinterpret_cast<TIn*>(staged_words));
 }
 
-template <typename TIn>
-size_t gemv_staged_bytes(int64_t M, int64_t K) {
-  return size_t(M * streamed::row_stride(K)) * sizeof(TIn);
-}
-
 template <int kParts, typename TIn, typename TOut>
 void launch_gemv(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda, int64_t stride_a,
                  const TIn* B, int64_t ldb, int64_t stride_b, float beta, TOut* C, int64_t ldc, int64_t stride_c,
                  int64_t batch, bool b_is_weight, cudaStream_t stream) {
   constexpr int kColumns = kGemvWarps / kParts, kThreads = 32 * kGemvWarps;
   const auto kernel = b_is_weight ? gemv_kernel<kParts, true, TIn, TOut> : gemv_kernel<kParts, false, TIn, TOut>;
-  const size_t staged = gemv_staged_bytes<TIn>(M, K);
+  const size_t staged = streamed::staged_bytes(M, K, sizeof(TIn));
   const dim3 grid(streamed_grid(reinterpret_cast<const void*>(kernel), kThreads, staged, (N + kColumns - 1) / kColumns,
                                 batch),
                   unsigned(batch));
@@ -203,7 +197,8 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
     }
     return;
   }
-  if (!trans_a && trans_b && M <= kGemvRows && batch <= 65535 && gemv_staged_bytes<TIn>(M, K) <= kGemvMaxStagedBytes) {
+  if (!trans_a && trans_b && M <= kGemvRows && batch <= 65535 &&
+      streamed::staged_bytes(M, K, sizeof(TIn)) <= streamed::kMaxStagedBytes) {
     const int parts = streamed::warps_per_column(N * batch);
     const auto run = parts == 1   ? launch_gemv<1, TIn, TOut>
                      : parts == 2 ? launch_gemv<2, TIn, TOut>

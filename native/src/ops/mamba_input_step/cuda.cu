@@ -1,7 +1,8 @@
 // One kernel, streamed as a GEMV over in_proj's columns (core/streamed_matvec.cuh): blocks are
 // all resident at once and take several groups of columns each, kParts warps per column, loading
-// each column's weights (and, for a channel of xi, its conv window and weights) one column ahead,
-// the first before the chained wait (no kernel running then writes them). After the wait every
+// each column's weights one item ahead and, for a channel of xi, its conv window and weights as
+// the column starts; the first column's before the chained wait (no kernel running then writes
+// them). After the wait every
 // block adds the residual and norms the few rows into shared memory itself (a few KB from L2 per
 // block, cheaper than a launch of its own, and paid once per block, not per column group); a
 // column of xi then goes straight through its channel's conv step, one lane per row.
@@ -19,7 +20,6 @@ namespace ml::cuda {
 namespace {
 
 constexpr int kRows = 4, kWarps = 8, kMaxWidth = 4;
-constexpr int64_t kMaxSharedBytes = 48 * 1024;
 
 template <typename T>
 struct FrontJob {
@@ -108,30 +108,23 @@ template <int kParts, typename T>
 constexpr int kMinBlocks = sizeof(T) == 2 ? (kParts == 1 ? 4 : 3) : 2;
 
 template <int kParts, typename T>
-__global__ void __launch_bounds__(32 * kWarps, kMinBlocks<kParts, T>) mamba_input_step_kernel(FrontJob<T> job, const T* __restrict__ in_proj) {
+__global__ void __launch_bounds__(32 * kWarps, kMinBlocks<kParts, T>)
+    mamba_input_step_kernel(FrontJob<T> job, const T* __restrict__ in_proj) {
   extern __shared__ uint4 staged_words[];
   stream_columns<kRows, kWarps, kParts, true>(job, in_proj, 2 * job.d.d_inner, job.d.d_model, job.d.d_model,
                                              int(job.d.batch), reinterpret_cast<T*>(staged_words));
-}
-
-template <typename T>
-size_t staged_bytes(const MambaInputStepDims& d) {
-  return size_t(d.batch * streamed::row_stride(d.d_model)) * sizeof(T);
 }
 
 template <int kParts, typename T>
 void launch(const FrontJob<T>& job, const T* in_proj, cudaStream_t stream) {
   constexpr int kColumns = kWarps / kParts, kThreads = 32 * kWarps;
   const auto kernel = mamba_input_step_kernel<kParts, T>;
-  const size_t staged = staged_bytes<T>(job.d);
+  const size_t staged = streamed::staged_bytes(job.d.batch, job.d.d_model, sizeof(T));
   const unsigned grid = streamed_grid(reinterpret_cast<const void*>(kernel), kThreads, staged,
                                       (2 * job.d.d_inner + kColumns - 1) / kColumns, 1);
   launch_chained("mamba_input_step", kernel, dim3(grid), dim3(kThreads), staged, stream, job, in_proj);
 }
 
-}  // namespace
-
-namespace {
 // MAMBALAB_FUSED_DECODE: 0 never fuses, 1 always (where it fits), unset by mamba_input_step_pays's rule.
 int fused_setting() {
   static const int setting = [] {
@@ -144,7 +137,7 @@ int fused_setting() {
 
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes) {
   return fused_setting() != 0 && d.batch >= 1 && d.batch <= kRows && d.width >= 1 && d.width <= kMaxWidth &&
-         d.batch * streamed::row_stride(d.d_model) * element_bytes <= kMaxSharedBytes;
+         streamed::staged_bytes(d.batch, d.d_model, element_bytes) <= streamed::kMaxStagedBytes;
 }
 
 bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes) {
