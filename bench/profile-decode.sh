@@ -17,7 +17,7 @@ for model in ${MODELS:-mamba-130m mamba-1.4b}; do
   "$NODE" "$CLI" bench generate --model "$model" --device cuda --json --lengths 128 >"$out/$model-plain.json" \
     2>"$out/$model-plain.log" || { tail -5 "$out/$model-plain.log"; continue; }
   ncu --target-processes all --graph-profiling node --clock-control none --cache-control none \
-    --metrics gpu__time_duration.sum --csv --log-file "$out/$model-ncu.csv" \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv --log-file "$out/$model-ncu.csv" \
     "$NODE" "$CLI" bench generate --model "$model" --device cuda --json --lengths 128 --tokens 2 --warmup 1 \
     >"$out/$model-ncu-run.json" 2>"$out/$model-ncu-run.log" || { tail -5 "$out/$model-ncu-run.log"; continue; }
   python3 bench/decode_profile_summary.py "$out/$model-ncu.csv" "$out/$model-plain.json" "$model"

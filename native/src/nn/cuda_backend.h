@@ -156,9 +156,9 @@ class CudaBackend {
                    bool silu) const {
     cuda::conv1d_step<T>(d, window, x, w, b, y, silu, stream_);
   }
-  // The pre-norm, in_proj and conv step in one kernel (ops/mamba_input_step), where that pays.
+  // The pre-norm, in_proj and conv step in one kernel (ops/mamba_input_step), where it fits.
   bool fuses_mamba_input_step(const cpu::MambaInputStepDims& d) const {
-    return cuda::mamba_input_step_pays(d, int64_t(sizeof(T)));
+    return cuda::mamba_input_step_fits(d, int64_t(sizeof(T)));
   }
   void mamba_input_step(const cpu::MambaInputStepDims& d, const T* x, const float* residual, const float* norm_weight,
                         float* residual_out, const T* in_proj, T* window, const float* conv_w, const float* conv_b,

@@ -2,10 +2,10 @@
 // all resident at once and take several groups of columns each, kParts warps per column, loading
 // each column's weights one item ahead and, for a channel of xi, its conv window and weights as
 // the column starts; the first column's before the chained wait (no kernel running then writes
-// them). After the wait every
-// block adds the residual and norms the few rows into shared memory itself (a few KB from L2 per
-// block, cheaper than a launch of its own, and paid once per block, not per column group); a
-// column of xi then goes straight through its channel's conv step, one lane per row.
+// them). After the wait every block adds the residual and norms the few rows into shared memory
+// itself (a few KB from L2 per block, in one round trip: cheaper than a launch of its own, and
+// paid once per block, not per column group); a column of xi then goes straight through its
+// channel's conv step, one lane per row.
 #include <cstdlib>
 #include <cstring>
 
@@ -50,27 +50,50 @@ struct FrontJob {
     return a;
   }
 
-  // The pre-norm, as rmsnorm_forward: r = x + residual, scaled by 1/sqrt(mean(r²) + eps).
+  // The pre-norm, as rmsnorm_forward: r = x + residual, scaled by 1/sqrt(mean(r²) + eps). Each
+  // thread takes runs of kRun columns, 16-byte loads all issued before they are used, so a row of
+  // up to blockDim.x · kRun columns is one round trip to L2 for the sum and one (from L1) for the
+  // scaled values, not one per column.
+  __device__ void sum_run(float (&r)[streamed::kRun], int m, int k) const {
+    using streamed::kRun;
+    const int64_t D = d.d_model;
+    const int valid = int(min(int64_t(kRun), D - k));
+    Run<T, kRun> xr;
+    Run<float, kRun> rr;
+    load_run(xr, x + m * D + k, valid);
+    if (residual) load_run(rr, residual + m * D + k, valid);
+#pragma unroll
+    for (int i = 0; i < kRun; ++i) r[i] = xr.at(i) + (residual ? rr.at(i) : 0.f);
+  }
+
   __device__ void stage(T* normed, int64_t stride) const {
+    using streamed::kRun;
     __shared__ float scratch[32];
     const int64_t D = d.d_model;
-#pragma unroll
+    const int step = int(blockDim.x) * kRun;
+#pragma unroll 1
     for (int m = 0; m < kRows; ++m) {
       if (m >= d.batch) break;
       float sumsq = 0.f;
-      for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
-        const float r = to_float(x[m * D + j]) + (residual ? residual[m * D + j] : 0.f);
-        sumsq += r * r;
+#pragma unroll 1
+      for (int k = int(threadIdx.x) * kRun; k < D; k += step) {
+        float r[kRun];
+        sum_run(r, m, k);
+#pragma unroll
+        for (int i = 0; i < kRun; ++i) sumsq += r[i] * r[i];
       }
       const float scale = 1.f / sqrtf(block_sum(sumsq, scratch) / float(D) + float(d.eps));
-      for (int64_t j = threadIdx.x; j < stride; j += blockDim.x) {
-        float v = 0.f;
-        if (j < D) {
-          const float r = to_float(x[m * D + j]) + (residual ? residual[m * D + j] : 0.f);
-          if (blockIdx.x == 0) residual_out[m * D + j] = r;
-          v = r * scale * norm_weight[j];
-        }
-        normed[m * stride + j] = from_float<T>(v);
+#pragma unroll 1
+      for (int k = int(threadIdx.x) * kRun; k < stride; k += step) {
+        float r[kRun];
+        sum_run(r, m, k);
+        const int valid = int(max(int64_t(0), min(int64_t(kRun), D - k)));
+        Run<float, kRun> w;
+        load_run(w, norm_weight + k, valid);
+        if (blockIdx.x == 0) store_run(residual_out + m * D + k, r, valid);
+#pragma unroll
+        for (int i = 0; i < kRun; ++i) r[i] = r[i] * scale * w.at(i);
+        store_run(normed + m * stride + k, r, kRun);
       }
     }
   }
@@ -125,25 +148,19 @@ void launch(const FrontJob<T>& job, const T* in_proj, cudaStream_t stream) {
   launch_chained("mamba_input_step", kernel, dim3(grid), dim3(kThreads), staged, stream, job, in_proj);
 }
 
-// MAMBALAB_FUSED_DECODE: 0 never fuses, 1 always (where it fits), unset by mamba_input_step_pays's rule.
-int fused_setting() {
-  static const int setting = [] {
+// MAMBALAB_FUSED_DECODE=0: never fused, to measure the three separate kernels.
+bool fusing_switched_off() {
+  static const bool off = [] {
     const char* v = std::getenv("MAMBALAB_FUSED_DECODE");
-    return v && std::strcmp(v, "0") == 0 ? 0 : v && std::strcmp(v, "1") == 0 ? 1 : -1;
+    return v && std::strcmp(v, "0") == 0;
   }();
-  return setting;
+  return off;
 }
 }  // namespace
 
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes) {
-  return fused_setting() != 0 && d.batch >= 1 && d.batch <= kRows && d.width >= 1 && d.width <= kMaxWidth &&
+  return !fusing_switched_off() && d.batch >= 1 && d.batch <= kRows && d.width >= 1 && d.width <= kMaxWidth &&
          streamed::staged_bytes(d.batch, d.d_model, element_bytes) <= streamed::kMaxStagedBytes;
-}
-
-bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes) {
-  constexpr int64_t kMaxFusedInProjBytes = int64_t(24) << 20;
-  return mamba_input_step_fits(d, element_bytes) &&
-         (fused_setting() == 1 || 2 * d.d_inner * d.d_model * element_bytes <= kMaxFusedInProjBytes);
 }
 
 template <typename T>

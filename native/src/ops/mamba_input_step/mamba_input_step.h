@@ -32,16 +32,11 @@ namespace ml::cuda {
 using cpu::MambaInputStepDims;
 
 // Whether the CUDA op takes this shape in one kernel (a few rows, the normed rows fitting in
-// shared memory, width ≤ 4); otherwise run rmsnorm_forward, gemm and conv1d_step.
+// shared memory, width ≤ 4); otherwise run rmsnorm_forward, gemm and conv1d_step. Where it fits
+// it is also the faster: on an H200 one kernel beat three at every Mamba shape once its norm was
+// one round trip per block (bench/NOTES-decode.md, 2026-12-04: 1.4b 1.27 against 1.42 ms/token).
 // MAMBALAB_FUSED_DECODE=0 answers false, to measure one against the other.
 bool mamba_input_step_fits(const MambaInputStepDims& d, int64_t element_bytes);
-// Whether it fits and one kernel is also faster than three: when in_proj is at most 24 MiB. The
-// one kernel saves two launches but holds fewer loads in flight than the separate GEMV (its
-// norm and conv need registers), which costs more than the launches at larger in_proj: on an
-// H200, one kernel was 7% faster at 130m (4.7 MB), 5% at BlackMamba 1.5B (17 MB), even at 370m
-// (8.4 MB) and 10% slower at 1.4b (34 MB) (bench/NOTES-decode.md). MAMBALAB_FUSED_DECODE=1
-// answers as fits does, to measure.
-bool mamba_input_step_pays(const MambaInputStepDims& d, int64_t element_bytes);
 
 // The same on device pointers, enqueued on `stream`: x, in_proj, window, xc, z are T (float or
 // __nv_bfloat16); the residual stream, norm_weight and the conv's weights are fp32. The normed
