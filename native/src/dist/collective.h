@@ -60,6 +60,22 @@ class Collective {
   virtual void all_reduce_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) {
     throw Error("data parallel: this collective sums host memory only");
   }
+  // A sum overlapped with the work that follows it (the gradients' buckets, train/step.h):
+  // start_sum_device enqueues what all_reduce_sum_device does, on a stream of the collective's
+  // own that first waits for the work already enqueued on `stream`, and returns without waiting
+  // for the sum. wait_sums_device makes `stream` wait for every sum started, and returns once
+  // they have ended (throwing as all_reduce_sum does). Sums start and end in the order started,
+  // the same on every rank, and this collective's other device calls come after them. Only
+  // where device_sums().
+  virtual void start_sum_device(float* data, int64_t n, cudaStream_t stream, double scale) {
+    throw Error("data parallel: this collective sums host memory only");
+  }
+  virtual void start_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) {
+    throw Error("data parallel: this collective sums host memory only");
+  }
+  virtual void wait_sums_device(cudaStream_t stream) {
+    throw Error("data parallel: this collective sums host memory only");
+  }
   // all_gather in GPU memory, after the work already enqueued on `stream`; returns once every
   // range is in data. Only where device_sums().
   virtual void all_gather_device(float* data, const std::vector<int64_t>& bounds, cudaStream_t stream) {

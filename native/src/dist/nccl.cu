@@ -2,6 +2,10 @@
 // returns ncclInProgress while NCCL works in the background, and settle() polls the
 // communicator's state until it is done, fails, or the deadline passes. A sum then waits for its
 // stream the same way (an event and the communicator's state), never in a blocking CUDA call.
+// Sums started to overlap other work (start_sum_device) run on a stream of the collective's own,
+// after an event of the caller's stream; the collective's other calls on any stream wait for
+// them first, so its NCCL operations run in the order they were issued, as on every rank,
+// whatever NCCL does with operations of one communicator on several streams.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -38,8 +42,10 @@ class NcclCollective final : public Collective {
   NcclCollective(const std::string& rendezvous, uint64_t session, int rank, int world, int device, double timeout_s)
       : api_(nccl::api()), host_(rendezvous, session, rank, world, timeout_s), device_(device), timeout_s_(timeout_s) {
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device));
-    ML_CUDA_CHECK("data parallel", cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     try {
+      for (cudaEvent_t* event : {&done_, &reached_, &sums_done_})
+        ML_CUDA_CHECK("data parallel", cudaEventCreateWithFlags(event, cudaEventDisableTiming));
+      ML_CUDA_CHECK("data parallel", cudaStreamCreateWithFlags(&sums_stream_, cudaStreamNonBlocking));
       nccl::UniqueId id{};
       if (rank == 0) settle(api_.get_unique_id(&id), "taking NCCL's unique id (ncclGetUniqueId)");
       host_.broadcast(&id, sizeof id, 0);
@@ -47,7 +53,7 @@ class NcclCollective final : public Collective {
       settle(api_.comm_init_rank_config(&comm_, world, id, rank, &config),
              "starting NCCL (ncclCommInitRankConfig) with the other ranks");
     } catch (...) {
-      cudaEventDestroy(done_);
+      release_cuda();
       throw;
     }
   }
@@ -58,7 +64,7 @@ class NcclCollective final : public Collective {
   ~NcclCollective() override {
     cudaSetDevice(device_);
     if (comm_) api_.comm_abort(comm_);
-    cudaEventDestroy(done_);
+    release_cuda();
   }
 
   int rank() const override { return host_.rank(); }
@@ -96,6 +102,21 @@ class NcclCollective final : public Collective {
   void all_reduce_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) override {
     sum(data, n, stream, scale);
   }
+  void start_sum_device(float* data, int64_t n, cudaStream_t stream, double scale) override {
+    start_sum(data, n, stream, scale);
+  }
+  void start_sum_device(double* data, int64_t n, cudaStream_t stream, double scale) override {
+    start_sum(data, n, stream, scale);
+  }
+  // `stream` waits for the started sums' last event; the host polls for their end, as finish does.
+  void wait_sums_device(cudaStream_t stream) override {
+    usable();
+    if (!sums_started_) return;
+    ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    ML_CUDA_CHECK("data parallel", cudaStreamWaitEvent(stream, sums_done_, 0));
+    finish(sums_stream_, "the sums started during the backward");
+    sums_started_ = false;
+  }
   void all_gather_device(float* data, const std::vector<int64_t>& bounds, cudaStream_t stream) override {
     gather(data, bounds, stream);
   }
@@ -115,6 +136,7 @@ class NcclCollective final : public Collective {
     for (const int64_t b : send_bytes) total += b;
     const std::string what = detail::concat("an all-to-all of ", total, " bytes from this rank");
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    after_started_sums(stream);
     const auto* out = static_cast<const unsigned char*>(send);
     auto* in = static_cast<unsigned char*>(recv);
     settle(api_.group_start(), what);
@@ -132,17 +154,46 @@ class NcclCollective final : public Collective {
  private:
   template <typename T>
   void sum(T* data, int64_t n, cudaStream_t stream, double scale) {
-    usable();
     const std::string what = detail::concat("an all-reduce of ", n, std::is_same_v<T, float> ? " floats" : " doubles");
+    prepare_sum<T>(n);
+    after_started_sums(stream);
+    enqueue_sum(data, n, stream, scale, what);
+    finish(stream, what);
+  }
+
+  // sum() without the wait: on sums_stream_, once `stream` has reached this point.
+  template <typename T>
+  void start_sum(T* data, int64_t n, cudaStream_t stream, double scale) {
+    const std::string what = detail::concat("an all-reduce of ", n, std::is_same_v<T, float> ? " floats" : " doubles",
+                                            " started during the backward");
+    prepare_sum<T>(n);
+    ML_CUDA_CHECK("data parallel", cudaEventRecord(reached_, stream));
+    ML_CUDA_CHECK("data parallel", cudaStreamWaitEvent(sums_stream_, reached_, 0));
+    enqueue_sum(data, n, sums_stream_, scale, what);
+    ML_CUDA_CHECK("data parallel", cudaEventRecord(sums_done_, sums_stream_));
+    sums_started_ = true;
+  }
+
+  template <typename T>
+  void prepare_sum(int64_t n) {
+    usable();
     agree(SharedMemoryCollective::Kind::Sum, n, int64_t(sizeof(T)));
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+  }
+
+  // Each rank's own factor, applied before the values meet, by us rather than by NCCL's
+  // pre-multiplied sum: on the H200 host's NCCL a world of one left the last 3 of 100003
+  // floats unscaled. The same product, so the same bits.
+  template <typename T>
+  void enqueue_sum(T* data, int64_t n, cudaStream_t stream, double scale, const std::string& what) {
     const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
-    // Each rank's own factor, applied before the values meet, by us rather than by NCCL's
-    // pre-multiplied sum: on the H200 host's NCCL a world of one left the last 3 of 100003
-    // floats unscaled. The same product, so the same bits.
     if (scale != 1.0) scale_in_place(data, n, T(scale), stream);
     settle(api_.all_reduce(data, data, size_t(n), type, nccl::kSum, comm_, stream), what);
-    finish(stream, what);
+  }
+
+  // Work enqueued on `stream` from now on runs after the sums started (none: nothing to wait for).
+  void after_started_sums(cudaStream_t stream) {
+    if (sums_started_) ML_CUDA_CHECK("data parallel", cudaStreamWaitEvent(stream, sums_done_, 0));
   }
 
   // Rank r's range, broadcast in place from r, for each rank in turn on the one stream: the
@@ -157,6 +208,7 @@ class NcclCollective final : public Collective {
         detail::concat("an all-gather of ", bounds.back(), std::is_same_v<T, float> ? " floats" : " doubles");
     agree(SharedMemoryCollective::Kind::Gather, bounds.back(), int64_t(sizeof(T)));
     ML_CUDA_CHECK("data parallel", cudaSetDevice(device_));
+    after_started_sums(stream);
     const int type = std::is_same_v<T, float> ? nccl::kFloat32 : nccl::kFloat64;
     for (int r = 0; r < world(); ++r) {
       T* range = data + bounds[size_t(r)];
@@ -228,11 +280,21 @@ class NcclCollective final : public Collective {
 
   void usable() const { ML_CHECK(failure_.empty(), failure_, " earlier"); }
 
+  void release_cuda() {
+    for (cudaEvent_t event : {done_, reached_, sums_done_})
+      if (event) cudaEventDestroy(event);
+    if (sums_stream_) cudaStreamDestroy(sums_stream_);
+  }
+
   const nccl::Api& api_;
   SharedMemoryCollective host_;
   const int device_;
   const double timeout_s_;
   cudaEvent_t done_ = nullptr;
+  // Overlapped sums: their stream, the caller's point each waits for, the last one's end.
+  cudaStream_t sums_stream_ = nullptr;
+  cudaEvent_t reached_ = nullptr, sums_done_ = nullptr;
+  bool sums_started_ = false;  // since the last wait_sums_device
   nccl::Comm comm_ = nullptr;
   // (kind, n, element bytes) of the sums and gathers every rank has confirmed
   std::set<std::tuple<SharedMemoryCollective::Kind, int64_t, int64_t>> agreed_;

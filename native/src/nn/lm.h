@@ -13,6 +13,7 @@
 // and replayed for every token after upload_decode has put the tokens on the device.
 #pragma once
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -165,7 +166,13 @@ class LanguageModel {
   // Mean cross-entropy of the last forward, in the backend's memory.
   const Stat* loss() const { return loss_.get(); }
   // Accumulates every parameter's gradient of the cross-entropy plus the auxiliary losses.
-  void backward() {
+  // final_from(offset), when given, is told (with the work enqueued so far) each time the
+  // gradients from `offset` to the end of the flat buffer have their final values: the layers
+  // finish back to front, and the parameters are laid out in the order declared (ParamStore):
+  // the embedding (and positions) first, then each layer's pre-norm and its own parameters, then
+  // norm_f. So norm_f's are final after the head, layer i's with its pre-norm's backward, and the
+  // embedding's, which the tied head adds to, only at the end (offset 0).
+  void backward(const std::function<void(int64_t offset)>& final_from = nullptr) {
     ML_CHECK(batch_ > 0 && trained_forward_, "backward: call forward (training) first");
     const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
     const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
@@ -183,17 +190,20 @@ class LanguageModel {
       b_.rmsnorm_backward(residual_[size_t(n)].get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
                           b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_), rows, d);
     }
+    if (final_from) final_from(params_.spec(norm_f_).offset);
     for (int64_t i = n - 1; i >= 0; --i) {
       // dres is d(loss)/d(r_{i+1}); r_{i+1} = r_i + layer_i(n_i) passes it to both terms.
       layers_[size_t(i)]->backward(b_.as_act(dres.get(), dres_act, rows * d), dnormed.get());
       b_.rmsnorm_backward(residual_[size_t(i)].get(), rstd_[size_t(i)].get(), params_.master(norms_[size_t(i)]),
                           dnormed.get(), dres.get(), dres_prev.get(), params_.grad(norms_[size_t(i)]), rows, d);
       std::swap(dres, dres_prev);
+      if (final_from) final_from(params_.spec(norms_[size_t(i)]).offset);
     }
     const Act* dembedded = b_.as_act(dres.get(), dres_act, rows * d);
     b_.embedding_backward(inputs, dembedded, params_.grad(embedding_), rows, d, cfg_.padded_vocab());
     if (has_positions())
       b_.embedding_backward(position_ids_.get(), dembedded, params_.grad(positions_), rows, d, cfg_.max_positions);
+    if (final_from) final_from(0);
   }
   void zero_grad() { b_.zero(params_.grads(), size_t(params_.total()) * sizeof(Real)); }
 

@@ -9,9 +9,14 @@
 // sum gradients, loss and routing counts (dist/collective.h) and every replica takes the same
 // step on their mean: the update of one process on the whole batch when the slices are equal
 // (MoE load-balancing losses are each rank's own, as they are each micro-batch's). Those steps
-// run eagerly. Gradients are summed in place on the GPU where the collective can (NCCL: the
-// whole gradient buffer as one bucket after the backward, then the loss; the host waits for each
-// sum before it enqueues the optimizer), else through the host; metrics always pass the host.
+// run eagerly. The gradients are summed in buckets while the backward runs (train/grad_buckets.h:
+// a bucket as soon as the backward has finished at least bucket_bytes of them, the last layers'
+// first; the embedding's, which the tied head adds to, only at the end), in place on the GPU
+// where the collective can (NCCL: each bucket on the collective's stream once the backward has
+// reached it; the model's stream and the host wait for them all before the loss's sum and the
+// clipping), else through the host as each bucket is ready. Each element's sum is the same
+// whatever the buckets, so the bits are too. With micro-batches only the last one's backward
+// overlaps: the gradients are final only then. Metrics always pass the host.
 // With the optimizer sharded (ZeRO-1) each rank keeps AdamW moments for its share of the
 // weights only (dist/shards.h) and updates only that share, clipped by the norm of the whole
 // summed gradient as without sharding; then the ranks gather the updated weights. AdamW is
@@ -41,6 +46,7 @@
 #include "../dist/shards.h"
 #include "../nn/lm.h"
 #include "../ops/grad_clip/grad_clip.h"
+#include "grad_buckets.h"
 
 namespace ml {
 
@@ -63,6 +69,9 @@ struct StepMetrics {
   bool cuda_graph = false;            // the step replayed a captured CUDA graph
   bool skipped = false;               // loss or gradient norm not finite: nothing was changed
 };
+
+// Data parallel: the bytes of gradients a bucket gathers before its sum starts, DDP's default.
+constexpr int64_t kDefaultBucketBytes = int64_t{25} << 20;
 
 template <class B>
 class TrainStep {
@@ -123,6 +132,13 @@ class TrainStep {
   }
   // The ranks (null when none).
   Collective* collective() const { return collective_; }
+  // Data parallel: the least bytes of gradients summed at once while the backward runs (a
+  // bucket); 0: all of them in one pass after the backward. Every rank must use the same.
+  void set_bucket_bytes(int64_t bytes) {
+    ML_CHECK(bytes >= 0, "train step: a gradient bucket of ", bytes, " bytes");
+    bucket_bytes_ = bytes;
+  }
+  int64_t bucket_bytes() const { return bucket_bytes_; }
 
   // One optimizer step on `batch` rows of tokens (batch, len + 1), as `micro_batches` equal
   // micro-batches whose gradients accumulate and are averaged: the same update as one pass over
@@ -206,49 +222,83 @@ class TrainStep {
   void gradients(double grad_clip) {
     model_.zero_grad();
     model_.forward_uploaded(true);
-    model_.backward();
-    if (!collective_) return clip(grad_clip, 1.0, model_.loss());
+    if (!collective_) {
+      model_.backward();
+      return clip(grad_clip, 1.0, model_.loss());
+    }
+    backward_summing(1.0);
     // The sum of the ranks' losses decides, on every rank alike, whether the step is skipped.
     const B& b = model_.backend();
-    sum_gradients(1.0);
     b.copy(ranks_loss_.get(), model_.loss(), sizeof(Stat));
     sum_over_ranks(ranks_loss_.get(), 1);
     clip(grad_clip, 1.0 / double(collective_->world()), ranks_loss_.get());
   }
 
   // data[0, n) in the backend's memory ← the sum over the ranks of each one's data · scale: in
-  // place on the GPU when the collective can, else through the host.
+  // place on the GPU when the collective can, else through the host (in place on the CPU).
   template <typename U>
   void sum_over_ranks(U* data, int64_t n, double scale = 1.0) {
-    const B& b = model_.backend();
-    if constexpr (kOnDevice<B>) {
+    const auto scaled = [scale](U* x, int64_t count) {
+      if (scale != 1.0)
+        for (int64_t i = 0; i < count; ++i) x[i] = U(double(x[i]) * scale);
+    };
+    if constexpr (!kOnDevice<B>) {
+      scaled(data, n);
+      return collective_->all_reduce_sum(data, n);
+    } else {
+      const B& b = model_.backend();
       if (collective_->device_sums()) return collective_->all_reduce_sum_device(data, n, b.stream(), scale);
+      std::vector<U> host(static_cast<size_t>(n));
+      b.copy_to_host(host.data(), data, size_t(n) * sizeof(U));
+      b.sync();
+      scaled(host.data(), n);
+      collective_->all_reduce_sum(host.data(), n);
+      b.from_host(data, host.data(), size_t(n) * sizeof(U));
     }
-    std::vector<U> host(static_cast<size_t>(n));
-    b.copy_to_host(host.data(), data, size_t(n) * sizeof(U));
-    b.sync();
-    if (scale != 1.0)
-      for (U& x : host) x = U(double(x) * scale);
-    collective_->all_reduce_sum(host.data(), n);
-    b.from_host(data, host.data(), size_t(n) * sizeof(U));
   }
 
-  // The gradients over the ranks, each rank's scaled by `scale` first: summed, but for expert
-  // tensors under expert parallel, whose sources' gradients the backward has added already, or,
-  // kept apart over micro-batches, this step adds now (class comment). Each range between expert
-  // tensors is summed on its own: the same sums, elementwise.
-  void sum_gradients(double scale) {
+  // The backward, and the gradients over the ranks, each rank's scaled by `scale` first: summed
+  // bucket by bucket as the backward finishes them (class comment), but for expert tensors under
+  // expert parallel, whose sources' gradients the backward has added already, or, kept apart over
+  // micro-batches, this step adds now. The ranges between expert tensors are summed each on its
+  // own, the same on every rank (the ranks' buffers have one layout), in the same order.
+  void backward_summing(double scale) {
     ParamStore<B>& params = model_.params();
     ML_CHECK(expert_tensors_.empty() || params.expert_sources() > 0 || scale == 1.0,
              "train step: expert gradients added in the backward cannot be scaled by ", scale);
+    GradientBuckets buckets(summed_ranges(), int64_t(sizeof(typename B::Real)), bucket_bytes_);
+    model_.backward([&](int64_t offset) {
+      for (const GradRange& r : buckets.final_from(offset)) start_sum(params.grads() + r.begin, r.size(), scale);
+    });
+    if constexpr (kOnDevice<B>) {
+      if (collective_->device_sums()) collective_->wait_sums_device(model_.backend().stream());
+    }
+    if (params.expert_sources() > 0)
+      for (const size_t i : expert_tensors_) add_expert_sources(i, scale);
+  }
+
+  // The ranges of the flat gradient buffer every rank holds whole: all of it, or the ranges
+  // between expert tensors under expert parallel.
+  std::vector<GradRange> summed_ranges() const {
+    const ParamStore<B>& params = model_.params();
+    std::vector<GradRange> out;
     int64_t begin = 0;
     for (const size_t i : expert_tensors_) {
       const ParamSpec& p = params.spec(i);
-      if (p.offset > begin) sum_over_ranks(params.grads() + begin, p.offset - begin, scale);
-      if (params.expert_sources() > 0) add_expert_sources(i, scale);
+      out.push_back({begin, p.offset});
       begin = p.offset + p.held;
     }
-    if (params.total() > begin) sum_over_ranks(params.grads() + begin, params.total() - begin, scale);
+    out.push_back({begin, params.total()});
+    return out;
+  }
+
+  // A bucket's range over the ranks: started on the collective's stream where it sums on the
+  // device (backward_summing waits for them), else summed now.
+  void start_sum(typename B::Real* data, int64_t n, double scale) {
+    if constexpr (kOnDevice<B>) {
+      if (collective_->device_sums()) return collective_->start_sum_device(data, n, model_.backend().stream(), scale);
+    }
+    sum_over_ranks(data, n, scale);
   }
 
   // Expert tensor i's gradient (source 0's contribution) ← Σ over the sources s in order of
@@ -323,14 +373,8 @@ class TrainStep {
       return model_.backend().clip_coefficient({Span{params.grads(), params.total()}}, grad_clip, scale, loss,
                                                norm_coef_.get());
     std::vector<Span> replicated, own;
-    int64_t begin = 0;
-    for (const size_t i : expert_tensors_) {
-      const ParamSpec& p = params.spec(i);
-      replicated.push_back({params.grads() + begin, p.offset - begin});
-      own.push_back({params.grad(i), p.held});
-      begin = p.offset + p.held;
-    }
-    replicated.push_back({params.grads() + begin, params.total() - begin});
+    for (const GradRange& r : summed_ranges()) replicated.push_back({params.grads() + r.begin, r.size()});
+    for (const size_t i : expert_tensors_) own.push_back({params.grad(i), params.spec(i).held});
     const B& b = model_.backend();
     typename B::template Buffer<double> squares(1, "expert gradient squares");
     b.sum_squares(own, squares.get());
@@ -373,18 +417,23 @@ class TrainStep {
     const int64_t rows = batch / micro_batches;
     StepMetrics total{0, 0, 0, {}};
     // Expert parallel: each other source's gradients for this rank's experts accumulate apart
-    // until sum_gradients adds them; the blocks go with the step, however it ends.
+    // until backward_summing adds them; the blocks go with the step, however it ends.
     ParamStore<B>& params = model_.params();
     struct Sources {
       ParamStore<B>& params;
       ~Sources() { params.keep_expert_sources(0); }
     } sources{params};
     if (expert_parallel()) params.keep_expert_sources(collective_->world() - 1);
+    // With ranks, each averages its own micro-batches first: they may split their rows differently.
+    double scale = 1.0 / double(micro_batches);
     for (int64_t i = 0; i < micro_batches; ++i) {
       model_.upload(tokens + i * rows * len_plus_one, rows, len_plus_one);
       if (i == 0) model_.zero_grad();
       model_.forward_uploaded(true);
-      model_.backward();
+      if (collective_ && i == micro_batches - 1)
+        backward_summing(scale);
+      else
+        model_.backward();
       const StepMetrics part = read_metrics(false);
       total.loss += part.loss / double(micro_batches);
       total.aux_loss += part.aux_loss / double(micro_batches);
@@ -399,10 +448,8 @@ class TrainStep {
       }
     }
     // The host has every loss: a non-finite one skips the step here; the norm is checked on the device.
-    // With ranks, each averages its own micro-batches first: they may split their rows differently.
-    double scale = 1.0 / double(micro_batches), loss = total.loss;
+    double loss = total.loss;
     if (collective_) {
-      sum_gradients(scale);
       Stat ranks_loss = Stat(total.loss);
       collective_->all_reduce_sum(&ranks_loss, 1);  // as gradients() sums the loss
       loss = double(ranks_loss);
@@ -420,6 +467,7 @@ class TrainStep {
   Collective* collective_ = nullptr;
   std::vector<int64_t> shards_;                   // ZeRO-1: each rank's share (dist/shards.h)
   std::vector<size_t> expert_tensors_;            // expert parallel: the stacked experts' tensors
+  int64_t bucket_bytes_ = kDefaultBucketBytes;    // data parallel: set_bucket_bytes
   typename B::template Buffer<Stat> ranks_loss_;  // data parallel: the ranks' summed loss
   int64_t steps_done_ = 0;
   typename B::Graph graph_;

@@ -105,6 +105,81 @@ NATIVE_TEST(nccl_world_of_one_sums_on_the_device) {
   return mltest::str(library, ": ", n, " floats × 0.5 and doubles summed in place, exact");
 }
 
+namespace {
+
+// Spins for about `cycles` clock ticks, then writes base + i into data: work a started sum must
+// wait for (were it to run first, it would sum the old values and these would land after it).
+__global__ void fill_late(double* data, int64_t n, double base, long long cycles) {
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
+  }
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    data[i] = base + double(i);
+}
+
+// What the trainer's buckets do (train/step.h): each range of `data` written by a late kernel on
+// `stream`, then its sum started with the rank's scale; the last range without a sum of its own
+// in between; then the wait. Ranges back to front, as a backward finishes them.
+void late_buckets(ml::Collective& c, double* data, const std::vector<int64_t>& bounds, int rank, double scale,
+                  cudaStream_t stream) {
+  for (size_t b = bounds.size() - 1; b > 0; --b) {
+    const int64_t begin = bounds[b - 1], n = bounds[b] - begin;
+    fill_late<<<4, 256, 0, stream>>>(data + begin, n, 1000.0 * (rank + 1) + double(begin), 20000000);
+    check(cudaGetLastError(), "fill_late");
+    c.start_sum_device(data + begin, n, stream, scale);
+  }
+  c.wait_sums_device(stream);
+}
+
+}  // namespace
+
+// One rank: sums started behind late work on the rank's stream (the trainer's buckets) sum what
+// that work wrote, each scaled, to the last element; a plain sum after the wait runs as before.
+NATIVE_TEST(nccl_world_of_one_sums_buckets_after_the_work_before_them) {
+  const std::string library = nccl_library();
+  const std::vector<int64_t> bounds{0, 1001, 50000, 100003};
+  const int64_t n = bounds.back();
+  std::vector<double> got, again;
+  const auto errors = on_gpus("buckets-one", 1, 60, [&](int, ml::Collective& c, cudaStream_t stream) {
+    Dev<double> d(std::vector<double>(size_t(n), -1.0));
+    late_buckets(c, d.get(), bounds, 0, 0.5, stream);
+    got = d.download();
+    c.all_reduce_sum_device(d.get(), n, stream, 2.0);
+    again = d.download();
+  });
+  expect_none(errors);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT(got[size_t(i)] == (1000.0 + double(i)) * 0.5, "element ", i, ": ", got[size_t(i)], " vs ",
+           (1000.0 + double(i)) * 0.5, " (summed before the work that wrote it?)");
+    EXPECT(again[size_t(i)] == 1000.0 + double(i), "element ", i, " after a plain sum: ", again[size_t(i)]);
+  }
+  return mltest::str(library, ": 3 buckets of ", n, " doubles behind late kernels, × 0.5, exact");
+}
+
+// Two ranks: buckets started behind late work on each rank's stream give every rank the same bits,
+// those of adding rank 0's values to rank 1's halved.
+NATIVE_TEST(nccl_two_ranks_sum_buckets_after_the_work_before_them) {
+  const int gpus = visible_gpus();
+  if (gpus < 2) return not_run(gpus);
+  const std::string library = nccl_library();
+  const std::vector<int64_t> bounds{0, 1001, (int64_t{1} << 20) + 3, (int64_t{1} << 21) + 5};
+  const int64_t n = bounds.back();
+  std::vector<std::vector<double>> got(2);
+  const auto errors = on_gpus("buckets-two", 2, 60, [&](int r, ml::Collective& c, cudaStream_t stream) {
+    Dev<double> d(std::vector<double>(size_t(n), -1.0));
+    late_buckets(c, d.get(), bounds, r, r == 1 ? 0.5 : 1.0, stream);
+    got[size_t(r)] = d.download();
+  });
+  expect_none(errors);
+  for (int64_t i = 0; i < n; ++i) {
+    const double want = (1000.0 + double(i)) + (2000.0 + double(i)) * 0.5;
+    for (int r = 0; r < 2; ++r)
+      EXPECT(got[size_t(r)][size_t(i)] == want, "rank ", r, " element ", i, ": ", got[size_t(r)][size_t(i)], " vs ",
+             want);
+  }
+  return mltest::str(library, ": 2 GPUs, 3 buckets of ", n, " doubles behind late kernels: exact on both ranks");
+}
+
 // One rank: a gather on the device leaves the rank's values as they are; so do a host gather and
 // a broadcast (what a sharded optimizer's step and rank 0's decisions use).
 NATIVE_TEST(nccl_world_of_one_gathers_on_the_device) {
