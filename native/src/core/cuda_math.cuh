@@ -39,11 +39,12 @@ __device__ __forceinline__ float gelu_grad32(float x) {
 // Faster forms for the fused kernels' per-element math (MUFU exp and reciprocal): relative
 // error ~1e-6 for |x| ≲ 20, well inside the fp32 bound of the tests. exp_ftz flushes results
 // below 2⁻¹²⁶ to zero instead of fixing them up (nothing here needs them).
-__device__ __forceinline__ float exp_ftz(float x) {
+__device__ __forceinline__ float exp2_approx(float x) {  // MUFU.EX2: relative error ~2⁻²²
   float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+__device__ __forceinline__ float exp_ftz(float x) { return exp2_approx(x * 1.4426950408889634f); }
 __device__ __forceinline__ float sigmoid_fast(float x) { return __fdividef(1.f, 1.f + exp_ftz(-x)); }
 // softplus(x) = log1p(eˣ) (x itself above 20, as the CPU reference), branch-free: eˣ by
 // MUFU, then log1p by a 6-term series where eˣ < 1/16 (truncation below 1e-9 relative) and by

@@ -1,7 +1,10 @@
 // Causal attention on the device against the fp64 CPU reference on the same rounded inputs:
 // out, lse, dq, dk, dv; multi-head, grouped-query and multi-query heads, head sizes 8 to 128,
 // lengths within one tile, across many tiles and not a multiple of the tile, one token, one
-// sequence; two runs bit-identical.
+// sequence; bf16 head 64 through both tensor-core forwards (warpgroup MMA on Hopper builds,
+// mma.sync); two runs bit-identical.
+#include <cstdlib>
+
 #include "gpu/gpu_test.h"
 #include "ops/attention/attention.h"
 
@@ -65,6 +68,14 @@ NATIVE_TEST(cuda_attention_fp32_one_token) { return check_attention<float>({2, 1
 NATIVE_TEST(cuda_attention_fp32_long) { return check_attention<float>({1, 513, 2, 1, 64}, 1006); }
 NATIVE_TEST(cuda_attention_bf16_multi_head) { return check_attention<bf16>({2, 77, 4, 4, 64}, 1007); }
 NATIVE_TEST(cuda_attention_bf16_grouped_query_long) { return check_attention<bf16>({1, 300, 8, 2, 64}, 1008); }
+NATIVE_TEST(cuda_attention_bf16_many_query_blocks_ragged) { return check_attention<bf16>({2, 1000, 4, 1, 64}, 1011); }
+NATIVE_TEST(cuda_attention_bf16_mma_sync_forward) {
+  struct MmaSyncForward {  // switched back even when the check throws
+    MmaSyncForward() { setenv("MAMBALAB_WGMMA_ATTENTION", "0", 1); }
+    ~MmaSyncForward() { unsetenv("MAMBALAB_WGMMA_ATTENTION"); }
+  } mma_sync;
+  return check_attention<bf16>({1, 300, 8, 2, 64}, 1012);
+}
 NATIVE_TEST(cuda_attention_bf16_one_sequence_one_token) { return check_attention<bf16>({1, 1, 1, 1, 8}, 1009); }
 NATIVE_TEST(cuda_attention_fp32_deterministic) {
   const ml::cpu::AttentionDims d{2, 200, 4, 2, 64};

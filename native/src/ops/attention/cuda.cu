@@ -1,5 +1,6 @@
-// Flash-style attention. bf16 with head_dim 64 runs on tensor cores (tensor_core.cuh); every
-// other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
+// Flash-style attention. bf16 with head_dim 64 runs on tensor cores: the forward on Hopper's
+// warpgroup MMA where the build has it (hopper_forward.cuh), else and in the backward on
+// mma.sync (tensor_core.cuh); every other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
 // a tile of 32 rows (queries in the forward and dq, keys in dk/dv) with 8 threads per row; the
 // other side's tiles stream through shared memory, and scores exist only tile by tile.
 //   forward: an online softmax over key tiles j ≤ the query tile (causal), rescaling the
@@ -11,13 +12,17 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
+#include "../../core/compute_capability.h"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
 #include "../../core/error.h"
 #include "attention.h"
+#include "hopper_forward.cuh"
 #include "tensor_core.cuh"
 
 namespace ml::cuda {
@@ -295,8 +300,20 @@ tensor_core::Args tensor_core_args(const Shape& d) {
   return a;
 }
 
-dim3 tensor_core_grid(const Shape& d, int64_t heads) {
-  return dim3(unsigned((d.len + tensor_core::kRows - 1) / tensor_core::kRows), unsigned(heads), unsigned(d.batch));
+dim3 tensor_core_grid(const Shape& d, int64_t heads, int rows_per_block = tensor_core::kRows) {
+  return dim3(unsigned((d.len + rows_per_block - 1) / rows_per_block), unsigned(heads), unsigned(d.batch));
+}
+
+// The warpgroup-MMA kernel is compiled for sm_90a only (MAMBALAB_HOPPER_KERNELS: the build's
+// architectures include 90a) and runs on compute capability 9.0. MAMBALAB_WGMMA_ATTENTION=0
+// takes the mma.sync forward instead (read at every call, so a test can switch it).
+bool on_hopper() {
+#ifdef MAMBALAB_HOPPER_KERNELS
+  const char* setting = std::getenv("MAMBALAB_WGMMA_ATTENTION");
+  return !(setting && std::strcmp(setting, "0") == 0) && current_compute_capability() == 90;
+#else
+  return false;
+#endif
 }
 
 }  // namespace
@@ -310,6 +327,13 @@ void attention_forward(const AttentionDims& dims, const T* q, const T* k, const 
     if (on_tensor_cores<T>(d)) {
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out_w = out, a.lse_w = lse;
+      if (on_hopper()) {
+        allow_shared(tensor_core::hopper_forward_kernel, tensor_core::hopper::kShared, "attention_forward");
+        tensor_core::hopper_forward_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kQueryRows),
+                                             tensor_core::hopper::kThreads, tensor_core::hopper::kShared, stream>>>(a);
+        ML_CUDA_CHECK_LAUNCH("attention_forward (warpgroup MMA)");
+        return;
+      }
       allow_shared(tensor_core::forward_kernel, tensor_core::kForwardShared, "attention_forward");
       tensor_core::forward_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kForwardShared,
                                     stream>>>(a);

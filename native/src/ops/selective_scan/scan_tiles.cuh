@@ -50,11 +50,6 @@ constexpr int kRow = kChannels + 1;
 // min(limit, left) for a step count known to fit an int.
 __device__ __forceinline__ int steps_left(int limit, int64_t left) { return left < limit ? int(left) : limit; }
 
-__device__ __forceinline__ float exp2_approx(float x) {  // MUFU.EX2: relative error ~2⁻²²
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
 
 // NS consecutive floats between shared (or global) memory and registers, in one access
 // when NS allows (the addresses used are aligned to it).
