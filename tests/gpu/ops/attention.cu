@@ -1,7 +1,7 @@
 // Causal attention on the device against the fp64 CPU reference on the same rounded inputs:
 // out, lse, dq, dk, dv; multi-head, grouped-query and multi-query heads, head sizes 8 to 128,
 // lengths within one tile, across many tiles and not a multiple of the tile, one token, one
-// sequence; bf16 head 64 through both tensor-core forwards (warpgroup MMA on Hopper builds,
+// sequence; bf16 head 64 through both tensor-core paths (warpgroup MMA on Hopper builds,
 // mma.sync); two runs bit-identical.
 #include <cstdlib>
 
@@ -69,20 +69,23 @@ NATIVE_TEST(cuda_attention_fp32_long) { return check_attention<float>({1, 513, 2
 NATIVE_TEST(cuda_attention_bf16_multi_head) { return check_attention<bf16>({2, 77, 4, 4, 64}, 1007); }
 NATIVE_TEST(cuda_attention_bf16_grouped_query_long) { return check_attention<bf16>({1, 300, 8, 2, 64}, 1008); }
 NATIVE_TEST(cuda_attention_bf16_many_query_blocks_ragged) { return check_attention<bf16>({2, 1000, 4, 1, 64}, 1011); }
-NATIVE_TEST(cuda_attention_bf16_mma_sync_forward) {
-  struct MmaSyncForward {  // switched back even when the check throws
-    MmaSyncForward() { setenv("MAMBALAB_WGMMA_ATTENTION", "0", 1); }
-    ~MmaSyncForward() { unsetenv("MAMBALAB_WGMMA_ATTENTION"); }
+NATIVE_TEST(cuda_attention_bf16_mma_sync) {
+  struct MmaSync {  // switched back even when the check throws
+    MmaSync() { setenv("MAMBALAB_WGMMA_ATTENTION", "0", 1); }
+    ~MmaSync() { unsetenv("MAMBALAB_WGMMA_ATTENTION"); }
   } mma_sync;
   return check_attention<bf16>({1, 300, 8, 2, 64}, 1012);
 }
 NATIVE_TEST(cuda_attention_bf16_one_sequence_one_token) { return check_attention<bf16>({1, 1, 1, 1, 8}, 1009); }
-NATIVE_TEST(cuda_attention_fp32_deterministic) {
-  const ml::cpu::AttentionDims d{2, 200, 4, 2, 64};
-  ml::Rng rng(1010);
+template <typename T>
+std::string check_deterministic(const ml::cpu::AttentionDims& d, uint64_t seed) {
+  ml::Rng rng(seed);
   const int64_t nq = d.batch * d.len * d.heads * d.head_dim, nkv = d.batch * d.len * d.kv_heads * d.head_dim;
-  const auto q = uniform(rng, nq), k = uniform(rng, nkv), v = uniform(rng, nkv), dout = uniform(rng, nq);
-  const auto a = run_gpu<float>(d, q, k, v, dout), b = run_gpu<float>(d, q, k, v, dout);
+  const auto q = rounded<T>(uniform(rng, nq)), k = rounded<T>(uniform(rng, nkv));
+  const auto v = rounded<T>(uniform(rng, nkv)), dout = rounded<T>(uniform(rng, nq));
+  const auto a = run_gpu<T>(d, q, k, v, dout), b = run_gpu<T>(d, q, k, v, dout);
   EXPECT(a.bytes == b.bytes, "two runs differ");
   return mltest::str(a.bytes.size(), " bytes of out, lse, dq, dk, dv identical");
 }
+NATIVE_TEST(cuda_attention_fp32_deterministic) { return check_deterministic<float>({2, 200, 4, 2, 64}, 1010); }
+NATIVE_TEST(cuda_attention_bf16_deterministic) { return check_deterministic<bf16>({2, 300, 4, 2, 64}, 1013); }

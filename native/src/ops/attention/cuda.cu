@@ -1,6 +1,6 @@
-// Flash-style attention. bf16 with head_dim 64 runs on tensor cores: the forward on Hopper's
-// warpgroup MMA where the build has it (hopper_forward.cuh), else and in the backward on
-// mma.sync (tensor_core.cuh); every other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
+// Flash-style attention. bf16 with head_dim 64 runs on tensor cores: on Hopper's warpgroup
+// MMA where the build has it (hopper_forward.cuh, hopper_backward.cuh), else on mma.sync
+// (tensor_core.cuh); every other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
 // a tile of 32 rows (queries in the forward and dq, keys in dk/dv) with 8 threads per row; the
 // other side's tiles stream through shared memory, and scores exist only tile by tile.
 //   forward: an online softmax over key tiles j ≤ the query tile (causal), rescaling the
@@ -22,6 +22,7 @@
 #include "../../core/device_allocator.h"
 #include "../../core/error.h"
 #include "attention.h"
+#include "hopper_backward.cuh"
 #include "hopper_forward.cuh"
 #include "tensor_core.cuh"
 
@@ -306,7 +307,7 @@ dim3 tensor_core_grid(const Shape& d, int64_t heads, int rows_per_block = tensor
 
 // The warpgroup-MMA kernel is compiled for sm_90a only (MAMBALAB_HOPPER_KERNELS: the build's
 // architectures include 90a) and runs on compute capability 9.0. MAMBALAB_WGMMA_ATTENTION=0
-// takes the mma.sync forward instead (read at every call, so a test can switch it).
+// takes the mma.sync kernels instead (read at every call, so a test can switch it).
 bool on_hopper() {
 #ifdef MAMBALAB_HOPPER_KERNELS
   const char* setting = std::getenv("MAMBALAB_WGMMA_ATTENTION");
@@ -328,9 +329,10 @@ void attention_forward(const AttentionDims& dims, const T* q, const T* k, const 
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out_w = out, a.lse_w = lse;
       if (on_hopper()) {
-        allow_shared(tensor_core::hopper_forward_kernel, tensor_core::hopper::kShared, "attention_forward");
-        tensor_core::hopper_forward_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kQueryRows),
-                                             tensor_core::hopper::kThreads, tensor_core::hopper::kShared, stream>>>(a);
+        allow_shared(tensor_core::hopper_forward_kernel, tensor_core::hopper::kForwardShared, "attention_forward");
+        tensor_core::hopper_forward_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kBlockRows),
+                                             tensor_core::hopper::kThreads, tensor_core::hopper::kForwardShared,
+                                             stream>>>(a);
         ML_CUDA_CHECK_LAUNCH("attention_forward (warpgroup MMA)");
         return;
       }
@@ -363,6 +365,18 @@ void attention_backward(const AttentionDims& dims, const T* q, const T* k, const
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out = out, a.dout = dout, a.lse = lse, a.D = D.get();
       a.dq = dq, a.dk = dk, a.dv = dv;
+      if (on_hopper()) {
+        allow_shared(tensor_core::hopper_dkdv_kernel, tensor_core::hopper::kDkdvShared, "attention_backward");
+        tensor_core::hopper_dkdv_kernel<<<tensor_core_grid(d, d.kv_heads, tensor_core::hopper::kDkdvKeys),
+                                          tensor_core::hopper::kDkdvThreads, tensor_core::hopper::kDkdvShared,
+                                          stream>>>(a);
+        ML_CUDA_CHECK_LAUNCH("attention_backward (dk, dv; warpgroup MMA)");
+        allow_shared(tensor_core::hopper_dq_kernel, tensor_core::hopper::kDqShared, "attention_backward");
+        tensor_core::hopper_dq_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kBlockRows),
+                                        tensor_core::hopper::kThreads, tensor_core::hopper::kDqShared, stream>>>(a);
+        ML_CUDA_CHECK_LAUNCH("attention_backward (dq; warpgroup MMA)");
+        return;
+      }
       allow_shared(tensor_core::dkdv_kernel, tensor_core::kDkdvShared, "attention_backward");
       allow_shared(tensor_core::dq_kernel, tensor_core::kDqShared, "attention_backward");
       tensor_core::dkdv_kernel<<<tensor_core_grid(d, d.kv_heads), tensor_core::kThreads, tensor_core::kDkdvShared,
