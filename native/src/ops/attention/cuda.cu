@@ -1,8 +1,9 @@
 // Flash-style attention. bf16 with head_dim 64 runs on tensor cores: on Hopper's warpgroup
 // MMA where the build has it (hopper_forward.cuh, hopper_backward.cuh), else on mma.sync
-// (tensor_core.cuh); every other case on CUDA cores, fp32 arithmetic over fp32 or bf16 storage. A block owns
-// a tile of 32 rows (queries in the forward and dq, keys in dk/dv) with 8 threads per row; the
-// other side's tiles stream through shared memory, and scores exist only tile by tile.
+// (tensor_core.cuh). Every other case runs here on CUDA cores, fp32 arithmetic over fp32 or
+// bf16 storage. A block owns a tile of 32 rows (queries in the forward and dq, keys in dk/dv)
+// with 8 threads per row; the other side's tiles stream through shared memory, and scores
+// exist only tile by tile.
 //   forward: an online softmax over key tiles j ≤ the query tile (causal), rescaling the
 //            running output; lse = m + log l per query.
 //   backward: D_i = ⟨dout_i, out_i⟩ (one warp per query), then two kernels that recompute the
@@ -305,7 +306,7 @@ dim3 tensor_core_grid(const Shape& d, int64_t heads, int rows_per_block = tensor
   return dim3(unsigned((d.len + rows_per_block - 1) / rows_per_block), unsigned(heads), unsigned(d.batch));
 }
 
-// The warpgroup-MMA kernel is compiled for sm_90a only (MAMBALAB_HOPPER_KERNELS: the build's
+// The warpgroup-MMA kernels are compiled for sm_90a only (MAMBALAB_HOPPER_KERNELS: the build's
 // architectures include 90a) and runs on compute capability 9.0. MAMBALAB_WGMMA_ATTENTION=0
 // takes the mma.sync kernels instead (read at every call, so a test can switch it).
 bool on_hopper() {
