@@ -302,12 +302,18 @@ tensor_core::Args tensor_core_args(const Shape& d) {
   return a;
 }
 
-dim3 tensor_core_grid(const Shape& d, int64_t heads, int rows_per_block = tensor_core::kRows) {
-  return dim3(unsigned((d.len + rows_per_block - 1) / rows_per_block), unsigned(heads), unsigned(d.batch));
+// A tensor-core kernel on blocks of rows_per_block rows × heads × sequences, with its shared
+// memory (asked for where over the default).
+void launch_tensor_core(void (*kernel)(tensor_core::Args), const Shape& d, int64_t heads, int rows_per_block,
+                        int threads, size_t shared, cudaStream_t stream, const tensor_core::Args& a, const char* what) {
+  allow_shared(kernel, shared, what);
+  const dim3 grid(unsigned((d.len + rows_per_block - 1) / rows_per_block), unsigned(heads), unsigned(d.batch));
+  kernel<<<grid, threads, shared, stream>>>(a);
+  ML_CUDA_CHECK_LAUNCH(what);
 }
 
 // The warpgroup-MMA kernels are compiled for sm_90a only (MAMBALAB_HOPPER_KERNELS: the build's
-// architectures include 90a) and runs on compute capability 9.0. MAMBALAB_WGMMA_ATTENTION=0
+// architectures include 90a) and run on compute capability 9.0. MAMBALAB_WGMMA_ATTENTION=0
 // takes the mma.sync kernels instead (read at every call, so a test can switch it).
 bool on_hopper() {
 #ifdef MAMBALAB_HOPPER_KERNELS
@@ -329,19 +335,12 @@ void attention_forward(const AttentionDims& dims, const T* q, const T* k, const 
     if (on_tensor_cores<T>(d)) {
       tensor_core::Args a = tensor_core_args(d);
       a.q = q, a.k = k, a.v = v, a.out_w = out, a.lse_w = lse;
-      if (on_hopper()) {
-        allow_shared(tensor_core::hopper_forward_kernel, tensor_core::hopper::kForwardShared, "attention_forward");
-        tensor_core::hopper_forward_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kBlockRows),
-                                             tensor_core::hopper::kThreads, tensor_core::hopper::kForwardShared,
-                                             stream>>>(a);
-        ML_CUDA_CHECK_LAUNCH("attention_forward (warpgroup MMA)");
-        return;
-      }
-      allow_shared(tensor_core::forward_kernel, tensor_core::kForwardShared, "attention_forward");
-      tensor_core::forward_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kForwardShared,
-                                    stream>>>(a);
-      ML_CUDA_CHECK_LAUNCH("attention_forward (tensor cores)");
-      return;
+      if (on_hopper())
+        return launch_tensor_core(tensor_core::hopper_forward_kernel, d, d.heads, tensor_core::hopper::kBlockRows,
+                                  tensor_core::hopper::kThreads, tensor_core::hopper::kForwardShared, stream, a,
+                                  "attention_forward (warpgroup MMA)");
+      return launch_tensor_core(tensor_core::forward_kernel, d, d.heads, tensor_core::kRows, tensor_core::kThreads,
+                                tensor_core::kForwardShared, stream, a, "attention_forward (tensor cores)");
     }
   }
   const int64_t ld = d.dh + 1;
@@ -367,26 +366,17 @@ void attention_backward(const AttentionDims& dims, const T* q, const T* k, const
       a.q = q, a.k = k, a.v = v, a.out = out, a.dout = dout, a.lse = lse, a.D = D.get();
       a.dq = dq, a.dk = dk, a.dv = dv;
       if (on_hopper()) {
-        allow_shared(tensor_core::hopper_dkdv_kernel, tensor_core::hopper::kDkdvShared, "attention_backward");
-        tensor_core::hopper_dkdv_kernel<<<tensor_core_grid(d, d.kv_heads, tensor_core::hopper::kDkdvKeys),
-                                          tensor_core::hopper::kDkdvThreads, tensor_core::hopper::kDkdvShared,
-                                          stream>>>(a);
-        ML_CUDA_CHECK_LAUNCH("attention_backward (dk, dv; warpgroup MMA)");
-        allow_shared(tensor_core::hopper_dq_kernel, tensor_core::hopper::kDqShared, "attention_backward");
-        tensor_core::hopper_dq_kernel<<<tensor_core_grid(d, d.heads, tensor_core::hopper::kBlockRows),
-                                        tensor_core::hopper::kThreads, tensor_core::hopper::kDqShared, stream>>>(a);
-        ML_CUDA_CHECK_LAUNCH("attention_backward (dq; warpgroup MMA)");
-        return;
+        launch_tensor_core(tensor_core::hopper_dkdv_kernel, d, d.kv_heads, tensor_core::hopper::kDkdvKeys,
+                           tensor_core::hopper::kDkdvThreads, tensor_core::hopper::kDkdvShared, stream, a,
+                           "attention_backward (dk, dv; warpgroup MMA)");
+        return launch_tensor_core(tensor_core::hopper_dq_kernel, d, d.heads, tensor_core::hopper::kBlockRows,
+                                  tensor_core::hopper::kThreads, tensor_core::hopper::kDqShared, stream, a,
+                                  "attention_backward (dq; warpgroup MMA)");
       }
-      allow_shared(tensor_core::dkdv_kernel, tensor_core::kDkdvShared, "attention_backward");
-      allow_shared(tensor_core::dq_kernel, tensor_core::kDqShared, "attention_backward");
-      tensor_core::dkdv_kernel<<<tensor_core_grid(d, d.kv_heads), tensor_core::kThreads, tensor_core::kDkdvShared,
-                                 stream>>>(a);
-      ML_CUDA_CHECK_LAUNCH("attention_backward (dk, dv; tensor cores)");
-      tensor_core::dq_kernel<<<tensor_core_grid(d, d.heads), tensor_core::kThreads, tensor_core::kDqShared, stream>>>(
-          a);
-      ML_CUDA_CHECK_LAUNCH("attention_backward (dq; tensor cores)");
-      return;
+      launch_tensor_core(tensor_core::dkdv_kernel, d, d.kv_heads, tensor_core::kRows, tensor_core::kThreads,
+                         tensor_core::kDkdvShared, stream, a, "attention_backward (dk, dv; tensor cores)");
+      return launch_tensor_core(tensor_core::dq_kernel, d, d.heads, tensor_core::kRows, tensor_core::kThreads,
+                                tensor_core::kDqShared, stream, a, "attention_backward (dq; tensor cores)");
     }
   }
   const size_t dkdv_shared = floats(4 * kTile * ld + 2 * kTile * kScoreLd + 2 * kTile);

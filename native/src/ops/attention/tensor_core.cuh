@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "../../core/cuda_math.cuh"
+#include "../../core/wgmma.cuh"
 
 namespace ml::cuda::tensor_core {
 
@@ -34,18 +35,16 @@ struct Args {
   __host__ __device__ int64_t tiles() const { return (len + kRows - 1) / kRows; }
 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(wgmma::shared_address(p)));
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
+               : "r"(wgmma::shared_address(p)));
 }
 
 // d += a (16×16, row-major) · b (16×8, col-major), fp32 accumulators.
@@ -82,7 +81,7 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, int6
     const int r = i / (kDim / 8), c = (i % (kDim / 8)) * 8;
     const bool inside = first + r < len;
     const bf16* from = src + (inside ? first + r : 0) * stride + c;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst + r * kLd + c)), "l"(from),
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(wgmma::shared_address(dst + r * kLd + c)), "l"(from),
                  "r"(inside ? 16 : 0));
   }
 }
