@@ -41,3 +41,10 @@ NATIVE_TEST(cuda_conv1d_fp32_matches_cpu) {
 NATIVE_TEST(cuda_conv1d_bf16_matches_cpu) {
   return check_conv<bf16>({2, 150, 70, 4}, true, 611) + "; " + check_conv<bf16>({1, 3, 1536, 4}, true, 612);
 }
+// Channels past one block's 128 threads × 8 (ragged: a thread with 6 of its 8, rows that
+// break 16-byte alignment), runs that end mid-batch of loads, every width.
+NATIVE_TEST(cuda_conv1d_wide_ragged_matches_cpu) {
+  return check_conv<bf16>({2, 200, 1032, 4}, true, 621) + "; " + check_conv<bf16>({1, 70, 1030, 3}, false, 622) +
+         "; " + check_conv<bf16>({2, 67, 2056, 2}, true, 623) + "; " + check_conv<bf16>({1, 9, 24, 1}, true, 624) +
+         "; " + check_conv<float>({2, 130, 1030, 4}, true, 625) + "; " + check_conv<float>({1, 131, 516, 1}, false, 626);
+}

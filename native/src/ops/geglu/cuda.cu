@@ -1,5 +1,5 @@
-// Elementwise: the forward is a map (core/cuda_map.cuh), the backward (two outputs) one
-// grid-stride loop; the math is geglu.h's (gelu.h's exact GELU) in fp32.
+// Elementwise, both directions in runs (core/cuda_map.cuh: map, gated_backward); the math is
+// geglu.h's (gelu.h's exact GELU) in fp32.
 #include "../../core/cuda_map.cuh"
 #include "geglu.h"
 
@@ -9,17 +9,10 @@ namespace {
 struct GegluF {
   __device__ float operator()(float gate, float up) const { return gelu32(gate) * up; }
 };
-
-template <typename T>
-__global__ void geglu_backward_kernel(const T* __restrict__ gate, const T* __restrict__ up,
-                                      const T* __restrict__ dy, T* __restrict__ dgate, T* __restrict__ dup,
-                                      int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dy[i]);
-    dgate[i] = from_float<T>(d * u * gelu_grad32(g));
-    dup[i] = from_float<T>(d * gelu32(g));
-  }
-}
+struct GegluAct {
+  __device__ float value(float x) const { return gelu32(x); }
+  __device__ float grad(float x) const { return gelu_grad32(x); }
+};
 
 }  // namespace
 
@@ -30,9 +23,7 @@ void geglu_forward(const T* gate, const T* up, T* y, int64_t n, cudaStream_t str
 
 template <typename T>
 void geglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return;
-  geglu_backward_kernel<T><<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, dy, dgate, dup, n);
-  ML_CUDA_CHECK_LAUNCH("geglu_backward");
+  gated_backward("geglu_backward", GegluAct{}, gate, up, dy, dgate, dup, n, stream);
 }
 
 #define ML_INSTANTIATE(T)                                                               \

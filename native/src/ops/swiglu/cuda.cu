@@ -1,5 +1,5 @@
-// Elementwise: the forward is a map (core/cuda_map.cuh), the backward (two outputs) one
-// grid-stride loop; the math is swiglu.h's (silu.h's activation) in fp32.
+// Elementwise, both directions in runs (core/cuda_map.cuh: map, gated_backward); the math is
+// swiglu.h's (silu.h's activation) in fp32, SiLU on the MUFU (silu_fast).
 #include "../../core/cuda_map.cuh"
 #include "swiglu.h"
 
@@ -7,19 +7,12 @@ namespace ml::cuda {
 namespace {
 
 struct SwigluF {
-  __device__ float operator()(float gate, float up) const { return silu32(gate) * up; }
+  __device__ float operator()(float gate, float up) const { return silu_fast(gate) * up; }
 };
-
-template <typename T>
-__global__ void swiglu_backward_kernel(const T* __restrict__ gate, const T* __restrict__ up,
-                                       const T* __restrict__ dy, T* __restrict__ dgate, T* __restrict__ dup,
-                                       int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dy[i]);
-    dgate[i] = from_float<T>(d * u * silu_grad32(g));
-    dup[i] = from_float<T>(d * silu32(g));
-  }
-}
+struct SwigluAct {
+  __device__ float value(float x) const { return silu_fast(x); }
+  __device__ float grad(float x) const { return silu_grad_fast(x); }
+};
 
 }  // namespace
 
@@ -30,9 +23,7 @@ void swiglu_forward(const T* gate, const T* up, T* y, int64_t n, cudaStream_t st
 
 template <typename T>
 void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return;
-  swiglu_backward_kernel<T><<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, dy, dgate, dup, n);
-  ML_CUDA_CHECK_LAUNCH("swiglu_backward");
+  gated_backward("swiglu_backward", SwigluAct{}, gate, up, dy, dgate, dup, n, stream);
 }
 
 #define ML_INSTANTIATE(T)                                                                \
