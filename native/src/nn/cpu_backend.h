@@ -233,6 +233,10 @@ class CpuBackend {
                               const T* lse, double dloss, T* dh, T* dembedding) const {
     cpu::cross_entropy_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);
   }
+  void cross_entropy_forward_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
+                                      T* lse, double* loss, double dloss, T* dh, T* dembedding) const {
+    *loss = cpu::cross_entropy_forward_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);
+  }
 
   // The optimizer (ops/grad_clip's clip_coefficient): norm_coef[0] = the gradient norm, [1] =
   // the coefficient adamw applies, NaN when the step must be skipped.

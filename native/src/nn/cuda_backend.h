@@ -269,6 +269,11 @@ class CudaBackend {
                               const float* lse, double dloss, float* dh, float* dembedding) const {
     cuda::cross_entropy_backward<T>(chunked(d), h, embedding, targets, lse, float(dloss), dh, dembedding, stream_);
   }
+  void cross_entropy_forward_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
+                                      float* lse, float* loss, double dloss, float* dh, float* dembedding) const {
+    cuda::cross_entropy_forward_backward<T>(chunked(d), h, embedding, targets, lse, loss, float(dloss), dh, dembedding,
+                                            stream_);
+  }
 
   // The optimizer, with no host synchronisation (ops/grad_clip's clip_coefficient): norm_coef[0]
   // = the gradient norm, [1] = the coefficient adamw applies, NaN when the step must be skipped.

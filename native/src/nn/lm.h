@@ -88,7 +88,9 @@ class LanguageModel {
 
   // tokens: host (batch, len + 1) int32; inputs are tokens[:, :len], targets tokens[:, 1:].
   // `training` selects routers' training behaviour (Sinkhorn balancing) and keeps what the
-  // backward needs.
+  // backward needs; it also runs the head's backward (the loss is the last op, so its gradient
+  // is known with the logits, which are then made once): the tied embedding's gradient gets the
+  // head's share here, and the backward (one for each training forward) starts from d(normed_f).
   void forward(const int32_t* tokens, int64_t batch, int64_t len_plus_one, bool training) {
     upload(tokens, batch, len_plus_one);
     forward_uploaded(training);
@@ -158,8 +160,14 @@ class LanguageModel {
                          rstd_[size_t(i)].get(), rows, d, cfg_.norm_eps);
       if (i < n) layers_[size_t(i)]->forward(normed_[size_t(i)].get(), mixed_.get(), batch_, len_);
     }
-    b_.cross_entropy_forward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(),
-                             loss_.get());
+    if (training) {  // the loss is the last op: its gradient, and the head's, are known now
+      head_grad_ = Buffer<Real>(rows * d, "head gradient");
+      b_.cross_entropy_forward_backward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets,
+                                        lse_.get(), loss_.get(), 1.0, head_grad_.get(), params_.grad(embedding_));
+    } else {
+      b_.cross_entropy_forward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(),
+                               loss_.get());
+    }
     trained_forward_ = training;
   }
 
@@ -173,15 +181,15 @@ class LanguageModel {
   // norm_f. So norm_f's are final after the head, layer i's with its pre-norm's backward, and the
   // embedding's, which the tied head adds to, only at the end (offset 0).
   void backward(const std::function<void(int64_t offset)>& final_from = nullptr) {
-    ML_CHECK(batch_ > 0 && trained_forward_, "backward: call forward (training) first");
+    ML_CHECK(batch_ > 0 && trained_forward_ && head_grad_.get(),
+             "backward: call forward (training) first, once for each backward");
     const int64_t rows = batch_ * len_, d = cfg_.d_model, n = int64_t(layers_.size());
-    const int32_t *inputs = ids_.get(), *targets = ids_.get() + rows;
-    Buffer<Real> dres(rows * d, "residual gradient"), dres_prev(rows * d, "residual gradient");
+    const int32_t* inputs = ids_.get();
+    // d(loss)/d(normed_f) from the training forward (which added the head's share of the
+    // embedding's gradient), then through norm_f into the residual stream.
+    Buffer<Real> dres(rows * d, "residual gradient"), dres_prev = std::move(head_grad_);
     Buffer<Act> dnormed(rows * d, "normed gradient"), dres_act;
-    // d(loss)/d(normed_f), then through norm_f into the residual stream.
     Real* dhead = dres_prev.get();
-    b_.cross_entropy_backward(head(), normed_[size_t(n)].get(), params_.compute(embedding_), targets, lse_.get(), 1.0,
-                              dhead, params_.grad(embedding_));
     if (layernorm_f()) {
       b_.layernorm_backward(residual_[size_t(n)].get(), mean_f_.get(), rstd_[size_t(n)].get(), params_.master(norm_f_),
                             b_.as_act(dhead, dres_act, rows * d), nullptr, dres.get(), params_.grad(norm_f_),
@@ -409,6 +417,7 @@ class LanguageModel {
   Buffer<Act> mixed_;
   Buffer<Real> lse_;
   Buffer<Stat> loss_;
+  Buffer<Real> head_grad_;  // d(loss)/d(normed_f), from the training forward until its backward
 
   // Generation: the batch and each sequence's length so far (host); the buffers of prefills
   // and of decode steps.

@@ -29,9 +29,10 @@ struct Output {
   std::vector<unsigned char> bytes;
 };
 
-// The CUDA forward and backward (dloss 1) from poisoned outputs: loss, lse, dh, dE.
+// The CUDA forward and backward (dloss 1) from poisoned outputs: loss, lse, dh, dE; fused: both
+// in one call (cross_entropy_forward_backward).
 template <typename T>
-std::vector<Output> run_cuda(const Problem<T>& p) {
+std::vector<Output> run_cuda(const Problem<T>& p, bool fused = false) {
   const auto& d = p.d;
   int32_t* gt = nullptr;
   check(cudaMalloc(&gt, p.targets.size() * sizeof(int32_t)), "cudaMalloc");
@@ -41,8 +42,13 @@ std::vector<Output> run_cuda(const Problem<T>& p) {
   glse.poison();
   gloss.poison();
   gdh.poison();
-  ml::cuda::cross_entropy_forward<T>(d, gh.get(), gE.get(), gt, glse.get(), gloss.get(), nullptr);
-  ml::cuda::cross_entropy_backward<T>(d, gh.get(), gE.get(), gt, glse.get(), 1.f, gdh.get(), gdE.get(), nullptr);
+  if (fused) {
+    ml::cuda::cross_entropy_forward_backward<T>(d, gh.get(), gE.get(), gt, glse.get(), gloss.get(), 1.f, gdh.get(),
+                                                gdE.get(), nullptr);
+  } else {
+    ml::cuda::cross_entropy_forward<T>(d, gh.get(), gE.get(), gt, glse.get(), gloss.get(), nullptr);
+    ml::cuda::cross_entropy_backward<T>(d, gh.get(), gE.get(), gt, glse.get(), 1.f, gdh.get(), gdE.get(), nullptr);
+  }
   sync("cross_entropy");
   cudaFree(gt);
   return {{"loss", gloss.download(), gloss.bytes()},
@@ -52,14 +58,14 @@ std::vector<Output> run_cuda(const Problem<T>& p) {
 }
 
 template <typename T>
-std::string check_ce(ml::cpu::HeadDims d, uint64_t seed) {
+std::string check_ce(ml::cpu::HeadDims d, uint64_t seed, bool fused = false) {
   const Problem<T> p(d, seed);
   std::vector<double> lse(d.rows), dh(d.rows * d.dim), dE = p.dE0;
   const double loss = ml::cpu::cross_entropy_forward<double>(d, p.h.data(), p.E.data(), p.targets.data(), lse.data());
   ml::cpu::cross_entropy_backward<double>(d, p.h.data(), p.E.data(), p.targets.data(), lse.data(), 1.0, dh.data(),
                                           dE.data());
   const std::vector<std::vector<double>> want{{loss}, lse, dh, dE};
-  const auto got = run_cuda<T>(p);
+  const auto got = run_cuda<T>(p, fused);
   Errors errors(bound<T>());
   for (size_t i = 0; i < got.size(); ++i) errors.add(got[i].name, got[i].values, want[i]);
   return errors.report();
@@ -83,11 +89,23 @@ NATIVE_TEST(cuda_cross_entropy_bf16_matches_cpu) {
          check_ce<bf16>({260, 32, 4400, 2048}, 714);  // the training step's chunk of 2048
 }
 
+// Both at once in chunks of rows over the whole vocabulary, chunk · rows logits each: several
+// chunks with a ragged last one, one row a chunk, a single chunk, the training step's budget.
+NATIVE_TEST(cuda_cross_entropy_forward_backward_matches_cpu) {
+  return check_ce<float>({45, 40, 301, 64}, 731, true) + "; " +      // five chunks of 9 rows
+         check_ce<float>({7, 16, 12003, 1000}, 732, true) + "; " +   // 1000 · 7 / 12003: one row a chunk
+         check_ce<float>({1, 8, 9, 0}, 733, true) + "; " +           // one row, one chunk
+         check_ce<bf16>({1500, 32, 777, 250}, 734, true) + "; " +    // 482 rows a chunk, then 54
+         check_ce<bf16>({260, 32, 4400, 2048}, 735, true);           // 121, 121, 18
+}
+
 // Two runs on the same inputs give the same bits: loss, lse, dh and dE (a block-per-row chunk,
-// then a warp-per-row one).
+// then a warp-per-row one; then both at once).
 NATIVE_TEST(cuda_cross_entropy_is_bit_identical_across_runs) {
   const Problem<bf16> p({1100, 64, 6000, 5000}, 721);
-  const auto first = run_cuda<bf16>(p), second = run_cuda<bf16>(p);
+  auto first = run_cuda<bf16>(p), second = run_cuda<bf16>(p);
+  for (auto& o : run_cuda<bf16>(p, true)) first.push_back(std::move(o));
+  for (auto& o : run_cuda<bf16>(p, true)) second.push_back(std::move(o));
   int64_t bytes = 0;
   for (size_t i = 0; i < first.size(); ++i) {
     EXPECT(first[i].bytes == second[i].bytes, first[i].name, " differs between two runs");

@@ -16,10 +16,10 @@ std::vector<double> widen(const std::vector<V>& v) {
 
 template <typename T>
 std::string check_dispatch(int64_t tokens, int64_t top_k, int64_t experts, int64_t capacity, bool dropless,
-                           uint64_t seed) {
+                           uint64_t seed, int64_t d = 40) {
   ml::Rng rng(seed);
   const mltest::Dispatch p(rng, tokens, top_k, experts, dropless ? top_k * tokens : capacity);
-  const int64_t d = 40, segment = 64, A = p.assignments();
+  const int64_t segment = 64, A = p.assignments();
   std::vector<int64_t> offsets(experts);
   if (dropless) ml::cpu::segment_offsets(p.counts.data(), experts, segment, offsets.data());
   const int64_t slots = dropless ? A + experts * (segment - 1) : experts * p.capacity;
@@ -70,3 +70,8 @@ NATIVE_TEST(cuda_moe_dispatch_fp32_dropless_top2) { return check_dispatch<float>
 NATIVE_TEST(cuda_moe_dispatch_fp32_one_token) { return check_dispatch<float>(1, 2, 4, 1, false, 334); }
 NATIVE_TEST(cuda_moe_dispatch_bf16_capacity_top1) { return check_dispatch<bf16>(3001, 1, 8, 300, false, 335); }
 NATIVE_TEST(cuda_moe_dispatch_bf16_dropless_top1) { return check_dispatch<bf16>(999, 1, 16, 0, true, 336); }
+// Rows copied in runs of 8: a ragged last run (37), rows that break 16-byte alignment, wide rows.
+NATIVE_TEST(cuda_moe_dispatch_ragged_and_wide_rows) {
+  return check_dispatch<bf16>(301, 2, 8, 60, false, 337, 37) + "; " + check_dispatch<float>(257, 2, 4, 0, true, 338, 13) +
+         "; " + check_dispatch<bf16>(129, 1, 4, 40, false, 339, 1032);
+}

@@ -51,7 +51,10 @@ NATIVE_TEST(cuda_rmsnorm_fp32_matches_cpu) {
 }
 NATIVE_TEST(cuda_rmsnorm_bf16_matches_cpu) {
   return check_rmsnorm<bf16>(67, 100, true, 411) + "; " + check_rmsnorm<bf16>(300, 1536, false, 412) + "; " +
-         check_rmsnorm<bf16>(1, 2048, true, 413);
+         check_rmsnorm<bf16>(1, 2048, true, 413) +
+         // many rows: 4 columns a thread in registers up to 4096 wide, the strided kernel past that
+         "; " + check_rmsnorm<bf16>(200, 4096, true, 414) + "; " + check_rmsnorm<bf16>(70, 4100, true, 415) + "; " +
+         check_rmsnorm<bf16>(90, 1, true, 416);
 }
 
 // The backward's dweight goes through per-warp and per-block partials added in a fixed order.

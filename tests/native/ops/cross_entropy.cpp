@@ -67,3 +67,24 @@ NATIVE_TEST(cross_entropy_float32_matches_float64_definition) {
   EXPECT(std::abs(got - want) / want < 1e-5, "float32 ", got, " vs float64 ", want);
   return str("relative difference ", std::abs(got - want) / want);
 }
+
+// Training's forward-and-backward in one call: the loss, lse and gradients of the two calls,
+// with dloss scaling the gradient (dE accumulating onto what it held).
+NATIVE_TEST(cross_entropy_forward_backward_matches_the_two_calls) {
+  ml::Rng rng(53);
+  const int64_t rows = 11, dim = 5, vocab = 700;
+  const ml::cpu::HeadDims d{rows, dim, vocab, 256};
+  const auto h = random_vector(rng, rows * dim, -2, 2), E = random_vector(rng, vocab * dim),
+             dE0 = random_vector(rng, vocab * dim);
+  std::vector<int32_t> targets(rows);
+  for (auto& t : targets) t = int32_t(rng.next_u64() % vocab);
+  std::vector<double> lse(rows), dh(rows * dim), dE = dE0, lse2(rows), dh2(rows * dim), dE2 = dE0;
+  const double want = ml::cpu::cross_entropy_forward<double>(d, h.data(), E.data(), targets.data(), lse.data());
+  ml::cpu::cross_entropy_backward<double>(d, h.data(), E.data(), targets.data(), lse.data(), 0.5, dh.data(), dE.data());
+  const double got = ml::cpu::cross_entropy_forward_backward<double>(d, h.data(), E.data(), targets.data(),
+                                                                     lse2.data(), 0.5, dh2.data(), dE2.data());
+  EXPECT(got == want, "loss ", got, " vs ", want);
+  EXPECT(lse2 == lse && dh2 == dh && dE2 == dE, "lse, dh or dE differ from the two calls");
+  EXPECT(dE2 != dE0, "dE did not accumulate");
+  return str("loss ", got, "; lse, dh, dE identical to forward then backward(0.5)");
+}

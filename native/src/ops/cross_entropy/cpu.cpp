@@ -75,9 +75,18 @@ void cross_entropy_backward(const HeadDims& d, const T* h, const T* E, const int
   }
 }
 
+template <typename T>
+double cross_entropy_forward_backward(const HeadDims& d, const T* h, const T* E, const int32_t* targets, T* lse,
+                                      T dloss, T* dh, T* dE) {
+  const double loss = cross_entropy_forward<T>(d, h, E, targets, lse);
+  cross_entropy_backward<T>(d, h, E, targets, lse, dloss, dh, dE);
+  return loss;
+}
+
 #define ML_INSTANTIATE(T)                                                                                 \
   template double cross_entropy_forward<T>(const HeadDims&, const T*, const T*, const int32_t*, T*);      \
-  template void cross_entropy_backward<T>(const HeadDims&, const T*, const T*, const int32_t*, const T*, T, T*, T*);
+  template void cross_entropy_backward<T>(const HeadDims&, const T*, const T*, const int32_t*, const T*, T, T*, T*); \
+  template double cross_entropy_forward_backward<T>(const HeadDims&, const T*, const T*, const int32_t*, T*, T, T*, T*);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(double)
 

@@ -22,6 +22,12 @@ template <typename T>
 void cross_entropy_backward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets,
                             const T* lse, T dloss, T* dh, T* dembedding);
 
+// Both at once, for training: the loss is the model's last op, so its gradient is known as soon
+// as its logits are. The same results as cross_entropy_forward then cross_entropy_backward.
+template <typename T>
+double cross_entropy_forward_backward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets,
+                                      T* lse, T dloss, T* dh, T* dembedding);
+
 }  // namespace ml::cpu
 
 #include "../../core/cuda_fwd.h"
@@ -42,5 +48,14 @@ void cross_entropy_forward(const HeadDims& dims, const T* h, const T* embedding,
 template <typename T>
 void cross_entropy_backward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets,
                             const float* lse, float dloss, float* dh, float* dembedding, cudaStream_t stream);
+
+// Both at once (training): the logits are made a chunk of rows at a time over the whole
+// vocabulary (as many logits as a chunk of the other two: dims.chunk · rows), so each row's
+// softmax is final within its chunk and turns into its gradient at once: one product for the
+// logits where the forward and the backward make them twice.
+template <typename T>
+void cross_entropy_forward_backward(const HeadDims& dims, const T* h, const T* embedding, const int32_t* targets,
+                                    float* lse, float* loss, float dloss, float* dh, float* dembedding,
+                                    cudaStream_t stream);
 
 }  // namespace ml::cuda

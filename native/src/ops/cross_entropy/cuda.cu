@@ -3,7 +3,9 @@
 // exp) — the online softmax — and picks the target's logit when it falls in the chunk. The
 // backward remakes each chunk's logits, turns them into (softmax − onehot)·scale in T, and adds
 // its two products into dh and dE. Both per-chunk kernels read each logit once, 16 bytes at a
-// time where rows are 16-byte aligned, so that memory bandwidth bounds them.
+// time where rows are 16-byte aligned, so that memory bandwidth bounds them. Training takes
+// both at once (cross_entropy_forward_backward): chunks of rows over the whole vocabulary, each
+// row's softmax final within its chunk, so the logits are made once.
 #include <algorithm>
 #include <cmath>
 
@@ -139,6 +141,13 @@ void online_softmax_update(const float* logits, int64_t rows, int64_t cols, int6
   ML_CUDA_CHECK_LAUNCH("cross_entropy_forward");
 }
 
+// lse of rows whose running (max, sum) is final.
+__global__ void lse_kernel(const float* __restrict__ running_max, const float* __restrict__ running_sum,
+                           float* __restrict__ lse, int64_t rows) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < rows; r += int64_t(gridDim.x) * blockDim.x)
+    lse[r] = running_max[r] + logf(running_sum[r]);
+}
+
 // One block: lse per row, and the mean loss summed in fp64 in a fixed order.
 __global__ void finish_kernel(const float* __restrict__ running_max, const float* __restrict__ running_sum,
                               const float* __restrict__ target_logit, float* __restrict__ lse,
@@ -253,11 +262,45 @@ void cross_entropy_backward(const HeadDims& d, const T* h, const T* E, const int
   }
 }
 
+template <typename T>
+void cross_entropy_forward_backward(const HeadDims& d, const T* h, const T* E, const int32_t* targets, float* lse,
+                                    float* loss, float dloss, float* dh, float* dE, cudaStream_t stream) {
+  constexpr const char* op = "cross_entropy_forward_backward";
+  ML_CHECK(d.rows > 0 && d.vocab > 0 && d.dim > 0, op, ": empty problem rows=", d.rows, " vocab=", d.vocab, " dim=",
+           d.dim);
+  ML_CHECK(d.rows <= 0x7fffffff, op, ": ", d.rows, " rows exceed one launch");
+  const int64_t per_chunk = std::clamp<int64_t>(chunk_columns(d) * d.rows / d.vocab, 1, d.rows);
+  const float scale = dloss / float(d.rows);
+  DeviceBuffer<float> logits(per_chunk * d.vocab, op), state(3 * d.rows, op);
+  DeviceBuffer<T> p(per_chunk * d.vocab, op);
+  float *running_max = state.get(), *running_sum = running_max + d.rows, *target_logit = running_sum + d.rows;
+  online_softmax_init_kernel<<<blocks_for(d.rows, kThreads), kThreads, 0, stream>>>(running_max, running_sum,
+                                                                                     target_logit, d.rows);
+  ML_CUDA_CHECK_LAUNCH(op);
+  for (int64_t r0 = 0; r0 < d.rows; r0 += per_chunk) {
+    const int64_t rc = std::min(per_chunk, d.rows - r0);
+    const T* hc = h + r0 * d.dim;
+    gemm<T, float>(false, true, rc, d.vocab, d.dim, 1.f, hc, d.dim, E, d.dim, 0.f, logits.get(), d.vocab, stream);
+    online_softmax_update(logits.get(), rc, d.vocab, 0, targets + r0, running_max + r0, running_sum + r0,
+                          target_logit + r0, stream);
+    lse_kernel<<<blocks_for(rc, kThreads), kThreads, 0, stream>>>(running_max + r0, running_sum + r0, lse + r0, rc);
+    ML_CUDA_CHECK_LAUNCH(op);
+    softmax_grad(logits.get(), lse + r0, targets + r0, p.get(), rc, d.vocab, 0, scale, stream);
+    gemm<T, float>(false, false, rc, d.dim, d.vocab, 1.f, p.get(), d.vocab, E, d.dim, 0.f, dh + r0 * d.dim, d.dim,
+                   stream);
+    gemm<T, float>(true, false, d.vocab, d.dim, rc, 1.f, p.get(), d.vocab, hc, d.dim, 1.f, dE, d.dim, stream);
+  }
+  finish_kernel<<<1, 1024, 0, stream>>>(running_max, running_sum, target_logit, lse, loss, d.rows);
+  ML_CUDA_CHECK_LAUNCH(op);
+}
+
 #define ML_INSTANTIATE(T)                                                                                            \
   template void cross_entropy_forward<T>(const HeadDims&, const T*, const T*, const int32_t*, float*, float*,        \
                                          cudaStream_t);                                                             \
   template void cross_entropy_backward<T>(const HeadDims&, const T*, const T*, const int32_t*, const float*, float, \
-                                          float*, float*, cudaStream_t);
+                                          float*, float*, cudaStream_t);                                      \
+  template void cross_entropy_forward_backward<T>(const HeadDims&, const T*, const T*, const int32_t*, float*,      \
+                                                  float*, float, float*, float*, cudaStream_t);
 ML_INSTANTIATE(float)
 ML_INSTANTIATE(bf16)
 

@@ -1,7 +1,9 @@
 // Forward: one block per row, each thread owning the columns j ≡ threadIdx.x (mod blockDim),
 // row sums through block_sum. A few rows (a decode step's) get 1024 threads each holding its
 // few columns in registers, their loads all issued before the sum: one row on 256 threads
-// walked its columns one dependent round trip at a time (8 µs for 2048 columns on an H200). Backward: one warp per row (its sum is a shuffle butterfly, no
+// walked its columns one dependent round trip at a time (8 µs for 2048 columns on an H200).
+// Many rows get ⌈dim / 4⌉ threads, each holding 4 (256 threads striding over 512 columns
+// stored the sums and read them back). Backward: one warp per row (its sum is a shuffle butterfly, no
 // block barrier per row), a fixed grid striding over rows; each warp adds its rows' dweight
 // terms into its own shared-memory row, the block adds its warps' rows in order, and the
 // blocks' partials are added in order: deterministic.
@@ -21,6 +23,9 @@ constexpr int64_t kMaxBackwardBlocks = 528;  // ~4 per SM on an H100; fixed, so 
 
 constexpr int kRowThreads = 1024, kRowColumns = 8;  // a few rows: columns per thread, rows up to 8192 wide
 constexpr int64_t kFewRows = 64;
+// Many rows up to 4096 wide: just enough threads for 4 columns each, held in registers (a
+// row's loads all in flight before its sum; residual_out written once, not read back).
+constexpr int kManyRowColumns = 4;
 
 // kHeld > 0: each thread holds its kHeld columns in registers (blockDim.x · kHeld ≥ dim);
 // 0: it strides over any number of columns and reads the sums back from residual_out.
@@ -109,6 +114,10 @@ void rmsnorm_forward(const T* x, const float* residual, const float* weight, flo
   if (rows <= kFewRows && dim <= int64_t(kRowThreads) * kRowColumns)
     launch_chained("rmsnorm_forward", rmsnorm_forward_kernel<T, kRowColumns>, dim3(unsigned(rows)), dim3(kRowThreads),
                    0, stream, x, residual, weight, residual_out, y, rstd, dim, eps);
+  else if (dim <= int64_t(kRowThreads) * kManyRowColumns)
+    launch_chained("rmsnorm_forward", rmsnorm_forward_kernel<T, kManyRowColumns>, dim3(unsigned(rows)),
+                   dim3(unsigned((dim + 32 * kManyRowColumns - 1) / (32 * kManyRowColumns) * 32)), 0, stream, x,
+                   residual, weight, residual_out, y, rstd, dim, eps);
   else
     launch_chained("rmsnorm_forward", rmsnorm_forward_kernel<T, 0>, dim3(unsigned(rows)), dim3(kThreads), 0, stream, x,
                    residual, weight, residual_out, y, rstd, dim, eps);
