@@ -603,10 +603,12 @@ void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
 // Sequences are split only when the scan would offer fewer than kSplitBelow blocks per
 // multiprocessor (H200, bf16: b8 d1536 l2048's 384 blocks run 18% slower in 4 parts, while
 // 4 x 16384 x 1024's 128 blocks run 1.6x faster in 32), then into enough parts for
-// kPartBlocks blocks per multiprocessor (more parts kept helping up to 32 at 1 x 131072 x 2048),
-// none shorter than kMinPartSteps. Measured in bench/results/2026-12-03-h200-scan-parts.json.
+// kPartBlocks blocks per multiprocessor, none shorter than kMinPartSteps. Measured in
+// bench/results/2026-12-03-h200-scan-parts.json; 24 rather than 16 blocks an SM (shorter parts,
+// the last wave of blocks less ragged) took 2-3% off at 1 x 65536 and 1 x 131072
+// (bench/results/2026-12-04-h200-scan-part-counts.json).
 constexpr int64_t kSplitBelow = 2;
-constexpr int64_t kPartBlocks = 16;
+constexpr int64_t kPartBlocks = 24;
 constexpr int64_t kMinPartSteps = 512;
 
 // How the scan splits each sequence (sequence_parallel.cuh): count parts of `steps` steps
