@@ -1,7 +1,6 @@
-// A thread owns a few consecutive channels (one 16-byte access a step forward, 8 backward,
-// where twice the state per channel leaves room for fewer) over a run of kSteps
-// time steps and slides a window of the last width−1 inputs along it, so each input is read
-// once per run. Steps are loaded kAhead at a time before any is used: with one 2-byte load
+// A thread owns a few consecutive channels (a 16-byte access a step forward, 8 bytes backward,
+// whose state per channel is twice the forward's) over a run of kSteps time steps and slides a
+// window of the last width−1 inputs along it, so each input is read once per run. Steps are loaded kAhead at a time before any is used: with one 2-byte load
 // a step and each step waiting on its own load, the kernels were latency-bound at a third of
 // the memory bandwidth. The backward recomputes the pre-activation, pushes each step's
 // gradient into a ring of the width outputs it touches, and writes an input gradient once no
@@ -28,7 +27,7 @@ constexpr int kForwardBytes = 16, kBackwardBytes = 8;
 template <int V>
 struct Span {
   int64_t b, c, t0, t1;  // batch, first channel, time steps [t0, t1)
-  int valid;             // channels of the thread's kVec that exist (0: none)
+  int valid;             // of the thread's V channels, how many exist (0: none)
 
   __device__ explicit Span(const Conv1dDims& d) {
     b = blockIdx.z;
