@@ -96,7 +96,10 @@ NATIVE_TEST(cuda_cross_entropy_forward_backward_matches_cpu) {
          check_ce<float>({7, 16, 12003, 1000}, 732, true) + "; " +   // 1000 · 7 / 12003: one row a chunk
          check_ce<float>({1, 8, 9, 0}, 733, true) + "; " +           // one row, one chunk
          check_ce<bf16>({1500, 32, 777, 250}, 734, true) + "; " +    // 482 rows a chunk, then 54
-         check_ce<bf16>({260, 32, 4400, 2048}, 735, true);           // 121, 121, 18
+         check_ce<bf16>({260, 32, 4400, 2048}, 735, true) + "; " +   // 121, 121, 18
+         // vocabularies of 16-byte runs (the softmax kernels' vector path), one of 60000
+         check_ce<float>({33, 24, 5000, 0}, 736, true) + "; " + check_ce<bf16>({100, 32, 8192, 4096}, 737, true) +
+         "; " + check_ce<float>({70, 16, 60000, 0}, 738, true);
 }
 
 // Two runs on the same inputs give the same bits: loss, lse, dh and dE (a block-per-row chunk,
