@@ -46,5 +46,6 @@ NATIVE_TEST(cuda_conv1d_bf16_matches_cpu) {
 NATIVE_TEST(cuda_conv1d_wide_ragged_matches_cpu) {
   return check_conv<bf16>({2, 200, 1032, 4}, true, 621) + "; " + check_conv<bf16>({1, 70, 1030, 3}, false, 622) +
          "; " + check_conv<bf16>({2, 67, 2056, 2}, true, 623) + "; " + check_conv<bf16>({1, 9, 24, 1}, true, 624) +
-         "; " + check_conv<float>({2, 130, 1030, 4}, true, 625) + "; " + check_conv<float>({1, 131, 516, 1}, false, 626);
+         "; " + check_conv<float>({2, 130, 1030, 4}, true, 625) + "; " +
+         check_conv<float>({1, 131, 516, 1}, false, 626);
 }

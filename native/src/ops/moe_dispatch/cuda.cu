@@ -142,7 +142,8 @@ template <typename T>
 void gather(const T* src, const T* scale, const int32_t* source, int64_t slots, int64_t tokens, int64_t d, T* dst,
             cudaStream_t stream) {
   if (slots * d <= 0) return;
-  gather_kernel<T><<<blocks_for(slots * ((d + kRun - 1) / kRun), kThreads), kThreads, 0, stream>>>(src, scale, source, slots, tokens, d, dst);
+  const unsigned blocks = blocks_for(slots * ((d + kRun - 1) / kRun), kThreads);
+  gather_kernel<T><<<blocks, kThreads, 0, stream>>>(src, scale, source, slots, tokens, d, dst);
   ML_CUDA_CHECK_LAUNCH("moe_dispatch (gather)");
 }
 
@@ -150,7 +151,8 @@ template <typename T>
 void combine(const T* src, const T* scale, const int32_t* slot, int64_t tokens, int64_t top_k, int64_t d, T* dst,
              cudaStream_t stream) {
   if (tokens * d <= 0) return;
-  combine_kernel<T><<<blocks_for(tokens * ((d + kRun - 1) / kRun), kThreads), kThreads, 0, stream>>>(src, scale, slot, tokens, top_k, d, dst);
+  const unsigned blocks = blocks_for(tokens * ((d + kRun - 1) / kRun), kThreads);
+  combine_kernel<T><<<blocks, kThreads, 0, stream>>>(src, scale, slot, tokens, top_k, d, dst);
   ML_CUDA_CHECK_LAUNCH("moe_dispatch (combine)");
 }
 

@@ -3,10 +3,11 @@
 // few columns in registers, their loads all issued before the sum: one row on 256 threads
 // walked its columns one dependent round trip at a time (8 µs for 2048 columns on an H200).
 // Many rows get ⌈dim / 4⌉ threads, each holding 4 (256 threads striding over 512 columns
-// stored the sums and read them back). Backward: one warp per row (its sum is a shuffle butterfly, no
-// block barrier per row), a fixed grid striding over rows; each warp adds its rows' dweight
-// terms into its own shared-memory row, the block adds its warps' rows in order, and the
-// blocks' partials are added in order: deterministic.
+// stored the sums and read them back).
+// Backward: one warp per row (its sum is a shuffle butterfly, no block barrier per row), a
+// fixed grid striding over rows; each warp adds its rows' dweight terms into its own
+// shared-memory row, the block adds its warps' rows in order, and the blocks' partials are
+// added in order: deterministic.
 #include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
