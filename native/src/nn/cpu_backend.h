@@ -229,10 +229,6 @@ class CpuBackend {
                              double* loss) const {
     *loss = cpu::cross_entropy_forward<T>(d, h, embedding, targets, lse);
   }
-  void cross_entropy_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
-                              const T* lse, double dloss, T* dh, T* dembedding) const {
-    cpu::cross_entropy_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);
-  }
   void cross_entropy_forward_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
                                       T* lse, double* loss, double dloss, T* dh, T* dembedding) const {
     *loss = cpu::cross_entropy_forward_backward<T>(d, h, embedding, targets, lse, T(dloss), dh, dembedding);

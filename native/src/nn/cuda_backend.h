@@ -265,10 +265,6 @@ class CudaBackend {
                              float* lse, float* loss) const {
     cuda::cross_entropy_forward<T>(chunked(d), h, embedding, targets, lse, loss, stream_);
   }
-  void cross_entropy_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
-                              const float* lse, double dloss, float* dh, float* dembedding) const {
-    cuda::cross_entropy_backward<T>(chunked(d), h, embedding, targets, lse, float(dloss), dh, dembedding, stream_);
-  }
   void cross_entropy_forward_backward(const cpu::HeadDims& d, const T* h, const T* embedding, const int32_t* targets,
                                       float* lse, float* loss, double dloss, float* dh, float* dembedding) const {
     cuda::cross_entropy_forward_backward<T>(chunked(d), h, embedding, targets, lse, loss, float(dloss), dh, dembedding,

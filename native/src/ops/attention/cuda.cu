@@ -13,14 +13,13 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 #include "../../core/compute_capability.h"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
 #include "../../core/device_allocator.h"
+#include "../../core/env_switch.h"
 #include "../../core/error.h"
 #include "attention.h"
 #include "hopper_backward.cuh"
@@ -317,8 +316,7 @@ void launch_tensor_core(void (*kernel)(tensor_core::Args), const Shape& d, int64
 // takes the mma.sync kernels instead (read at every call, so a test can switch it).
 bool on_hopper() {
 #ifdef MAMBALAB_HOPPER_KERNELS
-  const char* setting = std::getenv("MAMBALAB_WGMMA_ATTENTION");
-  return !(setting && std::strcmp(setting, "0") == 0) && current_compute_capability() == 90;
+  return !switched_off("MAMBALAB_WGMMA_ATTENTION") && current_compute_capability() == 90;
 #else
   return false;
 #endif

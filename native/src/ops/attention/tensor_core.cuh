@@ -81,8 +81,8 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, int6
     const int r = i / (kDim / 8), c = (i % (kDim / 8)) * 8;
     const bool inside = first + r < len;
     const bf16* from = src + (inside ? first + r : 0) * stride + c;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(wgmma::shared_address(dst + r * kLd + c)), "l"(from),
-                 "r"(inside ? 16 : 0));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(wgmma::shared_address(dst + r * kLd + c)),
+                 "l"(from), "r"(inside ? 16 : 0));
   }
 }
 

@@ -6,12 +6,11 @@
 // itself (a few KB from L2 per block, in one round trip: cheaper than a launch of its own, and
 // paid once per block, not per column group); a column of xi then goes straight through its
 // channel's conv step, one lane per row.
-#include <cstdlib>
-#include <cstring>
 
 #include "../../core/chained_launch.cuh"
 #include "../../core/cuda_check.h"
 #include "../../core/cuda_math.cuh"
+#include "../../core/env_switch.h"
 #include "../../core/error.h"
 #include "../../core/streamed_matvec.cuh"
 #include "mamba_input_step.h"
@@ -150,10 +149,7 @@ void launch(const FrontJob<T>& job, const T* in_proj, cudaStream_t stream) {
 
 // MAMBALAB_FUSED_DECODE=0: never fused, to measure the three separate kernels.
 bool fusing_switched_off() {
-  static const bool off = [] {
-    const char* v = std::getenv("MAMBALAB_FUSED_DECODE");
-    return v && std::strcmp(v, "0") == 0;
-  }();
+  static const bool off = switched_off("MAMBALAB_FUSED_DECODE");
   return off;
 }
 }  // namespace

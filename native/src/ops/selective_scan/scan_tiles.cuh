@@ -50,7 +50,6 @@ constexpr int kRow = kChannels + 1;
 // min(limit, left) for a step count known to fit an int.
 __device__ __forceinline__ int steps_left(int limit, int64_t left) { return left < limit ? int(left) : limit; }
 
-
 // NS consecutive floats between shared (or global) memory and registers, in one access
 // when NS allows (the addresses used are aligned to it).
 template <int NS>
