@@ -116,6 +116,7 @@ std::string check_sizes(uint64_t seed) {
          check_scan<T>({3, 37, 33, 4}, 16, true, seed + 2) + "\n  " +     // ragged channel block
          check_scan<T>({1, 200, 40, 2}, 32, true, seed + 3, 3.0) + "\n  " +  // large dt: fast decay
          check_scan<T>({2, 130, 64, 8}, 128, false, seed + 4) + "\n  " +  // the atomic backward
+         check_scan<T>({2, 300, 96, 16}, 64, false, seed + 6) + "\n  " +  // atomic, dstate 16 (training's)
          check_scan<T>({1, 2048, 64, 16}, 64, true, seed + 5, 1.0, 1);   // the benchmark's length, whole
 }
 

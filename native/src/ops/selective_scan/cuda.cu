@@ -172,6 +172,24 @@ __global__ void __launch_bounds__(Layout<N>::kThreads)
 // ---------------------------------------------------------------------------------------
 // Backward
 
+// p[0, NS) += v as one vector atomic where the GPU has them (compute capability 9.0).
+template <int NS>
+__device__ __forceinline__ void add_floats(float* p, const float (&v)[NS]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr bool kVector = true;
+#else
+  constexpr bool kVector = false;
+#endif
+  if constexpr (kVector && NS == 4) {
+    atomicAdd(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+  } else if constexpr (kVector && NS == 2) {
+    atomicAdd(reinterpret_cast<float2*>(p), make_float2(v[0], v[1]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < NS; ++j) atomicAdd(p + j, v[j]);
+  }
+}
+
 // Shared memory of the backward, carved from one dynamic allocation (every piece a multiple
 // of 16 bytes, so vector accesses stay aligned).
 template <int N>
@@ -259,8 +277,10 @@ struct TileCursor {
 
 // At least 3 blocks per SM (at most 168 registers): the benchmark shape's 384 blocks then
 // run in one wave on 132 SMs.
+constexpr int kBackwardBlocksPerSM = 3;
+
 template <typename T, int N>
-__global__ void __launch_bounds__(Layout<N>::kThreads, 3)
+__global__ void __launch_bounds__(Layout<N>::kThreads, kBackwardBlocksPerSM)
     scan_backward_kernel(ScanDims d, ScanInputs<T, float> in, const T* __restrict__ dout, const float* __restrict__ ckpt,
                          int ckpt_every, ScanGrads<T, float> grads, float* __restrict__ sub, float* __restrict__ dbc,
                          float* __restrict__ param_partial, bool deterministic, SequenceParts parts) {
@@ -530,8 +550,7 @@ __global__ void __launch_bounds__(Layout<N>::kThreads, 3)
         if (deterministic) {
           store_floats(dbc + int64_t(blockIdx.x) * d.batch * d.len * 2 * N + out, acc);
         } else {
-#pragma unroll
-          for (int j = 0; j < NS; ++j) atomicAdd(dbc + out + j, acc[j]);
+          add_floats(dbc + out, acc);
         }
       }
     }
@@ -606,7 +625,9 @@ void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
 // kPartBlocks blocks per multiprocessor, none shorter than kMinPartSteps. Measured in
 // bench/results/2026-12-03-h200-scan-parts.json; 24 rather than 16 blocks an SM (shorter parts,
 // the last wave of blocks less ragged) took 2-3% off at 1 x 65536 and 1 x 131072
-// (bench/results/2026-12-04-h200-scan-part-counts.json).
+// (bench/results/2026-12-04-h200-scan-part-counts.json); trimming a last wave of backward
+// blocks at most half full another 1.7% at 1 x 131072 (50 parts to 49:
+// bench/results/2026-12-04-h200-scan-wave-parts-vector-atomics.json).
 constexpr int64_t kSplitBelow = 2;
 constexpr int64_t kPartBlocks = 24;
 constexpr int64_t kMinPartSteps = 512;
@@ -617,22 +638,29 @@ struct PartPlan {
   int count = 1, steps = 0;
 };
 
-PartPlan plan_parts(const ScanDims& d, const ScanOptions& o, const char* op) {
+// About `want` parts of whole chunks (fewer when the chunks do not divide evenly).
+PartPlan plan_for(const ScanDims& d, const ScanOptions& o, int64_t want) {
   const int64_t chunks = (d.len + o.checkpoint_every - 1) / o.checkpoint_every;
-  int64_t want = o.segments;
-  if (want == 0) {
-    int device = 0, multiprocessors = 0;
-    ML_CUDA_CHECK(op, cudaGetDevice(&device));
-    ML_CUDA_CHECK(op, cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
-    const int64_t blocks = d.batch * ((d.dim + kChannels - 1) / kChannels);
-    want = blocks >= kSplitBelow * multiprocessors
-               ? 1
-               : std::min((kPartBlocks * multiprocessors + blocks - 1) / blocks, d.len / kMinPartSteps);
-  }
   want = std::clamp<int64_t>(want, 1, std::min<int64_t>(chunks, 65535));
   if (want == 1) return {};
   const int64_t chunks_per_part = (chunks + want - 1) / want;
   return {int((chunks + chunks_per_part - 1) / chunks_per_part), int(chunks_per_part * o.checkpoint_every)};
+}
+
+PartPlan plan_parts(const ScanDims& d, const ScanOptions& o, const char* op) {
+  if (o.segments != 0) return plan_for(d, o, o.segments);
+  int device = 0, multiprocessors = 0;
+  ML_CUDA_CHECK(op, cudaGetDevice(&device));
+  ML_CUDA_CHECK(op, cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  const int64_t blocks = d.batch * ((d.dim + kChannels - 1) / kChannels);
+  if (blocks >= kSplitBelow * multiprocessors) return {};
+  const int64_t want = (kPartBlocks * multiprocessors + blocks - 1) / blocks;
+  PartPlan plan = plan_for(d, o, std::min(want, d.len / kMinPartSteps));
+  // A last wave of backward blocks that is at most half full costs nearly a whole wave: then
+  // take no more parts than the full waves hold.
+  const int64_t slots = kBackwardBlocksPerSM * multiprocessors, total = plan.count * blocks, tail = total % slots;
+  if (total > slots && tail > 0 && tail <= slots / 2) plan = plan_for(d, o, total / slots * slots / blocks);
+  return plan;
 }
 
 dim3 grid_of(const ScanDims& d, int parts) {
