@@ -23,12 +23,17 @@ def main():
     for r in rows:
         by_stage.setdefault(r["stage"], []).append(r)
 
-    ours = {r["name"]: r for r in by_stage.get("bench_ours", [])}
-    refs = {r["name"]: r for r in by_stage.get("bench_reference", [])}
+    # One model may run at several shapes (BENCH_SPECS): pair the two sides by model and shape.
+    def run_key(r):
+        return (r["name"], r["batch_size"], r["seq_len"])
+
+    ours = {run_key(r): r for r in by_stage.get("bench_ours", [])}
+    refs = {run_key(r): r for r in by_stage.get("bench_reference", [])}
     if ours or refs:
         print(f"{'bench train':<28} {'impl':<10} {'batch':>9} {'tokens/s':>11} {'step ms':>9} {'peak GiB':>9} {'MFU':>7}")
-        for name in sorted(set(ours) | set(refs)):
-            o, r = ours.get(name), refs.get(name)
+        for key in sorted(set(ours) | set(refs)):
+            o, r = ours.get(key), refs.get(key)
+            name = key[0]
             if o:
                 print(f"{name:<28} {'mambalab':<10} {o['batch_size']:>4}x{o['seq_len']:<4} {fmt(o.get('tokens_per_s'), '11.0f')} "
                       f"{fmt(o.get('step_ms'), '9.1f')} {fmt(o.get('peak_mem_gib'), '9.2f')} {fmt(o.get('mfu'), '7.3f')}")
