@@ -626,8 +626,8 @@ void check_dims(const ScanDims& d, const ScanOptions& o, const char* op) {
 // bench/results/2026-12-03-h200-scan-parts.json; 24 rather than 16 blocks an SM (shorter parts,
 // the last wave of blocks less ragged) took 2-3% off at 1 x 65536 and 1 x 131072
 // (bench/results/2026-12-04-h200-scan-part-counts.json); trimming a last wave of backward
-// blocks at most half full another 1.7% at 1 x 131072 (50 parts to 49:
-// bench/results/2026-12-04-h200-scan-wave-parts-vector-atomics.json).
+// blocks at most half full another 1.3% at 1 x 131072 (50 parts to 49:
+// bench/results/2026-12-04-h200-scan-pass1-spans-experiment.json, variants s4v and new).
 constexpr int64_t kSplitBelow = 2;
 constexpr int64_t kPartBlocks = 24;
 constexpr int64_t kMinPartSteps = 512;
